@@ -1,0 +1,175 @@
+"""Composition root: builds every part, wires the signals, starts and stops in order.
+
+Threads and owners (ARCHITECTURE.md):
+    GUI thread   — :class:`MainWindow`, this object, the render timer.
+    ``mqtt``     — paho's network loop, owned by :class:`MqttWorker`.
+    ``core``     — a ``QThread`` running :class:`CoreWorker` (alarms, watch, fan-out).
+    ``historian``— :class:`Historian` (only when ``[influx] enabled``).
+    ``audit``    — :class:`AuditWriter`.
+    demo only: ``demo-broker`` (:class:`EmbeddedBroker`) and ``simulator``.
+
+Start order: audit → historian → core → window → MQTT (→ simulator). Stop is the reverse, each
+step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QMetaObject, QObject, Qt, QThread
+
+from station import __version__
+from station.credentials import secret
+from station.services.audit_writer import AuditWriter
+from station.services.core import CoreWorker
+from station.services.historian import Historian, HistorianStatus
+from station.services.mqtt_worker import MqttWorker
+from station.services.simulator import Simulator, SimulatorConfig
+from station.settings import Settings
+from station.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+QUEUED = Qt.ConnectionType.QueuedConnection
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What ``--demo`` embeds: the simulated ward."""
+
+    beds: int = 8
+    rate: float = 1.0
+    scenario: str = "demo"
+    seed: int = 7
+
+
+class Station(QObject):
+    """The running station. Lives on the GUI thread.
+
+    Args:
+        settings: validated configuration (for the demo, already pointed at the embedded broker).
+        demo: simulated devices to run against the broker, or None for a real ward.
+        user: the name acknowledgements are recorded under until logins exist.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        demo: DemoOptions | None = None,
+        user: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self._demo = demo
+        self._stopped = False
+        data_dir = settings.station.data_path
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.audit = AuditWriter(data_dir / "audit", clock=clock)
+        self.historian: Historian | None = None
+        if settings.influx.enabled:
+            i = settings.influx
+            self.historian = Historian(
+                i.url,
+                i.org,
+                i.bucket,
+                secret("influx", i.org),
+                batch_size=i.batch_size,
+                flush_interval_s=i.flush_interval_s,
+            )
+        password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
+        self.mqtt = MqttWorker(settings, password, clock)
+        self.core = CoreWorker(
+            settings, self.audit, self.mqtt, self.historian, self.mqtt.alive, clock
+        )
+        self.core_thread = QThread()
+        self.core_thread.setObjectName("core")
+        self.core.moveToThread(self.core_thread)
+        self.window = MainWindow(
+            settings,
+            user or getpass.getuser(),
+            self._historian_status,
+            clock,
+            demo=demo is not None,
+        )
+        self.simulator: Simulator | None = None
+        self._wire()
+
+    def _historian_status(self) -> HistorianStatus | None:
+        return None if self.historian is None else self.historian.status()
+
+    def _wire(self) -> None:
+        m, c, w = self.mqtt, self.core, self.window
+        m.message_accepted.connect(c.on_accepted, QUEUED)
+        m.message_rejected.connect(c.on_rejected, QUEUED)
+        m.connection_changed.connect(c.on_connection, QUEUED)
+        c.vitals_received.connect(w.on_vitals, QUEUED)
+        c.alarm_changed.connect(w.on_alarm, QUEUED)
+        c.stats_changed.connect(w.on_stats, QUEUED)
+        c.connection_changed.connect(w.on_connection, QUEUED)
+        w.acknowledge_requested.connect(c.acknowledge, QUEUED)
+        self.core_thread.started.connect(c.start)
+
+    def start(self) -> None:
+        """Start every part in order and show the window."""
+        self.audit.start()
+        s = self.settings
+        self.audit.record(
+            "station.start",
+            target=s.station.id,
+            details={
+                "version": __version__,
+                "demo": self._demo is not None,
+                "broker": f"{s.mqtt.host}:{s.mqtt.port}",
+                "tls": s.mqtt.tls,
+                "historian": s.influx.url if s.influx.enabled else "off",
+            },
+        )
+        if self.historian is not None:
+            self.historian.start()
+        self.core_thread.start()
+        self.window.show()
+        self.mqtt.start()
+        if self._demo is not None:
+            d = self._demo
+            self.simulator = Simulator(
+                SimulatorConfig(
+                    host=s.mqtt.host,
+                    port=s.mqtt.port,
+                    beds=d.beds,
+                    rate=d.rate,
+                    scenario=d.scenario,
+                    seed=d.seed,
+                    duration=None,
+                    protocol=s.mqtt.protocol,
+                )
+            )
+            self.simulator.start()
+
+    def stop(self) -> bool:
+        """Stop in reverse order; idempotent. Returns whether every part stopped in time."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        ok = True
+        self.window.render_timer.stop()
+        if self.simulator is not None:
+            ok &= self.simulator.stop(2.0)
+        ok &= self.mqtt.stop(2.0)
+        if self.core_thread.isRunning():
+            QMetaObject.invokeMethod(
+                self.core, "shutdown", Qt.ConnectionType.BlockingQueuedConnection
+            )
+        self.core_thread.quit()
+        ok &= self.core_thread.wait(2000)
+        if self.historian is not None:
+            ok &= self.historian.stop(2.0)
+        self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
+        ok &= self.audit.close(2.0)
+        if not ok:
+            log.error("some parts did not stop in time")
+        return ok

@@ -1,0 +1,187 @@
+"""The command line of CONTRACT §3: the station, the simulator, audit verification, the bench.
+
+Bad arguments or a bad config file: exit 2 with a one-line reason. SIGTERM and SIGINT stop the
+station in order and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from station import __version__
+from station.settings import ConfigError, Settings, from_mapping, load
+
+log = logging.getLogger("station")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="station", description="Central monitoring station")
+    p.add_argument("--version", action="version", version=f"station {__version__}")
+    p.add_argument("--config", type=Path, help="TOML config file (default: the user's, if any)")
+    p.add_argument("--demo", action="store_true", help="embedded broker and a simulated ward")
+    p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window and exit")
+    p.add_argument("--screenshot-after", type=float, default=5.0, metavar="S")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = p.add_subparsers(dest="command")
+
+    sim = sub.add_parser("simulate", help="publish simulated devices to a broker")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=1883)
+    sim.add_argument("--tls", action="store_true")
+    sim.add_argument("--ca-file")
+    sim.add_argument("--username", help="password from STATION_SIM_PASSWORD")
+    sim.add_argument("--protocol", choices=["5", "3.1.1"], default="5")
+    sim.add_argument("--beds", type=int, default=8)
+    sim.add_argument("--rate", type=float, default=1.0, help="messages per second per bed")
+    sim.add_argument("--scenario", default="normal")
+    sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--topic-mode", choices=["per-device", "single"], default="per-device")
+
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain")
+    verify.add_argument("path", type=Path, help="audit file, audit folder or data folder")
+
+    bench = sub.add_parser("bench", help="measure ingest rate and GUI load; prints JSON")
+    bench.add_argument("--beds", type=int, default=8)
+    bench.add_argument("--rate", type=float, default=1.0)
+    bench.add_argument("--duration", type=float, default=20.0)
+    bench.add_argument("--flood", action="store_true", help="publish as fast as possible")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``station`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "audit":
+            return _audit(args)
+        if args.command == "bench":
+            from station.bench import run_bench  # noqa: PLC0415 - heavy imports only when asked
+
+            return run_bench(args.beds, args.rate, args.duration, args.flood)
+        return _run_station(args)
+    except ConfigError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 2
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from station.audit_cli import verify_path  # noqa: PLC0415
+
+    code, message = verify_path(args.path)
+    print(message)
+    return code
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from station.services.simulator import Simulator, SimulatorConfig  # noqa: PLC0415
+
+    try:
+        cfg = SimulatorConfig(
+            host=args.host,
+            port=args.port,
+            beds=args.beds,
+            rate=args.rate,
+            scenario=args.scenario,
+            duration=args.duration,
+            seed=args.seed,
+            topic_mode=args.topic_mode,
+            protocol=args.protocol,
+            tls=args.tls,
+            ca_file=args.ca_file,
+            username=args.username,
+            password=os.environ.get("STATION_SIM_PASSWORD"),
+        )
+    except ValueError as exc:
+        print(f"station simulate: {exc}", file=sys.stderr)
+        return 2
+    sim = Simulator(cfg)
+    signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: sim.request_stop())
+    return sim.run()
+
+
+def demo_settings(base: Settings, port: int, data_dir: Path) -> Settings:
+    """The settings of ``--demo``: the embedded broker (MQTT 3.1.1), no historian, a throwaway
+    data folder."""
+    data = base.model_dump(mode="json")
+    data["station"].update(data_dir=str(data_dir), name=f"{base.station.name} (demo)")
+    data["mqtt"].update(
+        host="127.0.0.1", port=port, tls=False, protocol="3.1.1", username="", ca_file=""
+    )
+    data["mqtt"].update(client_cert="", client_key="")
+    data["influx"]["enabled"] = False
+    # The simulator's devices are named for their beds; pin them so Bed 3 is sim-bed03.
+    data["ward"]["devices"] = {f"sim-bed{n:02d}": n for n in range(1, base.ward.beds + 1)}
+    return from_mapping(data, source="demo")
+
+
+def _run_station(args: argparse.Namespace) -> int:
+    settings = load(args.config)
+    if args.screenshot is not None and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer  # noqa: PLC0415 - Qt only for the GUI commands
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from station.app import DemoOptions, Station  # noqa: PLC0415
+    from station.services.demo_broker import EmbeddedBroker  # noqa: PLC0415
+
+    broker: EmbeddedBroker | None = None
+    if args.demo:
+        broker = EmbeddedBroker()
+        port = broker.start()
+        data_dir = Path(tempfile.mkdtemp(prefix="station-demo-"))
+        settings = demo_settings(settings, port, data_dir)
+        log.info("demo: broker on 127.0.0.1:%d, data folder %s", port, data_dir)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    demo = DemoOptions(beds=settings.ward.beds) if args.demo else None
+    station = Station(settings, demo=demo)
+
+    def request_quit(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        QTimer.singleShot(0, app.quit)
+
+    signal.signal(signal.SIGTERM, request_quit)
+    signal.signal(signal.SIGINT, request_quit)
+    # Python runs signal handlers only between bytecodes; a short timer lets it in while Qt waits.
+    wake = QTimer()
+    wake.start(200)
+    wake.timeout.connect(lambda: None)
+
+    station.start()
+    shot_ok = True
+    if args.screenshot is not None:
+        path: Path = args.screenshot
+
+        def shoot() -> None:
+            nonlocal shot_ok
+            shot_ok = station.window.grab().save(str(path))
+            if shot_ok:
+                log.info("screenshot saved to %s", path)
+            else:
+                log.error("could not save screenshot to %s", path)
+            app.quit()
+
+        QTimer.singleShot(round(args.screenshot_after * 1000), shoot)
+    app.exec()
+    ok = station.stop()
+    if broker is not None:
+        ok &= broker.stop()
+        print(f"demo data folder (audit trail): {settings.station.data_path}", file=sys.stderr)
+    return 0 if ok and shot_ok else 1

@@ -1,0 +1,174 @@
+"""Bytes from the broker → :class:`Accepted` or :class:`Rejection`. Never raises.
+
+This runs on the MQTT network thread for every message, so it must be cheap and total: any input,
+however hostile, yields a value. The order of checks is the order of cost: size, encoding, JSON
+(with duplicate keys, NaN/Infinity and depth refused while parsing), topic identity, schema, clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from station.domain.messages import Accepted, Rejection, VitalsPayload
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_FUTURE_SKEW_S = 300.0
+EXCERPT_CHARS = 120
+# The contract's deepest value is object → object → number (bloodpressure.systolic).
+MAX_DEPTH = 2
+
+KNOWN_KEYS = frozenset(VitalsPayload.model_fields)
+
+
+class _PayloadError(ValueError):
+    """Raised inside the parser hooks; carries the rejection reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _PayloadError("duplicate_key", f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def _no_constants(name: str) -> float:
+    raise _PayloadError("non_finite", f"{name} is not a JSON number")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if containers nest more than ``limit`` levels. Iterative with an early exit: a
+    hostile payload of a few hundred nested arrays must not cost a recursion per level."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _printable_key(key: str) -> str:
+    # A lone surrogate from "\ud800" would fail later when logged or counted as UTF-8.
+    return key.encode("utf-8", errors="backslashreplace").decode("utf-8")[:64]
+
+
+def topic_device(topic: str, filters: Sequence[str]) -> str | None:
+    """The device a topic names, if it matches a filter with one ``+`` level.
+
+    ``healthcare/devices/+/vitals`` names the device in its wildcard level; a filter without a
+    wildcard (``healthcare/sensor_data``) names none and the payload alone says who sent it.
+    """
+    levels = topic.split("/")
+    for flt in filters:
+        parts = flt.split("/")
+        if "+" not in parts or "#" in parts or len(parts) != len(levels):
+            continue
+        found: str | None = None
+        for want, got in zip(parts, levels, strict=True):
+            if want == "+":
+                found = got
+            elif want != got:
+                break
+        else:
+            return found
+    return None
+
+
+def excerpt(raw: bytes) -> str:
+    """A short printable excerpt of a payload for logs and the quarantine (never the whole)."""
+    text = raw[:EXCERPT_CHARS].decode("utf-8", errors="replace")
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+    return text + ("…" if len(raw) > EXCERPT_CHARS else "")
+
+
+def parse(
+    topic: str,
+    raw: bytes,
+    now: float,
+    filters: Sequence[str] = (),
+) -> Accepted | Rejection:
+    """Validate one message against CONTRACT §1.
+
+    Args:
+        topic: the MQTT topic it arrived on.
+        raw: the payload bytes.
+        now: the station clock, UTC epoch seconds (injected so tests control time).
+        filters: the subscribed topic filters, to find a device named by the topic.
+
+    Returns:
+        The accepted message, or the rejection with its reason. Never raises.
+    """
+    try:
+        return _parse(topic, raw, now, filters)
+    except Exception as exc:  # a bug here must not stop ingest; it is a rejection with a trace
+        log.exception("ingest failed unexpectedly on topic %s", topic)
+        return Rejection("internal", f"{type(exc).__name__}: {exc}", topic, now, None, excerpt(raw))
+
+
+def _parse(topic: str, raw: bytes, now: float, filters: Sequence[str]) -> Accepted | Rejection:
+    def reject(reason: str, detail: str, device: str | None = None) -> Rejection:
+        return Rejection(reason, detail, topic, now, device, excerpt(raw))
+
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return reject("oversize", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject("encoding", f"not UTF-8: {exc.reason} at byte {exc.start}")
+    try:
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except _PayloadError as exc:
+        return reject(exc.reason, str(exc))
+    except RecursionError:
+        return reject("too_deep", f"nesting deeper than {MAX_DEPTH} levels")
+    except ValueError as exc:
+        return reject("json", f"not JSON: {exc}"[:200])
+    if not isinstance(doc, dict):
+        return reject("json", f"top level is {type(doc).__name__}, not an object")
+
+    claimed = doc.get("device_id") if isinstance(doc.get("device_id"), str) else None
+    if _deeper_than(doc, MAX_DEPTH):
+        return reject("too_deep", f"nesting deeper than {MAX_DEPTH} levels", claimed)
+
+    named = topic_device(topic, filters)
+    if named is not None and claimed is not None and named != claimed:
+        return reject("spoofed", f"topic names {named!r}, payload says {claimed!r}", claimed)
+
+    unknown = tuple(sorted(_printable_key(k) for k in doc if k not in KNOWN_KEYS))
+    known = {k: v for k, v in doc.items() if k in KNOWN_KEYS}
+    try:
+        payload = VitalsPayload.model_validate(known)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        return reject("schema", f"{where}: {first['msg']}", claimed)
+
+    if named is not None and named != payload.device_id:  # pragma: no cover - caught above
+        return reject("spoofed", f"topic names {named!r}", payload.device_id)
+    skew = payload.timestamp.timestamp() - now
+    if skew > MAX_FUTURE_SKEW_S:
+        return reject(
+            "timestamp_future",
+            f"timestamp {skew:.0f} s ahead of the station clock",
+            payload.device_id,
+        )
+    return Accepted(payload, topic, now, unknown)

@@ -1,0 +1,289 @@
+"""The core worker: alarms, the no-data watch, the quarantine, and the fan-out of every event.
+
+Thread model: lives in a ``QThread`` named ``core`` (moved there by the app). Its slots receive
+accepted and rejected messages and connection changes from the ``mqtt`` thread over queued
+connections; it evaluates alarms with the pure :class:`AlarmEngine`, then hands values on: to the
+GUI (signals), the historian (thread-safe ``submit``), the audit writer (thread-safe ``record``)
+and the broker (thread-safe ``publish_alarm``). Nothing here waits on the network or paints.
+
+Signals:
+    vitals_received(str bed, Accepted): a live message for a bed's tile.
+    alarm_changed(Alarm): every alarm state change.
+    stats_changed(IngestStats): counters and the quarantine, once a second.
+    connection_changed(ConnectionState): forwarded for the status bar after auditing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from station.domain.alarms import Alarm, AlarmEngine, AlarmState, Priority, event_payload
+from station.domain.lineprotocol import alarm_line, vitals_line
+from station.domain.messages import Accepted, Rejection
+from station.domain.ward import Ward
+from station.services.historian import Historian
+from station.services.mqtt_worker import ConnectionState
+from station.settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_SIZE = 200
+LOG_WINDOW_S = 60.0
+STATION_DEVICE = ""  # technical alarms of the station itself have no device and no bed
+
+
+class AuditSink(Protocol):
+    """What the core needs of the audit writer."""
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str = ...,
+        role: str = ...,
+        target: str = ...,
+        outcome: str = ...,
+        details: dict[str, object] | None = ...,
+    ) -> None:
+        """Queue one audit record; thread-safe, non-blocking."""
+
+    @property
+    def fault(self) -> str | None:
+        """The last write error, or None."""
+
+
+class AlarmSink(Protocol):
+    """What the core needs of the outbound publisher."""
+
+    def publish_alarm(self, event: dict[str, object]) -> None:
+        """Send one alarm event."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """Counters for the status bar and the admin's quarantine view."""
+
+    accepted: int
+    rejected: int
+    late: int
+    by_reason: tuple[tuple[str, int], ...]
+    quarantine: tuple[Rejection, ...]
+    unassigned: tuple[tuple[str, int], ...]
+
+
+class CoreWorker(QObject):
+    """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
+
+    vitals_received = Signal(str, object)
+    alarm_changed = Signal(object)
+    stats_changed = Signal(object)
+    connection_changed = Signal(object)
+
+    def __init__(
+        self,
+        settings: Settings,
+        audit: AuditSink,
+        publisher: AlarmSink | None,
+        historian: Historian | None,
+        ingest_alive: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._station = settings.station.id
+        self._audit = audit
+        self._publisher = publisher
+        self._historian = historian
+        self._ingest_alive = ingest_alive
+        self._clock = clock
+        self._engine = AlarmEngine(settings.alarms.limits(), clock)
+        self._ward = Ward(settings.ward.beds, settings.ward.devices, settings.ward.bed_prefix)
+        self._last_seen: dict[str, float] = {}
+        self._silent: set[str] = set()
+        self._accepted = 0
+        self._late = 0
+        self._reasons: Counter[str] = Counter()
+        self._quarantine: deque[Rejection] = deque(maxlen=QUARANTINE_SIZE)
+        self._logged_at: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        self._timer: QTimer | None = None
+
+    @property
+    def accepted(self) -> int:
+        """Messages accepted so far (read by the bench from another thread: a plain int)."""
+        return self._accepted
+
+    @Slot()
+    def start(self) -> None:
+        """Start the 1 s watch; called in the core thread once it runs."""
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self.tick)
+        self._timer.start()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop the watch timer; called in the core thread before it quits."""
+        if self._timer is not None:
+            self._timer.stop()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    @Slot(object)
+    def on_accepted(self, msg: Accepted) -> None:
+        """A valid message: bed, alarms, historian, screen."""
+        bed = self._ward.bed_of(msg.device_id)
+        if bed is None:
+            return
+        self._accepted += 1
+        if self._historian is not None:
+            point = vitals_line(self._station, bed, msg)
+            if point is not None:
+                self._historian.submit(point)
+        if msg.received_at - msg.device_time > self._settings.alarms.live_window_s:
+            # Old data (retained, replayed after an outage) is stored, never alarmed or shown live.
+            self._late += 1
+            return
+        self._last_seen[msg.device_id] = msg.received_at
+        if msg.device_id in self._silent:
+            self._silent.discard(msg.device_id)
+            self._emit(self._engine.technical(msg.device_id, bed, "no_data", False))
+        values = msg.payload.numeric_fields()
+        self._emit(self._engine.evaluate(msg.device_id, bed, values, msg.payload.device_alert))
+        self.vitals_received.emit(bed, msg)
+
+    @Slot(object)
+    def on_rejected(self, rej: Rejection) -> None:
+        """Count, keep in the quarantine, log without flooding. Never slows ingest."""
+        self._reasons[rej.reason] += 1
+        self._quarantine.append(rej)
+        now = self._clock()
+        if now - self._logged_at.get(rej.reason, -LOG_WINDOW_S) >= LOG_WINDOW_S:
+            extra = self._suppressed.pop(rej.reason, 0)
+            log.warning(
+                "rejected message on %s from %s: %s: %s (%d more like it not logged)",
+                rej.topic,
+                rej.device_id or "?",
+                rej.reason,
+                rej.detail,
+                extra,
+            )
+            self._logged_at[rej.reason] = now
+        else:
+            self._suppressed[rej.reason] += 1
+
+    @Slot(object)
+    def on_connection(self, state: ConnectionState) -> None:
+        """Audit the change and keep the 'broker lost' technical alarm in step."""
+        self._audit.record(
+            "mqtt.connected" if state.connected else "mqtt.disconnected",
+            target=f"{self._settings.mqtt.host}:{self._settings.mqtt.port}",
+            outcome="success" if state.connected else "failure",
+            details={"detail": state.detail},
+        )
+        self._emit(
+            self._engine.technical(
+                STATION_DEVICE,
+                "",
+                "broker",
+                not state.connected,
+                Priority.HIGH,
+                f"Broker: {state.detail}",
+            )
+        )
+        self.connection_changed.emit(state)
+
+    @Slot(str, str)
+    def acknowledge(self, alarm_id: str, user: str) -> None:
+        """A nurse acknowledges an alarm (user named; the login arrives with the roles)."""
+        alarm = self._engine.acknowledge(alarm_id, user)
+        if alarm is None:
+            self._audit.record(
+                "alarm.acknowledge",
+                actor=user,
+                role="nurse",
+                target=alarm_id,
+                outcome="failure",
+                details={"reason": "not active"},
+            )
+            return
+        self._emit([alarm])
+
+    # -- periodic watch --------------------------------------------------------------------
+
+    @Slot()
+    def tick(self) -> None:
+        """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
+        now = self._clock()
+        limit = self._settings.alarms.no_data_s
+        for device, seen in self._last_seen.items():
+            if device not in self._silent and now - seen > limit:
+                self._silent.add(device)
+                bed = self._ward.bed_of(device) or ""
+                self._emit(
+                    self._engine.technical(
+                        device, bed, "no_data", True, Priority.MEDIUM, f"No data for {limit:.0f} s"
+                    )
+                )
+        self._station_alarm(
+            "ingest", not self._ingest_alive(), Priority.HIGH, "Ingest stopped: no MQTT loop"
+        )
+        fault = self._audit.fault
+        self._station_alarm("audit", fault is not None, Priority.HIGH, f"Audit trail: {fault}")
+        if self._historian is not None:
+            st = self._historian.status()
+            self._station_alarm(
+                "historian",
+                not st.ok,
+                Priority.LOW,
+                f"Historian failing ({st.backlog} queued): {st.error}",
+            )
+        self.stats_changed.emit(
+            IngestStats(
+                self._accepted,
+                sum(self._reasons.values()),
+                self._late,
+                tuple(sorted(self._reasons.items())),
+                tuple(self._quarantine),
+                tuple(sorted(self._ward.unassigned.items())),
+            )
+        )
+
+    def _station_alarm(self, parameter: str, present: bool, prio: Priority, message: str) -> None:
+        self._emit(self._engine.technical(STATION_DEVICE, "", parameter, present, prio, message))
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def _emit(self, changes: list[Alarm]) -> None:
+        for alarm in changes:
+            action = {
+                AlarmState.ACTIVE: "alarm.raise",
+                AlarmState.ACKNOWLEDGED: "alarm.acknowledge",
+                AlarmState.CLEARED: "alarm.clear",
+            }[alarm.state]
+            self._audit.record(
+                action,
+                actor=alarm.by or "station",
+                role="nurse" if alarm.by else "system",
+                target=alarm.bed or alarm.device_id or self._station,
+                details={
+                    "alarm_id": alarm.alarm_id,
+                    "device": alarm.device_id,
+                    "kind": alarm.kind.value,
+                    "parameter": alarm.parameter,
+                    "priority": alarm.priority.value,
+                    "message": alarm.message,
+                },
+            )
+            if self._publisher is not None:
+                self._publisher.publish_alarm(event_payload(alarm))
+            if self._historian is not None:
+                self._historian.submit(alarm_line(self._station, alarm))
+            self.alarm_changed.emit(alarm)

@@ -1,0 +1,251 @@
+"""The station's MQTT client: device vitals in, status and alarm events out.
+
+Thread model: paho's network loop runs in a ``threading.Thread`` named ``mqtt`` that this object
+owns (``loop_forever`` inside a guard that restarts it). All paho callbacks run there; they parse
+with :func:`station.domain.ingest.parse` and emit Qt signals, which reach the core thread through
+queued connections. Callbacks never raise (a raising paho callback silently ends the network
+thread while ``is_connected()`` still says True — PLATFORM-NOTES), and :meth:`alive` lets the core
+watch the loop thread. ``publish_*`` methods are thread-safe (paho's publish is).
+
+Signals:
+    message_accepted(Accepted), message_rejected(Rejection), connection_changed(ConnectionState)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from PySide6.QtCore import QObject, Signal
+
+from station import __version__
+from station.domain import ingest
+from station.domain.messages import Accepted
+from station.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """Broker connection as the screen and the audit trail see it."""
+
+    connected: bool
+    detail: str
+    at: float
+
+
+def status_topic(station_id: str) -> str:
+    """Retained station status (CONTRACT §2)."""
+    return f"healthcare/station/{station_id}/status"
+
+
+def alarms_topic(station_id: str) -> str:
+    """Alarm events (CONTRACT §2)."""
+    return f"healthcare/station/{station_id}/alarms"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class MqttWorker(QObject):
+    """Owns the paho client and its network thread. Created on the GUI thread; its signals are
+    emitted from the ``mqtt`` thread.
+
+    Args:
+        settings: the validated configuration.
+        password: the broker password from the keyring or environment (never logged).
+        clock: UTC epoch seconds, injected for tests.
+    """
+
+    message_accepted = Signal(object)
+    message_rejected = Signal(object)
+    connection_changed = Signal(object)
+
+    def __init__(
+        self,
+        settings: Settings,
+        password: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._clock = clock
+        self._started_at = clock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.loop_restarts = 0
+        m = settings.mqtt
+        self._topics = tuple(m.topics)
+        self._v5 = m.protocol == "5"
+        self._status_topic = status_topic(settings.station.id)
+        self._alarms_topic = alarms_topic(settings.station.id)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else False,
+        )
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        if m.tls:
+            client.tls_set(
+                ca_certs=m.ca_file or None,
+                certfile=m.client_cert or None,
+                keyfile=m.client_key or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(False)
+        if m.username:
+            client.username_pw_set(m.username, password)
+        client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        client.on_connect = self._guard(self._on_connect)
+        client.on_disconnect = self._guard(self._on_disconnect)
+        client.on_message = self._guard(self._on_message)
+        client.on_connect_fail = self._guard(self._on_connect_fail)
+        self._client = client
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; reconnects with 1–5 s backoff until :meth:`stop`."""
+        m = self._settings.mqtt
+        props: Properties | None = None
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = m.session_expiry_s
+        self._client.connect_async(
+            m.host,
+            m.port,
+            keepalive=m.keepalive,
+            clean_start=False if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        """True while the network thread runs; the core raises a technical alarm otherwise."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Publish ``offline`` (retained), disconnect and join the thread. Returns whether it
+        stopped within ``timeout``."""
+        self._stopping.set()
+        if self._client.is_connected():
+            info = self._client.publish(
+                self._status_topic, self._status("offline"), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=min(1.0, timeout / 2))
+            except (RuntimeError, ValueError):
+                log.warning("offline status not confirmed before disconnect")
+        self._client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._client.loop_forever(retry_first_connection=True)
+            except Exception:
+                # loop_forever itself failed (not a callback: those are guarded). Restart it,
+                # counted, so ingest never silently ends.
+                self.loop_restarts += 1
+                log.exception("MQTT loop failed; restarting it")
+                self._stopping.wait(RECONNECT_MIN_S)
+            else:
+                if not self._stopping.is_set():
+                    self._stopping.wait(RECONNECT_MIN_S)
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def _status(self, state: str) -> bytes:
+        doc = {
+            "state": state,
+            "version": __version__,
+            "since": _iso(self._started_at if state == "online" else self._clock()),
+            "beds": self._settings.ward.beds,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def publish_alarm(self, event: dict[str, object]) -> None:
+        """Send one alarm state change (QoS 1). Queued by paho while disconnected."""
+        payload = json.dumps(event, separators=(",", ":")).encode()
+        self._client.publish(self._alarms_topic, payload, qos=1, retain=False)
+
+    # -- callbacks (mqtt thread) -----------------------------------------------------------
+
+    def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
+        def wrapped(*args: Any) -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("MQTT callback %s failed; ingest continues", fn.__name__)
+
+        return wrapped
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self.connection_changed.emit(
+                ConnectionState(False, f"refused by broker: {reason}", self._clock())
+            )
+            return
+        if self._v5:
+            subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self._topics]
+        else:
+            subs = [(t, 1) for t in self._topics]
+        client.subscribe(subs)
+        client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        resumed = " (session resumed)" if flags.session_present else ""
+        self.connection_changed.emit(ConnectionState(True, f"connected{resumed}", self._clock()))
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        detail = "stopped" if self._stopping.is_set() else f"connection lost: {reason}"
+        self.connection_changed.emit(ConnectionState(False, detail, self._clock()))
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        m = self._settings.mqtt
+        self.connection_changed.emit(
+            ConnectionState(False, f"cannot reach broker {m.host}:{m.port}", self._clock())
+        )
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)
+        if isinstance(result, Accepted):
+            self.message_accepted.emit(result)
+        else:
+            self.message_rejected.emit(result)

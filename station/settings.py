@@ -1,0 +1,224 @@
+"""The station's one typed configuration schema (CONTRACT §4).
+
+Every key has a default, a range and a description, so the example TOML can be checked against
+it and a bad file stops the start with a message that names the key. Secrets are never keys:
+they come from the keyring or the environment (see CONTRACT §4).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from station.domain.alarms import AlarmLimits, Priority
+from station.domain.messages import DEVICE_ID_PATTERN
+
+_SECTION = ConfigDict(extra="forbid", frozen=True)
+
+DEFAULT_TOPICS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key and says why."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StationSection(BaseModel):
+    """[station]: who this station is and where it keeps its data."""
+
+    model_config = _SECTION
+
+    id: Annotated[
+        str, Field(pattern=DEVICE_ID_PATTERN, description="Station id in MQTT topics")
+    ] = "ward-1"
+    name: Annotated[str, Field(min_length=1, max_length=80, description="Shown in the title")] = (
+        "Ward 1"
+    )
+    data_dir: Annotated[
+        str, Field(description="Folder for the audit trail and local data; ~ is expanded")
+    ] = "~/.local/share/station"
+
+    @property
+    def data_path(self) -> Path:
+        """The data folder with ~ expanded."""
+        return Path(self.data_dir).expanduser()
+
+
+class MqttSection(BaseModel):
+    """[mqtt]: the broker the devices publish to."""
+
+    model_config = _SECTION
+
+    host: Annotated[str, Field(min_length=1, description="Broker host name or address")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, Field(ge=1, le=65535, description="Broker port (8883 for TLS)")] = 1883
+    tls: Annotated[bool, Field(description="Use TLS; required for a non-loopback broker")] = False
+    ca_file: Annotated[str, Field(description="CA bundle; empty: the system store")] = ""
+    client_cert: Annotated[str, Field(description="Client certificate for mTLS (optional)")] = ""
+    client_key: Annotated[str, Field(description="Client key for mTLS (optional)")] = ""
+    username: Annotated[str, Field(description="Broker user; the password is a secret")] = ""
+    client_id: Annotated[
+        str, Field(description="Fixed client id for the persistent session; empty: station-<id>")
+    ] = ""
+    topics: Annotated[
+        tuple[str, ...], Field(min_length=1, description="Topic filters of device vitals")
+    ] = DEFAULT_TOPICS
+    keepalive: Annotated[int, Field(ge=5, le=600, description="MQTT keepalive, seconds")] = 30
+    protocol: Annotated[
+        Literal["5", "3.1.1"], Field(description="MQTT version; 3.1.1 for brokers without 5")
+    ] = "5"
+    session_expiry_s: Annotated[
+        int,
+        Field(ge=60, le=7 * 86400, description="Broker keeps the session this long when away"),
+    ] = 86400
+    allow_plain_remote: Annotated[
+        bool, Field(description="Admin override: plain MQTT to a non-loopback host")
+    ] = False
+
+    @model_validator(mode="after")
+    def _safe(self) -> MqttSection:
+        if not self.tls and not _is_loopback(self.host) and not self.allow_plain_remote:
+            raise ValueError(
+                f"tls: plain MQTT to non-loopback host {self.host!r} is refused; "
+                "set tls = true (or allow_plain_remote = true if an admin accepts the risk)"
+            )
+        for key in ("ca_file", "client_cert", "client_key"):
+            value = getattr(self, key)
+            if value and not Path(value).expanduser().is_file():
+                raise ValueError(f"{key}: file not found: {value}")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise ValueError("client_cert: client_cert and client_key go together")
+        return self
+
+
+class InfluxSection(BaseModel):
+    """[influx]: the historian (InfluxDB v2 write API)."""
+
+    model_config = _SECTION
+
+    enabled: Annotated[bool, Field(description="Write vitals and alarms to the historian")] = False
+    url: Annotated[str, Field(pattern=r"^https?://", description="Historian base URL")] = (
+        "http://127.0.0.1:8086"
+    )
+    org: Annotated[str, Field(description="InfluxDB organisation")] = "ward"
+    bucket: Annotated[str, Field(min_length=1, description="InfluxDB bucket")] = "vitals"
+    batch_size: Annotated[int, Field(ge=1, le=50_000, description="Points per write")] = 1000
+    flush_interval_s: Annotated[
+        float, Field(gt=0, le=60, description="Longest a point waits before a write")
+    ] = 1.0
+
+
+class AlarmsSection(BaseModel):
+    """[alarms]: default limits and technical alarm timing."""
+
+    model_config = _SECTION
+
+    no_data_s: Annotated[
+        float, Field(ge=2, le=600, description="Silence after which a device shows 'no data'")
+    ] = 10.0
+    live_window_s: Annotated[
+        float, Field(ge=5, le=3600, description="Older data is stored, never alarmed live")
+    ] = 60.0
+    heartrate: AlarmLimits = AlarmLimits(low=50, high=120, priority=Priority.HIGH)
+    oxygen: AlarmLimits = AlarmLimits(low=90, high=None, priority=Priority.HIGH)
+    systolic: AlarmLimits = AlarmLimits(low=90, high=160, priority=Priority.MEDIUM)
+    diastolic: AlarmLimits = AlarmLimits(low=50, high=100, priority=Priority.MEDIUM)
+    temperature: AlarmLimits = AlarmLimits(low=35.5, high=38.5, priority=Priority.LOW)
+
+    def limits(self) -> dict[str, AlarmLimits]:
+        """Limits keyed by parameter name, as the alarm engine wants them."""
+        return {p: getattr(self, p) for p in AlarmLimits.PARAMETERS}
+
+
+class WardSection(BaseModel):
+    """[ward]: beds shown and which device feeds which bed."""
+
+    model_config = _SECTION
+
+    beds: Annotated[int, Field(ge=1, le=256, description="Number of bed tiles")] = 8
+    bed_prefix: Annotated[str, Field(max_length=20, description="Label before bed number")] = "Bed "
+    devices: Annotated[
+        dict[str, int],
+        Field(description="device_id → bed number; devices not listed take the next free bed"),
+    ] = {}
+
+
+class UiSection(BaseModel):
+    """[ui]: the screen."""
+
+    model_config = _SECTION
+
+    columns: Annotated[int, Field(ge=1, le=16, description="Tiles per row")] = 4
+    render_hz: Annotated[float, Field(ge=1, le=60, description="Repaint rate of curves")] = 10.0
+    plot_window_s: Annotated[
+        int, Field(ge=10, le=3600, description="Seconds of curve in a tile")
+    ] = 120
+
+
+class Settings(BaseModel):
+    """The whole configuration file."""
+
+    model_config = _SECTION
+
+    station: StationSection = StationSection()
+    mqtt: MqttSection = MqttSection()
+    influx: InfluxSection = InfluxSection()
+    alarms: AlarmsSection = AlarmsSection()
+    ward: WardSection = WardSection()
+    ui: UiSection = UiSection()
+
+    @property
+    def client_id(self) -> str:
+        """The fixed MQTT client id: a restart resumes the same broker session."""
+        return self.mqtt.client_id or f"station-{self.station.id}"
+
+
+def user_config_path() -> Path:
+    """Where the station looks when no --config is given."""
+    return Path("~/.config/station/station.toml").expanduser()
+
+
+def load(path: Path | None) -> Settings:
+    """Read and validate a config file; ``None`` means the user file if present, else defaults.
+
+    Raises:
+        ConfigError: with one line naming the key and the problem.
+    """
+    if path is None:
+        candidate = user_config_path()
+        if not candidate.is_file():
+            return Settings()
+        path = candidate
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not TOML: {exc}") from exc
+    return from_mapping(data, source=str(path))
+
+
+def from_mapping(data: dict[str, object], source: str = "config") -> Settings:
+    """Validate a parsed mapping; the error names the first bad key."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(f"{source}: {key}: {msg}" if key else f"{source}: {msg}") from exc

@@ -1,0 +1,128 @@
+"""The ward's alarm list: every open alarm, most urgent first, with acknowledge.
+
+GUI thread only. It shows the engine's snapshots; acknowledging asks the core (through
+``acknowledge_requested``) and the list changes only when the core's new snapshot arrives, so the
+screen never shows an acknowledgement the engine did not make.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.domain.alarms import Alarm, AlarmKind, AlarmState
+from station.ui import theme
+
+COLUMNS = ("", "Bed", "Alarm", "State", "Since")
+
+
+class AlarmList(QWidget):
+    """Open alarms with an Acknowledge button. GUI thread only.
+
+    Signals:
+        acknowledge_requested(str): the alarm id a user asked to acknowledge.
+    """
+
+    acknowledge_requested = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._alarms: dict[str, Alarm] = {}
+        title = QLabel("Alarms")
+        title.setStyleSheet("font-size:15px; font-weight:700;")
+        self.count = QLabel("none")
+        self.count.setStyleSheet(f"color:{theme.MUTED};")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1, 3, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.cellDoubleClicked.connect(lambda _r, _c: self.acknowledge_selected())
+        self.ack = QPushButton("Acknowledge")
+        self.ack.setEnabled(False)
+        self.ack.clicked.connect(self.acknowledge_selected)
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addWidget(self.count, 1)
+        top.addWidget(self.ack)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addLayout(top)
+        lay.addWidget(self.table)
+
+    def alarms(self) -> list[Alarm]:
+        """The open alarms in display order."""
+        return sorted(self._alarms.values(), key=Alarm.sort_key)
+
+    def update_alarm(self, alarm: Alarm) -> None:
+        """Apply one snapshot from the core."""
+        if alarm.state == AlarmState.CLEARED:
+            self._alarms.pop(alarm.alarm_id, None)
+        else:
+            self._alarms[alarm.alarm_id] = alarm
+        self._render()
+
+    def selected_id(self) -> str | None:
+        """The alarm id of the selected row, if any."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return None if item is None else str(item.data(Qt.ItemDataRole.UserRole))
+
+    def acknowledge_selected(self) -> None:
+        """Ask the core to acknowledge the selected alarm, if it is still active."""
+        alarm_id = self.selected_id()
+        alarm = self._alarms.get(alarm_id) if alarm_id else None
+        if alarm is not None and alarm.state == AlarmState.ACTIVE:
+            self.acknowledge_requested.emit(alarm.alarm_id)
+
+    def _selection_changed(self) -> None:
+        alarm_id = self.selected_id()
+        alarm = self._alarms.get(alarm_id) if alarm_id else None
+        self.ack.setEnabled(alarm is not None and alarm.state == AlarmState.ACTIVE)
+
+    def _render(self) -> None:
+        keep = self.selected_id()
+        alarms = self.alarms()
+        self.table.setRowCount(len(alarms))
+        for row, alarm in enumerate(alarms):
+            technical = alarm.kind == AlarmKind.TECHNICAL
+            bg = QColor(theme.TECHNICAL_BG if technical else theme.ALARM_BG[alarm.priority])
+            fg = QColor("#ffffff" if technical else theme.ALARM_FG[alarm.priority])
+            state = alarm.state.value
+            if alarm.by:
+                state += f" by {alarm.by}"
+            since = datetime.fromtimestamp(alarm.raised_at).strftime("%H:%M:%S")
+            cells = (alarm.priority.mark, alarm.bed or "station", alarm.message, state, since)
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, alarm.alarm_id)
+                if col == 0 or alarm.state == AlarmState.ACTIVE:
+                    item.setBackground(QBrush(bg))
+                    item.setForeground(QBrush(fg))
+                self.table.setItem(row, col, item)
+            if alarm.alarm_id == keep:
+                self.table.selectRow(row)
+        active = sum(a.state == AlarmState.ACTIVE for a in alarms)
+        self.count.setText(f"{len(alarms)} open, {active} unacknowledged" if alarms else "none")
+        self._selection_changed()

@@ -1,0 +1,54 @@
+"""What the GUI keeps per bed: ring buffers per parameter, the latest message and its arrival.
+
+Arrival only appends and marks dirty; the render timer redraws (STYLE rule 5). Owned by the GUI
+thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from station.domain.alarms import Alarm
+from station.domain.messages import Accepted
+from station.domain.ringbuffer import RingBuffer
+
+PARAMETERS = ("heartrate", "oxygen", "systolic", "diastolic", "temperature")
+
+
+@dataclass
+class BedData:
+    """Live state of one bed on the screen."""
+
+    label: str
+    capacity: int
+    device_id: str | None = None
+    latest: Accepted | None = None
+    dirty: bool = False
+    alarms: dict[str, Alarm] = field(default_factory=dict)
+    buffers: dict[str, RingBuffer] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.buffers = {p: RingBuffer(self.capacity) for p in PARAMETERS}
+
+    def add(self, msg: Accepted) -> None:
+        """Append a message's values at the station's arrival time."""
+        self.device_id = msg.device_id
+        self.latest = msg
+        values = msg.payload.numeric_fields()
+        for name, buf in self.buffers.items():
+            value = values.get(name)
+            if value is not None:
+                buf.append(msg.received_at, value)
+        self.dirty = True
+
+    def age(self, now: float) -> float | None:
+        """Seconds since the last message arrived, or None before the first."""
+        return None if self.latest is None else max(0.0, now - self.latest.received_at)
+
+    def update_alarm(self, alarm: Alarm) -> None:
+        """Keep the bed's open alarms in step with the engine's snapshots."""
+        if alarm.state.value == "cleared":
+            self.alarms.pop(alarm.alarm_id, None)
+        else:
+            self.alarms[alarm.alarm_id] = alarm
+        self.dirty = True

@@ -1,0 +1,223 @@
+"""The ward screen: a tile per bed, the alarm list, and a status bar that says what is connected.
+
+GUI thread only. Slots take immutable values from the core thread (queued connections); they
+update :class:`BedData` and the alarm list and mark tiles dirty. One render timer repaints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.domain.alarms import Alarm
+from station.domain.messages import Accepted
+from station.services.core import IngestStats
+from station.services.historian import HistorianStatus
+from station.services.mqtt_worker import ConnectionState
+from station.settings import Settings
+from station.ui import theme
+from station.ui.alarm_list import AlarmList
+from station.ui.beddata import BedData
+from station.ui.patient_view import PatientView
+from station.ui.tile import BedTile
+
+DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
+
+
+def _pill(text: str, colour: str) -> str:
+    return f"<span style='color:{colour}; font-size:15px'>●</span> {text}"
+
+
+class MainWindow(QMainWindow):
+    """The station's main window. GUI thread only.
+
+    Signals:
+        acknowledge_requested(str alarm_id, str user): to the core, queued.
+        closing(): the user closed the window; the app stops everything in order.
+    """
+
+    acknowledge_requested = Signal(str, str)
+    closing = Signal()
+
+    def __init__(
+        self,
+        settings: Settings,
+        user: str,
+        historian_status: Callable[[], HistorianStatus | None],
+        clock: Callable[[], float] = time.time,
+        demo: bool = False,
+    ) -> None:
+        super().__init__()
+        pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
+        self._settings = settings
+        self._user = user
+        self._clock = clock
+        self._historian_status = historian_status
+        self.setWindowTitle(f"Central station — {settings.station.name}")
+        self.setStyleSheet(theme.STYLESHEET)
+        self.resize(1600, 900)
+
+        ward = settings.ward
+        labels = [f"{ward.bed_prefix}{n}" for n in range(1, ward.beds + 1)]
+        self.beds = {label: BedData(label, DETAIL_CAPACITY) for label in labels}
+        self.tiles: dict[str, BedTile] = {}
+        grid = QGridLayout()
+        grid.setSpacing(8)
+        for i, label in enumerate(labels):
+            tile = BedTile(self.beds[label], settings.ui.plot_window_s, settings.alarms.no_data_s)
+            tile.opened.connect(self.open_patient)
+            self.tiles[label] = tile
+            grid.addWidget(tile, i // settings.ui.columns, i % settings.ui.columns)
+        tiles_host = QWidget()
+        tiles_host.setObjectName("central")
+        tiles_host.setLayout(grid)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(tiles_host)
+
+        self.alarm_list = AlarmList()
+        self.alarm_list.acknowledge_requested.connect(
+            lambda alarm_id: self.acknowledge_requested.emit(alarm_id, self._user)
+        )
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(self.alarm_list)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 1)
+        split.setSizes([1240, 360])
+
+        self.title = QLabel(settings.station.name)
+        self.title.setStyleSheet("font-size:18px; font-weight:700;")
+        mode = "DEMO — simulated devices" if demo else ""
+        self.mode = QLabel(mode)
+        self.mode.setStyleSheet(f"color:{theme.WARN}; font-weight:700;")
+        self.clock_label = QLabel()
+        self.clock_label.setStyleSheet("font-size:18px;")
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addSpacing(20)
+        top.addWidget(self.mode, 1)
+        top.addWidget(QLabel(f"User: {user}"))
+        top.addSpacing(20)
+        top.addWidget(self.clock_label)
+
+        central = QWidget()
+        central.setObjectName("central")
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(8, 6, 8, 2)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+        self.connection = QLabel(_pill("Broker: connecting…", theme.WARN))
+        self.historian = QLabel()
+        self.ingest = QLabel("0 accepted · 0 rejected")
+        for widget in (self.connection, self.historian, self.ingest):
+            widget.setTextFormat(Qt.TextFormat.RichText)
+            self.statusBar().addWidget(widget)
+            self.statusBar().addWidget(QLabel("   "))
+        self._patient_views: dict[str, PatientView] = {}
+        self.stats: IngestStats | None = None
+
+        self.render_timer = QTimer(self)
+        self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
+        self.render_timer.timeout.connect(self.paint_frame)
+        self.render_timer.start()
+        self.paint_frame()
+
+    # -- slots from the core (queued) ------------------------------------------------------
+
+    @Slot(str, object)
+    def on_vitals(self, bed: str, msg: Accepted) -> None:
+        """Append only; the render timer paints."""
+        data = self.beds.get(bed)
+        if data is not None:
+            data.add(msg)
+
+    @Slot(object)
+    def on_alarm(self, alarm: Alarm) -> None:
+        """Keep the alarm list and the bed's banner in step with the engine."""
+        self.alarm_list.update_alarm(alarm)
+        data = self.beds.get(alarm.bed)
+        if data is not None:
+            data.update_alarm(alarm)
+
+    @Slot(object)
+    def on_connection(self, state: ConnectionState) -> None:
+        """Show the broker state with its reason, never just a colour."""
+        m = self._settings.mqtt
+        where = f"{m.host}:{m.port}{' TLS' if m.tls else ''}"
+        if state.connected:
+            self.connection.setText(_pill(f"Broker {where}: {state.detail}", theme.OK))
+        else:
+            self.connection.setText(_pill(f"Broker {where}: {state.detail.upper()}", theme.BAD))
+
+    @Slot(object)
+    def on_stats(self, stats: IngestStats) -> None:
+        """Counters for the status bar."""
+        self.stats = stats
+        text = f"{stats.accepted} accepted · {stats.rejected} rejected"
+        if stats.late:
+            text += f" · {stats.late} late"
+        if stats.unassigned:
+            text += f" · {len(stats.unassigned)} devices without a bed"
+        self.ingest.setText(text)
+
+    # -- painting --------------------------------------------------------------------------
+
+    @Slot()
+    def paint_frame(self) -> None:
+        """The one render timer: repaint dirty tiles, ages, flashing and the status labels."""
+        now = self._clock()
+        for tile in self.tiles.values():
+            tile.refresh(now)
+        for view in self._patient_views.values():
+            view.refresh(now)
+        if math.floor(now) != math.floor(now - self.render_timer.interval() / 1000):
+            self.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
+            self._paint_historian()
+
+    def _paint_historian(self) -> None:
+        st = self._historian_status()
+        if st is None:
+            self.historian.setText(_pill("Historian: off", theme.MUTED))
+        elif st.ok:
+            self.historian.setText(
+                _pill(f"Historian: writing ({st.written} points, {st.backlog} queued)", theme.OK)
+            )
+        else:
+            self.historian.setText(
+                _pill(f"Historian: FAILING, {st.backlog} queued — {st.error}", theme.BAD)
+            )
+
+    @Slot(str)
+    def open_patient(self, bed: str) -> None:
+        """Show (or raise) the detail view of a bed."""
+        view = self._patient_views.get(bed)
+        if view is None:
+            view = PatientView(self.beds[bed], 600, self)
+            self._patient_views[bed] = view
+        view.show()
+        view.raise_()
+        view.refresh(self._clock(), force=True)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing the window stops the station in order (the app owns the sequence)."""
+        self.render_timer.stop()
+        self.closing.emit()
+        event.accept()

@@ -1,0 +1,592 @@
+"""Real Mosquitto and victoria-metrics processes for the integration tests.
+
+The station's promises (nothing acknowledged is lost, a device cannot speak for another, the
+historian counts a point once) hold or fail in the real servers, not in a mock of them. These
+classes start the Debian binaries on free loopback ports in a throwaway folder, wait until they
+answer, and stop them by process id, so a test can also crash (``kill``) or restart them on the
+same ports with the same data.
+
+Every process started here is also remembered in a module registry that an ``atexit`` hook kills,
+so an interrupted test run does not leave a broker behind.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+LOOPBACK = "127.0.0.1"
+POLL_INTERVAL_S = 0.02
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+Series = dict[str, Any]
+"""One line of ``/api/v1/export``: ``metric`` (labels), ``values``, ``timestamps`` (ms)."""
+
+_live: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Kill what a crashed or interrupted run did not stop, so no server outlives pytest."""
+    for proc in list(_live.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT_S)
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct TCP ports that were free on 127.0.0.1.
+
+    The sockets are held open together so that the kernel cannot hand out the same port twice.
+    """
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port() -> int:
+    """Return one TCP port that was free on 127.0.0.1."""
+    return free_ports(1)[0]
+
+
+def port_open(host: str, port: int) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Return the ids of live processes whose command line contains ``text``.
+
+    Each server's command line names its own temporary folder, so this finds exactly this test's
+    leftovers, and never the brokers of another test run on the same machine.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # it ended while we looked
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+# --- certificates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    """PEM files of a throwaway CA, a server certificate for localhost and a client certificate."""
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _issue(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a little clock skew
+        .not_valid_after(now + dt.timedelta(days=2))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_pki(directory: Path) -> Pki:
+    """Create a CA, a server certificate (``localhost``, ``127.0.0.1``) and a client certificate.
+
+    EC P-256 keys keep this to milliseconds, so every test session has its own CA and no key is
+    ever committed to the repository.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue(
+        "station test CA",
+        ca_key,
+        None,
+        ca_key,
+        [
+            (x509.BasicConstraints(ca=True, path_length=0), True),
+            (
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
+            ),
+            (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
+        ],
+    )
+    leaf_usage: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+    ]
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _issue(
+        "localhost",
+        server_key,
+        ca.subject,
+        ca_key,
+        [
+            *leaf_usage,
+            (
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.IPv4Address(LOOPBACK)),
+                    ]
+                ),
+                False,
+            ),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _issue(
+        "station",
+        client_key,
+        ca.subject,
+        ca_key,
+        [*leaf_usage, (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+    )
+    pki = Pki(
+        ca_cert=directory / "ca.pem",
+        ca_key=directory / "ca.key",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    for path, cert in ((pki.ca_cert, ca), (pki.server_cert, server), (pki.client_cert, client)):
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for path, key in (
+        (pki.ca_key, ca_key),
+        (pki.server_key, server_key),
+        (pki.client_key, client_key),
+    ):
+        _write_key(path, key)
+    return pki
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """One server binary run in its own folder: start, wait until ready, stop by process id.
+
+    Subclasses say how to run it (``command``) and how to tell it is ready (``is_ready``).
+    ``pids`` keeps every process id this server had, so a fixture can prove that none outlived it.
+    """
+
+    name = "server"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.output_file = workdir / f"{self.name}.out"
+        self.pids: list[int] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """Return the command line that runs the server."""
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        """Tell whether the running server answers as it should."""
+        raise NotImplementedError
+
+    def log_files(self) -> list[Path]:
+        """Return the files where the server writes what it does."""
+        return [self.output_file]
+
+    @property
+    def pid(self) -> int:
+        """The process id of the current (or last) run."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        """Whether the current process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Run the server and return once it is ready.
+
+        Raises:
+            RuntimeError: it exited or did not get ready in time (with the end of its log); a
+                process that did not get ready is killed first.
+        """
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running as pid {self.pid}")
+        with self.output_file.open("ab") as output:
+            proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        self._proc = proc
+        self.pids.append(proc.pid)
+        _live[proc.pid] = proc
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = self.is_ready()
+            # Checked after is_ready: a port taken by someone else must not pass for ours.
+            if proc.poll() is not None:
+                _live.pop(proc.pid, None)
+                raise RuntimeError(
+                    f"{self.name} exited with {proc.returncode} while starting:\n{self.log_tail()}"
+                )
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"{self.name} was not ready after {timeout:.0f} s:\n{self.log_tail()}"
+                )
+            time.sleep(POLL_INTERVAL_S)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """Ask the server to end (SIGTERM) and wait; SIGKILL it if it does not end in time.
+
+        Returns:
+            Its exit status (negative: the signal that ended it), None if it never started.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _live.pop(proc.pid, None)
+        return proc.returncode
+
+    def kill(self) -> None:
+        """End the server at once (SIGKILL), as a crash or a power cut would."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _live.pop(proc.pid, None)
+
+    def restart(self) -> None:
+        """Stop the server in order and start it again on the same ports with the same data."""
+        self.stop()
+        self.start()
+
+    def leftover_pids(self) -> list[int]:
+        """Return the ids of processes of this server that are still alive (should be none)."""
+        alive = {pid for pid in self.pids if pid in _live and _live[pid].poll() is None}
+        return sorted(alive | set(processes_mentioning(str(self.workdir))))
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last lines of each log file, for error messages and failed tests."""
+        parts = []
+        for path in self.log_files():
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} ---\n" + "\n".join(tail))
+        return "\n".join(parts) or f"(no log from {self.name})"
+
+
+class Mosquitto(ServerProcess):
+    """A Mosquitto broker with TLS, a password file, an ACL and on-disk persistence.
+
+    Users, each with a fresh random password in ``passwords``: ``station`` (reads
+    ``healthcare/#``, writes ``healthcare/station/#``), ``sensor`` (writes the document's single
+    topic ``healthcare/sensor_data``) and each device added with ``add_device``, which may write
+    only ``healthcare/devices/<its user name>/vitals``.
+
+    The TLS listener is on ``port``; ``plain_port`` is a second loopback listener without TLS for
+    tests that do not care about it (credentials are still required there).
+    """
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, pki: Pki, *, plain_listener: bool = True) -> None:
+        super().__init__(workdir)
+        self.pki = pki
+        self.host = LOOPBACK
+        ports = free_ports(2)
+        self.port = ports[0]
+        self.plain_port: int | None = ports[1] if plain_listener else None
+        self.ca_file = pki.ca_cert
+        self.passwords: dict[str, str] = {
+            "station": secrets.token_urlsafe(24),
+            "sensor": secrets.token_urlsafe(24),
+        }
+        self.devices: list[str] = []
+        self.config_file = workdir / "mosquitto.conf"
+        self.password_file = workdir / "passwords"
+        self.acl_file = workdir / "acl"
+        self.log_file = workdir / "mosquitto.log"
+        self.persistence_dir = workdir / "persistence"
+        self.persistence_dir.mkdir(exist_ok=True)
+
+    @property
+    def persistence_file(self) -> Path:
+        """Where the broker saves sessions and queued messages (every second, and on stop)."""
+        return self.persistence_dir / "mosquitto.db"
+
+    def add_device(self, name: str) -> str:
+        """Add a device user with a random password and return the password.
+
+        Raises:
+            RuntimeError: the broker is running (the password file is written at start).
+            ValueError: the name could not be a topic level or a user name.
+        """
+        if self.running:
+            raise RuntimeError("add devices before start(), or stop() first")
+        if not name or any(c in name for c in "+#/:\0 ") or name in self.passwords:
+            raise ValueError(f"unusable or duplicate device name {name!r}")
+        password = secrets.token_urlsafe(24)
+        self.passwords[name] = password
+        self.devices.append(name)
+        return password
+
+    def command(self) -> list[str]:
+        return ["mosquitto", "-c", str(self.config_file)]
+
+    def is_ready(self) -> bool:
+        ports = [self.port] if self.plain_port is None else [self.port, self.plain_port]
+        return all(port_open(self.host, port) for port in ports)
+
+    def log_files(self) -> list[Path]:
+        return [self.output_file, self.log_file]
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Write the configuration, password file and ACL, then run the broker."""
+        self._write_password_file()
+        self.acl_file.write_text(self._acl())
+        self.acl_file.chmod(0o600)
+        self.config_file.write_text(self._config())
+        super().start(timeout)
+
+    def _write_password_file(self) -> None:
+        self.password_file.unlink(missing_ok=True)
+        for user, password in self.passwords.items():
+            create = [] if self.password_file.exists() else ["-c"]
+            subprocess.run(
+                ["mosquitto_passwd", *create, "-b", str(self.password_file), user, password],
+                check=True,
+                capture_output=True,
+            )
+        self.password_file.chmod(0o600)
+
+    def _acl(self) -> str:
+        return (
+            "# A device may publish only as itself: the user name is its device id.\n"
+            "pattern write healthcare/devices/%u/vitals\n\n"
+            "user station\n"
+            "topic read healthcare/#\n"
+            "topic write healthcare/station/#\n\n"
+            "user sensor\n"
+            "topic write healthcare/sensor_data\n"
+        )
+
+    def _config(self) -> str:
+        lines = [
+            "# Written by tests/integration/servers.py for one test; thrown away after it.",
+            "per_listener_settings false",
+            "allow_anonymous false",
+            f"password_file {self.password_file}",
+            f"acl_file {self.acl_file}",
+            "persistence true",
+            f"persistence_location {self.persistence_dir}/",
+            # The default saves queued messages every 30 min only; a test that kills the broker
+            # must find what was acknowledged more than a second before.
+            "autosave_interval 1",
+            # The default 1000 silently drops QoS 1 messages for a subscriber that falls behind.
+            # The in-flight window (default 20) only holds messages back in that queue, it drops
+            # nothing, so it keeps its default.
+            "max_queued_messages 100000",
+            f"log_dest file {self.log_file}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "connection_messages true",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        ]
+        if os.geteuid() == 0:
+            # Started as root, Mosquitto drops to the mosquitto user, which cannot write the
+            # persistence folder the tests created as root.
+            lines.append("user root")
+        lines += [
+            "",
+            f"listener {self.port} {self.host}",
+            f"cafile {self.pki.ca_cert}",
+            f"certfile {self.pki.server_cert}",
+            f"keyfile {self.pki.server_key}",
+            "tls_version tlsv1.2",
+        ]
+        if self.plain_port is not None:
+            lines += ["", f"listener {self.plain_port} {self.host}"]
+        return "\n".join(lines) + "\n"
+
+
+def _find_victoria_metrics() -> str:
+    for candidate in (shutil.which("victoria-metrics"), "/usr/bin/victoria-metrics"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("victoria-metrics not found: apt-get install victoria-metrics")
+
+
+class VictoriaMetrics(ServerProcess):
+    """A single-node victoria-metrics: the historian as the station sees it (InfluxDB v2 writes).
+
+    ``-dedup.minScrapeInterval=1ms`` makes a point written twice count once, as InfluxDB does for
+    the same measurement, tags and time; ``-retentionPeriod=100y`` keeps points with fixed old
+    timestamps (the default keeps one month); ``-search.latencyOffset=0s`` lets queries (not only
+    exports) see a point written a moment ago.
+    """
+
+    name = "victoria-metrics"
+
+    def __init__(self, workdir: Path, binary: str | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = binary or _find_victoria_metrics()
+        self.host = LOOPBACK
+        self.port = free_port()
+        self.data_dir = workdir / "data"
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. for ``InfluxDBClient(url=...)``."""
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            f"-httpListenAddr={self.host}:{self.port}",
+            f"-storageDataPath={self.data_dir}",
+            "-dedup.minScrapeInterval=1ms",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",
+        ]
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def _get(self, path: str, params: dict[str, str] | None = None) -> bytes:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as response:
+            body: bytes = response.read()
+            return body
+
+    def flush(self) -> None:
+        """Make points received so far searchable now rather than within a second or two."""
+        self._get("/internal/force_flush")
+
+    def export(self, match: str) -> list[Series]:
+        """Return every series matching a selector, e.g. ``{__name__=~"vitals_.*"}``, all time.
+
+        Each series is ``{"metric": {"__name__": ..., labels...}, "values": [...],
+        "timestamps": [ms, ...]}``.
+        """
+        body = self._get("/api/v1/export", {"match[]": match})
+        return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+    def wait_for(
+        self,
+        match: str,
+        predicate: Callable[[list[Series]], bool],
+        timeout: float = 10.0,
+    ) -> list[Series]:
+        """Flush and export until ``predicate(series)`` holds; return those series.
+
+        Raises:
+            AssertionError: not within ``timeout`` seconds, with what the last export returned.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.flush()
+            series = self.export(match)
+            if predicate(series):
+                return series
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"victoria-metrics: {match} did not satisfy the condition in {timeout} s; "
+                    f"last export: {json.dumps(series)[:2000]}"
+                )
+            time.sleep(POLL_INTERVAL_S * 5)
