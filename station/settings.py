@@ -8,11 +8,20 @@ they come from the keyring or the environment (see CONTRACT §4).
 from __future__ import annotations
 
 import ipaddress
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from station.domain.alarms import AlarmLimits, Priority
 from station.domain.messages import DEVICE_ID_PATTERN
@@ -133,10 +142,25 @@ class AlarmsSection(BaseModel):
         float, Field(ge=5, le=3600, description="Older data is stored, never alarmed live")
     ] = 60.0
     heartrate: AlarmLimits = AlarmLimits(low=50, high=120, priority=Priority.HIGH)
-    oxygen: AlarmLimits = AlarmLimits(low=90, high=None, priority=Priority.HIGH)
+    oxygen: AlarmLimits = AlarmLimits(low=90, high=100, priority=Priority.HIGH)
     systolic: AlarmLimits = AlarmLimits(low=90, high=160, priority=Priority.MEDIUM)
     diastolic: AlarmLimits = AlarmLimits(low=50, high=100, priority=Priority.MEDIUM)
     temperature: AlarmLimits = AlarmLimits(low=35.5, high=38.5, priority=Priority.LOW)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_limit_defaults(cls, data: object) -> object:
+        # A section that sets only `high` must keep the default `low` and priority: silently
+        # dropping the low heart-rate alarm because a nurse raised the high limit is dangerous.
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for parameter in AlarmLimits.PARAMETERS:
+            given = data.get(parameter)
+            if isinstance(given, dict):
+                default = cls.model_fields[parameter].default
+                merged[parameter] = default.model_dump(mode="json") | given
+        return merged
 
     def limits(self) -> dict[str, AlarmLimits]:
         """Limits keyed by parameter name, as the alarm engine wants them."""
@@ -154,6 +178,19 @@ class WardSection(BaseModel):
         dict[str, int],
         Field(description="device_id → bed number; devices not listed take the next free bed"),
     ] = {}
+
+    @field_validator("devices")
+    @classmethod
+    def _beds_exist_once(cls, devices: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        beds = info.data.get("beds", 0)
+        owner: dict[int, str] = {}
+        for device, number in devices.items():
+            if not 1 <= number <= beds:
+                raise ValueError(f"{device}: bed {number} is not in 1…{beds}")
+            if number in owner:
+                raise ValueError(f"{device}: bed {number} is already fed by {owner[number]}")
+            owner[number] = device
+        return devices
 
 
 class UiSection(BaseModel):
@@ -206,15 +243,22 @@ def load(path: Path | None) -> Settings:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not TOML: {exc}") from exc
     return from_mapping(data, source=str(path))
 
 
 def from_mapping(data: dict[str, object], source: str = "config") -> Settings:
-    """Validate a parsed mapping; the error names the first bad key."""
+    """Validate a parsed mapping; the error names the first bad key.
+
+    Validated strictly in JSON mode: ``port = "1883"`` or ``tls = "yes"`` is a wrong type, not
+    a guess (an accidental ``allow_plain_remote = 1`` must not switch a security override on),
+    while TOML's strings still become enums and its arrays tuples.
+    """
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])

@@ -248,8 +248,14 @@ class AlarmEngine:
         limit: float | None,
     ) -> list[Alarm]:
         key = (device_id, kind, parameter)
-        if key in self._open:
-            return []
+        changes: list[Alarm] = []
+        current = self._open.get(key)
+        if current is not None:
+            if current.limit == limit:
+                return []
+            # The value crossed the other limit (HR 134 > 120, then 40 < 50): the old alarm's
+            # message would be wrong, so it clears and a new one is raised.
+            changes.append(self._clear(key))
         now = self._clock()
         alarm = Alarm(
             alarm_id=self._new_id(),
@@ -266,7 +272,8 @@ class AlarmEngine:
             at=now,
         )
         self._open[key] = alarm
-        return [alarm]
+        changes.append(alarm)
+        return changes
 
     def _end(self, device_id: str, kind: AlarmKind, parameter: str) -> list[Alarm]:
         key = (device_id, kind, parameter)

@@ -99,9 +99,9 @@ def format_ts(epoch_s: float) -> str:
     return stamp.replace("+00:00", "Z")
 
 
-def _text(value: str) -> str:
+def _text(value: object) -> str:
     # A lone surrogate (from a hostile JSON "\ud800") cannot be written as UTF-8; "?" it.
-    return value.encode("utf-8", "replace").decode("utf-8")
+    return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
 def _json_safe(value: Any) -> Any:
@@ -113,13 +113,13 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
-        return {_text(str(key)): _json_safe(item) for key, item in value.items()}
+        return {_text(key): _json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_json_safe(item) for item in value]
-    return _text(str(value))
+    return _text(value)
 
 
-def make_record(  # noqa: PLR0917 -- the field order of the record, kept positional
+def make_record(
     seq: int,
     ts: float,
     actor: str,
@@ -173,15 +173,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _load(line: str | bytes) -> dict[str, Any] | str:
     """The JSON object on a line, or why there is none."""
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         return f"not a JSON object ({str(exc)[:80]})"
     if not isinstance(obj, dict):
@@ -212,17 +208,6 @@ def parse_record(line: str | bytes) -> dict[str, Any] | None:
     if isinstance(obj, str) or _shape_error(obj) is not None:
         return None
     return obj
-
-
-def _link(line: str | bytes) -> _Link | None:
-    """A record that is well-formed and matches its own hash, as a chain link."""
-    obj = parse_record(line)
-    try:
-        if obj is None or record_hash(obj) != obj["hash"]:
-            return None
-    except ValueError:
-        return None
-    return _Link(obj["seq"], obj["prev"], obj["hash"])
 
 
 def last_chain_state(lines: Iterable[str | bytes]) -> tuple[int, str]:
@@ -308,7 +293,7 @@ def verify_lines(
         if isinstance(checked, VerifyResult):
             return checked
         if not _follows(checked, last):
-            ahead = [_link(text) for _, text, _ in islice(entries, 2)]
+            ahead = [_check(text, False, n) for n, text, _ in islice(entries, 2)]
             return _classify(number, checked, last, before, ahead=ahead, head=head)
         before, last = last, checked
         records += 1
@@ -329,12 +314,12 @@ def _classify(
     last: _Link,
     before: _Link,
     *,
-    ahead: list[_Link | None],
+    ahead: list[_Link | VerifyResult],
     head: tuple[int, str] | None,
 ) -> VerifyResult:
     """Name the change that best explains ``rec`` (line ``j``) not following ``last``."""
-    nxt = ahead[0] if ahead else None
-    nxt2 = ahead[1] if len(ahead) > 1 else None
+    # A line ahead that is itself bad (or missing) tells nothing about this one.
+    nxt, nxt2 = (a if isinstance(a, _Link) else None for a in [*ahead, None, None][:2])
     earlier = j > 1  # line j-1 holds `last`, which may itself be the intruder
     if nxt is not None:
         if _follows(nxt, last) and _follows(rec, nxt) and (nxt2 is None or _follows(nxt2, rec)):
@@ -362,8 +347,7 @@ def _classify(
         return _fail(j - 1, last.seq, "edited", why)
     if rec.seq == expected:
         return _fail(j, rec.seq, "edited", "its prev was changed and it was re-hashed")
-    if rec.seq == last.seq:
-        why = f"repeats seq {last.seq} of line {j - 1}: inserted"
-        return _fail(j, rec.seq, "inserted", why)
-    why = f"comes after seq {last.seq}: records out of order"
-    return _fail(j, rec.seq, "reordered", why)
+    # A seq the chain has passed: a swap or a move would have shown as a gap or a swap by now,
+    # so this is a twin or a replay of an earlier record.
+    where = f"of line {j - 1}" if rec.seq == last.seq else "from earlier in the trail"
+    return _fail(j, rec.seq, "inserted", f"repeats seq {rec.seq} {where}: inserted")

@@ -69,6 +69,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file only the station's user can read, and make it durable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class AuditWriter:
     """Appends audit records to ``<directory>/audit.jsonl`` from its own thread.
 
@@ -155,7 +165,7 @@ class AuditWriter:
             _write_all(fd, b"\n")
             return data + b"\n"
         torn = self._dir / f"{AUDIT_FILE}.torn-{int(self._clock() * 1000)}"
-        torn.write_bytes(data[cut:])
+        _write_private(torn, data[cut:])
         os.ftruncate(fd, cut)
         log.warning("audit trail ended mid-line; moved %s bytes to %s", len(data) - cut, torn)
         details = {"bytes": len(data) - cut, "moved_to": torn.name}
@@ -246,14 +256,15 @@ class AuditWriter:
         """Append the backlog and fsync it; on error leave the file as it was and keep it."""
         if not self._backlog or self._fd is None:
             return
-        fd = self._fd
-        size = os.fstat(fd).st_size
+        fd, size = self._fd, None
         try:
+            size = os.fstat(fd).st_size
             _write_all(fd, b"".join(self._backlog))
             os.fsync(fd)
         except OSError as exc:
             try:  # a half-written line would glue itself to the retry
-                os.ftruncate(fd, size)
+                if size is not None:
+                    os.ftruncate(fd, size)
             except OSError:
                 log.exception("could not trim a partial audit write")
             self._set_write_fault(f"cannot write {self._path}: {exc}")
@@ -264,11 +275,8 @@ class AuditWriter:
 
     def _write_head(self) -> None:
         tmp = self._dir / f"{HEAD_FILE}.tmp"
-        try:
-            with tmp.open("w", encoding="utf-8") as fh:
-                json.dump({"seq": self._seq, "hash": self._hash}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
+        try:  # write then rename, so a crash leaves the old head or the new, never half of one
+            _write_private(tmp, json.dumps({"seq": self._seq, "hash": self._hash}).encode())
             os.replace(tmp, self._dir / HEAD_FILE)
         except OSError as exc:
             self._set_write_fault(f"cannot write {self._dir / HEAD_FILE}: {exc}")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +93,13 @@ class SimulatorConfig:
         for ok, name, rule in checks:
             if not ok:
                 raise ValueError(f"simulator {name} {rule}, got {getattr(self, name)!r}")
+
+
+def password_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The simulator's MQTT password from ``STATION_SIM_PASSWORD`` (never a CLI argument,
+    which other users of the machine can read in the process list)."""
+    value = (os.environ if environ is None else environ).get(PASSWORD_ENV)
+    return value or None
 
 
 class Simulator:
@@ -223,6 +232,7 @@ class Simulator:
         )  # clean session (paho's default): a device has nothing to resume
         client.max_inflight_messages_set(100)  # loopback floods need more than paho's 20
         client.max_queued_messages_set(10_000)  # bounded while the broker is away
+        client.connect_timeout = 3.0  # a blocking connect must not outlast stop()'s timeout
         if cfg.tls:
             client.tls_set(ca_certs=cfg.ca_file)
         if cfg.username is not None:

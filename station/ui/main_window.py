@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
             self.statusBar().addWidget(QLabel("   "))
         self._patient_views: dict[str, PatientView] = {}
         self.stats: IngestStats | None = None
+        self.broker_connected = False
 
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
@@ -160,6 +161,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def on_connection(self, state: ConnectionState) -> None:
         """Show the broker state with its reason, never just a colour."""
+        self.broker_connected = state.connected
         m = self._settings.mqtt
         where = f"{m.host}:{m.port}{' TLS' if m.tls else ''}"
         if state.connected:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from servers import Mosquitto, Pki, ServerProcess, VictoriaMetrics, make_pki
+
+from .servers import Mosquitto, Pki, ServerProcess, VictoriaMetrics, make_pki
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DEVICES = ("monitor-a", "monitor-b")
@@ -62,6 +63,27 @@ def _run(server: S, request: pytest.FixtureRequest) -> Iterator[S]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         assert not leftovers, f"{server.name} left processes running: {leftovers}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _teardown_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (a CI timeout, a ``kill``) into KeyboardInterrupt while these tests run.
+
+    By default SIGTERM ends Python at once, without fixture teardowns or ``atexit``, and the
+    brokers started here would run on. As KeyboardInterrupt, pytest stops the servers first.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield  # someone else handles it: leave theirs alone
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

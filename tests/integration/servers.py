@@ -118,37 +118,48 @@ class Pki:
     client_key: Path
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-
-
 def _issue(
     subject: str,
     key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name | None,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    extensions: list[tuple[x509.ExtensionType, bool]],
+    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
+    *extensions: x509.ExtensionType,
 ) -> x509.Certificate:
+    """Sign a certificate for ``subject`` by ``ca`` (certificate, key), or by itself if None."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = dt.datetime.now(dt.UTC)
+    issuer, issuer_key = (name, key) if ca is None else (ca[0].subject, ca[1])
+    is_ca = ca is None
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(issuer or name)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a little clock skew
         .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), True)
+        .add_extension(
+            # OpenSSL 3's strict verification refuses a CA without keyCertSign.
+            x509.KeyUsage(
+                digital_signature=not is_ca,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=is_ca,
+                crl_sign=is_ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
+        )
     )
-    for extension, critical in extensions:
-        builder = builder.add_extension(extension, critical=critical)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -159,80 +170,44 @@ def make_pki(directory: Path) -> Pki:
     ever committed to the repository.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _issue(
-        "station test CA",
-        ca_key,
-        None,
-        ca_key,
-        [
-            (x509.BasicConstraints(ca=True, path_length=0), True),
-            (
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                True,
+    keys = {role: ec.generate_private_key(ec.SECP256R1()) for role in ("ca", "server", "client")}
+    ca = _issue("station test CA", keys["ca"], None)
+    certs = {
+        "ca": ca,
+        "server": _issue(
+            "localhost",
+            keys["server"],
+            (ca, keys["ca"]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address(LOOPBACK))]
             ),
-            (x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False),
-        ],
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+        ),
+        "client": _issue(
+            "station",
+            keys["client"],
+            (ca, keys["ca"]),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+        ),
+    }
+    for role, cert in certs.items():
+        (directory / f"{role}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file = directory / f"{role}.key"
+        key_file.write_bytes(
+            keys[role].private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key_file.chmod(0o600)
+    return Pki(
+        **{
+            f"{role}_{kind}": directory / f"{role}.{ext}"
+            for role in certs
+            for kind, ext in (("cert", "pem"), ("key", "key"))
+        }
     )
-    leaf_usage: list[tuple[x509.ExtensionType, bool]] = [
-        (x509.BasicConstraints(ca=False, path_length=None), True),
-        (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
-    ]
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server = _issue(
-        "localhost",
-        server_key,
-        ca.subject,
-        ca_key,
-        [
-            *leaf_usage,
-            (
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.IPv4Address(LOOPBACK)),
-                    ]
-                ),
-                False,
-            ),
-            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
-        ],
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client = _issue(
-        "station",
-        client_key,
-        ca.subject,
-        ca_key,
-        [*leaf_usage, (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
-    )
-    pki = Pki(
-        ca_cert=directory / "ca.pem",
-        ca_key=directory / "ca.key",
-        server_cert=directory / "server.pem",
-        server_key=directory / "server.key",
-        client_cert=directory / "client.pem",
-        client_key=directory / "client.key",
-    )
-    for path, cert in ((pki.ca_cert, ca), (pki.server_cert, server), (pki.client_cert, client)):
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    for path, key in (
-        (pki.ca_key, ca_key),
-        (pki.server_key, server_key),
-        (pki.client_key, client_key),
-    ):
-        _write_key(path, key)
-    return pki
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -424,6 +399,8 @@ class Mosquitto(ServerProcess):
         return ["mosquitto", "-c", str(self.config_file)]
 
     def is_ready(self) -> bool:
+        # A bare TCP connect: the broker logs it as a failed TLS handshake ("unexpected eof"),
+        # which is harmless and marks in the log where the test began.
         ports = [self.port] if self.plain_port is None else [self.port, self.plain_port]
         return all(port_open(self.host, port) for port in ports)
 

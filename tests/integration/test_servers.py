@@ -23,7 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from servers import Mosquitto, Series, VictoriaMetrics
+
+from .servers import Mosquitto, Series, VictoriaMetrics
 
 TIMEOUT_S = 10.0
 RC_NOT_AUTHORIZED = 135

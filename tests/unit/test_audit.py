@@ -1,17 +1,18 @@
 """Unit tests of the audit trail (CONTRACT §6): records, chain verification, writer, CLI verdict.
 
-A trail of 20 records is written by the real :class:`AuditWriter` into ``tmp_path``; each test then
-damages a copy of its lines the way an intruder or a crash would and checks that verification
-names exactly the line, seq and kind of the first bad record, at the first, a middle and the last
-position. No Qt, no network.
+A trail of 20 records is written once by the real :class:`AuditWriter`; each test damages a copy
+of its lines the way an intruder or a crash would and checks that verification names exactly the
+line, seq and kind of the first bad record, at every position (first, middle and last included).
+No Qt, no network; ``tests/conftest.py`` fails a test that leaves the ``audit`` thread running.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,24 +71,25 @@ def audit_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.fixture
-def lines(audit_dir: Path) -> list[bytes]:
-    with (audit_dir / "audit.jsonl").open("rb") as fh:
-        return list(fh)
-
-
-@pytest.fixture
-def head(audit_dir: Path) -> tuple[int, str]:
-    found = read_head(audit_dir)
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[bytes, ...], tuple[int, str]]:
+    """One trail written once; each test damages its own copy of the lines."""
+    directory = tmp_path_factory.mktemp("pristine")
+    write_trail(directory, N)
+    found = read_head(directory)
     assert found is not None
-    return found
+    with (directory / "audit.jsonl").open("rb") as fh:
+        return tuple(fh), found
 
 
-@pytest.fixture(autouse=True)
-def no_audit_thread_left() -> Iterator[None]:
-    """Fail a test that leaves an ``audit`` thread running (STYLE rule 4)."""
-    yield
-    assert not [t for t in threading.enumerate() if t.name == "audit"]
+@pytest.fixture
+def lines(pristine: tuple[tuple[bytes, ...], tuple[int, str]]) -> list[bytes]:
+    return list(pristine[0])
+
+
+@pytest.fixture
+def head(pristine: tuple[tuple[bytes, ...], tuple[int, str]]) -> tuple[int, str]:
+    return pristine[1]
 
 
 def load(line: bytes) -> dict[str, Any]:
@@ -100,7 +102,7 @@ def dump(record: dict[str, Any]) -> bytes:
 
 
 def rehashed(record: dict[str, Any], **changes: Any) -> bytes:
-    """``record`` changed and given a correct hash of its own, as a forger with write access would."""
+    """``record`` changed and given a correct hash of its own, as a forger with write access."""
     forged = {**record, **changes}
     forged["hash"] = record_hash(forged)
     return dump(forged)
@@ -113,7 +115,7 @@ def check(found: Any, line: int | None, seq: int | None, kind: str) -> None:
     assert "\n" not in found.message
 
 
-POSITIONS = [1, N // 2, N]
+POSITIONS = range(1, N + 1)  # every line, the first, middle and last among them
 
 
 def test_written_trail_verifies(lines: list[bytes], head: tuple[int, str]) -> None:
@@ -125,11 +127,24 @@ def test_written_trail_verifies(lines: list[bytes], head: tuple[int, str]) -> No
     records = [load(line) for line in lines]
     assert [r["seq"] for r in records] == list(range(1, N + 1))
     assert records[0]["prev"] == GENESIS
-    assert all(r["prev"] == p["hash"] for p, r in zip(records, records[1:], strict=False))
+    assert all(r["prev"] == p["hash"] for p, r in itertools.pairwise(records))
     assert records[0]["ts"] == "2024-05-01T12:00:00.000Z"
     assert records[1]["ts"] == "2024-05-01T12:00:00.250Z"
     assert records[0]["outcome"] == "success"
     assert all(line == dump(load(line)) for line in lines), "lines are canonical JSON"
+
+
+def test_canonical_json_is_sorted_compact_utf8() -> None:
+    assert canonical_json({"b": 1, "a": 'é\n"'}) == '{"a":"é\\n\\"","b":1}'.encode()
+    with pytest.raises(ValueError, match="JSON compliant"):
+        canonical_json({"x": float("nan")})
+
+
+def test_text_lines_verify_like_bytes(lines: list[bytes], head: tuple[int, str]) -> None:
+    text = [line.decode("utf-8") for line in lines]
+    assert verify_lines(text, head=head).ok is True
+    del text[4]
+    check(verify_lines(text, head=head), 5, 6, "deleted")
 
 
 def test_empty_trail_is_intact() -> None:
@@ -163,10 +178,20 @@ def test_deleted_line_is_found(lines: list[bytes], head: tuple[int, str], k: int
     assert result.records == k - 1
 
 
-def test_deleted_tail_needs_the_head(lines: list[bytes]) -> None:
+def test_deleted_tail_needs_the_head(lines: list[bytes], head: tuple[int, str]) -> None:
     """A bare chain cannot see its end cut off; this is what the head file is for."""
     assert verify_lines(lines[:-2]).ok is True
-    check(verify_lines([], head=last_chain_state(lines)), 1, 1, "deleted")
+    check(verify_lines(lines[:-2], head=head), N - 1, N - 1, "deleted")
+    check(verify_lines([], head=head), 1, 1, "deleted")
+
+
+def test_records_after_the_head_are_accepted(lines: list[bytes], head: tuple[int, str]) -> None:
+    """A crash between the fsync of a batch and the head update leaves the file ahead of it."""
+    last = load(lines[-1])
+    lines.append(rehashed(last, seq=N + 1, prev=last["hash"], action="station.stop"))
+    assert verify_lines(lines, head=head).ok is True
+    lines.append(rehashed(last, action="station.stop"))  # a twin of seq N+1's predecessor
+    check(verify_lines(lines, head=head), N + 2, N, "inserted")
 
 
 @pytest.mark.parametrize("k", POSITIONS)
@@ -186,7 +211,15 @@ def test_inserted_forged_line_is_found(
     check(result, k, load(forged)["seq"], "inserted")
 
 
-@pytest.mark.parametrize("k", [1, N // 2, N - 1])
+@pytest.mark.parametrize("at", [1, N // 2, N + 1])
+def test_replayed_old_record_is_found(lines: list[bytes], head: tuple[int, str], at: int) -> None:
+    lines.insert(at - 1, lines[2] if at > 3 else lines[N - 1])
+    seq = 3 if at > 3 else N
+    check(verify_lines(lines, head=head), at, seq, "inserted")
+    check(verify_lines(lines), at, seq, "inserted")
+
+
+@pytest.mark.parametrize("k", range(1, N))
 def test_swapped_lines_are_found(lines: list[bytes], head: tuple[int, str], k: int) -> None:
     lines[k - 1], lines[k] = lines[k], lines[k - 1]
     check(verify_lines(lines, head=head), k, k + 1, "reordered")
@@ -212,12 +245,19 @@ def test_torn_tail_is_not_tampering_but_not_intact(lines: list[bytes]) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    [b"not json\n", b"[1,2]\n", b'{"seq":1}\n', b"\n", b"\xff\xfe\n"],
+    ("bad", "seq"),
+    [
+        (b"not json\n", None),
+        (b"[1,2]\n", None),
+        (b'{"seq":5}\n', 5),  # the seq it claims is reported, though the record is no record
+        (b"\n", None),
+        (b"\xff\xfe\n", None),
+        (b'{"seq":5,"hash":"x",' + b"[" * 100_000 + b"\n", None),
+    ],
 )
-def test_malformed_line_is_found(lines: list[bytes], bad: bytes) -> None:
+def test_malformed_line_is_found(lines: list[bytes], bad: bytes, seq: int | None) -> None:
     lines[4] = bad
-    check(verify_lines(lines), 5, None, "malformed")
+    check(verify_lines(lines), 5, seq, "malformed")
 
 
 def test_duplicate_keys_are_malformed(lines: list[bytes]) -> None:

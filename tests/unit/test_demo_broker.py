@@ -6,6 +6,7 @@ Waits are on events with deadlines; the only timed part is the simulator's own d
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -170,3 +171,17 @@ def test_config_refuses_bad_values() -> None:
     with pytest.raises(ValueError, match="protocol"):
         SimulatorConfig("127.0.0.1", 1883, protocol="4")
     assert "secret" not in repr(SimulatorConfig("h", 1883, username="u", password="secret"))
+
+
+def test_simulator_without_a_broker_retries_and_still_stops() -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sim = Simulator(SimulatorConfig("127.0.0.1", port, beds=2, rate=5.0, protocol="3.1.1"))
+    sim.start()
+    assert not sim.connected.wait(0.5)
+    t0 = time.monotonic()
+    assert sim.stop(timeout=5.0)
+    assert time.monotonic() - t0 < 5.0
+    assert SIM_THREAD not in thread_names()
+    assert sim.published == 0

@@ -1,0 +1,33 @@
+"""Suite-wide fixtures: headless Qt, and no test may leave a station thread running."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+# Before any Qt import: every test renders offscreen, on CI and on a desktop alike.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+OWNED_THREADS = frozenset({"mqtt", "historian", "audit", "simulator", "demo-broker"})
+THREAD_GRACE_S = 5.0
+
+
+def _ours() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in OWNED_THREADS and t.is_alive()]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running() -> Iterator[None]:
+    """Fail a test that leaves one of the station's named threads running (STYLE rule 4)."""
+    before = set(_ours())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE_S
+    left = [t for t in _ours() if t not in before]
+    while left and time.monotonic() < deadline:
+        left[0].join(0.1)
+        left = [t for t in _ours() if t not in before]
+    assert not left, f"threads left running: {[t.name for t in left]}"

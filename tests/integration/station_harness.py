@@ -1,0 +1,80 @@
+"""Running a real :class:`Station` against the fixture broker, and devices that publish to it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from pytestqt.qtbot import QtBot
+
+from station.app import Station
+from station.settings import Settings, from_mapping
+from tests.integration.servers import Mosquitto
+
+CONNECT_TIMEOUT_MS = 15_000
+
+
+def station_settings(broker: Mosquitto, data_dir: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings for the station user over TLS with the fixture CA and hostname verification."""
+    data: dict[str, Any] = {
+        "station": {"id": "ward-test", "data_dir": str(data_dir)},
+        "mqtt": {
+            "host": "localhost",
+            "port": broker.port,
+            "tls": True,
+            "ca_file": str(broker.ca_file),
+            "username": "station",
+        },
+        "ward": {"beds": 4, "devices": {"monitor-a": 1, "monitor-b": 2}},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return from_mapping(data)
+
+
+@contextmanager
+def running_station(
+    qtbot: QtBot, broker: Mosquitto, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Station]:
+    """A started station, connected to the broker; stopped (and checked stopped) on exit."""
+    monkeypatch.setenv("STATION_MQTT_PASSWORD", broker.passwords["station"])
+    station = Station(settings, user="nurse-test")
+    qtbot.addWidget(station.window)
+    station.start()
+    try:
+        qtbot.waitUntil(lambda: station.window.broker_connected, timeout=CONNECT_TIMEOUT_MS)
+        yield station
+    finally:
+        assert station.stop(), "the station did not stop in time"
+        assert not station.mqtt.alive()
+        assert not station.core_thread.isRunning()
+
+
+def publish(
+    broker: Mosquitto, device: str, payloads: Iterable[bytes], topic: str | None = None
+) -> None:
+    """Connect as ``device`` over TLS, publish each payload at QoS 1 and wait for every PUBACK."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"dev-{device}", protocol=mqtt.MQTTv5
+    )
+    client.tls_set(ca_certs=str(broker.ca_file))
+    client.username_pw_set(device, broker.passwords[device])
+    connected = threading.Event()
+    client.on_connect = lambda *_a: connected.set()
+    client.connect("localhost", broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10), f"device {device} could not connect"
+        for payload in payloads:
+            info = client.publish(topic or f"healthcare/devices/{device}/vitals", payload, qos=1)
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()

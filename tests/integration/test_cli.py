@@ -1,0 +1,153 @@
+"""The ``station`` command as an operator runs it: the demo, its screenshot, orderly stop on
+SIGTERM/SIGINT, and ``audit verify`` on the trail a demo run leaves (intact, then tampered)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QImage
+
+STOP_LIMIT_S = 10.0
+
+
+def station(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run(
+        [sys.executable, "-m", "station", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def run_demo_until_signal(sig: signal.Signals, tmp_path: Path) -> tuple[int, float, Path]:
+    """Start ``station --demo``, wait until alarms are being audited, send ``sig``; return the
+    exit code, the seconds from signal to exit, and the demo's data folder."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station", "--demo"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        data_dir: Path | None = None
+        deadline = time.monotonic() + 30
+        while data_dir is None or "alarm.raise" not in _audit_text(data_dir):
+            assert time.monotonic() < deadline, f"no alarm audited in 30 s: {stderr[-5:]}"
+            assert proc.poll() is None, f"the demo ended early: {stderr[-5:]}"
+            found = re.search(r"data folder (\S+)", "".join(stderr))
+            if found:
+                data_dir = Path(found.group(1))
+            time.sleep(0.1)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=STOP_LIMIT_S + 5)
+        took = time.monotonic() - sent
+        reader.join(5)
+        return proc.returncode, took, data_dir
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _audit_text(data_dir: Path) -> str:
+    path = data_dir / "audit" / "audit.jsonl"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_in_order_within_ten_seconds(sig: signal.Signals, tmp_path: Path) -> None:
+    code, took, data_dir = run_demo_until_signal(sig, tmp_path)
+    assert code == 0
+    assert took < STOP_LIMIT_S
+    records = [json.loads(line) for line in _audit_text(data_dir).splitlines()]
+    assert records[0]["action"] == "station.start"
+    assert records[-1]["action"] == "station.stop"
+    assert records[-1]["details"] == {"clean": True}
+    verdict = station("audit", "verify", str(data_dir))
+    assert verdict.returncode == 0, verdict.stdout
+    assert verdict.stdout.startswith("OK ")
+
+
+def test_demo_screenshot_is_a_png_of_the_ward(tmp_path: Path) -> None:
+    png = tmp_path / "ward.png"
+    result = station("--demo", "--screenshot", str(png), "--screenshot-after", "4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = QImage(str(png))
+    assert not image.isNull()
+    assert image.width() >= 1200
+    assert image.height() >= 700
+
+
+def _tamper(lines: list[str], how: str, k: int) -> list[str]:
+    out = list(lines)
+    if how == "edited":
+        record = json.loads(out[k])
+        record["actor"] = "mallory"
+        out[k] = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    elif how == "deleted":
+        del out[k]
+    elif how == "inserted":
+        out.insert(k, out[k - 1])
+    elif how == "reordered":
+        out[k], out[k + 1] = out[k + 1], out[k]
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_trail(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The audit trail of a real demo run (start, connection, alarms, stop)."""
+    tmp = tmp_path_factory.mktemp("demo")
+    code, _, data_dir = run_demo_until_signal(signal.SIGTERM, tmp)
+    assert code == 0
+    lines = _audit_text(data_dir).splitlines()
+    assert len(lines) >= 4
+    return lines
+
+
+@pytest.mark.parametrize("how", ["edited", "deleted", "inserted", "reordered"])
+def test_audit_verify_names_the_tampered_record(
+    demo_trail: list[str], how: str, tmp_path: Path
+) -> None:
+    k = 2
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("\n".join(_tamper(demo_trail, how, k)) + "\n")
+    result = station("audit", "verify", str(audit))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"FAIL line {k + 1} ")
+    assert f": {how}:" in result.stdout
+
+
+def test_audit_verify_ok_on_the_untouched_copy(demo_trail: list[str], tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text("\n".join(demo_trail) + "\n")
+    result = station("audit", "verify", str(audit))
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"OK {len(demo_trail)} records")
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "station.toml"
+    bad.write_text('[mqtt]\nhost = "broker.example.org"\n')
+    result = station("--config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "mqtt" in result.stderr
+    assert "tls" in result.stderr

@@ -1,0 +1,213 @@
+"""pytest-qt tests of the ward screen: tiles, the no-data state, the alarm list and acknowledge.
+
+The screen is driven the way the core drives it (``on_vitals``, ``on_alarm``) and, for the
+acknowledge path, through a real :class:`CoreWorker` and a real audit file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from station.domain import ingest
+from station.domain.alarms import AlarmState
+from station.domain.messages import Accepted
+from station.services.audit_writer import AuditWriter
+from station.services.core import CoreWorker
+from station.settings import Settings, from_mapping
+from station.ui.main_window import MainWindow
+from tests.payloads import vitals
+
+FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
+
+
+class Clock:
+    """A clock the test moves by hand, so ages and no-data happen without waiting."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def accepted(device: str, now: float, **values: object) -> Accepted:
+    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
+    assert isinstance(result, Accepted), result
+    return result
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return from_mapping(
+        {
+            "station": {"data_dir": str(tmp_path / "data")},
+            "ward": {"beds": 4, "devices": {"mon-1": 1, "mon-2": 2}},
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def window(qtbot: QtBot, settings: Settings, clock: Clock) -> MainWindow:
+    win = MainWindow(settings, "nurse-ann", lambda: None, clock)
+    win.render_timer.stop()  # the test paints frames itself, at the clock it sets
+    qtbot.addWidget(win)
+    return win
+
+
+def test_tile_shows_latest_values_units_and_age(window: MainWindow, clock: Clock) -> None:
+    window.on_vitals("Bed 1", accepted("mon-1", clock.now, heartrate=84, oxygen=95))
+    clock.now += 3
+    window.paint_frame()
+    tile = window.tiles["Bed 1"]
+    assert tile.device.text() == "mon-1"
+    assert tile.hr.value.text() == "84"
+    assert tile.spo2.value.text() == "95"
+    assert tile.nibp.value.text() == "120/80"
+    assert tile.temp.value.text() == "36.8"
+    assert tile.age.text() == "3 s"
+    assert tile.banner.text() == ""
+    _, hr = tile.curves["heartrate"].getData()
+    assert list(hr) == [84.0]
+    # Units are shown beside the numbers.
+    units = " ".join(label.text() for label in tile.findChildren(type(tile.age)))
+    for unit in ("bpm", "%", "mmHg", "°C"):
+        assert unit in units
+
+
+def test_curves_follow_the_ring_buffer(window: MainWindow, clock: Clock) -> None:
+    for hr in (70, 75, 80, 85):
+        window.on_vitals("Bed 2", accepted("mon-2", clock.now, heartrate=hr))
+        clock.now += 1
+    window.paint_frame()
+    x, y = window.tiles["Bed 2"].curves["heartrate"].getData()
+    assert list(y) == [70.0, 75.0, 80.0, 85.0]
+    assert list(x) == sorted(x)
+
+
+def test_a_quiet_device_shows_no_data_never_its_last_values(
+    window: MainWindow, settings: Settings, clock: Clock
+) -> None:
+    window.on_vitals("Bed 1", accepted("mon-1", clock.now, heartrate=84))
+    window.paint_frame()
+    tile = window.tiles["Bed 1"]
+    assert tile.hr.value.text() == "84"
+    clock.now += settings.alarms.no_data_s + 1
+    window.paint_frame()
+    assert tile.banner.text() == "NO DATA"
+    assert tile.hr.value.text() == "--"
+    assert tile.spo2.value.text() == "--"
+    assert tile.nibp.value.text() == "--/--"
+    assert tile.temp.value.text() == "--"
+    assert tile.age.text() == "last data 11 s ago"
+    # Data again: live values come back.
+    window.on_vitals("Bed 1", accepted("mon-1", clock.now, heartrate=90))
+    window.paint_frame()
+    assert tile.hr.value.text() == "90"
+    assert tile.banner.text() == ""
+
+
+def test_a_bed_without_a_device_says_so(window: MainWindow) -> None:
+    window.paint_frame()
+    tile = window.tiles["Bed 4"]
+    assert tile.device.text() == "no device"
+    assert tile.age.text() == "waiting for data"
+    assert tile.hr.value.text() == "--"
+
+
+def test_double_click_opens_the_patient_detail_view(
+    qtbot: QtBot, window: MainWindow, clock: Clock
+) -> None:
+    window.on_vitals("Bed 2", accepted("mon-2", clock.now, heartrate=77))
+    window.show()
+    qtbot.mouseDClick(window.tiles["Bed 2"], Qt.MouseButton.LeftButton)
+    view = window._patient_views["Bed 2"]
+    assert view.isVisible()
+    assert "Bed 2" in view.title.text()
+    assert "mon-2" in view.title.text()
+    assert list(view.curves["heartrate"].getData()[1]) == [77.0]
+
+
+def test_historian_off_is_shown(window: MainWindow) -> None:
+    window._paint_historian()
+    assert "Historian: off" in window.historian.text()
+
+
+@pytest.fixture
+def wired(
+    qtbot: QtBot, settings: Settings, clock: Clock, window: MainWindow, tmp_path: Path
+) -> tuple[MainWindow, CoreWorker, AuditWriter]:
+    """Window and a real core (on the test's thread) with a real audit writer."""
+    audit = AuditWriter(tmp_path / "audit", clock=clock)
+    audit.start()
+    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
+    core.vitals_received.connect(window.on_vitals)
+    core.alarm_changed.connect(window.on_alarm)
+    window.acknowledge_requested.connect(core.acknowledge)
+    yield window, core, audit
+    assert audit.close(5.0)
+
+
+def test_alarm_shows_on_tile_and_list_and_a_nurse_acknowledges_it(
+    qtbot: QtBot, wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: Clock
+) -> None:
+    window, core, audit = wired
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=134))
+    window.paint_frame()
+    tile = window.tiles["Bed 1"]
+    assert tile.banner.text().startswith("*** HR 134 > 120")
+    rows = window.alarm_list.alarms()
+    assert [(a.bed, a.message, a.state) for a in rows] == [
+        ("Bed 1", "HR 134 > 120", AlarmState.ACTIVE)
+    ]
+    table = window.alarm_list.table
+    assert table.item(0, 0).text() == "***"
+    assert not window.alarm_list.ack.isEnabled()  # nothing selected yet
+
+    table.selectRow(0)
+    assert window.alarm_list.ack.isEnabled()
+    with qtbot.waitSignal(window.acknowledge_requested) as sig:
+        qtbot.mouseClick(window.alarm_list.ack, Qt.MouseButton.LeftButton)
+    assert sig.args == [rows[0].alarm_id, "nurse-ann"]
+
+    acked = window.alarm_list.alarms()[0]
+    assert acked.state == AlarmState.ACKNOWLEDGED
+    assert acked.by == "nurse-ann"
+    assert table.item(0, 3).text() == "acknowledged by nurse-ann"
+    assert not window.alarm_list.ack.isEnabled()  # an acknowledged alarm cannot be re-acked
+    window.paint_frame()
+    assert "(ack)" in tile.banner.text()  # visual stays while the condition lasts
+
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=80))
+    window.paint_frame()
+    assert window.alarm_list.alarms() == []
+    assert tile.banner.text() == ""
+    assert window.alarm_list.count.text() == "none"
+
+    assert audit.close(5.0)
+    actions = [json.loads(line)["action"] for line in audit.path.read_text().splitlines()]
+    assert actions == ["alarm.raise", "alarm.acknowledge", "alarm.clear"]
+    ack = json.loads(audit.path.read_text().splitlines()[1])
+    assert ack["actor"] == "nurse-ann"
+
+
+def test_alarm_list_orders_by_priority(
+    wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: Clock
+) -> None:
+    window, core, _ = wired
+    core.on_accepted(accepted("mon-1", clock.now, temperature=38.9))
+    clock.now += 1
+    core.on_accepted(accepted("mon-2", clock.now, oxygen=85))
+    marks = [window.alarm_list.table.item(r, 0).text() for r in range(2)]
+    assert marks == ["***", "*"]
+    assert window.alarm_list.count.text() == "2 open, 2 unacknowledged"

@@ -1,0 +1,89 @@
+"""Unit tests of :class:`station.domain.ward.Ward`: which device feeds which bed.
+
+Devices listed in ``[ward] devices`` take their bed; any other device takes the next free bed in
+order of arrival; a device that finds the ward full gets no bed and is counted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from station.domain.ward import Ward
+
+
+def test_labels_use_prefix_and_number_from_one() -> None:
+    assert Ward(3, {}).labels == ("Bed 1", "Bed 2", "Bed 3")
+    assert Ward(2, {}, prefix="ICU-").labels == ("ICU-1", "ICU-2")
+    assert Ward(2, {}, prefix="").labels == ("1", "2")
+
+
+def test_fixed_mapping_honoured() -> None:
+    ward = Ward(4, {"mon-a": 3, "mon-b": 1})
+    assert ward.bed_of("mon-a") == "Bed 3"
+    assert ward.bed_of("mon-b") == "Bed 1"
+    assert ward.device_of("Bed 3") == "mon-a"
+    assert ward.device_of("Bed 1") == "mon-b"
+
+
+def test_fixed_bed_is_reserved_before_its_device_arrives() -> None:
+    ward = Ward(3, {"mon-late": 1})
+    assert ward.bed_of("x") == "Bed 2"
+    assert ward.bed_of("y") == "Bed 3"
+    assert ward.bed_of("z") is None
+    assert ward.bed_of("mon-late") == "Bed 1"
+
+
+def test_others_take_next_free_bed_in_arrival_order() -> None:
+    ward = Ward(5, {"fixed": 2})
+    assert [ward.bed_of(d) for d in ("c", "a", "b")] == ["Bed 1", "Bed 3", "Bed 4"]
+    # Asking again gives the same bed; it does not move a device on.
+    assert [ward.bed_of(d) for d in ("b", "a", "c")] == ["Bed 4", "Bed 3", "Bed 1"]
+    assert ward.bed_of("fixed") == "Bed 2"
+    assert ward.bed_of("d") == "Bed 5"
+    assert ward.unassigned == {}
+
+
+def test_full_ward_returns_none_and_counts() -> None:
+    ward = Ward(2, {})
+    assert ward.bed_of("a") == "Bed 1"
+    assert ward.bed_of("b") == "Bed 2"
+    assert ward.bed_of("c") is None
+    assert ward.bed_of("c") is None
+    assert ward.bed_of("d") is None
+    assert ward.unassigned == {"c": 2, "d": 1}
+    # The assigned devices keep their beds, and a full ward never reassigns them.
+    assert (ward.bed_of("a"), ward.bed_of("b")) == ("Bed 1", "Bed 2")
+    assert ward.device_of("Bed 1") == "a"
+    assert ward.unassigned == {"c": 2, "d": 1}
+
+
+@pytest.mark.parametrize(
+    ("beds", "number"),
+    [(4, 0), (4, 5), (4, -1), (1, 2)],
+    ids=["zero", "past-last", "negative", "single-bed"],
+)
+def test_bad_fixed_bed_number_names_device(beds: int, number: int) -> None:
+    with pytest.raises(ValueError, match="mon-7") as info:
+        Ward(beds, {"ok": 1, "mon-7": number})
+    assert str(number) in str(info.value)
+    assert "ward.devices" in str(info.value)
+
+
+@pytest.mark.parametrize("number", [1, 4], ids=["first", "last"])
+def test_fixed_bed_number_at_bounds_accepted(number: int) -> None:
+    assert Ward(4, {"mon-7": number}).bed_of("mon-7") == f"Bed {number}"
+
+
+def test_device_of_unknown_or_empty_bed() -> None:
+    ward = Ward(3, {"mon-a": 2})
+    assert ward.device_of("Bed 1") is None
+    assert ward.device_of("Bed 9") is None
+    assert ward.device_of("") is None
+    assert ward.device_of("Bed 2") == "mon-a"
+
+
+def test_device_of_follows_dynamic_assignment() -> None:
+    ward = Ward(2, {}, prefix="Room ")
+    assert ward.device_of("Room 1") is None
+    assert ward.bed_of("dev-x") == "Room 1"
+    assert ward.device_of("Room 1") == "dev-x"
