@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QMetaObject, QObject, Qt, QThread
+from PySide6.QtCore import QObject, Qt, QThread
 
 from station import __version__
 from station.credentials import secret
@@ -84,7 +84,7 @@ class Station(QObject):
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         self.mqtt = MqttWorker(settings, password, clock)
         self.core = CoreWorker(
-            settings, self.audit, self.mqtt, self.historian, self.mqtt.alive, clock
+            settings, self.audit, self.mqtt, self.historian, self.mqtt.watch, clock
         )
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
@@ -113,6 +113,7 @@ class Station(QObject):
         c.connection_changed.connect(w.on_connection, QUEUED)
         w.acknowledge_requested.connect(c.acknowledge, QUEUED)
         self.core_thread.started.connect(c.start)
+        self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         """Start every part in order and show the window."""
@@ -159,13 +160,11 @@ class Station(QObject):
         self.window.render_timer.stop()
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
-        ok &= self.mqtt.stop(2.0)
-        if self.core_thread.isRunning():
-            QMetaObject.invokeMethod(
-                self.core, "shutdown", Qt.ConnectionType.BlockingQueuedConnection
-            )
+        ok &= self.mqtt.stop(1.5)
+        # No blocking call into the core: under a flood it would wait behind every queued
+        # message. Ending its event loop stops its timer with it.
         self.core_thread.quit()
-        ok &= self.core_thread.wait(2000)
+        ok &= self.core_thread.wait(1500)
         if self.historian is not None:
             ok &= self.historian.stop(2.0)
         self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})

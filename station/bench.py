@@ -98,16 +98,7 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
         stop_broker = lambda: None  # noqa: E731 - stopped below
     app = QApplication.instance() or QApplication([])
     station = Station(_settings(beds, port, protocol, work / "data"), user="bench")
-    frame_ms: list[float] = []
-    render = station.window.paint_frame
-
-    def timed_render() -> None:
-        t = time.perf_counter()
-        render()
-        frame_ms.append((time.perf_counter() - t) * 1000)
-
-    station.window.render_timer.timeout.disconnect()
-    station.window.render_timer.timeout.connect(timed_render)
+    frame_ms = station.window.frame_ms
     station.start()
     sim_rate = 100_000.0 / beds if flood else rate
     sim = subprocess.Popen(
@@ -117,13 +108,14 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
             *("--duration", str(duration + 5), "--protocol", protocol, "--scenario", "normal"),
         ],
     )
-    # Warm up 3 s (connect, first paint), then measure.
-    QTimer.singleShot(3000, app.quit)
+    # Warm up 3 s (connect, first paint), then measure. exit(), not quit(): Qt 6's quit() first
+    # closes every window, which would stop the render timer being measured.
+    QTimer.singleShot(3000, lambda: app.exit(0))
     app.exec()
     frame_ms.clear()
     accepted0 = station.core.accepted
     wall0, gui0, cpu0 = time.monotonic(), time.thread_time(), time.process_time()
-    QTimer.singleShot(round(duration * 1000), app.quit)
+    QTimer.singleShot(round(duration * 1000), lambda: app.exit(0))
     app.exec()
     wall = time.monotonic() - wall0
     gui = time.thread_time() - gui0
@@ -135,7 +127,7 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
     if embedded is not None:
         embedded.stop()
     stop_broker()
-    frames = sorted(frame_ms) or [0.0]
+    frames = sorted(frame_ms) or [float("nan")]
     result = {
         "broker": broker,
         "beds": beds,
@@ -146,7 +138,7 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
         "process_cpu_share_of_one_core": round(cpu / wall, 4),
         "render_ms_mean": round(statistics.fmean(frames), 3),
         "render_ms_p95": round(frames[int(0.95 * (len(frames) - 1))], 3),
-        "frames": len(frame_ms),
+        "frames": len(frames) if frame_ms else 0,
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(result))

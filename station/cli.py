@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -151,7 +152,13 @@ def _run_station(args: argparse.Namespace) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     demo = DemoOptions(beds=settings.ward.beds) if args.demo else None
-    station = Station(settings, demo=demo)
+    try:
+        station = Station(settings, demo=demo)
+    except (OSError, ssl.SSLError) as exc:
+        # An unreadable CA or key, a data folder that cannot be created: a config problem.
+        if broker is not None:
+            broker.stop()
+        raise ConfigError(f"cannot start: {exc}") from exc
 
     def request_quit(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
@@ -164,7 +171,13 @@ def _run_station(args: argparse.Namespace) -> int:
     wake.start(200)
     wake.timeout.connect(lambda: None)
 
-    station.start()
+    try:
+        station.start()
+    except OSError as exc:  # the audit trail cannot be opened: never run without one
+        station.stop()
+        if broker is not None:
+            broker.stop()
+        raise ConfigError(f"cannot open the audit trail: {exc}") from exc
     shot_ok = True
     if args.screenshot is not None:
         path: Path = args.screenshot

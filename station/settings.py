@@ -258,7 +258,8 @@ def from_mapping(data: dict[str, object], source: str = "config") -> Settings:
     while TOML's strings still become enums and its arrays tuples.
     """
     try:
-        return Settings.model_validate_json(json.dumps(data), strict=True)
+        # default=str: a TOML date or time becomes text, which a wrong-type check then names.
+        return Settings.model_validate_json(json.dumps(data, default=str), strict=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])

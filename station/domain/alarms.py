@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Priority(StrEnum):
@@ -78,8 +78,9 @@ class AlarmLimits(BaseModel):
         "temperature",
     )
 
-    low: float | None = None
-    high: float | None = None
+    # NaN would compare false against every value and silently switch the alarm off.
+    low: float | None = Field(default=None, allow_inf_nan=False)
+    high: float | None = Field(default=None, allow_inf_nan=False)
     priority: Priority = Priority.MEDIUM
 
     @model_validator(mode="after")

@@ -76,6 +76,7 @@ class IngestStats:
     by_reason: tuple[tuple[str, int], ...]
     quarantine: tuple[Rejection, ...]
     unassigned: tuple[tuple[str, int], ...]
+    unknown_keys: tuple[tuple[str, int], ...] = ()
 
 
 class CoreWorker(QObject):
@@ -105,8 +106,14 @@ class CoreWorker(QObject):
         self._clock = clock
         self._engine = AlarmEngine(settings.alarms.limits(), clock)
         self._ward = Ward(settings.ward.beds, settings.ward.devices, settings.ward.bed_prefix)
-        self._last_seen: dict[str, float] = {}
+        # Devices pinned to a bed are expected from the start: one that never speaks after a
+        # restart must still raise "no data".
+        started = clock()
+        self._last_seen: dict[str, float] = dict.fromkeys(settings.ward.devices, started)
         self._silent: set[str] = set()
+        self._skewed: set[str] = set()
+        self._unknown_keys: Counter[str] = Counter()
+        self._connected: bool | None = None
         self._accepted = 0
         self._late = 0
         self._reasons: Counter[str] = Counter()
@@ -130,27 +137,52 @@ class CoreWorker(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop the watch timer; called in the core thread before it quits."""
+        """Stop and release the watch timer. Connected directly to the core thread's
+        ``finished``, which Qt emits in that thread: a timer may only be stopped by its own
+        thread."""
         if self._timer is not None:
             self._timer.stop()
+            self._timer.deleteLater()
+            self._timer = None
 
     # -- inbound ---------------------------------------------------------------------------
 
     @Slot(object)
     def on_accepted(self, msg: Accepted) -> None:
         """A valid message: bed, alarms, historian, screen."""
-        bed = self._ward.bed_of(msg.device_id)
-        if bed is None:
-            return
         self._accepted += 1
+        if msg.unknown_keys:
+            self._unknown_keys[msg.device_id] += 1
+        bed = self._ward.bed_of(msg.device_id)
         if self._historian is not None:
-            point = vitals_line(self._station, bed, msg)
+            # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
+            point = vitals_line(self._station, bed or "", msg)
             if point is not None:
                 self._historian.submit(point)
-        if msg.received_at - msg.device_time > self._settings.alarms.live_window_s:
-            # Old data (retained, replayed after an outage) is stored, never alarmed or shown live.
-            self._late += 1
+        if bed is None:
             return
+        lag = msg.received_at - msg.device_time
+        if lag > self._settings.alarms.live_window_s:
+            # Old data (retained, replayed after an outage) is stored, never alarmed or shown
+            # live. A device whose every message is late has a clock behind the station's:
+            # say so, or its bed would sit silent with no alarm at all.
+            self._late += 1
+            if msg.device_id not in self._skewed:
+                self._skewed.add(msg.device_id)
+                self._emit(
+                    self._engine.technical(
+                        msg.device_id,
+                        bed,
+                        "clock",
+                        True,
+                        Priority.MEDIUM,
+                        f"Device data {lag:.0f} s old: not shown live (clock or replay)",
+                    )
+                )
+            return
+        if msg.device_id in self._skewed:
+            self._skewed.discard(msg.device_id)
+            self._emit(self._engine.technical(msg.device_id, bed, "clock", False))
         self._last_seen[msg.device_id] = msg.received_at
         if msg.device_id in self._silent:
             self._silent.discard(msg.device_id)
@@ -182,6 +214,18 @@ class CoreWorker(QObject):
     @Slot(object)
     def on_connection(self, state: ConnectionState) -> None:
         """Audit the change and keep the 'broker lost' technical alarm in step."""
+        log.info("broker %s: %s", "connected" if state.connected else "down", state.detail)
+        self.connection_changed.emit(state)
+        if state.deliberate:
+            self._audit.record(
+                "mqtt.disconnected",
+                target=f"{self._settings.mqtt.host}:{self._settings.mqtt.port}",
+                details={"detail": state.detail},
+            )
+            return
+        if state.connected == self._connected:
+            return  # a reconnect attempt failing again is not news for the audit trail
+        self._connected = state.connected
         self._audit.record(
             "mqtt.connected" if state.connected else "mqtt.disconnected",
             target=f"{self._settings.mqtt.host}:{self._settings.mqtt.port}",
@@ -198,7 +242,6 @@ class CoreWorker(QObject):
                 f"Broker: {state.detail}",
             )
         )
-        self.connection_changed.emit(state)
 
     @Slot(str, str)
     def acknowledge(self, alarm_id: str, user: str) -> None:
@@ -253,6 +296,7 @@ class CoreWorker(QObject):
                 tuple(sorted(self._reasons.items())),
                 tuple(self._quarantine),
                 tuple(sorted(self._ward.unassigned.items())),
+                tuple(sorted(self._unknown_keys.items())),
             )
         )
 

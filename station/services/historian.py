@@ -78,6 +78,7 @@ class Historian:
         self._thread = threading.Thread(target=self._run, name="historian", daemon=True)
         self._written = 0
         self._dropped = 0
+        self._dropped_in_flight = 0
         self._error: str | None = None
 
     def start(self) -> None:
@@ -90,6 +91,7 @@ class Historian:
             if len(self._queue) >= self._max_backlog:
                 self._queue.popleft()
                 self._dropped += 1
+                self._dropped_in_flight += 1
                 if self._dropped == 1 or self._dropped % 10_000 == 0:
                     log.error("historian backlog full: %d oldest points dropped", self._dropped)
             self._queue.append(line)
@@ -106,8 +108,9 @@ class Historian:
         )
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Write what is queued (one attempt), then stop the thread. Returns whether it stopped
-        in time; points still queued are reported in the log (the spool will keep them)."""
+        """Write what is queued (at most one more attempt per batch, none after a failure), then
+        stop the thread. Returns whether it stopped in time; points still queued are reported
+        in the log (the spool of the historian issue will keep them)."""
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
@@ -121,13 +124,17 @@ class Historian:
 
     def _take(self) -> list[str]:
         with self._lock:
+            self._dropped_in_flight = 0
             n = min(self._batch_size, len(self._queue))
             return [self._queue[i] for i in range(n)]
 
     def _commit(self, n: int) -> None:
         with self._lock:
-            for _ in range(n):
+            # Overflow may have dropped some of this batch's points from the head meanwhile;
+            # they were written all the same, so pop only what is still queued of the batch.
+            for _ in range(max(0, n - self._dropped_in_flight)):
                 self._queue.popleft()
+            self._dropped_in_flight = 0
         self._written += n
 
     def _run(self) -> None:

@@ -1,11 +1,14 @@
 """The station's MQTT client: device vitals in, status and alarm events out.
 
-Thread model: paho's network loop runs in a ``threading.Thread`` named ``mqtt`` that this object
-owns (``loop_forever`` inside a guard that restarts it). All paho callbacks run there; they parse
-with :func:`station.domain.ingest.parse` and emit Qt signals, which reach the core thread through
+Thread model: paho's own network thread (``loop_start``, renamed ``mqtt``) does all socket I/O.
+It must be paho's thread, not one of ours running ``loop_forever``: without it paho believes no
+network thread exists and ``publish()`` writes to the TLS socket from the *calling* thread, so the
+core thread would share the socket with the loop and could block mid-reconnect (seen here: alarms
+delayed by seconds). All paho callbacks run in ``mqtt``; they parse with
+:func:`station.domain.ingest.parse` and emit Qt signals, which reach the core thread through
 queued connections. Callbacks never raise (a raising paho callback silently ends the network
-thread while ``is_connected()`` still says True — PLATFORM-NOTES), and :meth:`alive` lets the core
-watch the loop thread. ``publish_*`` methods are thread-safe (paho's publish is).
+thread while ``is_connected()`` still says True — PLATFORM-NOTES); :meth:`watch` lets the core
+check the thread and restarts it if it died. ``publish_alarm`` only queues and is thread-safe.
 
 Signals:
     message_accepted(Accepted), message_rejected(Rejection), connection_changed(ConnectionState)
@@ -49,6 +52,7 @@ class ConnectionState:
     connected: bool
     detail: str
     at: float
+    deliberate: bool = False
 
 
 def status_topic(station_id: str) -> str:
@@ -90,7 +94,7 @@ class MqttWorker(QObject):
         self._clock = clock
         self._started_at = clock()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._started = False
         self.loop_restarts = 0
         m = settings.mqtt
         self._topics = tuple(m.topics)
@@ -120,6 +124,7 @@ class MqttWorker(QObject):
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_message = self._guard(self._on_message)
         client.on_connect_fail = self._guard(self._on_connect_fail)
+        client.on_subscribe = self._guard(self._on_subscribe)
         self._client = client
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -138,12 +143,36 @@ class MqttWorker(QObject):
             clean_start=False if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )
-        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
-        self._thread.start()
+        self._start_loop()
+        self._started = True
+
+    def _start_loop(self) -> None:
+        self._client.loop_start()
+        thread = self._loop_thread()
+        if thread is not None:
+            thread.name = "mqtt"
+
+    def _loop_thread(self) -> threading.Thread | None:
+        # paho keeps its network thread in a private attribute; it is the only handle there is.
+        thread: threading.Thread | None = getattr(self._client, "_thread", None)
+        return thread
 
     def alive(self) -> bool:
-        """True while the network thread runs; the core raises a technical alarm otherwise."""
-        return self._thread is not None and self._thread.is_alive()
+        """True while paho's network thread runs."""
+        thread = self._loop_thread()
+        return thread is not None and thread.is_alive()
+
+    def watch(self) -> bool:
+        """Called by the core once a second: True if the network thread was alive. If it died
+        (it should not: callbacks are guarded), it is counted, logged and started again, and
+        False tells the core to raise the 'ingest stopped' alarm for that moment."""
+        if not self._started or self._stopping.is_set() or self.alive():
+            return True
+        self.loop_restarts += 1
+        log.error("MQTT network thread died; restarting it (%d)", self.loop_restarts)
+        self._client.loop_stop()
+        self._start_loop()
+        return False
 
     def stop(self, timeout: float = 3.0) -> bool:
         """Publish ``offline`` (retained), disconnect and join the thread. Returns whether it
@@ -154,28 +183,20 @@ class MqttWorker(QObject):
                 self._status_topic, self._status("offline"), qos=1, retain=True
             )
             try:
-                info.wait_for_publish(timeout=min(1.0, timeout / 2))
+                info.wait_for_publish(timeout=min(0.5, timeout / 3))
             except (RuntimeError, ValueError):
                 log.warning("offline status not confirmed before disconnect")
         self._client.disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
+        thread = self._loop_thread()
+        if thread is None:
+            return True
+        # paho's loop_stop() joins without a limit; join with ours first, then let it tidy up.
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("MQTT network thread did not stop within %.1f s", timeout)
+            return False
+        self._client.loop_stop()
         return True
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._client.loop_forever(retry_first_connection=True)
-            except Exception:
-                # loop_forever itself failed (not a callback: those are guarded). Restart it,
-                # counted, so ingest never silently ends.
-                self.loop_restarts += 1
-                log.exception("MQTT loop failed; restarting it")
-                self._stopping.wait(RECONNECT_MIN_S)
-            else:
-                if not self._stopping.is_set():
-                    self._stopping.wait(RECONNECT_MIN_S)
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -234,8 +255,27 @@ class MqttWorker(QObject):
         reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
-        detail = "stopped" if self._stopping.is_set() else f"connection lost: {reason}"
-        self.connection_changed.emit(ConnectionState(False, detail, self._clock()))
+        if self._stopping.is_set():
+            self.connection_changed.emit(ConnectionState(False, "stopped", self._clock(), True))
+            return
+        self.connection_changed.emit(
+            ConnectionState(False, f"connection lost: {reason}", self._clock())
+        )
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _mid: int,
+        reasons: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        # A broker ACL that refuses the vitals topics leaves the station "connected" and deaf:
+        # that must be an alarm, not a green light.
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            detail = f"subscription refused by broker: {', '.join(refused)}"
+            self.connection_changed.emit(ConnectionState(False, detail, self._clock()))
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
         m = self._settings.mqtt

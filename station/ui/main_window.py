@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 import pyqtgraph as pg
@@ -48,11 +49,11 @@ class MainWindow(QMainWindow):
 
     Signals:
         acknowledge_requested(str alarm_id, str user): to the core, queued.
-        closing(): the user closed the window; the app stops everything in order.
+
+    Closing the window ends the application's event loop; the app then stops every part in order.
     """
 
     acknowledge_requested = Signal(str, str)
-    closing = Signal()
 
     def __init__(
         self,
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self._patient_views: dict[str, PatientView] = {}
         self.stats: IngestStats | None = None
         self.broker_connected = False
+        # Duration of recent frames (ms), for `station bench` and diagnostics; bounded.
+        self.frame_ms: deque[float] = deque(maxlen=10_000)
 
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
@@ -185,6 +188,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def paint_frame(self) -> None:
         """The one render timer: repaint dirty tiles, ages, flashing and the status labels."""
+        started = time.perf_counter()
         now = self._clock()
         for tile in self.tiles.values():
             tile.refresh(now)
@@ -193,6 +197,7 @@ class MainWindow(QMainWindow):
         if math.floor(now) != math.floor(now - self.render_timer.interval() / 1000):
             self.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
             self._paint_historian()
+        self.frame_ms.append((time.perf_counter() - started) * 1000)
 
     def _paint_historian(self) -> None:
         st = self._historian_status()
@@ -219,7 +224,6 @@ class MainWindow(QMainWindow):
         view.refresh(self._clock(), force=True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing the window stops the station in order (the app owns the sequence)."""
+        """Stop painting; the app's stop sequence runs once the event loop has ended."""
         self.render_timer.stop()
-        self.closing.emit()
         event.accept()

@@ -61,7 +61,7 @@ class PatientView(QDialog):
         self.title.setText(f"{self.data.label} · {device}")
         for param, curve in self.curves.items():
             t, v = self.data.buffers[param].view()
-            curve.setData(t, v)
+            curve.setData(t.copy(), v.copy())  # pyqtgraph keeps references; the ring moves
         if now:
             for item in self._items:
                 item.setXRange(now - self._window_s, now, padding=0)

@@ -161,7 +161,9 @@ class BedTile(QFrame):
         if data.dirty:
             for param, curve in self.curves.items():
                 t, v = data.buffers[param].view()
-                curve.setData(t, v)
+                # Copies: pyqtgraph keeps the arrays it is given and paints later, while the
+                # ring buffer overwrites its oldest slot on the next append.
+                curve.setData(t.copy(), v.copy())
             # Until the window has filled, span the data there is (at least MIN_SPAN_S) so a
             # new patient's first minute is readable rather than a sliver at the right edge.
             first = data.buffers["heartrate"].first_time()

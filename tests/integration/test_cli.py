@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QImage
+from pytestqt.qtbot import QtBot
 
 STOP_LIMIT_S = 10.0
 
@@ -151,3 +152,49 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().count("\n") == 0
     assert "mqtt" in result.stderr
     assert "tls" in result.stderr
+
+
+def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Path) -> None:
+    """Closing the window ends the application's event loop, as in ``station``; the stop sequence
+    the CLI then runs must end every thread within the limit and close the audit trail."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from station.app import DemoOptions, Station
+    from station.cli import demo_settings
+    from station.services.demo_broker import EmbeddedBroker
+    from station.settings import Settings
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    broker = EmbeddedBroker()
+    port = broker.start()
+    station_: Station | None = None
+    try:
+        settings = demo_settings(Settings(), port, tmp_path / "data")
+        station_ = Station(settings, demo=DemoOptions(beds=2))
+        station_.start()
+        qtbot.waitUntil(lambda: station_ is not None and station_.window.broker_connected)
+        QTimer.singleShot(200, station_.window.close)
+        # Guard: the loop must end by itself. A timer we can stop: a stray app.exit() firing
+        # later, in another test, would stop every event loop there.
+        guard = QTimer()
+        guard.setSingleShot(True)
+        guard.timeout.connect(lambda: app.exit(3))
+        guard.start(10_000)
+        try:
+            assert app.exec() == 0
+        finally:
+            guard.stop()
+        assert not station_.window.render_timer.isActive()
+        started = time.monotonic()
+        assert station_.stop()
+        assert time.monotonic() - started < STOP_LIMIT_S
+        assert not station_.mqtt.alive()
+        assert not station_.core_thread.isRunning()
+    finally:
+        if station_ is not None:
+            station_.stop()
+        assert broker.stop()
+    records = [json.loads(line) for line in _audit_text(tmp_path / "data").splitlines()]
+    assert records[-1]["action"] == "station.stop"
