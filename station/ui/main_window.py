@@ -84,6 +84,11 @@ class MainWindow(QMainWindow):
             tile.opened.connect(self.open_patient)
             self.tiles[label] = tile
             grid.addWidget(tile, i // settings.ui.columns, i % settings.ui.columns)
+        # Equal stretch: every bed gets the same room, whatever its labels' widths.
+        for col in range(min(settings.ui.columns, ward.beds)):
+            grid.setColumnStretch(col, 1)
+        for row in range((ward.beds + settings.ui.columns - 1) // settings.ui.columns):
+            grid.setRowStretch(row, 1)
         tiles_host = QWidget()
         tiles_host.setObjectName("central")
         tiles_host.setLayout(grid)
