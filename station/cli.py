@@ -114,7 +114,11 @@ def _simulate(args: argparse.Namespace) -> int:
     sim = Simulator(cfg)
     signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
     signal.signal(signal.SIGINT, lambda *_: sim.request_stop())
-    return sim.run()
+    published = sim.run()
+    if sim.error:
+        print(f"station simulate: {sim.error} ({published} messages published)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def demo_settings(base: Settings, port: int, data_dir: Path) -> Settings:

@@ -17,6 +17,8 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
+from tests.integration.servers import Mosquitto
+
 STOP_LIMIT_S = 10.0
 
 
@@ -198,3 +200,74 @@ def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Pa
         assert broker.stop()
     records = [json.loads(line) for line in _audit_text(tmp_path / "data").splitlines()]
     assert records[-1]["action"] == "station.stop"
+
+
+def test_simulate_publishes_to_a_tls_broker_with_credentials(mosquitto: Mosquitto) -> None:
+    """``station simulate`` against the real broker: TLS, a password from the environment, the
+    document's single topic; a subscriber sees every simulated bed with valid payloads."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from station.domain import ingest
+    from station.domain.messages import Accepted
+
+    seen: dict[str, int] = {}
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-check", protocol=mqtt.MQTTv5)
+    listener.tls_set(ca_certs=str(mosquitto.ca_file))
+    listener.username_pw_set("station", mosquitto.passwords["station"])
+
+    def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        result = ingest.parse(msg.topic, bytes(msg.payload), time.time(), ())
+        assert isinstance(result, Accepted), result
+        seen[result.device_id] = seen.get(result.device_id, 0) + 1
+
+    listener.on_message = on_message
+    listener.connect("localhost", mosquitto.port)
+    listener.subscribe("healthcare/sensor_data", qos=1)
+    listener.loop_start()
+    try:
+        env = dict(os.environ, STATION_SIM_PASSWORD=mosquitto.passwords["sensor"])
+        env.update(QT_QPA_PLATFORM="offscreen")
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "station", "simulate", "--host", "localhost"),
+                *("--port", str(mosquitto.port), "--tls", "--ca-file", str(mosquitto.ca_file)),
+                *("--username", "sensor", "--topic-mode", "single", "--beds", "3"),
+                *("--rate", "5", "--duration", "2", "--seed", "3"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert mosquitto.passwords["sensor"] not in result.stderr + result.stdout
+        deadline = time.monotonic() + 10
+        while sum(seen.values()) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+    assert set(seen) == {"sim-bed01", "sim-bed02", "sim-bed03"}
+    assert sum(seen.values()) >= 30  # 3 beds x 5 Hz x 2 s, every one acknowledged by the broker
+
+
+def test_simulate_with_a_wrong_password_exits_1_without_echoing_it(mosquitto: Mosquitto) -> None:
+    wrong = "not-the-password-" + mosquitto.passwords["sensor"][:4]
+    env = dict(os.environ, STATION_SIM_PASSWORD=wrong, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "station", "simulate", "--host", "localhost"),
+            *("--port", str(mosquitto.port), "--tls", "--ca-file", str(mosquitto.ca_file)),
+            *("--username", "sensor", "--topic-mode", "single", "--duration", "5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "not authorized" in result.stderr.lower()
+    assert wrong not in result.stderr + result.stdout
