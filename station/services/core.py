@@ -16,6 +16,7 @@ Signals:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -130,6 +131,7 @@ class CoreWorker(QObject):
     @Slot()
     def start(self) -> None:
         """Start the 1 s watch; called in the core thread once it runs."""
+        threading.current_thread().name = "core"  # Qt's thread is 'Dummy-N' in logs otherwise
         self._timer = QTimer(self)
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.tick)
