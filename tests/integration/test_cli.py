@@ -202,6 +202,25 @@ def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Pa
     assert records[-1]["action"] == "station.stop"
 
 
+def simulate_as_sensor(
+    mosquitto: Mosquitto, password: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``station simulate`` as the broker's ``sensor`` user over TLS on the single topic."""
+    env = dict(os.environ, STATION_SIM_PASSWORD=password, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "station", "simulate", "--host", "localhost"),
+            *("--port", str(mosquitto.port), "--tls", "--ca-file", str(mosquitto.ca_file)),
+            *("--username", "sensor", "--topic-mode", "single", *extra),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+
+
 def test_simulate_publishes_to_a_tls_broker_with_credentials(mosquitto: Mosquitto) -> None:
     """``station simulate`` against the real broker: TLS, a password from the environment, the
     document's single topic; a subscriber sees every simulated bed with valid payloads."""
@@ -226,20 +245,10 @@ def test_simulate_publishes_to_a_tls_broker_with_credentials(mosquitto: Mosquitt
     listener.subscribe("healthcare/sensor_data", qos=1)
     listener.loop_start()
     try:
-        env = dict(os.environ, STATION_SIM_PASSWORD=mosquitto.passwords["sensor"])
-        env.update(QT_QPA_PLATFORM="offscreen")
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "station", "simulate", "--host", "localhost"),
-                *("--port", str(mosquitto.port), "--tls", "--ca-file", str(mosquitto.ca_file)),
-                *("--username", "sensor", "--topic-mode", "single", "--beds", "3"),
-                *("--rate", "5", "--duration", "2", "--seed", "3"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-            check=False,
+        result = simulate_as_sensor(
+            mosquitto,
+            mosquitto.passwords["sensor"],
+            *("--beds", "3", "--rate", "5", "--duration", "2", "--seed", "3"),
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert mosquitto.passwords["sensor"] not in result.stderr + result.stdout
@@ -255,19 +264,7 @@ def test_simulate_publishes_to_a_tls_broker_with_credentials(mosquitto: Mosquitt
 
 def test_simulate_with_a_wrong_password_exits_1_without_echoing_it(mosquitto: Mosquitto) -> None:
     wrong = "not-the-password-" + mosquitto.passwords["sensor"][:4]
-    env = dict(os.environ, STATION_SIM_PASSWORD=wrong, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "station", "simulate", "--host", "localhost"),
-            *("--port", str(mosquitto.port), "--tls", "--ca-file", str(mosquitto.ca_file)),
-            *("--username", "sensor", "--topic-mode", "single", "--duration", "5"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
+    result = simulate_as_sensor(mosquitto, wrong, "--duration", "5")
     assert result.returncode == 1
     assert "not authorized" in result.stderr.lower()
     assert wrong not in result.stderr + result.stdout
