@@ -107,11 +107,16 @@ class Station(QObject):
         m.message_accepted.connect(c.on_accepted, QUEUED)
         m.message_rejected.connect(c.on_rejected, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
+        m.peer_event.connect(c.on_peer_event, QUEUED)
         c.vitals_received.connect(w.on_vitals, QUEUED)
         c.alarm_changed.connect(w.on_alarm, QUEUED)
         c.stats_changed.connect(w.on_stats, QUEUED)
         c.connection_changed.connect(w.on_connection, QUEUED)
         w.acknowledge_requested.connect(c.acknowledge, QUEUED)
+        w.limits_requested.connect(c.change_limits, QUEUED)
+        c.limits_changed.connect(w.on_limits, QUEUED)
+        w.audio.action_taken.connect(c.record_action, QUEUED)
+        w.audio.sound_problem.connect(c.sound_problem, QUEUED)
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
 
@@ -134,6 +139,7 @@ class Station(QObject):
             self.historian.start()
         self.core_thread.start()
         self.window.show()
+        self.window.audio.self_test()
         self.mqtt.start()
         if self._demo is not None:
             d = self._demo

@@ -141,11 +141,29 @@ class AlarmsSection(BaseModel):
     live_window_s: Annotated[
         float, Field(ge=5, le=3600, description="Older data is stored, never alarmed live")
     ] = 60.0
-    heartrate: AlarmLimits = AlarmLimits(low=50, high=120, priority=Priority.HIGH)
-    oxygen: AlarmLimits = AlarmLimits(low=90, high=100, priority=Priority.HIGH)
-    systolic: AlarmLimits = AlarmLimits(low=90, high=160, priority=Priority.MEDIUM)
-    diastolic: AlarmLimits = AlarmLimits(low=50, high=100, priority=Priority.MEDIUM)
-    temperature: AlarmLimits = AlarmLimits(low=35.5, high=38.5, priority=Priority.LOW)
+    escalate_after_s: Annotated[
+        float, Field(ge=10, le=600, description="High alarm unacknowledged this long escalates")
+    ] = 60.0
+    audio_pause_s: Annotated[
+        float, Field(ge=30, le=600, description="Length of the ward's audio pause")
+    ] = 120.0
+    reminder_s: Annotated[
+        float, Field(ge=30, le=1800, description="Re-sound an acknowledged alarm still present")
+    ] = 180.0
+    battery_low_pct: Annotated[
+        float, Field(ge=0, le=100, description="Device battery below this raises a low alarm")
+    ] = 20.0
+    # Delays (device time) and hysteresis keep a value sitting on a limit from chattering;
+    # SpO2 waits 10 s because motion artefacts drop it briefly all the time.
+    heartrate: AlarmLimits = AlarmLimits(low=50, high=120, priority=Priority.HIGH, hysteresis=2)
+    oxygen: AlarmLimits = AlarmLimits(
+        low=90, high=100, priority=Priority.HIGH, delay_s=10, hysteresis=1
+    )
+    systolic: AlarmLimits = AlarmLimits(low=90, high=160, priority=Priority.MEDIUM, hysteresis=3)
+    diastolic: AlarmLimits = AlarmLimits(low=50, high=100, priority=Priority.MEDIUM, hysteresis=3)
+    temperature: AlarmLimits = AlarmLimits(
+        low=35.5, high=38.5, priority=Priority.LOW, hysteresis=0.2
+    )
 
     @model_validator(mode="before")
     @classmethod

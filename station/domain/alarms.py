@@ -1,18 +1,27 @@
-"""Alarm conditions, priorities and the alarm state machine (first cut of IEC 60601-1-8 behaviour).
+"""Alarm conditions, priorities and the alarm state machine (IEC 60601-1-8 behaviour).
 
-Pure logic with an injected clock so every transition is testable without waiting. The engine is
+Pure logic with an injected clock, so every transition is testable without waiting. The engine is
 owned by the core thread; it returns immutable :class:`Alarm` snapshots for each state change, and
 those snapshots are what the screen, the audit trail, the historian and the broker receive.
 
-Lifecycle here: ``active`` (condition present, not acknowledged) → ``acknowledged`` (by a named
-user; visual stays while the condition lasts) → ``cleared`` (condition gone). A condition that ends
-before anyone acknowledges it clears too (non-latching); latching, delays, hysteresis, audio pause
-and escalation deepen this machine in the alarm-system issue.
+Lifecycle::
+
+    (pending: condition present, delay not yet over)
+    active ──60 s unacknowledged, high only──► escalated
+    active | escalated ──acknowledge(user)──► acknowledged ──condition ends──► cleared
+    active | escalated ──condition ends──► cleared, or latched if the limits say latching
+    latched ──acknowledge(user)──► cleared          latched ──condition returns──► active
+
+A condition starts when a value crosses a limit and must last ``delay_s`` (measured in device
+time) before the alarm is raised; it ends only when the value is back inside the limit by
+``hysteresis``, so a value sitting on the limit does not chatter. Alarm ids are derived from the
+device, the parameter and the device time the condition began, so two stations evaluating the same
+messages give the same alarm the same id and can share acknowledgements through the broker.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -52,9 +61,14 @@ class AlarmState(StrEnum):
     """Lifecycle states published on the alarms topic (CONTRACT §2)."""
 
     ACTIVE = "active"
+    ESCALATED = "escalated"
+    LATCHED = "latched"
     ACKNOWLEDGED = "acknowledged"
     CLEARED = "cleared"
 
+
+# States in which nobody has acknowledged the alarm yet: these sound.
+UNACKNOWLEDGED = frozenset({AlarmState.ACTIVE, AlarmState.ESCALATED, AlarmState.LATCHED})
 
 LABELS: Mapping[str, str] = {
     "heartrate": "HR",
@@ -66,7 +80,7 @@ LABELS: Mapping[str, str] = {
 
 
 class AlarmLimits(BaseModel):
-    """High and low limits of one parameter and the priority of crossing them."""
+    """Limits of one parameter and how crossing them behaves."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,6 +96,9 @@ class AlarmLimits(BaseModel):
     low: float | None = Field(default=None, allow_inf_nan=False)
     high: float | None = Field(default=None, allow_inf_nan=False)
     priority: Priority = Priority.MEDIUM
+    delay_s: float = Field(default=0.0, ge=0, le=120, allow_inf_nan=False)
+    hysteresis: float = Field(default=0.0, ge=0, le=50, allow_inf_nan=False)
+    latching: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> AlarmLimits:
@@ -97,6 +114,12 @@ class AlarmLimits(BaseModel):
             return self.low, "<"
         return None
 
+    def back_inside(self, value: float, sign: str) -> bool:
+        """True once a value is inside the limit that was crossed (``sign``) by the hysteresis."""
+        if sign == ">":
+            return self.high is None or value <= self.high - self.hysteresis
+        return self.low is None or value >= self.low + self.hysteresis
+
 
 def _fmt(value: float) -> str:
     return f"{value:.1f}" if value != int(value) else f"{int(value)}"
@@ -104,7 +127,11 @@ def _fmt(value: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """One alarm at one moment. Immutable: every change produces a new snapshot."""
+    """One alarm at one moment. Immutable: every change produces a new snapshot.
+
+    ``condition`` says whether the alarm condition is still present (False only when latched);
+    ``source_time`` is the device time of the message that raised it (for latency and review).
+    """
 
     alarm_id: str
     device_id: str
@@ -119,24 +146,42 @@ class Alarm:
     raised_at: float
     at: float
     by: str | None = None
+    condition: bool = True
+    source_time: float | None = None
+    acked_at: float | None = None
 
     @property
     def key(self) -> tuple[str, AlarmKind, str]:
         """Identity of the condition: one alarm per device, kind and parameter at a time."""
         return (self.device_id, self.kind, self.parameter)
 
+    @property
+    def sign(self) -> str:
+        """``>`` for a high-limit alarm, ``<`` for a low one (from the message's wording)."""
+        return "<" if " < " in self.message else ">"
+
     def sort_key(self) -> tuple[int, int, float]:
         """Most urgent first: priority, then unacknowledged before acknowledged, then newest."""
-        return (self.priority.rank, self.state != AlarmState.ACTIVE, -self.raised_at)
+        return (self.priority.rank, self.state not in UNACKNOWLEDGED, -self.raised_at)
+
+
+def alarm_id_for(device_id: str, kind: AlarmKind, parameter: str, since: float) -> str:
+    """Deterministic id: the same condition seen by two stations has the same id."""
+    text = f"{device_id}|{kind.value}|{parameter}|{round(since * 1000)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+Key = tuple[str, AlarmKind, str]
 
 
 class AlarmEngine:
     """The alarm state machine for a ward. Not thread-safe: one owner thread (the core thread).
 
     Args:
-        limits: parameter → limits, e.g. from ``[alarms]`` in the config.
+        limits: parameter → limits, the ward default (``[alarms]`` in the config).
         clock: UTC epoch seconds; injected so tests drive time.
-        new_id: alarm id factory; injected for deterministic tests.
+        new_id: alarm id factory overriding the deterministic ids (tests only).
+        escalate_after_s: a high alarm unacknowledged this long is escalated.
     """
 
     def __init__(
@@ -144,15 +189,38 @@ class AlarmEngine:
         limits: Mapping[str, AlarmLimits],
         clock: Callable[[], float],
         new_id: Callable[[], str] | None = None,
+        escalate_after_s: float = 60.0,
     ) -> None:
         self._limits = dict(limits)
+        self._bed_limits: dict[str, dict[str, AlarmLimits]] = {}
         self._clock = clock
-        self._new_id = new_id or (lambda: uuid.uuid4().hex[:16])
-        self._open: dict[tuple[str, AlarmKind, str], Alarm] = {}
+        self._new_id = new_id
+        self._escalate_after = escalate_after_s
+        self._open: dict[Key, Alarm] = {}
+        # key → (since, limit crossed, bed): conditions waiting out their delay
+        self._pending: dict[Key, tuple[float, float, str]] = {}
+
+    # -- limits ----------------------------------------------------------------------------
+
+    def limits_for(self, bed: str) -> dict[str, AlarmLimits]:
+        """The limits in force for a bed: its own if set at the station, else the ward's."""
+        return dict(self._bed_limits.get(bed, self._limits))
+
+    def set_bed_limits(self, bed: str, limits: Mapping[str, AlarmLimits]) -> None:
+        """Give one bed its own limits (a nurse changed them); they apply from the next value."""
+        merged = dict(self._limits)
+        merged.update(limits)
+        self._bed_limits[bed] = merged
+        for key in [k for k, pending in self._pending.items() if pending[2] == bed]:
+            del self._pending[key]
+
+    # -- queries ---------------------------------------------------------------------------
 
     def open_alarms(self) -> list[Alarm]:
         """Alarms not yet cleared, most urgent first."""
         return sorted(self._open.values(), key=Alarm.sort_key)
+
+    # -- inputs ----------------------------------------------------------------------------
 
     def evaluate(
         self,
@@ -160,50 +228,80 @@ class AlarmEngine:
         bed: str,
         values: Mapping[str, float],
         device_alert: str | None = None,
+        at: float | None = None,
     ) -> list[Alarm]:
-        """Check one message's values against the limits; return the alarms that changed.
-
-        A parameter absent from the message leaves its alarm as it is: a missing value is not a
-        normal value.
-        """
+        """Check one message's values (device time ``at``) against the bed's limits; return the
+        alarms that changed. A parameter absent from the message leaves its alarm as it is: a
+        missing value is not a normal value."""
+        at = self._clock() if at is None else at
+        limits_now = self._bed_limits.get(bed, self._limits)
         changes: list[Alarm] = []
         for parameter, value in values.items():
-            limits = self._limits.get(parameter)
-            if limits is None:
-                continue
-            crossed = limits.violation(value)
-            if crossed is None:
-                changes.extend(self._end(device_id, AlarmKind.PHYSIOLOGICAL, parameter))
-                continue
-            limit, sign = crossed
-            message = f"{LABELS.get(parameter, parameter)} {_fmt(value)} {sign} {_fmt(limit)}"
-            changes.extend(
-                self._begin(
-                    device_id,
-                    bed,
-                    AlarmKind.PHYSIOLOGICAL,
-                    parameter,
-                    limits.priority,
-                    message,
-                    value,
-                    limit,
-                )
-            )
-        if device_alert is None:
-            changes.extend(self._end(device_id, AlarmKind.DEVICE, "alert"))
-        else:
-            changes.extend(
-                self._begin(
-                    device_id,
-                    bed,
-                    AlarmKind.DEVICE,
-                    "alert",
-                    Priority.MEDIUM,
-                    f"Device alert: {device_alert}",
-                    None,
-                    None,
-                )
-            )
+            limits = limits_now.get(parameter)
+            if limits is not None:
+                changes.extend(self._evaluate_one(device_id, bed, parameter, value, limits, at))
+        changes.extend(self._device_alert(device_id, bed, device_alert, at))
+        return changes
+
+    def _evaluate_one(
+        self, device: str, bed: str, parameter: str, value: float, limits: AlarmLimits, at: float
+    ) -> list[Alarm]:
+        key = (device, AlarmKind.PHYSIOLOGICAL, parameter)
+        current = self._open.get(key)
+        crossed = limits.violation(value)
+        if crossed is None:
+            self._pending.pop(key, None)
+            if (
+                current is not None
+                and current.condition
+                and limits.back_inside(value, current.sign)
+            ):
+                return self._condition_ended(key, limits.latching)
+            return []
+        limit, sign = crossed
+        changes: list[Alarm] = []
+        if current is not None:
+            if current.limit == limit:
+                if not current.condition:  # latched, and the condition is back
+                    reactivated = replace(
+                        current, condition=True, state=AlarmState.ACTIVE, at=self._clock()
+                    )
+                    return [self._put(reactivated)]
+                return []
+            # The value crossed the other limit (HR 134 > 120, then 40 < 50): the old alarm's
+            # message would be wrong, so it clears and the new condition starts.
+            changes.append(self._clear(key))
+        since, pending_limit, _ = self._pending.get(key, (at, limit, bed))
+        if pending_limit != limit:
+            since = at
+        if at - since < limits.delay_s:
+            self._pending[key] = (since, limit, bed)
+            return changes
+        self._pending.pop(key, None)
+        message = f"{LABELS.get(parameter, parameter)} {_fmt(value)} {sign} {_fmt(limit)}"
+        changes.extend(self._begin(key, bed, limits.priority, message, value, limit, since, at))
+        return changes
+
+    def _device_alert(self, device: str, bed: str, alert: str | None, at: float) -> list[Alarm]:
+        key = (device, AlarmKind.DEVICE, "alert")
+        if alert is None:
+            return self._clear_if_open(key)
+        station_agrees = any(
+            a.device_id == device and a.kind == AlarmKind.PHYSIOLOGICAL and a.condition
+            for a in self._open.values()
+        )
+        # The device's own alarm is shown beside the station's; when the station sees nothing
+        # wrong in the values, the disagreement itself is worth a look.
+        base = f"Device alert: {alert}"
+        current = self._open.get(key)
+        if current is not None and (
+            current.message == base or current.message.startswith(base + " (")
+        ):
+            return []  # same alert text: the mark is judged once, at raise
+        mark = "" if station_agrees else " (station: values within limits)"
+        message = base + mark
+        changes = self._clear_if_open(key)
+        changes.extend(self._begin(key, bed, Priority.MEDIUM, message, None, None, at, at))
         return changes
 
     def technical(
@@ -216,51 +314,71 @@ class AlarmEngine:
         message: str = "",
     ) -> list[Alarm]:
         """Raise or end a technical alarm (no data, broker lost, historian failing, ...)."""
-        if present:
-            return self._begin(
-                device_id, bed, AlarmKind.TECHNICAL, parameter, priority, message, None, None
-            )
-        return self._end(device_id, AlarmKind.TECHNICAL, parameter)
+        key = (device_id, AlarmKind.TECHNICAL, parameter)
+        if not present:
+            return self._condition_ended(key, latching=False) if key in self._open else []
+        if key in self._open:
+            return []
+        now = self._clock()
+        return self._begin(key, bed, priority, message, None, None, now, now)
 
     def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
-        """A named user acknowledges an active alarm; returns the new snapshot or None if there
-        is nothing to acknowledge (unknown, already acknowledged or cleared)."""
+        """A named user acknowledges an alarm; returns the new snapshot, or None if there is
+        nothing to acknowledge (unknown, already acknowledged or cleared). Acknowledging a
+        latched alarm (condition gone) clears it."""
         for key, alarm in self._open.items():
-            if alarm.alarm_id == alarm_id and alarm.state == AlarmState.ACTIVE:
-                acked = replace(alarm, state=AlarmState.ACKNOWLEDGED, at=self._clock(), by=user)
-                self._open[key] = acked
-                return acked
+            if alarm.alarm_id != alarm_id or alarm.state not in UNACKNOWLEDGED:
+                continue
+            now = self._clock()
+            if alarm.state == AlarmState.LATCHED:
+                del self._open[key]
+                return replace(alarm, state=AlarmState.CLEARED, at=now, by=user, acked_at=now)
+            return self._put(
+                replace(alarm, state=AlarmState.ACKNOWLEDGED, at=now, by=user, acked_at=now)
+            )
         return None
+
+    def tick(self) -> list[Alarm]:
+        """Time-driven transitions (call about once a second): escalation of a high alarm left
+        unacknowledged for ``escalate_after_s``."""
+        now = self._clock()
+        return [
+            self._put(replace(alarm, state=AlarmState.ESCALATED, at=now))
+            for alarm in list(self._open.values())
+            if alarm.state == AlarmState.ACTIVE
+            and alarm.priority == Priority.HIGH
+            and now - alarm.raised_at >= self._escalate_after
+        ]
 
     def forget_device(self, device_id: str) -> list[Alarm]:
         """Clear every alarm of a device (it was released from its bed)."""
-        keys = [k for k in self._open if k[0] == device_id]
-        return [self._clear(k) for k in keys]
+        for key in [k for k in self._pending if k[0] == device_id]:
+            del self._pending[key]
+        return [self._clear(k) for k in list(self._open) if k[0] == device_id]
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _put(self, alarm: Alarm) -> Alarm:
+        self._open[alarm.key] = alarm
+        return alarm
 
     def _begin(
         self,
-        device_id: str,
+        key: Key,
         bed: str,
-        kind: AlarmKind,
-        parameter: str,
         priority: Priority,
         message: str,
         value: float | None,
         limit: float | None,
+        since: float,
+        source_time: float,
     ) -> list[Alarm]:
-        key = (device_id, kind, parameter)
-        changes: list[Alarm] = []
-        current = self._open.get(key)
-        if current is not None:
-            if current.limit == limit:
-                return []
-            # The value crossed the other limit (HR 134 > 120, then 40 < 50): the old alarm's
-            # message would be wrong, so it clears and a new one is raised.
-            changes.append(self._clear(key))
+        device, kind, parameter = key
         now = self._clock()
+        alarm_id = self._new_id() if self._new_id else alarm_id_for(device, kind, parameter, since)
         alarm = Alarm(
-            alarm_id=self._new_id(),
-            device_id=device_id,
+            alarm_id=alarm_id,
+            device_id=device,
             bed=bed,
             kind=kind,
             parameter=parameter,
@@ -271,22 +389,30 @@ class AlarmEngine:
             message=message,
             raised_at=now,
             at=now,
+            source_time=source_time,
         )
-        self._open[key] = alarm
-        changes.append(alarm)
-        return changes
+        return [self._put(alarm)]
 
-    def _end(self, device_id: str, kind: AlarmKind, parameter: str) -> list[Alarm]:
-        key = (device_id, kind, parameter)
+    def _condition_ended(self, key: Key, latching: bool) -> list[Alarm]:
+        alarm = self._open[key]
+        if alarm.state == AlarmState.ACKNOWLEDGED or not latching:
+            return [self._clear(key)]
+        if alarm.state == AlarmState.LATCHED:
+            return []
+        latched = replace(alarm, state=AlarmState.LATCHED, condition=False, at=self._clock())
+        return [self._put(latched)]
+
+    def _clear_if_open(self, key: Key) -> list[Alarm]:
         return [self._clear(key)] if key in self._open else []
 
-    def _clear(self, key: tuple[str, AlarmKind, str]) -> Alarm:
+    def _clear(self, key: Key) -> Alarm:
         alarm = self._open.pop(key)
-        return replace(alarm, state=AlarmState.CLEARED, at=self._clock())
+        return replace(alarm, state=AlarmState.CLEARED, condition=False, at=self._clock())
 
 
 def event_payload(alarm: Alarm) -> dict[str, object]:
-    """The alarms-topic JSON object of CONTRACT §2 (no patient identity, ever)."""
+    """The alarms-topic JSON object of CONTRACT §2 (no patient identity, ever), extended with
+    ``source_time``: the device time of the message that raised the alarm."""
     return {
         "alarm_id": alarm.alarm_id,
         "device_id": alarm.device_id,
@@ -298,13 +424,15 @@ def event_payload(alarm: Alarm) -> dict[str, object]:
         "value": alarm.value,
         "limit": alarm.limit,
         "message": alarm.message,
-        "raised_at": _iso(alarm.raised_at),
-        "at": _iso(alarm.at),
+        "raised_at": iso_ms(alarm.raised_at),
+        "at": iso_ms(alarm.at),
         "by": alarm.by,
+        "source_time": None if alarm.source_time is None else iso_ms(alarm.source_time),
     }
 
 
-def _iso(ts: float) -> str:
+def iso_ms(ts: float) -> str:
+    """UTC RFC 3339 with milliseconds and ``Z``."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

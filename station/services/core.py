@@ -25,10 +25,19 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from station.domain.alarms import Alarm, AlarmEngine, AlarmState, Priority, event_payload
+from station.domain.alarms import (
+    Alarm,
+    AlarmEngine,
+    AlarmLimits,
+    AlarmState,
+    Priority,
+    event_payload,
+)
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
+from station.domain.profiles import describe_change
 from station.domain.ward import Ward
+from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.historian import Historian
 from station.services.mqtt_worker import ConnectionState
 from station.settings import Settings
@@ -84,6 +93,7 @@ class CoreWorker(QObject):
     """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
 
     vitals_received = Signal(str, object)
+    limits_changed = Signal(str, object)
     alarm_changed = Signal(object)
     stats_changed = Signal(object)
     connection_changed = Signal(object)
@@ -105,13 +115,18 @@ class CoreWorker(QObject):
         self._historian = historian
         self._ingest_alive = ingest_alive
         self._clock = clock
-        self._engine = AlarmEngine(settings.alarms.limits(), clock)
+        self._engine = AlarmEngine(
+            settings.alarms.limits(), clock, escalate_after_s=settings.alarms.escalate_after_s
+        )
         self._ward = Ward(settings.ward.beds, settings.ward.devices, settings.ward.bed_prefix)
         # Devices pinned to a bed are expected from the start: one that never speaks after a
         # restart must still raise "no data".
         started = clock()
-        self._last_seen: dict[str, float] = dict.fromkeys(settings.ward.devices, started)
-        self._silent: set[str] = set()
+        self._watch = DeviceWatch(settings.alarms.no_data_s)
+        for device in settings.ward.devices:
+            self._watch.expect(device, started)
+        self._invalid = InvalidDataWatch()
+        self._battery_low: set[str] = set()
         self._skewed: set[str] = set()
         self._unknown_keys: Counter[str] = Counter()
         self._connected: bool | None = None
@@ -185,13 +200,31 @@ class CoreWorker(QObject):
         if msg.device_id in self._skewed:
             self._skewed.discard(msg.device_id)
             self._emit(self._engine.technical(msg.device_id, bed, "clock", False))
-        self._last_seen[msg.device_id] = msg.received_at
-        if msg.device_id in self._silent:
-            self._silent.discard(msg.device_id)
+        if self._watch.seen(msg.device_id, msg.received_at):
             self._emit(self._engine.technical(msg.device_id, bed, "no_data", False))
         values = msg.payload.numeric_fields()
-        self._emit(self._engine.evaluate(msg.device_id, bed, values, msg.payload.device_alert))
+        self._emit(
+            self._engine.evaluate(
+                msg.device_id, bed, values, msg.payload.device_alert, at=msg.device_time
+            )
+        )
+        self._check_battery(msg.device_id, bed, msg.payload.battery)
         self.vitals_received.emit(bed, msg)
+
+    def _check_battery(self, device: str, bed: str, battery: float | None) -> None:
+        if battery is None:
+            return
+        threshold = self._settings.alarms.battery_low_pct
+        low = battery < threshold or (device in self._battery_low and battery < threshold + 5)
+        if low and device not in self._battery_low:
+            self._battery_low.add(device)
+        elif not low:
+            self._battery_low.discard(device)
+        self._emit(
+            self._engine.technical(
+                device, bed, "battery", low, Priority.LOW, f"Battery low: {battery:.0f} %"
+            )
+        )
 
     @Slot(object)
     def on_rejected(self, rej: Rejection) -> None:
@@ -199,6 +232,19 @@ class CoreWorker(QObject):
         self._reasons[rej.reason] += 1
         self._quarantine.append(rej)
         now = self._clock()
+        device = rej.device_id
+        if device is not None and self._invalid.rejected(device, now):
+            bed = self._ward.bed_of(device) or ""
+            self._emit(
+                self._engine.technical(
+                    device,
+                    bed,
+                    "invalid_data",
+                    True,
+                    Priority.MEDIUM,
+                    f"Invalid data from device: {rej.reason} ({self._invalid.count(device)} in 60 s)",
+                )
+            )
         if now - self._logged_at.get(rej.reason, -LOG_WINDOW_S) >= LOG_WINDOW_S:
             extra = self._suppressed.pop(rej.reason, 0)
             log.warning(
@@ -261,22 +307,69 @@ class CoreWorker(QObject):
             return
         self._emit([alarm])
 
+    @Slot(str, object)
+    def on_peer_event(self, station: str, event: dict[str, object]) -> None:
+        """An alarm event published by another station of the ward. Alarm ids are derived
+        from the condition, so the same alarm has the same id there; an acknowledgement made
+        there is applied here, so both screens show the same state."""
+        if event.get("state") != "acknowledged":
+            return
+        alarm_id, by = event.get("alarm_id"), event.get("by")
+        if not isinstance(alarm_id, str) or not isinstance(by, str):
+            return
+        alarm = self._engine.acknowledge(alarm_id, by)
+        if alarm is not None:
+            self._emit([alarm], via=station)
+
+    @Slot(str, object, object, str)
+    def change_limits(
+        self, bed: str, limits: dict[str, AlarmLimits], profile: str | None, user: str
+    ) -> None:
+        """A nurse changed a bed's limits at the station: applied from the next value and
+        recorded with who, when, and old → new."""
+        old = self._engine.limits_for(bed)
+        self._engine.set_bed_limits(bed, limits)
+        self._audit.record(
+            "alarm.limits_change",
+            actor=user,
+            role="nurse",
+            target=bed,
+            details={
+                "profile": profile,
+                "changes": describe_change(old, self._engine.limits_for(bed)),
+            },
+        )
+        self.limits_changed.emit(bed, self._engine.limits_for(bed))
+
+    @Slot(str, str, object)
+    def record_action(self, action: str, user: str, details: dict[str, object]) -> None:
+        """Audit a user action taken on the GUI thread (audio pause, resume)."""
+        self._audit.record(action, actor=user, role="nurse", target=self._station, details=details)
+
+    @Slot(str)
+    def sound_problem(self, problem: str) -> None:
+        """The alarm sound cannot be played: a technical alarm, since nurses rely on it."""
+        self._station_alarm(
+            "sound", bool(problem), Priority.MEDIUM, f"Alarm sound unavailable: {problem}"
+        )
+
     # -- periodic watch --------------------------------------------------------------------
 
     @Slot()
     def tick(self) -> None:
         """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
         now = self._clock()
-        limit = self._settings.alarms.no_data_s
-        for device, seen in self._last_seen.items():
-            if device not in self._silent and now - seen > limit:
-                self._silent.add(device)
-                bed = self._ward.bed_of(device) or ""
-                self._emit(
-                    self._engine.technical(
-                        device, bed, "no_data", True, Priority.MEDIUM, f"No data for {limit:.0f} s"
-                    )
+        for device in self._watch.newly_silent(now):
+            bed = self._ward.bed_of(device) or ""
+            timeout = self._watch.timeout(device)
+            self._emit(
+                self._engine.technical(
+                    device, bed, "no_data", True, Priority.MEDIUM, f"No data for {timeout:.0f} s"
                 )
+            )
+        for device in self._invalid.recovered(now):
+            self._emit(self._engine.technical(device, "", "invalid_data", False))
+        self._emit(self._engine.tick())
         self._station_alarm(
             "ingest", not self._ingest_alive(), Priority.HIGH, "Ingest stopped: no MQTT loop"
         )
@@ -307,19 +400,24 @@ class CoreWorker(QObject):
 
     # -- fan-out ---------------------------------------------------------------------------
 
-    def _emit(self, changes: list[Alarm]) -> None:
+    def _emit(self, changes: list[Alarm], via: str | None = None) -> None:
         for alarm in changes:
             action = {
                 AlarmState.ACTIVE: "alarm.raise",
+                AlarmState.ESCALATED: "alarm.escalate",
+                AlarmState.LATCHED: "alarm.latch",
                 AlarmState.ACKNOWLEDGED: "alarm.acknowledge",
                 AlarmState.CLEARED: "alarm.clear",
             }[alarm.state]
+            if alarm.state == AlarmState.ACTIVE and alarm.raised_at != alarm.at:
+                action = "alarm.reactivate"  # a latched alarm whose condition came back
             self._audit.record(
                 action,
                 actor=alarm.by or "station",
                 role="nurse" if alarm.by else "system",
                 target=alarm.bed or alarm.device_id or self._station,
                 details={
+                    "via": via,
                     "alarm_id": alarm.alarm_id,
                     "device": alarm.device_id,
                     "kind": alarm.kind.value,

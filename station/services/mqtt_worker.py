@@ -11,7 +11,8 @@ thread while ``is_connected()`` still says True — PLATFORM-NOTES); :meth:`watc
 check the thread and restarts it if it died. ``publish_alarm`` only queues and is thread-safe.
 
 Signals:
-    message_accepted(Accepted), message_rejected(Rejection), connection_changed(ConnectionState)
+    message_accepted(Accepted), message_rejected(Rejection), connection_changed(ConnectionState),
+    peer_event(str station_id, dict event): an alarm event of another station of the ward
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def alarms_topic(station_id: str) -> str:
     return f"healthcare/station/{station_id}/alarms"
 
 
+PEER_ALARMS = "healthcare/station/+/alarms"
+MAX_PEER_EVENT_BYTES = 4096
+
+
+def _peer_station(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) == 4 and parts[:2] == ["healthcare", "station"] and parts[3] == "alarms":
+        return parts[2]
+    return None
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -80,6 +92,7 @@ class MqttWorker(QObject):
     """
 
     message_accepted = Signal(object)
+    peer_event = Signal(str, object)
     message_rejected = Signal(object)
     connection_changed = Signal(object)
 
@@ -238,10 +251,11 @@ class MqttWorker(QObject):
                 ConnectionState(False, f"refused by broker: {reason}", self._clock())
             )
             return
+        topics = (*self._topics, PEER_ALARMS)
         if self._v5:
-            subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in self._topics]
+            subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in topics]
         else:
-            subs = [(t, 1) for t in self._topics]
+            subs = [(t, 1) for t in topics]
         client.subscribe(subs)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         resumed = " (session resumed)" if flags.session_present else ""
@@ -277,6 +291,17 @@ class MqttWorker(QObject):
             detail = f"subscription refused by broker: {', '.join(refused)}"
             self.connection_changed.emit(ConnectionState(False, detail, self._clock()))
 
+    def _on_peer(self, station: str, raw: bytes) -> None:
+        if len(raw) > MAX_PEER_EVENT_BYTES:
+            return
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            log.warning("unreadable alarm event from station %s", station[:64])
+            return
+        if isinstance(event, dict):
+            self.peer_event.emit(station, event)
+
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
         m = self._settings.mqtt
         self.connection_changed.emit(
@@ -284,6 +309,11 @@ class MqttWorker(QObject):
         )
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        peer = _peer_station(msg.topic)
+        if peer is not None:
+            if peer != self._settings.station.id:
+                self._on_peer(peer, bytes(msg.payload))
+            return
         result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)
         if isinstance(result, Accepted):
             self.message_accepted.emit(result)

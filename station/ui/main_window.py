@@ -19,22 +19,29 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
-from station.domain.alarms import Alarm
+from station.domain.alarm_history import AlarmHistory
+from station.domain.alarms import Alarm, AlarmLimits
 from station.domain.messages import Accepted
+from station.domain.profiles import available_profiles, load_profile
 from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
 from station.settings import Settings
 from station.ui import theme
 from station.ui.alarm_list import AlarmList
+from station.ui.audio_bar import AudioBar
 from station.ui.beddata import BedData
+from station.ui.history_dialog import AlarmHistoryDialog
+from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
+from station.ui.sound import AlarmSound
 from station.ui.tile import BedTile
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
@@ -49,11 +56,14 @@ class MainWindow(QMainWindow):
 
     Signals:
         acknowledge_requested(str alarm_id, str user): to the core, queued.
+        limits_requested(str bed, dict limits, str | None profile, str user): to the core.
+        The audio bar's ``action_taken`` and ``sound_problem`` go to the core as well.
 
     Closing the window ends the application's event loop; the app then stops every part in order.
     """
 
     acknowledge_requested = Signal(str, str)
+    limits_requested = Signal(str, object, object, str)
 
     def __init__(
         self,
@@ -62,6 +72,7 @@ class MainWindow(QMainWindow):
         historian_status: Callable[[], HistorianStatus | None],
         clock: Callable[[], float] = time.time,
         demo: bool = False,
+        sound: AlarmSound | None = None,
     ) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
@@ -82,6 +93,7 @@ class MainWindow(QMainWindow):
         for i, label in enumerate(labels):
             tile = BedTile(self.beds[label], settings.ui.plot_window_s, settings.alarms.no_data_s)
             tile.opened.connect(self.open_patient)
+            tile.limits_wanted.connect(self.open_limits)
             self.tiles[label] = tile
             grid.addWidget(tile, i // settings.ui.columns, i % settings.ui.columns)
         # Equal stretch: every bed gets the same room, whatever its labels' widths.
@@ -118,6 +130,15 @@ class MainWindow(QMainWindow):
         top.addWidget(self.title)
         top.addSpacing(20)
         top.addWidget(self.mode, 1)
+        self.audio = AudioBar(
+            user, clock, settings.alarms.audio_pause_s, settings.alarms.reminder_s, sound
+        )
+        top.addWidget(self.audio)
+        top.addSpacing(20)
+        self.history_button = QPushButton("Alarm history")
+        self.history_button.clicked.connect(self.open_history)
+        top.addWidget(self.history_button)
+        top.addSpacing(20)
         top.addWidget(QLabel(f"User: {user}"))
         top.addSpacing(20)
         top.addWidget(self.clock_label)
@@ -138,6 +159,9 @@ class MainWindow(QMainWindow):
             self.statusBar().addWidget(widget)
             self.statusBar().addWidget(QLabel("   "))
         self._patient_views: dict[str, PatientView] = {}
+        self.history = AlarmHistory()
+        self._history_dialog: AlarmHistoryDialog | None = None
+        self.bed_limits: dict[str, dict[str, AlarmLimits]] = {}
         self.stats: IngestStats | None = None
         self.broker_connected = False
         # Duration of recent frames (ms), for `station bench` and diagnostics; bounded.
@@ -162,6 +186,8 @@ class MainWindow(QMainWindow):
     def on_alarm(self, alarm: Alarm) -> None:
         """Keep the alarm list and the bed's banner in step with the engine."""
         self.alarm_list.update_alarm(alarm)
+        self.audio.set_alarms(self.alarm_list.alarms())
+        self.history.add(alarm)
         data = self.beds.get(alarm.bed)
         if data is not None:
             data.update_alarm(alarm)
@@ -199,9 +225,11 @@ class MainWindow(QMainWindow):
             tile.refresh(now)
         for view in self._patient_views.values():
             view.refresh(now)
+        self.audio.paint(now)
         if math.floor(now) != math.floor(now - self.render_timer.interval() / 1000):
             self.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
             self._paint_historian()
+            self.audio.tick()
         self.frame_ms.append((time.perf_counter() - started) * 1000)
 
     def _paint_historian(self) -> None:
@@ -216,6 +244,30 @@ class MainWindow(QMainWindow):
             self.historian.setText(
                 _pill(f"Historian: FAILING, {st.backlog} queued — {st.error}", theme.BAD)
             )
+
+    @Slot(str, object)
+    def on_limits(self, bed: str, limits: dict[str, AlarmLimits]) -> None:
+        """The core applied new limits to a bed."""
+        self.bed_limits[bed] = dict(limits)
+
+    @Slot(str)
+    def open_limits(self, bed: str) -> None:
+        """Let a nurse change one bed's limits (a profile or per parameter)."""
+        current = self.bed_limits.get(bed, self._settings.alarms.limits())
+        dialog = LimitsDialog(bed, current, available_profiles(), load_profile, self)
+        dialog.limits_accepted.connect(
+            lambda b, limits, profile: self.limits_requested.emit(b, limits, profile, self._user)
+        )
+        dialog.open()
+
+    @Slot()
+    def open_history(self) -> None:
+        """The ward's alarm history, with alarm-fatigue figures and CSV export."""
+        if self._history_dialog is None:
+            self._history_dialog = AlarmHistoryDialog(self.history, self._clock, self)
+        self._history_dialog.refresh()
+        self._history_dialog.show()
+        self._history_dialog.raise_()
 
     @Slot(str)
     def open_patient(self, bed: str) -> None:

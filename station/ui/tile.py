@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QContextMenuEvent, QMouseEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QVBoxLayout,
+    QWidget,
+)
 
 from station.domain.alarms import Alarm, AlarmKind, Priority, most_urgent
 from station.ui import theme
@@ -64,9 +72,11 @@ class BedTile(QFrame):
 
     Signals:
         opened(str): the bed label, when a user double-clicks the tile for the detail view.
+        limits_wanted(str): the bed label, from the tile's context menu "Alarm limits…".
     """
 
     opened = Signal(str)
+    limits_wanted = Signal(str)
 
     def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
         super().__init__()
@@ -142,6 +152,13 @@ class BedTile(QFrame):
         """Open the patient's detail view."""
         self.opened.emit(self.data.label)
         event.accept()
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        """Right-click: the bed's actions."""
+        menu = QMenu(self)
+        menu.addAction("Detail view", lambda: self.opened.emit(self.data.label))
+        menu.addAction("Alarm limits…", lambda: self.limits_wanted.emit(self.data.label))
+        menu.exec(event.globalPos())
 
     def _set_border(self, colour: str, width: int = 2) -> None:
         self.setStyleSheet(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -156,8 +157,11 @@ def test_status_is_retained_with_a_will_and_alarm_events_are_published(
             online = wait_for(lambda r: r[0].endswith("/status") and r[1]["state"] == "online")
             assert online[0][0] == "healthcare/station/ward-test/status"
             assert set(online[0][1]) == {"state", "version", "since", "beds"}
-            publish(mosquitto, "monitor-a", [vitals("monitor-a", oxygen=84)])
-            raised = wait_for(lambda r: r[0].endswith("/alarms"))
+            # SpO2 waits out its 10 s condition delay in device time: two readings 10 s apart.
+            now = time.time()
+            readings = [vitals("monitor-a", oxygen=84, at=t) for t in (now - 10, now)]
+            publish(mosquitto, "monitor-a", readings)
+            raised = wait_for(lambda r: r[0].endswith("/alarms") and r[1]["parameter"] == "oxygen")
             event = raised[0][1]
             assert event["state"] == AlarmState.ACTIVE.value
             assert event["parameter"] == "oxygen"
@@ -180,6 +184,7 @@ def test_status_is_retained_with_a_will_and_alarm_events_are_published(
                 "raised_at",
                 "at",
                 "by",
+                "source_time",
             }
             assert not raised[0][2]
             station.window.acknowledge_requested.emit(event["alarm_id"], "nurse-test")

@@ -206,7 +206,9 @@ def test_alarm_list_orders_by_priority(
 ) -> None:
     window, core, _ = wired
     core.on_accepted(accepted("mon-1", clock.now, temperature=38.9))
-    clock.now += 1
+    # SpO2 has a 10 s condition delay (device time): the second low value raises it.
+    core.on_accepted(accepted("mon-2", clock.now, oxygen=85))
+    clock.now += 10
     core.on_accepted(accepted("mon-2", clock.now, oxygen=85))
     marks = [window.alarm_list.table.item(r, 0).text() for r in range(2)]
     assert marks == ["***", "*"]

@@ -57,6 +57,7 @@ EVENT_KEYS = frozenset(
         "raised_at",
         "at",
         "by",
+        "source_time",
     }
 )
 
@@ -205,6 +206,7 @@ def test_crossing_raises_active_alarm(
         raised_at=T0,
         at=T0,
         by=None,
+        source_time=T0,
     )
     assert engine.open_alarms() == [alarm]
 
@@ -393,7 +395,8 @@ def test_device_alert_raises_then_none_clears(engine: AlarmEngine, clock: Clock)
     assert raised.parameter == "alert"
     assert raised.priority is Priority.MEDIUM
     assert raised.state is AlarmState.ACTIVE
-    assert raised.message == "Device alert: Lead off"
+    # The station sees nothing wrong in the values, so the disagreement is marked.
+    assert raised.message == "Device alert: Lead off (station: values within limits)"
     assert (raised.value, raised.limit) == (None, None)
     clock.advance(1)
     assert engine.evaluate(DEV, BED, {}, "Lead off") == []
@@ -548,6 +551,7 @@ def test_event_payload_of_raised_alarm(engine: AlarmEngine) -> None:
         "raised_at": T0_ISO,
         "at": T0_ISO,
         "by": None,
+        "source_time": "2025-02-01T12:00:00.000Z",
     }
 
 

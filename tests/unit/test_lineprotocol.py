@@ -261,8 +261,8 @@ def test_alarm_line_value_without_limit() -> None:
 def test_alarm_line_from_engine_snapshot() -> None:
     clock = iter([NOW, NOW + 2.25])
     engine = AlarmEngine({"oxygen": AlarmLimits(low=90)}, lambda: next(clock), lambda: "x")
-    raised = engine.evaluate("dev-9", "Bed 9", {"oxygen": 88})[0]
-    cleared = engine.evaluate("dev-9", "Bed 9", {"oxygen": 95})[0]
+    raised = engine.evaluate("dev-9", "Bed 9", {"oxygen": 88}, at=NOW)[0]
+    cleared = engine.evaluate("dev-9", "Bed 9", {"oxygen": 95}, at=NOW + 2.25)[0]
     assert alarm_line("w", raised) == (
         r"alarms,bed=Bed\ 9,device=dev-9,parameter=oxygen,priority=medium,state=active,station=w "
         "value=88.0,limit=90.0 1738411200000"

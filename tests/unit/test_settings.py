@@ -92,9 +92,15 @@ def test_example_documents_every_key() -> None:
 def test_defaults_are_the_documented_limits() -> None:
     limits = Settings().alarms.limits()
     assert list(limits) == list(AlarmLimits.PARAMETERS)
-    assert limits["heartrate"] == AlarmLimits(low=50, high=120, priority=Priority.HIGH)
-    assert limits["oxygen"] == AlarmLimits(low=90, high=100, priority=Priority.HIGH)
-    assert limits["temperature"] == AlarmLimits(low=35.5, high=38.5, priority=Priority.LOW)
+    assert limits["heartrate"] == AlarmLimits(
+        low=50, high=120, priority=Priority.HIGH, hysteresis=2
+    )
+    assert limits["oxygen"] == AlarmLimits(
+        low=90, high=100, priority=Priority.HIGH, delay_s=10, hysteresis=1
+    )
+    assert limits["temperature"] == AlarmLimits(
+        low=35.5, high=38.5, priority=Priority.LOW, hysteresis=0.2
+    )
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
@@ -113,7 +119,9 @@ def test_values_from_file_are_used(tmp_path: Path) -> None:
     assert (settings.station.id, settings.station.name) == ("icu-2", "ICU 2")
     assert settings.mqtt.port == 1884
     assert settings.mqtt.topics == ("a/+/vitals",)
-    assert settings.alarms.heartrate == AlarmLimits(low=40, high=140, priority=Priority.MEDIUM)
+    assert settings.alarms.heartrate == AlarmLimits(
+        low=40, high=140, priority=Priority.MEDIUM, hysteresis=2
+    )
     assert settings.ward.devices == {"mon-7": 3}
     assert settings.mqtt.host == "127.0.0.1"  # untouched keys keep their defaults
 
@@ -276,7 +284,9 @@ def test_alarm_limits_low_not_below_high_refused(low: float, high: float) -> Non
 def test_partial_limit_section_keeps_other_defaults() -> None:
     # Raising only the high limit must not drop the low limit nor demote the priority.
     settings = from_mapping({"alarms": {"heartrate": {"high": 130}}})
-    assert settings.alarms.heartrate == AlarmLimits(low=50, high=130, priority=Priority.HIGH)
+    assert settings.alarms.heartrate == AlarmLimits(
+        low=50, high=130, priority=Priority.HIGH, hysteresis=2
+    )
 
 
 # -- ward -----------------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""What the ward should hear, and when: priority bursts, the audio pause, reminders.
+
+Pure logic with an injected clock; the GUI thread asks :meth:`AudioPolicy.next_cue` about once a
+second and plays what it returns. IEC 60601-1-8 behaviour:
+
+- only the most urgent unacknowledged alarm sounds, its burst repeated at the priority's interval
+  (high ≤ 10 s);
+- an audio pause (2 min default) silences everything except a *new* alarm of higher priority than
+  any that sounded when the pause began; the remaining time is shown;
+- an acknowledged alarm whose condition lasts is re-sounded once per reminder interval;
+- an escalated alarm (high, unacknowledged for 60 s) sounds louder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState, Priority, most_urgent
+
+REPEAT_S: Mapping[Priority, float] = {
+    Priority.HIGH: 10.0,
+    Priority.MEDIUM: 15.0,
+    Priority.LOW: 30.0,
+}
+BASE_VOLUME = 0.7
+ESCALATED_VOLUME = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SoundCue:
+    """One burst to play now."""
+
+    priority: Priority
+    volume: float
+    reason: str  # "alarm", "escalated" or "reminder"
+    alarm_id: str
+
+
+class AudioPolicy:
+    """Decides bursts, pause and reminders. Owned by the GUI thread.
+
+    Args:
+        clock: UTC epoch seconds.
+        pause_s: length of the audio pause.
+        reminder_s: interval of reminders for acknowledged alarms still present.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float], pause_s: float = 120.0, reminder_s: float = 180.0
+    ) -> None:
+        self._clock = clock
+        self._pause_s = pause_s
+        self._reminder_s = reminder_s
+        self._paused_at: float | None = None
+        self._pause_ceiling = Priority.LOW
+        self._last_burst: dict[Priority, float] = {}
+        self._last_reminder: dict[str, float] = {}
+
+    # -- pause ---------------------------------------------------------------------------
+
+    def pause(self, alarms: Iterable[Alarm]) -> None:
+        """Start (or restart) the ward's audio pause. Alarms of higher priority than the most
+        urgent one sounding now will still sound if they are raised during the pause."""
+        sounding = most_urgent(a for a in alarms if a.state in UNACKNOWLEDGED)
+        self._pause_ceiling = sounding.priority if sounding else Priority.LOW
+        self._paused_at = self._clock()
+
+    def resume(self) -> None:
+        """End the pause early."""
+        self._paused_at = None
+
+    def pause_remaining(self) -> float:
+        """Seconds of pause left (0 when not paused); the pause expires by itself."""
+        if self._paused_at is None:
+            return 0.0
+        left = self._paused_at + self._pause_s - self._clock()
+        if left <= 0:
+            self._paused_at = None
+            return 0.0
+        return left
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def next_cue(self, alarms: Iterable[Alarm]) -> SoundCue | None:
+        """The burst due now, if any. Call about once a second."""
+        now = self._clock()
+        alarms = list(alarms)
+        open_ids = {a.alarm_id for a in alarms}
+        for stale in [i for i in self._last_reminder if i not in open_ids]:
+            del self._last_reminder[stale]
+        paused = self.pause_remaining() > 0
+        sounding = [a for a in alarms if a.state in UNACKNOWLEDGED]
+        if paused:
+            assert self._paused_at is not None
+            paused_at = self._paused_at
+            sounding = [
+                a
+                for a in sounding
+                if a.raised_at >= paused_at and a.priority.rank < self._pause_ceiling.rank
+            ]
+        top = most_urgent(sounding)
+        if top is not None:
+            last = self._last_burst.get(top.priority)
+            if last is not None and now - last < REPEAT_S[top.priority]:
+                return None
+            self._last_burst[top.priority] = now
+            escalated = any(a.state == AlarmState.ESCALATED for a in sounding)
+            volume = ESCALATED_VOLUME if escalated else BASE_VOLUME
+            return SoundCue(
+                top.priority, volume, "escalated" if escalated else "alarm", top.alarm_id
+            )
+        if paused:
+            return None
+        return self._reminder(alarms, now)
+
+    def _reminder(self, alarms: list[Alarm], now: float) -> SoundCue | None:
+        acked = [a for a in alarms if a.state == AlarmState.ACKNOWLEDGED and a.condition]
+        for alarm in sorted(acked, key=Alarm.sort_key):
+            since = self._last_reminder.get(alarm.alarm_id, alarm.acked_at or alarm.at)
+            if now - since >= self._reminder_s:
+                self._last_reminder[alarm.alarm_id] = now
+                return SoundCue(alarm.priority, BASE_VOLUME, "reminder", alarm.alarm_id)
+        return None

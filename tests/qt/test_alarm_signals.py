@@ -1,0 +1,207 @@
+"""pytest-qt: what a nurse sees and hears of an alarm — colour, mark and message on the tile,
+blink rates measured off the painted widgets, the audio pause countdown, the acknowledging user."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from station.domain import ingest
+from station.domain.alarms import Priority
+from station.domain.messages import Accepted
+from station.services.audit_writer import AuditWriter
+from station.services.core import CoreWorker
+from station.settings import Settings, from_mapping
+from station.ui import theme
+from station.ui.audio_bar import AudioBar
+from station.ui.main_window import MainWindow
+from tests.payloads import vitals
+
+FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
+# IEC 60601-1-8 flash frequencies → allowed periods in seconds.
+HIGH_PERIOD = (1 / 2.8, 1 / 1.4)
+MEDIUM_PERIOD = (1 / 0.8, 1 / 0.4)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def accepted(device: str, now: float, **values: object) -> Accepted:
+    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
+    assert isinstance(result, Accepted), result
+    return result
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return from_mapping(
+        {"station": {"data_dir": str(tmp_path)}, "ward": {"beds": 2, "devices": {"mon-1": 1}}}
+    )
+
+
+@pytest.fixture
+def ward(qtbot: QtBot, settings: Settings, clock: Clock, tmp_path: Path):  # type: ignore[no-untyped-def]
+    window = MainWindow(settings, "nurse-ann", lambda: None, clock)
+    window.render_timer.stop()
+    qtbot.addWidget(window)
+    audit = AuditWriter(tmp_path / "audit", clock=clock)
+    audit.start()
+    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
+    core.alarm_changed.connect(window.on_alarm)
+    core.vitals_received.connect(window.on_vitals)
+    window.acknowledge_requested.connect(core.acknowledge)
+    yield window, core
+    assert audit.close(5.0)
+
+
+def _on_phases(sample: object, clock: Clock, seconds: float, step: float = 0.01) -> list[float]:
+    """Times at which an indicator switched on, sampled every ``step`` of simulated time."""
+    start = clock.now
+    onsets: list[float] = []
+    was_on = None
+    while clock.now - start < seconds:
+        on = sample()  # type: ignore[operator]
+        if on and was_on is False:
+            onsets.append(clock.now)
+        was_on = on
+        clock.now += step
+    return onsets
+
+
+def _period(onsets: list[float]) -> float:
+    assert len(onsets) >= 3, onsets
+    gaps = [b - a for a, b in itertools.pairwise(onsets)]
+    return sum(gaps) / len(gaps)
+
+
+@pytest.mark.parametrize(
+    ("values", "priority", "mark", "message"),
+    [
+        ({"heartrate": 134}, Priority.HIGH, "***", "HR 134 > 120"),
+        (
+            {"bloodpressure": {"systolic": 170, "diastolic": 80}},
+            Priority.MEDIUM,
+            "**",
+            "NIBP sys 170 > 160",
+        ),
+        ({"temperature": 38.9}, Priority.LOW, "*", "Temp 38.9 > 38.5"),
+    ],
+    ids=["high", "medium", "low"],
+)
+def test_limit_crossing_shows_priority_colour_mark_and_message(
+    ward, clock: Clock, values: dict[str, object], priority: Priority, mark: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, **values))
+    window.paint_frame()
+    tile = window.tiles["Bed 1"]
+    assert tile.banner.text().startswith(f"{mark} {message}")
+    assert theme.ALARM_BG[priority] in tile.styleSheet()  # the border takes the colour
+    # Colour is never the only cue: the mark and the words are in the alarm list too.
+    row = window.alarm_list.table
+    assert row.item(0, 0).text() == mark
+    assert row.item(0, 2).text() == message
+
+
+@pytest.mark.parametrize(
+    ("values", "priority", "allowed"),
+    [
+        ({"heartrate": 150}, Priority.HIGH, HIGH_PERIOD),
+        ({"bloodpressure": {"systolic": 175, "diastolic": 80}}, Priority.MEDIUM, MEDIUM_PERIOD),
+    ],
+    ids=["high", "medium"],
+)
+def test_measured_blink_period_is_within_iec_range(
+    ward, clock: Clock, values: dict[str, object], priority: Priority, allowed: tuple[float, float]
+) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, **values))
+    tile = window.tiles["Bed 1"]
+    bg = theme.ALARM_BG[priority]
+
+    def banner_on() -> bool:
+        window.paint_frame()
+        return f"background:{bg}" in tile.banner.styleSheet()
+
+    period = _period(_on_phases(banner_on, clock, seconds=8.0))
+    assert allowed[0] <= period <= allowed[1], period
+
+    def lamp_on() -> bool:
+        window.paint_frame()
+        return bg in window.audio.lamp.styleSheet()
+
+    lamp_period = _period(_on_phases(lamp_on, clock, seconds=8.0))
+    assert allowed[0] <= lamp_period <= allowed[1], lamp_period
+
+
+def test_low_priority_does_not_flash(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, temperature=39.0))
+    bg = theme.ALARM_BG[Priority.LOW]
+    states = set()
+    for _ in range(300):
+        window.paint_frame()
+        states.add(f"background:{bg}" in window.tiles["Bed 1"].banner.styleSheet())
+        clock.now += 0.01
+    assert states == {True}
+
+
+def test_audio_pause_shows_its_countdown_and_expires(qtbot: QtBot, clock: Clock) -> None:
+    bar = AudioBar("nurse-ann", clock, pause_s=120, reminder_s=180)
+    qtbot.addWidget(bar)
+    with qtbot.waitSignal(bar.action_taken) as paused:
+        bar.toggle_pause()
+    assert paused.args[0] == "alarm.audio_pause"
+    assert paused.args[1] == "nurse-ann"
+    assert bar.countdown.text() == "AUDIO PAUSED 2:00"
+    assert bar.pause_button.text() == "Resume audio"
+    clock.now += 65
+    bar.tick()
+    assert bar.countdown.text() == "AUDIO PAUSED 0:55"
+    clock.now += 56
+    bar.tick()
+    assert bar.countdown.text() == ""
+    assert bar.pause_button.text() == "Pause audio"
+
+
+def test_a_higher_priority_alarm_sounds_through_the_pause(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, temperature=39.0))  # low
+    window.audio.tick()
+    assert window.audio.last_cue is not None
+    assert window.audio.last_cue.priority == Priority.LOW
+    window.audio.toggle_pause()
+    clock.now += 40
+    window.audio.last_cue = None
+    window.audio.tick()
+    assert window.audio.last_cue is None  # the low alarm is silenced
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=160))  # new, high
+    window.audio.tick()
+    assert window.audio.last_cue is not None
+    assert window.audio.last_cue.priority == Priority.HIGH
+
+
+def test_acknowledgement_records_the_user(ward, clock: Clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=150))
+    alarm = window.alarm_list.alarms()[0]
+    window.acknowledge_requested.emit(alarm.alarm_id, "nurse-ann")
+    acked = window.alarm_list.alarms()[0]
+    assert (acked.state.value, acked.by) == ("acknowledged", "nurse-ann")
+    episode = window.history.episodes()[0]
+    assert episode.acknowledged_by == "nurse-ann"
+    assert episode.time_to_ack_s == 0
