@@ -242,7 +242,8 @@ class CoreWorker(QObject):
                     "invalid_data",
                     True,
                     Priority.MEDIUM,
-                    f"Invalid data from device: {rej.reason} ({self._invalid.count(device)} in 60 s)",
+                    f"Invalid data from device: {rej.reason}"
+                    f" ({self._invalid.count(device)} in 60 s)",
                 )
             )
         if now - self._logged_at.get(rej.reason, -LOG_WINDOW_S) >= LOG_WINDOW_S:
