@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(VENV)/bin/station bench --beds 8 --rate 1 --duration 20
 	$(VENV)/bin/station bench --beds 64 --rate 1 --duration 20
 	$(VENV)/bin/station bench --beds 8 --flood --duration 15
+	$(VENV)/bin/station bench --beds 64 --rate 1 --duration 40 --scenario alarms
 
 screenshot: $(STAMP)
 	$(VENV)/bin/station --demo --screenshot resources/ward.png --screenshot-after 8

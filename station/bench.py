@@ -22,9 +22,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from station.settings import Settings, from_mapping
+
+PROBE_MS = 50  # GUI responsiveness: how late a 50 ms timer fires
 
 
 def _free_port() -> int:
@@ -78,7 +82,9 @@ def _settings(beds: int, port: int, protocol: str, data_dir: Path) -> Settings:
     )
 
 
-def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
+def run_bench(
+    beds: int, rate: float, duration: float, flood: bool, scenario: str = "normal"
+) -> int:
     """Run the station against a simulated ward for ``duration`` seconds and print JSON."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer  # noqa: PLC0415
@@ -98,21 +104,35 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
         stop_broker = lambda: None  # noqa: E731 - stopped below
     app = QApplication.instance() or QApplication([])
     station = Station(_settings(beds, port, protocol, work / "data"), user="bench")
-    frame_ms = station.window.frame_ms
+    window = station.window
     station.start()
+    events = _AlarmEventClock(port, protocol, "bench")
+    lag_ms: list[float] = []
+    probe = QTimer()
+    probe.setInterval(PROBE_MS)
+    last_probe = [time.monotonic()]
+
+    def on_probe() -> None:
+        now = time.monotonic()
+        lag_ms.append(max(0.0, (now - last_probe[0]) * 1000 - PROBE_MS))
+        last_probe[0] = now
+
+    probe.timeout.connect(on_probe)
+    probe.start()
     sim_rate = 100_000.0 / beds if flood else rate
     sim = subprocess.Popen(
         [
             *(sys.executable, "-m", "station", "--log-level", "WARNING", "simulate"),
             *("--port", str(port), "--beds", str(beds), "--rate", str(sim_rate)),
-            *("--duration", str(duration + 5), "--protocol", protocol, "--scenario", "normal"),
+            *("--duration", str(duration + 5), "--protocol", protocol, "--scenario", scenario),
         ],
     )
     # Warm up 3 s (connect, first paint), then measure. exit(), not quit(): Qt 6's quit() first
     # closes every window, which would stop the render timer being measured.
     QTimer.singleShot(3000, lambda: app.exit(0))
     app.exec()
-    frame_ms.clear()
+    for series in (window.frame_ms, window.alarm_paint_ms, lag_ms, events.latencies_ms):
+        series.clear()
     accepted0 = station.core.accepted
     wall0, gui0, cpu0 = time.monotonic(), time.thread_time(), time.process_time()
     QTimer.singleShot(round(duration * 1000), lambda: app.exit(0))
@@ -121,26 +141,80 @@ def run_bench(beds: int, rate: float, duration: float, flood: bool) -> int:
     gui = time.thread_time() - gui0
     cpu = time.process_time() - cpu0
     accepted = station.core.accepted - accepted0
+    probe.stop()
     sim.terminate()
     sim.wait(10)
+    events.close()
     station.stop()
     if embedded is not None:
         embedded.stop()
     stop_broker()
-    frames = sorted(frame_ms) or [float("nan")]
+    frames = list(window.frame_ms)
     result = {
         "broker": broker,
         "beds": beds,
+        "scenario": scenario,
         "offered_rate_hz": "flood" if flood else beds * rate,
         "duration_s": round(wall, 2),
         "ingest_msgs_per_s": round(accepted / wall, 1),
         "gui_thread_cpu_share": round(gui / wall, 4),
         "process_cpu_share_of_one_core": round(cpu / wall, 4),
-        "render_ms_mean": round(statistics.fmean(frames), 3),
-        "render_ms_p95": round(frames[int(0.95 * (len(frames) - 1))], 3),
-        "frames": len(frames) if frame_ms else 0,
+        "render_ms_mean": _mean(frames),
+        "render_ms_p95": _pct(frames, 0.95),
+        "frames": len(frames),
+        "gui_timer_lag_ms_p99": _pct(lag_ms, 0.99),
+        "gui_timer_lag_ms_max": _pct(lag_ms, 1.0),
+        "alarms_raised": len(events.latencies_ms),
+        "alarm_event_latency_ms_p50": _pct(events.latencies_ms, 0.5),
+        "alarm_event_latency_ms_p99": _pct(events.latencies_ms, 0.99),
+        "alarm_repaint_latency_ms_p50": _pct(list(window.alarm_paint_ms), 0.5),
+        "alarm_repaint_latency_ms_p99": _pct(list(window.alarm_paint_ms), 0.99),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(result))
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile, rounded; None when nothing was measured."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+class _AlarmEventClock:
+    """Subscribes to the station's alarms topic like a pager bridge would, and measures each
+    newly raised alarm from the device time of the message that raised it (``source_time``)
+    to its arrival here. Same machine, same clock."""
+
+    def __init__(self, port: int, protocol: str, station_id: str) -> None:
+        import paho.mqtt.client as mqtt  # noqa: PLC0415
+        from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+        self.latencies_ms: list[float] = []
+        version = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, "bench-bridge", protocol=version)
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", port)
+        self._client.subscribe(f"healthcare/station/{station_id}/alarms", qos=1)
+        self._client.loop_start()
+
+    def _on_message(self, _c: object, _u: object, msg: Any) -> None:
+        arrived = time.time()
+        try:
+            event = json.loads(msg.payload)
+            if event.get("state") == "active" and event.get("source_time"):
+                source = datetime.fromisoformat(event["source_time"]).timestamp()
+                self.latencies_ms.append((arrived - source) * 1000)
+        except (ValueError, TypeError, KeyError):
+            return
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

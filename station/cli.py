@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=float, default=1.0)
     bench.add_argument("--duration", type=float, default=20.0)
     bench.add_argument("--flood", action="store_true", help="publish as fast as possible")
+    bench.add_argument("--scenario", default="normal", help="simulator scenario (alarms: latency)")
     return p
 
 
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             from station.bench import run_bench  # noqa: PLC0415 - heavy imports only when asked
 
-            return run_bench(args.beds, args.rate, args.duration, args.flood)
+            return run_bench(args.beds, args.rate, args.duration, args.flood, args.scenario)
         return _run_station(args)
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)

@@ -67,6 +67,9 @@ class AlarmState(StrEnum):
     CLEARED = "cleared"
 
 
+# Added to a device alert when the station sees every value within its limits.
+WITHIN_LIMITS_MARK = " (station: values within limits)"
+
 # States in which nobody has acknowledged the alarm yet: these sound.
 UNACKNOWLEDGED = frozenset({AlarmState.ACTIVE, AlarmState.ESCALATED, AlarmState.LATCHED})
 
@@ -286,20 +289,18 @@ class AlarmEngine:
         key = (device, AlarmKind.DEVICE, "alert")
         if alert is None:
             return self._clear_if_open(key)
+        # A condition still waiting out its delay is the station seeing a problem too.
         station_agrees = any(
             a.device_id == device and a.kind == AlarmKind.PHYSIOLOGICAL and a.condition
             for a in self._open.values()
-        )
+        ) or any(k[0] == device for k in self._pending)
         # The device's own alarm is shown beside the station's; when the station sees nothing
         # wrong in the values, the disagreement itself is worth a look.
         base = f"Device alert: {alert}"
         current = self._open.get(key)
-        if current is not None and (
-            current.message == base or current.message.startswith(base + " (")
-        ):
+        if current is not None and current.message in (base, base + WITHIN_LIMITS_MARK):
             return []  # same alert text: the mark is judged once, at raise
-        mark = "" if station_agrees else " (station: values within limits)"
-        message = base + mark
+        message = base if station_agrees else base + WITHIN_LIMITS_MARK
         changes = self._clear_if_open(key)
         changes.extend(self._begin(key, bed, Priority.MEDIUM, message, None, None, at, at))
         return changes

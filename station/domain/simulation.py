@@ -18,7 +18,20 @@ from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
 
-SCENARIOS: tuple[str, ...] = ("normal", "deterioration", "dropout", "malformed", "flood", "demo")
+SCENARIOS: tuple[str, ...] = (
+    "normal",
+    "deterioration",
+    "dropout",
+    "malformed",
+    "flood",
+    "demo",
+    "alarms",
+)
+# "alarms": every bed's heart rate jumps above its limit for ALARM_ON_S in every ALARM_CYCLE_S,
+# beds phased evenly, so a ward raises and clears alarms steadily (the latency bench uses it).
+ALARM_CYCLE_S = 20.0
+ALARM_ON_S = 5.0
+ALARM_HR = 140
 TOPIC_MODES: tuple[str, ...] = ("per-device", "single")
 SINGLE_TOPIC = "healthcare/sensor_data"
 
@@ -239,6 +252,10 @@ class SimulatedWard:
             sys = _clamp(bed.sys + dev["sys"], *_SYS[2:])
             dia = _clamp(bed.dia + dev["dia"], *_DIA[2:])
             temp = _clamp(bed.temp + dev["temp"], *_TEMP[2:])
+        if self.scenario == "alarms":
+            offset = (bed.number - 1) * ALARM_CYCLE_S / len(self._beds)
+            if (now - self.start + offset) % ALARM_CYCLE_S < ALARM_ON_S:
+                hr = ALARM_HR
         bed.battery = max(_BATTERY_FLOOR, bed.battery - _BATTERY_DRAIN_PER_S * dt)
         systolic = round(sys)
         return {

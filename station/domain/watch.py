@@ -23,10 +23,13 @@ class DeviceWatch:
         self._last: dict[str, float] = {}
         self._period: dict[str, float] = {}
         self._silent: set[str] = set()
+        self._expected_only: set[str] = set()  # pinned, not yet heard: no period to learn
 
     def expect(self, device: str, now: float) -> None:
         """A device that should be sending (pinned to a bed) though none has arrived yet."""
-        self._last.setdefault(device, now)
+        if device not in self._last:
+            self._last[device] = now
+            self._expected_only.add(device)
 
     def timeout(self, device: str) -> float:
         """Seconds of silence after which the device is 'no data'."""
@@ -36,7 +39,9 @@ class DeviceWatch:
     def seen(self, device: str, now: float) -> bool:
         """Record an arrival; True if the device had been reported silent (it recovered)."""
         last = self._last.get(device)
-        if last is not None and device not in self._silent and now > last:
+        first = device in self._expected_only
+        self._expected_only.discard(device)
+        if last is not None and not first and device not in self._silent and now > last:
             gap = now - last
             old = self._period.get(device)
             self._period[device] = gap if old is None else old + EWMA_WEIGHT * (gap - old)

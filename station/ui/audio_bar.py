@@ -64,6 +64,7 @@ class AudioBar(QWidget):
         lay.addWidget(self.countdown)
         lay.addWidget(self.sound_state)
         self._self_test_colour: str | None = None
+        self._lamp_colour = ""
         self._self_test_steps: list[str | None] = []
         # A child timer: it dies with the widget, unlike a bare singleShot lambda.
         self._self_test_timer = QTimer(self)
@@ -143,7 +144,9 @@ class AudioBar(QWidget):
         colour = self._self_test_colour or (
             theme.ALARM_BG[priority] if priority is not None and on else theme.TILE_BORDER
         )
-        self.lamp.setStyleSheet(f"background:{colour}; border-radius:14px;")
+        if colour != self._lamp_colour:  # style sheet changes are costly: only on change
+            self._lamp_colour = colour
+            self.lamp.setStyleSheet(f"background:{colour}; border-radius:14px;")
 
     def _report_sound(self) -> None:
         problem = self.sound.problem or ""

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.alarm_history import AlarmHistory
-from station.domain.alarms import Alarm, AlarmLimits
+from station.domain.alarms import Alarm, AlarmLimits, AlarmState
 from station.domain.messages import Accepted
 from station.domain.profiles import available_profiles, load_profile
 from station.services.core import IngestStats
@@ -166,6 +166,9 @@ class MainWindow(QMainWindow):
         self.broker_connected = False
         # Duration of recent frames (ms), for `station bench` and diagnostics; bounded.
         self.frame_ms: deque[float] = deque(maxlen=10_000)
+        # Device time → painted, per newly raised alarm (ms), for `station bench`; bounded.
+        self.alarm_paint_ms: deque[float] = deque(maxlen=10_000)
+        self._raised_unpainted: list[float] = []
 
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
@@ -187,6 +190,8 @@ class MainWindow(QMainWindow):
         """Keep the alarm list and the bed's banner in step with the engine."""
         self.alarm_list.update_alarm(alarm)
         self.audio.set_alarms(self.alarm_list.alarms())
+        if alarm.state == AlarmState.ACTIVE and alarm.source_time is not None:
+            self._raised_unpainted.append(alarm.source_time)
         self.history.add(alarm)
         data = self.beds.get(alarm.bed)
         if data is not None:
@@ -231,6 +236,10 @@ class MainWindow(QMainWindow):
             self._paint_historian()
             self.audio.tick()
         self.frame_ms.append((time.perf_counter() - started) * 1000)
+        if self._raised_unpainted:
+            painted = time.time()
+            self.alarm_paint_ms.extend((painted - t) * 1000 for t in self._raised_unpainted)
+            self._raised_unpainted.clear()
 
     def _paint_historian(self) -> None:
         st = self._historian_status()

@@ -50,12 +50,17 @@ class ValueBox(QWidget):
         self.value = QLabel("--")
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._size = size
+        self._shown: tuple[str, bool, bool] | None = None
         lay.addWidget(head)
         lay.addWidget(self.value)
         self.show_value("--", stale=True, alarm=False)
 
     def show_value(self, text: str, *, stale: bool, alarm: bool) -> None:
-        """Set the number; stale values are grey dashes, alarmed ones inverted."""
+        """Set the number; stale values are grey dashes, alarmed ones inverted. Only touches
+        the widget when something changed: a style sheet change re-polishes the label."""
+        if self._shown == (text, stale, alarm):
+            return
+        self._shown = (text, stale, alarm)
         colour = theme.STALE if stale else self._colour
         style = f"color:{colour}; font-size:{self._size}px; font-weight:600;"
         if alarm and not stale:
@@ -84,6 +89,10 @@ class BedTile(QFrame):
         self._window_s = window_s
         self._no_data_s = no_data_s
         self._shown: tuple[object, ...] = ()
+        self._border: tuple[str, int] | None = None
+        self._banner_style = ""
+        self._age_text = ""
+        self._pens_stale = False
         self.setObjectName("tile")
         self.setMinimumSize(250, 190)
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -160,7 +169,16 @@ class BedTile(QFrame):
         menu.addAction("Alarm limits…", lambda: self.limits_wanted.emit(self.data.label))
         menu.exec(event.globalPos())
 
+    def _set_banner_style(self, style: str) -> None:
+        if style != self._banner_style:
+            self._banner_style = style
+            self.banner.setStyleSheet(style)
+
     def _set_border(self, colour: str, width: int = 2) -> None:
+        # The tile's own style sheet cascades to every child widget: set it only on change.
+        if self._border == (colour, width):
+            return
+        self._border = (colour, width)
         self.setStyleSheet(
             f"QFrame#tile {{ background:{theme.TILE}; border:{width}px solid {colour};"
             " border-radius:6px; }"
@@ -196,30 +214,33 @@ class BedTile(QFrame):
         if alarm is not None and alarm.state.value == "active":
             hz = theme.FLASH_HZ[alarm.priority]
             flash_on = hz == 0 or int(now * hz * 2) % 2 == 0
-        age = data.age(now)
-        key = (stale, None if age is None else int(age), alarm, flash_on)
+        self._paint_header(now, stale)
+        key = (stale, alarm, flash_on, data.latest)
         if key == self._shown:
             return
         self._shown = key
         self._paint_values(stale, alarm_params={a.parameter for a in data.alarms.values()})
-        self._paint_header(now, stale)
         self._paint_alarm(alarm, stale, flash_on)
-        pen_alpha = 90 if stale else 255
-        for param, curve in self.curves.items():
-            colour = pg.mkColor(theme.PARAM_COLOURS[param])
-            colour.setAlpha(pen_alpha)
-            curve.setPen(pg.mkPen(colour, width=1.6))
+        if stale != self._pens_stale:  # a new pen redraws the curve: only when staleness flips
+            self._pens_stale = stale
+            for param, curve in self.curves.items():
+                colour = pg.mkColor(theme.PARAM_COLOURS[param])
+                colour.setAlpha(90 if stale else 255)
+                curve.setPen(pg.mkPen(colour, width=1.6))
 
     def _paint_header(self, now: float, stale: bool) -> None:
         data = self.data
         self.device.setText(data.device_id or "no device")
         age = data.age(now)
         if age is None:
-            self.age.setText("waiting for data")
+            text = "waiting for data"
         elif stale:
-            self.age.setText(f"last data {age:.0f} s ago")
+            text = f"last data {age:.0f} s ago"
         else:
-            self.age.setText(f"{age:.0f} s")
+            text = f"{age:.0f} s"
+        if text != self._age_text:
+            self._age_text = text
+            self.age.setText(text)
 
     def _paint_values(self, stale: bool, alarm_params: set[str]) -> None:
         p = self.data.latest.payload if self.data.latest is not None else None
@@ -244,24 +265,24 @@ class BedTile(QFrame):
             extra = f"  +{more}" if more > 0 else ""
             self.banner.setText(f"{alarm.priority.mark} {alarm.message}{acked}{extra}")
             if flash_on:
-                self.banner.setStyleSheet(
+                self._set_banner_style(
                     f"background:{bg}; color:{fg}; font-size:13px; font-weight:700;"
                     " padding:1px 4px; border-radius:3px;"
                 )
             else:
-                self.banner.setStyleSheet(
+                self._set_banner_style(
                     f"background:{theme.TILE}; color:{bg}; font-size:13px; font-weight:700;"
                     f" padding:1px 4px; border:1px solid {bg}; border-radius:3px;"
                 )
             self._set_border(bg, 3 if alarm.priority == Priority.HIGH else 2)
         elif stale and self.data.latest is not None:
             self.banner.setText("NO DATA")
-            self.banner.setStyleSheet(
+            self._set_banner_style(
                 f"background:{theme.TECHNICAL_BG}; color:#ffffff; font-size:13px;"
                 " font-weight:700; padding:1px 4px; border-radius:3px;"
             )
             self._set_border(theme.TECHNICAL_BG)
         else:
             self.banner.setText("")
-            self.banner.setStyleSheet("padding:1px 4px;")
+            self._set_banner_style("padding:1px 4px;")
             self._set_border(theme.TILE_BORDER)

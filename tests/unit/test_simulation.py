@@ -44,7 +44,9 @@ def test_different_seeds_differ() -> None:
     assert [p for *_, p in run("normal", 10, seed=1)] != [p for *_, p in run("normal", 10, seed=2)]
 
 
-@pytest.mark.parametrize("scenario", ["normal", "deterioration", "dropout", "demo", "flood"])
+@pytest.mark.parametrize(
+    "scenario", ["normal", "deterioration", "dropout", "demo", "flood", "alarms"]
+)
 @pytest.mark.parametrize("mode", ["per-device", "single"])
 def test_every_payload_passes_ingest(scenario: str, mode: str) -> None:
     messages = run(scenario, 180, rate=2.0)
@@ -172,3 +174,15 @@ def test_rejects_unknown_scenario_and_empty_ward() -> None:
         SimulatedWard(8, 1, "chaos", START)
     with pytest.raises(ValueError, match="beds"):
         SimulatedWard(0, 1, "normal", START)
+
+
+def test_alarms_scenario_takes_every_bed_over_its_heart_rate_limit_once_per_cycle() -> None:
+    messages = run("alarms", 40, beds=8)
+    high: dict[str, list[float]] = {}
+    for now, device, payload in messages:
+        if json.loads(payload)["heartrate"] > 120:
+            high.setdefault(device, []).append(now - START)
+    assert sorted(high) == [f"sim-bed{n:02d}" for n in range(1, 9)]
+    for times in high.values():
+        # 5 s high in each 20 s cycle: two cycles in 40 s give 10 one-second readings.
+        assert len(times) == 10
