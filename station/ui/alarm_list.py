@@ -116,6 +116,7 @@ class AlarmList(QWidget):
             cells = (alarm.priority.mark, alarm.bed or "station", alarm.message, state, since)
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                item.setToolTip(alarm.message)  # the column may cut a long message
                 item.setData(Qt.ItemDataRole.UserRole, alarm.alarm_id)
                 if col == 0 or alarm.state == AlarmState.ACTIVE:
                     item.setBackground(QBrush(bg))
