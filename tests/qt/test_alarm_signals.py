@@ -205,3 +205,38 @@ def test_acknowledgement_records_the_user(ward, clock: Clock, tmp_path: Path) ->
     episode = window.history.episodes()[0]
     assert episode.acknowledged_by == "nurse-ann"
     assert episode.time_to_ack_s == 0
+
+
+def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
+    ward, clock: Clock, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from station.domain.alarms import AlarmLimits
+
+    window, core = ward
+    core.limits_changed.connect(window.on_limits)
+    window.limits_requested.connect(core.change_limits)
+    new = {"heartrate": AlarmLimits(low=50, high=140, priority=Priority.HIGH, hysteresis=2)}
+    window.limits_requested.emit("Bed 1", new, None, "nurse-ann")
+    assert window.bed_limits["Bed 1"]["heartrate"].high == 140
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=134))
+    assert window.alarm_list.alarms() == []  # 134 is within Bed 1's new limit
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=145))
+    assert window.alarm_list.alarms()[0].message == "HR 145 > 140"
+    # Other beds keep the ward's limits.
+    assert core._engine.limits_for("Bed 2")["heartrate"].high == 120
+    import json
+
+    path = tmp_path / "audit" / "audit.jsonl"
+
+    def change_record() -> dict[str, object] | None:  # the audit writer is on its own thread
+        records = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        return next((r for r in records if r["action"] == "alarm.limits_change"), None)
+
+    deadline = time.monotonic() + 5
+    while change_record() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    change = change_record()
+    assert change is not None
+    assert change["actor"] == "nurse-ann"
+    assert change["target"] == "Bed 1"
+    assert change["details"]["changes"] == {"heartrate": {"high": [120.0, 140.0]}}
