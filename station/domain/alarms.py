@@ -253,7 +253,12 @@ class AlarmEngine:
         current = self._open.get(key)
         crossed = limits.violation(value)
         if crossed is None:
-            self._pending.pop(key, None)
+            pending = self._pending.get(key)
+            # Hysteresis holds during the delay too: SpO2 89, 89, 90, 89 … is one condition.
+            if pending is not None:
+                side = ">" if pending[1] == limits.high else "<"
+                if limits.back_inside(value, side):
+                    del self._pending[key]
             if (
                 current is not None
                 and current.condition

@@ -306,21 +306,22 @@ class CoreWorker(QObject):
                 details={"reason": "not active"},
             )
             return
-        self._emit([alarm])
+        self._emit([alarm], acknowledged=True)
 
     @Slot(str, object)
     def on_peer_event(self, station: str, event: dict[str, object]) -> None:
         """An alarm event published by another station of the ward. Alarm ids are derived
         from the condition, so the same alarm has the same id there; an acknowledgement made
         there is applied here, so both screens show the same state."""
-        if event.get("state") != "acknowledged":
+        # A latched alarm acknowledged there is published as 'cleared' with its user.
+        if event.get("state") not in ("acknowledged", "cleared"):
             return
         alarm_id, by = event.get("alarm_id"), event.get("by")
         if not isinstance(alarm_id, str) or not isinstance(by, str):
             return
         alarm = self._engine.acknowledge(alarm_id, by)
         if alarm is not None:
-            self._emit([alarm], via=station)
+            self._emit([alarm], via=station, acknowledged=True)
 
     @Slot(str, object, object, str)
     def change_limits(
@@ -401,7 +402,9 @@ class CoreWorker(QObject):
 
     # -- fan-out ---------------------------------------------------------------------------
 
-    def _emit(self, changes: list[Alarm], via: str | None = None) -> None:
+    def _emit(
+        self, changes: list[Alarm], via: str | None = None, acknowledged: bool = False
+    ) -> None:
         for alarm in changes:
             action = {
                 AlarmState.ACTIVE: "alarm.raise",
@@ -412,6 +415,8 @@ class CoreWorker(QObject):
             }[alarm.state]
             if alarm.state == AlarmState.ACTIVE and alarm.raised_at != alarm.at:
                 action = "alarm.reactivate"  # a latched alarm whose condition came back
+            if acknowledged:
+                action = "alarm.acknowledge"  # also when it cleared a latched alarm
             self._audit.record(
                 action,
                 actor=alarm.by or "station",

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.alarms import Alarm, AlarmKind, AlarmState
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, AlarmState
 from station.ui import theme
 
 COLUMNS = ("", "Bed", "Alarm", "State", "Since")
@@ -41,6 +41,7 @@ class AlarmList(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self._alarms: dict[str, Alarm] = {}
+        self._dirty = False
         title = QLabel("Alarms")
         title.setStyleSheet("font-size:15px; font-weight:700;")
         self.count = QLabel("none")
@@ -79,7 +80,15 @@ class AlarmList(QWidget):
             self._alarms.pop(alarm.alarm_id, None)
         else:
             self._alarms[alarm.alarm_id] = alarm
-        self._render()
+        # Rebuilt once per frame, not per snapshot: a broker outage over a 64-bed ward brings
+        # dozens of changes at once, and the GUI thread must stay free.
+        self._dirty = True
+
+    def render_if_dirty(self) -> None:
+        """Rebuild the table if snapshots arrived since the last frame (render timer)."""
+        if self._dirty:
+            self._dirty = False
+            self._render()
 
     def selected_id(self) -> str | None:
         """The alarm id of the selected row, if any."""
@@ -93,13 +102,13 @@ class AlarmList(QWidget):
         """Ask the core to acknowledge the selected alarm, if it is still active."""
         alarm_id = self.selected_id()
         alarm = self._alarms.get(alarm_id) if alarm_id else None
-        if alarm is not None and alarm.state == AlarmState.ACTIVE:
+        if alarm is not None and alarm.state in UNACKNOWLEDGED:
             self.acknowledge_requested.emit(alarm.alarm_id)
 
     def _selection_changed(self) -> None:
         alarm_id = self.selected_id()
         alarm = self._alarms.get(alarm_id) if alarm_id else None
-        self.ack.setEnabled(alarm is not None and alarm.state == AlarmState.ACTIVE)
+        self.ack.setEnabled(alarm is not None and alarm.state in UNACKNOWLEDGED)
 
     def _render(self) -> None:
         keep = self.selected_id()
@@ -118,12 +127,12 @@ class AlarmList(QWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(alarm.message)  # the column may cut a long message
                 item.setData(Qt.ItemDataRole.UserRole, alarm.alarm_id)
-                if col == 0 or alarm.state == AlarmState.ACTIVE:
+                if col == 0 or alarm.state in UNACKNOWLEDGED:
                     item.setBackground(QBrush(bg))
                     item.setForeground(QBrush(fg))
                 self.table.setItem(row, col, item)
             if alarm.alarm_id == keep:
                 self.table.selectRow(row)
-        active = sum(a.state == AlarmState.ACTIVE for a in alarms)
+        active = sum(a.state in UNACKNOWLEDGED for a in alarms)
         self.count.setText(f"{len(alarms)} open, {active} unacknowledged" if alarms else "none")
         self._selection_changed()

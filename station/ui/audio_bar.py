@@ -45,7 +45,6 @@ class AudioBar(QWidget):
         self._clock = clock
         self.policy = AudioPolicy(clock, pause_s, reminder_s)
         self.sound = sound or AlarmSound()
-        self.sound.failed.connect(self.sound_problem)
         self.last_cue: SoundCue | None = None
         self._alarms: list[Alarm] = []
         self.lamp = QLabel("  ")
@@ -65,6 +64,7 @@ class AudioBar(QWidget):
         lay.addWidget(self.sound_state)
         self._self_test_colour: str | None = None
         self._lamp_colour = ""
+        self._reported_problem: str | None = None
         self._self_test_steps: list[str | None] = []
         # A child timer: it dies with the widget, unlike a bare singleShot lambda.
         self._self_test_timer = QTimer(self)
@@ -150,5 +150,8 @@ class AudioBar(QWidget):
 
     def _report_sound(self) -> None:
         problem = self.sound.problem or ""
+        if problem == self._reported_problem:
+            return
+        self._reported_problem = problem
         self.sound_state.setText(f"NO ALARM SOUND: {problem}" if problem else "")
         self.sound_problem.emit(problem)

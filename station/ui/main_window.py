@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         """The one render timer: repaint dirty tiles, ages, flashing and the status labels."""
         started = time.perf_counter()
         now = self._clock()
+        self.alarm_list.render_if_dirty()
         for tile in self.tiles.values():
             tile.refresh(now)
         for view in self._patient_views.values():

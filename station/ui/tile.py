@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.alarms import Alarm, AlarmKind, Priority, most_urgent
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, Priority, most_urgent
 from station.ui import theme
 from station.ui.beddata import BedData
 
@@ -209,13 +209,17 @@ class BedTile(QFrame):
                 item.setXRange(start, now, padding=0)
             data.dirty = False
             self._shown = ()
-        alarm = most_urgent(data.alarms.values())
+        # The banner shows what still needs a nurse first: an unacknowledged alarm, even if an
+        # acknowledged one of higher priority is present.
+        alarm = most_urgent(
+            a for a in data.alarms.values() if a.state in UNACKNOWLEDGED
+        ) or most_urgent(data.alarms.values())
         flash_on = True
-        if alarm is not None and alarm.state.value == "active":
+        if alarm is not None and alarm.state in UNACKNOWLEDGED:
             hz = theme.FLASH_HZ[alarm.priority]
             flash_on = hz == 0 or int(now * hz * 2) % 2 == 0
         self._paint_header(now, stale)
-        key = (stale, alarm, flash_on, data.latest)
+        key = (stale, alarm, flash_on, data.latest, len(data.alarms))
         if key == self._shown:
             return
         self._shown = key
@@ -261,7 +265,7 @@ class BedTile(QFrame):
             bg = theme.TECHNICAL_BG if technical else theme.ALARM_BG[alarm.priority]
             fg = "#ffffff" if technical else theme.ALARM_FG[alarm.priority]
             more = len(self.data.alarms) - 1
-            acked = " (ack)" if alarm.state.value == "acknowledged" else ""
+            acked = {"acknowledged": " (ack)", "latched": " (latched)"}.get(alarm.state.value, "")
             extra = f"  +{more}" if more > 0 else ""
             self.banner.setText(f"{alarm.priority.mark} {alarm.message}{acked}{extra}")
             if flash_on:

@@ -240,3 +240,53 @@ def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
     assert change["actor"] == "nurse-ann"
     assert change["target"] == "Bed 1"
     assert change["details"]["changes"] == {"heartrate": {"high": [120.0, 140.0]}}
+
+
+def test_an_escalated_alarm_can_still_be_acknowledged_from_the_list(
+    qtbot: QtBot, ward, clock: Clock
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    window, core = ward
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=150))
+    clock.now += 61
+    core.tick()
+    window.paint_frame()
+    assert window.alarm_list.alarms()[0].state.value == "escalated"
+    window.alarm_list.table.selectRow(0)
+    assert window.alarm_list.ack.isEnabled()
+    qtbot.mouseClick(window.alarm_list.ack, Qt.MouseButton.LeftButton)
+    assert window.alarm_list.alarms()[0].state.value == "acknowledged"
+
+
+def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
+    tmp_path: Path, qtbot: QtBot, clock: Clock
+) -> None:
+    settings = from_mapping(
+        {
+            "station": {"data_dir": str(tmp_path)},
+            "ward": {"beds": 1, "devices": {"mon-1": 1}},
+            "alarms": {"heartrate": {"latching": True}},
+        }
+    )
+    window = MainWindow(settings, "nurse-ann", lambda: None, clock)
+    window.render_timer.stop()
+    qtbot.addWidget(window)
+    audit = AuditWriter(tmp_path / "audit", clock=clock)
+    audit.start()
+    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
+    core.alarm_changed.connect(window.on_alarm)
+    window.acknowledge_requested.connect(core.acknowledge)
+    try:
+        core.on_accepted(accepted("mon-1", clock.now, heartrate=150))
+        clock.now += 1
+        core.on_accepted(accepted("mon-1", clock.now, heartrate=80))
+        window.paint_frame()
+        latched = window.alarm_list.alarms()[0]
+        assert latched.state.value == "latched"
+        assert "(latched)" in window.tiles["Bed 1"].banner.text()
+        window.alarm_list.table.selectRow(0)
+        window.alarm_list.acknowledge_selected()
+        assert window.alarm_list.alarms() == []
+    finally:
+        assert audit.close(5.0)

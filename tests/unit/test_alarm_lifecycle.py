@@ -579,3 +579,27 @@ def test_technical_clear_twice_is_idempotent(clock: Clock) -> None:
     one(engine.technical(DEV, BED, "no_data", False))
     assert engine.technical(DEV, BED, "no_data", False) == []
     assert engine.open_alarms() == []
+
+
+def test_hysteresis_holds_during_the_delay_so_a_chattering_value_still_raises() -> None:
+    """SpO2 89, 89, 90, 89 … with limit 90, delay 10 s, hysteresis 1: one condition, raised."""
+    from station.domain.alarms import AlarmEngine, AlarmLimits, Priority
+
+    now = [1_000.0]
+    engine = AlarmEngine(
+        {"oxygen": AlarmLimits(low=90, priority=Priority.HIGH, delay_s=10, hysteresis=1)},
+        lambda: now[0],
+    )
+    raised = []
+    for i, value in enumerate([89, 89, 90, 89, 90, 89, 89, 90, 89, 89, 89, 89]):
+        raised += engine.evaluate("dev", "Bed 1", {"oxygen": value}, at=500.0 + i)
+    assert [a.state.value for a in raised] == ["active"]
+    # Back inside by the hysteresis (91) before the delay ends resets the condition.
+    engine2 = AlarmEngine(
+        {"oxygen": AlarmLimits(low=90, priority=Priority.HIGH, delay_s=10, hysteresis=1)},
+        lambda: now[0],
+    )
+    changes = []
+    for i, value in enumerate([89, 89, 91, 89, 89, 89, 89, 89, 89, 89, 89]):
+        changes += engine2.evaluate("dev", "Bed 1", {"oxygen": value}, at=500.0 + i)
+    assert changes == []
