@@ -45,6 +45,7 @@ from station.ui.sound import AlarmSound
 from station.ui.tile import BedTile
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
+CURVES_PER_FRAME = 12  # tiles whose curves are redrawn per frame (10 Hz: 120 tiles/s)
 
 
 def _pill(text: str, colour: str) -> str:
@@ -170,10 +171,16 @@ class MainWindow(QMainWindow):
         self.alarm_paint_ms: deque[float] = deque(maxlen=10_000)
         self._raised_unpainted: list[float] = []
 
+        self._tile_list = list(self.tiles.values())
+        self._next_curve_tile = 0
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
         self.render_timer.timeout.connect(self.paint_frame)
         self.render_timer.start()
+        self._urgent_frame = QTimer(self)
+        self._urgent_frame.setSingleShot(True)
+        self._urgent_frame.setInterval(0)
+        self._urgent_frame.timeout.connect(self.paint_frame)
         self.paint_frame()
 
     # -- slots from the core (queued) ------------------------------------------------------
@@ -190,8 +197,11 @@ class MainWindow(QMainWindow):
         """Keep the alarm list and the bed's banner in step with the engine."""
         self.alarm_list.update_alarm(alarm)
         self.audio.set_alarms(self.alarm_list.alarms())
-        if alarm.state == AlarmState.ACTIVE and alarm.source_time is not None:
-            self._raised_unpainted.append(alarm.source_time)
+        if alarm.state == AlarmState.ACTIVE:
+            # A new alarm is painted at once, not at the next render tick (coalesced).
+            self._urgent_frame.start()
+            if alarm.source_time is not None:
+                self._raised_unpainted.append(alarm.source_time)
         self.history.add(alarm)
         data = self.beds.get(alarm.bed)
         if data is not None:
@@ -227,8 +237,19 @@ class MainWindow(QMainWindow):
         started = time.perf_counter()
         now = self._clock()
         self.alarm_list.render_if_dirty()
-        for tile in self.tiles.values():
-            tile.refresh(now)
+        # Numbers, banners and flashing are painted on every tile every frame; curve redraws,
+        # the costly part, are limited per frame and taken round-robin, so a ward whose devices
+        # all send in the same second does not make one long frame (alarms wait for none).
+        tiles = self._tile_list
+        budget = CURVES_PER_FRAME
+        start = self._next_curve_tile
+        for i in range(len(tiles)):
+            tile = tiles[(start + i) % len(tiles)]
+            draw = budget > 0 and tile.data.dirty
+            if draw:
+                budget -= 1
+                self._next_curve_tile = (start + i + 1) % len(tiles)
+            tile.refresh(now, curves=draw)
         for view in self._patient_views.values():
             view.refresh(now)
         self.audio.paint(now)

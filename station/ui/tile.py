@@ -189,11 +189,12 @@ class BedTile(QFrame):
         age = self.data.age(now)
         return age is None or age > self._no_data_s
 
-    def refresh(self, now: float) -> None:
-        """Repaint what changed: curves when new data came, labels and flashing every frame."""
+    def refresh(self, now: float, curves: bool = True) -> None:
+        """Repaint what changed: curves when new data came (and ``curves`` allows it this
+        frame), labels and flashing every frame."""
         data = self.data
         stale = self.is_stale(now)
-        if data.dirty:
+        if data.dirty and curves:
             for param, curve in self.curves.items():
                 t, v = data.buffers[param].view()
                 # Copies: pyqtgraph keeps the arrays it is given and paints later, while the

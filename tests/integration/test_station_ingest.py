@@ -4,6 +4,7 @@ input, a broker that dies, and a station restart that must lose no QoS 1 message
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ def test_published_vitals_update_the_tile(
 ) -> None:
     settings = station_settings(mosquitto, tmp_path)
     with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
+        # Nagle off on the TLS socket: alarm events must not wait ~40 ms for a delayed ACK.
+        sock = station.mqtt._client.socket()
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         publish(mosquitto, "monitor-a", [vitals("monitor-a", heartrate=77, oxygen=96)])
         tile = station.window.tiles["Bed 1"]
         qtbot.waitUntil(lambda: tile.hr.value.text() == "77", timeout=WAIT_MS)
