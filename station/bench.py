@@ -107,7 +107,8 @@ def run_bench(
     station = Station(_settings(beds, port, protocol, work / "data"), user="bench")
     window = station.window
     station.start()
-    events = _AlarmEventClock(port, protocol, "bench")
+    # No vitals probe under a flood: parsing every message here would compete with the station.
+    events = _AlarmEventClock(port, protocol, "bench", transit=not flood)
     lag_ms: list[float] = []
     probe = QTimer()
     probe.setInterval(PROBE_MS)
@@ -205,7 +206,7 @@ class _AlarmEventClock:
     newly raised alarm from the device time of the message that raised it (``source_time``)
     to its arrival here. Same machine, same clock."""
 
-    def __init__(self, port: int, protocol: str, station_id: str) -> None:
+    def __init__(self, port: int, protocol: str, station_id: str, transit: bool) -> None:
         import paho.mqtt.client as mqtt  # noqa: PLC0415
         from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
@@ -219,7 +220,8 @@ class _AlarmEventClock:
         self._client.on_message = self._on_message
         self._client.connect("127.0.0.1", port)
         self._client.subscribe(f"healthcare/station/{station_id}/alarms", qos=1)
-        self._client.subscribe("healthcare/devices/+/vitals", qos=0)
+        if transit:
+            self._client.subscribe("healthcare/devices/+/vitals", qos=0)
         self._client.loop_start()
 
     def _on_message(self, _c: object, _u: object, msg: Any) -> None:
