@@ -7,6 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from station.domain import ingest
+from station.domain.messages import Accepted
+
 
 def iso(ts: float) -> str:
     """RFC 3339 UTC with milliseconds, as devices send it."""
@@ -26,3 +29,24 @@ def vitals(device: str, *, at: float | None = None, **values: Any) -> bytes:
     }
     doc.update(values)
     return json.dumps(doc).encode()
+
+
+FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
+
+
+class Clock:
+    """A clock the test moves by hand (``clock.now += 10``), so ages, delays and no-data happen
+    without waiting."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def accepted(device: str, now: float, **values: Any) -> Accepted:
+    """A valid message from ``device`` at ``now``, parsed exactly as ingest parses it."""
+    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
+    assert isinstance(result, Accepted), result
+    return result

@@ -10,35 +10,18 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from station.domain import ingest
 from station.domain.alarms import Priority
-from station.domain.messages import Accepted
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.settings import Settings, from_mapping
 from station.ui import theme
 from station.ui.audio_bar import AudioBar
 from station.ui.main_window import MainWindow
-from tests.payloads import vitals
+from tests.payloads import Clock, accepted
 
-FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
 # IEC 60601-1-8 flash frequencies → allowed periods in seconds.
 HIGH_PERIOD = (1 / 2.8, 1 / 1.4)
 MEDIUM_PERIOD = (1 / 0.8, 1 / 0.4)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def accepted(device: str, now: float, **values: object) -> Accepted:
-    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
-    assert isinstance(result, Accepted), result
-    return result
 
 
 @pytest.fixture

@@ -7,39 +7,18 @@ acknowledge path, through a real :class:`CoreWorker` and a real audit file.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from station.domain import ingest
 from station.domain.alarms import AlarmState
-from station.domain.messages import Accepted
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.settings import Settings, from_mapping
 from station.ui.main_window import MainWindow
-from tests.payloads import vitals
-
-FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
-
-
-class Clock:
-    """A clock the test moves by hand, so ages and no-data happen without waiting."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def accepted(device: str, now: float, **values: object) -> Accepted:
-    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
-    assert isinstance(result, Accepted), result
-    return result
+from tests.payloads import Clock, accepted
 
 
 @pytest.fixture
