@@ -346,14 +346,15 @@ class AlarmEngine:
 
     def tick(self) -> list[Alarm]:
         """Time-driven transitions (call about once a second): escalation of a high alarm left
-        unacknowledged for ``escalate_after_s``."""
+        unacknowledged for ``escalate_after_s`` since it last became active (``at``: its raise,
+        or its return from latched, so a re-activated alarm gets the full time again)."""
         now = self._clock()
         return [
             self._put(replace(alarm, state=AlarmState.ESCALATED, at=now))
             for alarm in list(self._open.values())
             if alarm.state == AlarmState.ACTIVE
             and alarm.priority == Priority.HIGH
-            and now - alarm.raised_at >= self._escalate_after
+            and now - alarm.at >= self._escalate_after
         ]
 
     def forget_device(self, device_id: str) -> list[Alarm]:

@@ -302,6 +302,12 @@ class MqttWorker(QObject):
         # A broker ACL that refuses the vitals topics leaves the station "connected" and deaf:
         # that must be an alarm, not a green light.
         refused = [str(r) for r in reasons if r.is_failure]
+        vitals_refused = [str(r) for r in reasons[: len(self._topics)] if r.is_failure]
+        if refused and not vitals_refused:
+            # Only the peer-alarms subscription (the last one) was refused: vitals still flow,
+            # so this is not a deaf station; acknowledgements from other stations won't arrive.
+            log.error("peer alarm sync unavailable: broker refused %s: %s", PEER_ALARMS, refused)
+            return
         if refused:
             detail = f"subscription refused by broker: {', '.join(refused)}"
             self.connection_changed.emit(ConnectionState(False, detail, self._clock()))

@@ -603,3 +603,24 @@ def test_hysteresis_holds_during_the_delay_so_a_chattering_value_still_raises() 
     for i, value in enumerate([89, 89, 91, 89, 89, 89, 89, 89, 89, 89, 89]):
         changes += engine2.evaluate("dev", "Bed 1", {"oxygen": value}, at=500.0 + i)
     assert changes == []
+
+
+def test_a_reactivated_latched_alarm_gets_the_full_escalation_time_again() -> None:
+    from station.domain.alarms import AlarmEngine, AlarmLimits, Priority
+
+    now = [1_000.0]
+    engine = AlarmEngine(
+        {"heartrate": AlarmLimits(high=120, priority=Priority.HIGH, latching=True)},
+        lambda: now[0],
+        escalate_after_s=60,
+    )
+    engine.evaluate("dev", "Bed 1", {"heartrate": 150}, at=0.0)
+    now[0] += 30
+    assert engine.evaluate("dev", "Bed 1", {"heartrate": 80}, at=30.0)[0].state.value == "latched"
+    now[0] += 40  # 70 s after the first raise, 40 s after latching
+    back = engine.evaluate("dev", "Bed 1", {"heartrate": 150}, at=70.0)
+    assert [a.state.value for a in back] == ["active"]
+    now[0] += 30  # 100 s after the first raise, 30 s after re-activation: not yet
+    assert engine.tick() == []
+    now[0] += 31
+    assert [a.state.value for a in engine.tick()] == ["escalated"]
