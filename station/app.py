@@ -80,6 +80,7 @@ class Station(QObject):
                 secret("influx", i.org),
                 batch_size=i.batch_size,
                 flush_interval_s=i.flush_interval_s,
+                on_rejected=self._historian_rejected,
             )
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         self.mqtt = MqttWorker(settings, password, clock)
@@ -98,6 +99,17 @@ class Station(QObject):
         )
         self.simulator: Simulator | None = None
         self._wire()
+
+    def _historian_rejected(self, line: str, status: int, message: str) -> None:
+        """The historian refused a point's content (4xx): it is quarantined, never retried
+        for ever, and the audit trail says which and why. Called on the historian thread; the
+        audit writer is thread-safe."""
+        self.audit.record(
+            "historian.reject",
+            target=self.settings.influx.url,
+            outcome="failure",
+            details={"status": status, "message": message[:300], "point": line[:300]},
+        )
 
     def _historian_status(self) -> HistorianStatus | None:
         return None if self.historian is None else self.historian.status()

@@ -1,30 +1,46 @@
 """Writes vitals and alarm points to InfluxDB (v2 write API) in batches, off every other thread.
 
-Thread model: one ``threading.Thread`` named ``historian`` owns the influxdb-client and does all
-network I/O; :meth:`submit` is thread-safe and never blocks (the core thread calls it), so an
-InfluxDB outage never delays alarms or the audit trail. Failed batches stay at the head of the
-queue and are retried with backoff (1 → 30 s), so an outage loses nothing while the station runs.
+One daemon thread, ``historian``, does all network I/O; :meth:`submit` never blocks, so an outage
+never delays alarms. A batch stays at the queue's head until the server has answered for each
+point, so nothing is lost while the station runs. The answer decides what comes next (issue 4):
 
-First cut: the backlog lives in memory (bounded by ``max_backlog``; overflow is counted, logged
-and shown as a fault). The lossless spool on disk, Retry-After handling and exactly-once across
-restarts come with the historian issue.
+- 429 / 503: wait ``Retry-After`` (seconds or HTTP date) exactly, capped at
+  :data:`RETRY_AFTER_MAX_S` so a bogus date cannot stall the record; without it, the backoff.
+- 401 / 403 / 404: token, org or bucket are wrong; retrying fast cannot help and discarding would
+  lose the record, so the points stay, the status says what to fix, the next try is slow. (404:
+  InfluxDB's answer for a missing bucket; bisecting it would quarantine every point.)
+- other 4xx (400, 413, 422): the *content* is refused; retrying it would block every later point.
+  The batch is bisected down to the refused points, which go to a bounded quarantine and to
+  ``on_rejected`` (audited by the core); the rest is written. A half written partially (InfluxDB's
+  422 "partial write") may be sent again: harmless, a point is keyed by (measurement, tags, time).
+- anything else (unreachable, timeout, 5xx): exponential backoff, 1 → 30 s.
+The backlog is in memory (``max_backlog``; overflow is counted, logged and shown as a fault).
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
 
 log = logging.getLogger(__name__)
 
-BACKOFF_MIN_S = 1.0
-BACKOFF_MAX_S = 30.0
+BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
+RETRY_AFTER_MAX_S = 300.0  # longest Retry-After honoured
+AUTH_RETRY_S = 60.0  # retry after 401/403/404: a person has to fix the configuration first
+QUARANTINE_MAX = 1000  # refused points kept for inspection; all are counted and audited
+THROTTLED, CONFIGURATION = frozenset({429, 503}), frozenset({401, 403, 404})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +53,56 @@ class HistorianStatus:
     written: int
     dropped: int
     error: str | None
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedPoint:
+    """A point the server refused for its content, kept for the audit trail and for inspection."""
+
+    line: str
+    status: int
+    message: str
+    at: float
+
+
+class _RetryLaterError(Exception):
+    """Wait ``delay`` s, then retry from the head; ``backoff``: the delay was the backoff's."""
+
+    def __init__(self, delay: float, error: str, *, backoff: bool = False) -> None:
+        super().__init__(error)
+        self.delay, self.error, self.backoff = delay, error, backoff
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped at
+    :data:`RETRY_AFTER_MAX_S`; ``None`` when absent or unreadable, so the backoff applies."""
+    text = (value or "").strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:  # an HTTP date (always GMT); "" and garbage raise, so that the backoff applies
+            seconds = email.utils.parsedate_to_datetime(text).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+def _message(exc: Any) -> str:
+    """The server's own words (InfluxDB's JSON ``message``, or the body), short enough to audit."""
+    raw = getattr(exc, "message", None) or getattr(exc, "body", None) or getattr(exc, "reason", "")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return text.strip()[:300]
 
 
 class Historian:
-    """Batching writer to one InfluxDB bucket.
+    """Batching writer to one InfluxDB bucket (``token`` is never logged).
 
-    Args:
-        url, org, bucket: the ``[influx]`` settings.
-        token: from the keyring or ``STATION_INFLUX_TOKEN``; never logged.
-        batch_size: most points per write.
-        flush_interval_s: longest a point waits before it is written.
-        max_backlog: points kept in memory while InfluxDB is unreachable.
+    ``on_rejected(line, status, message)`` is called on the historian thread for each point
+    refused for its content (must not block; its exceptions are logged); ``auth_retry_s`` is the
+    wait after 401/403/404, a configuration problem.
     """
 
     def __init__(
@@ -61,24 +116,24 @@ class Historian:
         flush_interval_s: float = 1.0,
         max_backlog: int = 1_000_000,
         timeout_ms: int = 5000,
+        on_rejected: Callable[[str, int, str], None] | None = None,
+        auth_retry_s: float = AUTH_RETRY_S,
     ) -> None:
-        self._org = org
-        self._bucket = bucket
-        self._batch_size = batch_size
-        self._interval = flush_interval_s
+        self._org, self._bucket = org, bucket
+        self._batch_size, self._interval = batch_size, flush_interval_s
         self._max_backlog = max_backlog
+        self._on_rejected, self._auth_retry_s = on_rejected, auth_retry_s
         self._client = InfluxDBClient(
             url=url, token=token or "", org=org, timeout=timeout_ms, retries=False
         )
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self._queue: deque[str] = deque()
+        self._quarantine: deque[RejectedPoint] = deque(maxlen=QUARANTINE_MAX)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="historian", daemon=True)
-        self._written = 0
-        self._dropped = 0
-        self._dropped_in_flight = 0
+        self._written = self._dropped = self._rejected = self._dropped_in_flight = 0
         self._error: str | None = None
 
     def start(self) -> None:
@@ -102,21 +157,29 @@ class Historian:
     def status(self) -> HistorianStatus:
         """A snapshot for the window and the core's technical alarm. Thread-safe."""
         with self._lock:
-            backlog = len(self._queue)
-        return HistorianStatus(
-            True, self._error is None, backlog, self._written, self._dropped, self._error
-        )
+            error, n = self._error, len(self._queue)
+            return HistorianStatus(
+                True, error is None, n, self._written, self._dropped, error, self._rejected
+            )
+
+    def quarantined(self) -> list[RejectedPoint]:
+        """The most recent points the server rejected for their content, oldest first."""
+        with self._lock:
+            return list(self._quarantine)
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Write what is queued (at most one more attempt per batch, none after a failure), then
-        stop the thread. Returns whether it stopped in time; points still queued are reported
-        in the log (the spool of the historian issue will keep them)."""
+        """Write what is queued (no retry after a failure), stop the thread; whether it stopped.
+
+        Never longer than ``timeout``, even when a write hangs: the join is bounded and the
+        thread is a daemon, so it cannot keep the process alive; its last write ends on its own
+        (``timeout_ms``), its client left open, as closing it under a live request could block.
+        """
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(max(timeout, 0.0))
         stopped = not self._thread.is_alive()
-        left = self.status().backlog
-        if left:
+        if left := self.status().backlog:
             log.error("historian stopped with %d points not written", left)
         if stopped:
             self._client.close()  # type: ignore[no-untyped-call]
@@ -128,14 +191,86 @@ class Historian:
             n = min(self._batch_size, len(self._queue))
             return [self._queue[i] for i in range(n)]
 
-    def _commit(self, n: int) -> None:
+    def _commit(self, n: int, *, written: bool) -> None:
+        """Remove the first ``n`` points of the batch in flight from the queue's head."""
         with self._lock:
-            # Overflow may have dropped some of this batch's points from the head meanwhile;
-            # they were written all the same, so pop only what is still queued of the batch.
-            for _ in range(max(0, n - self._dropped_in_flight)):
+            # Overflow may have dropped some of them meanwhile: pop only what is still queued.
+            skip = min(n, self._dropped_in_flight)
+            self._dropped_in_flight -= skip
+            for _ in range(n - skip):
                 self._queue.popleft()
-            self._dropped_in_flight = 0
-        self._written += n
+            if written:
+                self._written += n
+
+    def _set_error(self, error: str | None) -> None:
+        with self._lock:
+            before, self._error = self._error, error
+        if (error is None) != (before is None):
+            log.log(
+                logging.INFO if error is None else logging.ERROR, "historian: %s", error or "ok"
+            )
+
+    def _post(self, lines: list[str], backoff: float) -> tuple[int, str] | None:
+        """One write: ``None`` when accepted, ``(status, message)`` when the content is refused;
+        raises :class:`_RetryLaterError` when the batch must wait (see the module's list)."""
+        try:
+            self._write.write(
+                bucket=self._bucket,
+                org=self._org,
+                record=lines,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            message = _message(exc)
+            if status in THROTTLED:
+                headers = getattr(exc, "headers", None)
+                wait = retry_after_s(headers.get("Retry-After") if headers else None)
+                hint = "no Retry-After" if wait is None else f"Retry-After {wait:g} s"
+                error = f"server busy ({status}, {hint}): {message[:160]}"
+                delay = backoff if wait is None else wait
+                raise _RetryLaterError(delay, error, backoff=wait is None) from exc
+            if status in CONFIGURATION:
+                what = "not authorized" if status != 404 else "bucket or org not found"
+                hint = "check the InfluxDB authorization token, org and bucket; points kept"
+                raise _RetryLaterError(self._auth_retry_s, f"{what} ({status}): {hint}") from exc
+            if 400 <= status < 500:
+                return status, message
+            error = f"HTTP {status or 'error'}: {message[:160]}"
+            raise _RetryLaterError(backoff, error, backoff=True) from exc
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {str(exc)[:160]}"
+            raise _RetryLaterError(backoff, error, backoff=True) from exc
+        return None
+
+    def _write_batch(self, lines: list[str], backoff: float) -> None:
+        """Write ``lines`` (the queue's head), bisecting on a content error. Each part leaves the
+        queue once the server has answered for it, so a later retry resumes where this stopped
+        and no accepted point is sent again."""
+        refused = self._post(lines, backoff)
+        if refused is None:
+            self._commit(len(lines), written=True)
+            return
+        status, message = refused
+        if len(lines) == 1:
+            self._reject(lines[0], status, message)
+            return
+        log.warning("historian: %d points refused (%d), bisecting: %s", len(lines), status, message)
+        half = len(lines) // 2
+        self._write_batch(lines[:half], backoff)
+        self._write_batch(lines[half:], backoff)
+
+    def _reject(self, line: str, status: int, message: str) -> None:
+        with self._lock:
+            self._rejected += 1
+            self._quarantine.append(RejectedPoint(line, status, message, time.time()))
+        self._commit(1, written=False)
+        log.error("historian: point rejected (%d) and quarantined: %s", status, message)
+        if self._on_rejected is not None:
+            try:
+                self._on_rejected(line, status, message)
+            except Exception:
+                log.exception("historian: on_rejected callback failed")
 
     def _run(self) -> None:
         backoff = BACKOFF_MIN_S
@@ -149,27 +284,17 @@ class Historian:
                 self._wake.clear()
                 continue
             try:
-                self._write.write(
-                    bucket=self._bucket,
-                    org=self._org,
-                    record=batch,
-                    write_precision=WritePrecision.MS,  # type: ignore[arg-type]
-                )
-            except Exception as exc:
-                first = self._error is None
-                self._error = f"{type(exc).__name__}: {str(exc)[:160]}"
-                if first:
-                    log.error("historian write failed, will retry: %s", self._error)
+                self._write_batch(batch, backoff)
+            except _RetryLaterError as retry:
+                self._set_error(retry.error)
                 if stopping:
                     return
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                if retry.backoff:
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                self._stopping.wait(retry.delay)
                 continue
-            if self._error is not None:
-                log.info("historian writes again")
-            self._error = None
+            self._set_error(None)
             backoff = BACKOFF_MIN_S
-            self._commit(len(batch))
             if len(batch) < self._batch_size and not stopping:
                 self._wake.wait(self._interval)
                 self._wake.clear()

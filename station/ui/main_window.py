@@ -268,8 +268,12 @@ class MainWindow(QMainWindow):
         if st is None:
             self.historian.setText(_pill("Historian: off", theme.MUTED))
         elif st.ok:
+            rejected = f", {st.rejected} REJECTED" if st.rejected else ""
             self.historian.setText(
-                _pill(f"Historian: writing ({st.written} points, {st.backlog} queued)", theme.OK)
+                _pill(
+                    f"Historian: writing ({st.written} points, {st.backlog} queued{rejected})",
+                    theme.WARN if st.rejected else theme.OK,
+                )
             )
         else:
             self.historian.setText(

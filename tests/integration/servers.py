@@ -350,11 +350,24 @@ class Mosquitto(ServerProcess):
 
     The TLS listener is on ``port``; ``plain_port`` is a second loopback listener without TLS for
     tests that do not care about it (credentials are still required there).
+
+    ``extra_config``, when given, is a shipped configuration file (such as
+    ``config/mosquitto-ward.conf``) copied into ``conf.d/`` of the work folder and included with
+    ``include_dir``, as Debian's ``mosquitto.conf`` includes ``/etc/mosquitto/conf.d``; the
+    test's own ``autosave_interval`` and ``max_queued_messages`` are then left out, so the file's
+    values rule.
     """
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, pki: Pki, *, plain_listener: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        pki: Pki,
+        *,
+        plain_listener: bool = True,
+        extra_config: Path | None = None,
+    ) -> None:
         super().__init__(workdir)
         self.pki = pki
         self.host = LOOPBACK
@@ -373,6 +386,8 @@ class Mosquitto(ServerProcess):
         self.log_file = workdir / "mosquitto.log"
         self.persistence_dir = workdir / "persistence"
         self.persistence_dir.mkdir(exist_ok=True)
+        self.extra_config = extra_config
+        self.include_dir = workdir / "conf.d"
 
     @property
     def persistence_file(self) -> Path:
@@ -412,6 +427,9 @@ class Mosquitto(ServerProcess):
         self._write_password_file()
         self.acl_file.write_text(self._acl())
         self.acl_file.chmod(0o600)
+        if self.extra_config is not None:
+            self.include_dir.mkdir(exist_ok=True)
+            shutil.copyfile(self.extra_config, self.include_dir / "ward.conf")
         self.config_file.write_text(self._config())
         super().start(timeout)
 
@@ -446,13 +464,18 @@ class Mosquitto(ServerProcess):
             f"acl_file {self.acl_file}",
             "persistence true",
             f"persistence_location {self.persistence_dir}/",
-            # The default saves queued messages every 30 min only; a test that kills the broker
-            # must find what was acknowledged more than a second before.
-            "autosave_interval 1",
-            # The default 1000 silently drops QoS 1 messages for a subscriber that falls behind.
-            # The in-flight window (default 20) only holds messages back in that queue, it drops
-            # nothing, so it keeps its default.
-            "max_queued_messages 100000",
+        ]
+        if self.extra_config is None:
+            lines += [
+                # The default saves queued messages every 30 min only; a test that kills the
+                # broker must find what was acknowledged more than a second before.
+                "autosave_interval 1",
+                # The default 1000 silently drops QoS 1 messages for a subscriber that falls
+                # behind. The in-flight window (default 20) only holds messages back in that
+                # queue, it drops nothing, so it keeps its default.
+                "max_queued_messages 100000",
+            ]
+        lines += [
             f"log_dest file {self.log_file}",
             "log_type error",
             "log_type warning",
@@ -465,6 +488,9 @@ class Mosquitto(ServerProcess):
             # Started as root, Mosquitto drops to the mosquitto user, which cannot write the
             # persistence folder the tests created as root.
             lines.append("user root")
+        if self.extra_config is not None:
+            # Where Debian's mosquitto.conf has it: after the global settings, before listeners.
+            lines += ["", f"include_dir {self.include_dir}"]
         lines += [
             "",
             f"listener {self.port} {self.host}",

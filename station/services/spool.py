@@ -1,0 +1,240 @@
+"""The local spool: every accepted point is on disk before its MQTT message is acknowledged.
+
+The ``core`` thread appends each batch of line-protocol points (group commit: what arrived in
+~20 ms is one transaction) and only then acknowledges the MQTT messages it came from; the
+``historian`` thread drains the spool in id order and marks what InfluxDB took. A crash at any
+moment therefore loses nothing that was acknowledged: what was not committed was not acknowledged,
+and the broker redelivers it.
+
+Durability: SQLite in WAL mode with ``synchronous=FULL``. With WAL, ``NORMAL`` already survives a
+process crash (SIGKILL), because committed frames are in the OS page cache; but on a power cut it
+may lose the last transactions, and those were acknowledged to the broker, which has then dropped
+them. ``FULL`` fsyncs the WAL on every commit, which group commit makes affordable. A torn tail
+(a half-written WAL frame) fails the WAL's checksums and is dropped by SQLite on the next open.
+
+Budget policy: before each append the spool compares the bytes in use (pages in use, since SQLite
+reuses freed pages without shrinking the file) with ``budget_bytes``. When over, it first deletes
+every row already written to the historian, whatever its age; if still over, it refuses the append
+with :class:`SpoolFull` and counts it in :attr:`Spool.refused`. A disk that fills before the budget
+(SQLite's "database or disk is full") is refused the same way. The caller raises a technical alarm,
+keeps showing the data and does not acknowledge the MQTT messages, so the broker keeps them:
+nothing is dropped silently. As the check runs before a transaction, the spool may exceed its
+budget by at most one batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+# Keeps the WAL file from staying large after a burst; checkpoints run every ~1000 pages.
+_JOURNAL_SIZE_LIMIT = 64 * 1024**2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS points (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    device TEXT,
+    seq INTEGER,
+    line TEXT NOT NULL UNIQUE,
+    written INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS points_written ON points(written);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+Row = tuple[str, int | None, str]
+"""One point to spool: ``(device, seq or None, line protocol)``."""
+
+
+class SpoolFull(Exception):  # noqa: N818 - a state callers name, like queue.Full
+    """The spool refused an append: its budget or the disk is exhausted. Nothing was stored."""
+
+
+class Spool:
+    """A SQLite spool of line-protocol points, shared by the ``core`` and ``historian`` threads.
+
+    Every public method is thread-safe: one connection, one lock. The lock is held for one
+    transaction at a time, so a drain never waits behind more than one append and vice versa.
+
+    Idempotence: ``line`` is unique. A line holds measurement, tags, fields and device time, so an
+    identical line is the same point, and a QoS 1 redelivery is stored once. A redelivery that
+    arrives after its original was pruned is stored again and written again, which InfluxDB
+    counts once.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        budget_bytes: int = 2 * 1024**3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.budget_bytes = budget_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._refused = 0
+
+    @property
+    def refused(self) -> int:
+        """Appends refused since :meth:`open` (budget or disk full)."""
+        return self._refused
+
+    def open(self) -> None:
+        """Open or create the database. Called once, on any thread, before the threads start."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise sqlite3.OperationalError(f"{self.path}: WAL refused (journal_mode={mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?),"
+                " ('created_at', ?)",
+                (SCHEMA_VERSION, repr(self._clock())),
+            )
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._conn = conn
+        log.info("spool open at %s (budget %d bytes)", self.path, self.budget_bytes)
+
+    def close(self) -> None:
+        """Checkpoint and close. Idempotent; call after the threads that use it have stopped."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def append(self, lines: Sequence[Row]) -> int:
+        """Store a batch in one transaction (``core`` thread); return the number of new rows.
+
+        Returns only once the commit is durable, so the caller may then acknowledge the MQTT
+        messages. Duplicates of stored lines are skipped, not counted.
+
+        Raises:
+            SpoolFull: over budget after pruning written rows, or the disk is full. Nothing of the
+                batch is stored and the MQTT messages must not be acknowledged.
+        """
+        if not lines:
+            return 0
+        with self._lock:
+            conn = self._connection()
+            if self._used_bytes(conn) > self.budget_bytes:
+                sql = "DELETE FROM points WHERE written = 1"
+                freed = self._transaction(conn, sql, (), refuse=len(lines))
+                log.warning("spool over budget: pruned %d written rows", freed)
+                used = self._used_bytes(conn)
+                if used > self.budget_bytes:
+                    self._refused += 1
+                    raise SpoolFull(
+                        f"spool {self.path} is full: {used} bytes in use of a {self.budget_bytes}"
+                        f" byte budget, all unwritten; refusing {len(lines)} points"
+                        f" (refusal {self._refused})"
+                    )
+            now = self._clock()
+            rows = [(now, device, seq, text) for device, seq, text in lines]
+            return self._transaction(
+                conn,
+                "INSERT OR IGNORE INTO points(received_at, device, seq, line) VALUES (?, ?, ?, ?)",
+                rows,
+                refuse=len(lines),
+            )
+
+    def pending(self, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` unwritten ``(id, line)``, oldest first (``historian`` thread)."""
+        with self._lock:
+            cur = self._connection().execute(
+                "SELECT id, line FROM points WHERE written = 0 ORDER BY id LIMIT ?", (limit,)
+            )
+            return [(int(i), str(text)) for i, text in cur]
+
+    def mark_written(self, ids: Iterable[int]) -> int:
+        """Mark points the historian wrote (``historian`` thread); return how many changed."""
+        params = [(i,) for i in ids]
+        if not params:
+            return 0
+        with self._lock:
+            sql = "UPDATE points SET written = 1 WHERE id = ? AND written = 0"
+            return self._transaction(self._connection(), sql, params)
+
+    def backlog(self) -> tuple[int, float | None]:
+        """Unwritten points and the age in seconds of the oldest, None when there is none (any
+        thread; for the window's historian status)."""
+        with self._lock:
+            count, oldest = (
+                self._connection()
+                .execute("SELECT COUNT(*), MIN(received_at) FROM points WHERE written = 0")
+                .fetchone()
+            )
+        return int(count), None if oldest is None else max(0.0, self._clock() - float(oldest))
+
+    def prune(self, keep_written_s: float) -> int:
+        """Delete written points received more than ``keep_written_s`` ago; return how many.
+
+        Unwritten points are never pruned: only the historian's acknowledgement makes them safe.
+        """
+        cutoff = self._clock() - keep_written_s
+        with self._lock:
+            return self._transaction(
+                self._connection(),
+                "DELETE FROM points WHERE written = 1 AND received_at < ?",
+                (cutoff,),
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"spool {self.path} is not open")
+        return self._conn
+
+    @staticmethod
+    def _used_bytes(conn: sqlite3.Connection) -> int:
+        # Pages on the freelist are reused before the file grows, so they count as room.
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        params: Sequence[tuple[object, ...]] | tuple[object, ...],
+        refuse: int = 0,
+    ) -> int:
+        """Run ``sql`` (many times if ``params`` is a list) in one write transaction.
+
+        A full disk becomes :class:`SpoolFull` when ``refuse`` (the batch size) is given, so the
+        caller treats it like the budget; otherwise the error propagates.
+        """
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if isinstance(params, list):
+                changed = conn.executemany(sql, params).rowcount
+            else:
+                changed = conn.execute(sql, params).rowcount
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if refuse and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                self._refused += 1
+                raise SpoolFull(
+                    f"spool {self.path}: database or disk is full; refusing {refuse} points"
+                    f" (refusal {self._refused})"
+                ) from exc
+            raise
+        return int(changed)
