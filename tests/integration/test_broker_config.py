@@ -96,7 +96,8 @@ def test_the_shipped_config_is_loaded_and_autosaves(qtbot: QtBot, mosquitto: Mos
         lambda: _log(mosquitto).count("Saving in-memory database") >= 1,
         timeout=int(AUTOSAVE_WAIT_S * 1000),
     )
-    assert mosquitto.persistence_file.exists()
+    # The log line comes before the write (a temporary file, then a rename): wait for the file.
+    qtbot.waitUntil(mosquitto.persistence_file.exists, timeout=int(AUTOSAVE_WAIT_S * 1000))
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
