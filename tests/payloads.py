@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from station.domain import ingest
 from station.domain.messages import Accepted
-
-
-def iso(ts: float) -> str:
-    """RFC 3339 UTC with milliseconds, as devices send it."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from station.domain.timefmt import iso_ms as iso
 
 
 def vitals(device: str, *, at: float | None = None, **values: Any) -> bytes:

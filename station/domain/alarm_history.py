@@ -18,10 +18,10 @@ import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import TypedDict
 
 from station.domain.alarms import Alarm, AlarmKind, Priority
+from station.domain.timefmt import iso_ms
 
 CSV_COLUMNS = (
     "alarm_id",
@@ -226,9 +226,7 @@ def _fold(episode: AlarmEpisode, alarm: Alarm, state: str) -> AlarmEpisode:
 
 def rfc3339(ts: float | None) -> str:
     """UTC RFC 3339 with milliseconds and ``Z``; empty for None (a spreadsheet's empty cell)."""
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "" if ts is None else iso_ms(ts)
 
 
 def _seconds(value: float | None) -> str:

@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from station.domain.timefmt import iso_ms
 
 
 class Priority(StrEnum):
@@ -160,8 +161,9 @@ class Alarm:
 
     @property
     def sign(self) -> str:
-        """``>`` for a high-limit alarm, ``<`` for a low one (from the message's wording)."""
-        return "<" if " < " in self.message else ">"
+        """``>`` for a high-limit alarm, ``<`` for a low one (physiological alarms)."""
+        above = self.value is not None and self.limit is not None and self.value > self.limit
+        return ">" if above else "<"
 
     def sort_key(self) -> tuple[int, int, float]:
         """Most urgent first: priority, then unacknowledged before acknowledged, then newest."""
@@ -436,11 +438,6 @@ def event_payload(alarm: Alarm) -> dict[str, object]:
         "by": alarm.by,
         "source_time": None if alarm.source_time is None else iso_ms(alarm.source_time),
     }
-
-
-def iso_ms(ts: float) -> str:
-    """UTC RFC 3339 with milliseconds and ``Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def most_urgent(alarms: Iterable[Alarm]) -> Alarm | None:

@@ -15,9 +15,10 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, NamedTuple
+
+from station.domain.timefmt import iso_ms
 
 GENESIS = "0" * 64
 """The ``prev`` of the first record."""
@@ -93,12 +94,6 @@ def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def format_ts(epoch_s: float) -> str:
-    """UTC RFC 3339 with milliseconds and ``Z``, e.g. ``2024-05-01T12:00:00.123Z``."""
-    stamp = datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
-
-
 def _text(value: object) -> str:
     # A lone surrogate (from a hostile JSON "\ud800") cannot be written as UTF-8; "?" it.
     return str(value).encode("utf-8", "replace").decode("utf-8")
@@ -152,7 +147,7 @@ def make_record(
         raise ValueError(f"seq starts at 1, got {seq}")
     record: dict[str, Any] = {
         "seq": seq,
-        "ts": format_ts(ts),
+        "ts": iso_ms(ts),
         "actor": _text(actor),
         "role": _text(role),
         "action": _text(action),

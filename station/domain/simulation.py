@@ -14,7 +14,8 @@ import logging
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+
+from station.domain.timefmt import iso_ms
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +82,6 @@ def topic_for(device_id: str, mode: str) -> str:
     if mode == "single":
         return SINGLE_TOPIC
     raise ValueError(f"unknown topic mode {mode!r}; expected one of {', '.join(TOPIC_MODES)}")
-
-
-def rfc3339_ms(epoch_s: float) -> str:
-    """UTC epoch seconds as RFC 3339 text with milliseconds and ``Z``, as devices send it."""
-    text = datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
 
 
 @dataclass
@@ -260,7 +255,7 @@ class SimulatedWard:
         systolic = round(sys)
         return {
             "device_id": bed.device_id,
-            "timestamp": rfc3339_ms(now),
+            "timestamp": iso_ms(now),
             "heartrate": round(hr),
             "bloodpressure": {"systolic": systolic, "diastolic": min(round(dia), systolic - 15)},
             "temperature": round(temp, 1),

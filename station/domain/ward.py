@@ -11,11 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+def bed_labels(beds: int, prefix: str = "Bed ") -> tuple[str, ...]:
+    """The labels of a ward's beds, in order: the one place they are spelt."""
+    return tuple(f"{prefix}{n}" for n in range(1, beds + 1))
+
+
 class Ward:
     """Bed assignments. Owned by the core thread."""
 
     def __init__(self, beds: int, fixed: Mapping[str, int], prefix: str = "Bed ") -> None:
-        self.labels = tuple(f"{prefix}{n}" for n in range(1, beds + 1))
+        self.labels = bed_labels(beds, prefix)
         self._by_device: dict[str, str] = {}
         for device, number in fixed.items():
             if not 1 <= number <= beds:
@@ -35,6 +40,11 @@ class Ward:
                 return label
         self.unassigned[device_id] = self.unassigned.get(device_id, 0) + 1
         return None
+
+    def assigned(self, device_id: str) -> str | None:
+        """The device's bed if it has one; never assigns (for devices not yet trusted with a
+        bed, e.g. one that has only sent messages the contract refuses)."""
+        return self._by_device.get(device_id)
 
     def device_of(self, bed: str) -> str | None:
         """The device feeding a bed, if any."""

@@ -215,11 +215,9 @@ class CoreWorker(QObject):
         if battery is None:
             return
         threshold = self._settings.alarms.battery_low_pct
+        # Hysteresis of 5 points: a battery hovering at the threshold does not flap the alarm.
         low = battery < threshold or (device in self._battery_low and battery < threshold + 5)
-        if low and device not in self._battery_low:
-            self._battery_low.add(device)
-        elif not low:
-            self._battery_low.discard(device)
+        (self._battery_low.add if low else self._battery_low.discard)(device)
         self._emit(
             self._engine.technical(
                 device, bed, "battery", low, Priority.LOW, f"Battery low: {battery:.0f} %"
@@ -234,7 +232,7 @@ class CoreWorker(QObject):
         now = self._clock()
         device = rej.device_id
         if device is not None and self._invalid.rejected(device, now):
-            bed = self._ward.bed_of(device) or ""
+            bed = self._ward.assigned(device) or ""
             self._emit(
                 self._engine.technical(
                     device,
@@ -362,7 +360,7 @@ class CoreWorker(QObject):
         """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
         now = self._clock()
         for device in self._watch.newly_silent(now):
-            bed = self._ward.bed_of(device) or ""
+            bed = self._ward.assigned(device) or ""
             timeout = self._watch.timeout(device)
             self._emit(
                 self._engine.technical(

@@ -47,7 +47,6 @@ THROTTLED, CONFIGURATION = frozenset({429, 503}), frozenset({401, 403, 404})
 class HistorianStatus:
     """What the window shows and the core turns into a technical alarm."""
 
-    enabled: bool
     ok: bool
     backlog: int
     written: int
@@ -159,7 +158,7 @@ class Historian:
         with self._lock:
             error, n = self._error, len(self._queue)
             return HistorianStatus(
-                True, error is None, n, self._written, self._dropped, error, self._rejected
+                error is None, n, self._written, self._dropped, error, self._rejected
             )
 
     def quarantined(self) -> list[RejectedPoint]:

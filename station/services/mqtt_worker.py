@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -39,6 +38,7 @@ from PySide6.QtCore import QObject, Signal
 from station import __version__
 from station.domain import ingest
 from station.domain.messages import Accepted
+from station.domain.timefmt import iso_ms
 from station.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,6 @@ def _no_delay(client: mqtt.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:  # not a TCP socket (e.g. a unix socket): nothing to tune
         log.debug("TCP_NODELAY not set: %s", exc)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class MqttWorker(QObject):
@@ -231,7 +227,7 @@ class MqttWorker(QObject):
         doc = {
             "state": state,
             "version": __version__,
-            "since": _iso(self._started_at if state == "online" else self._clock()),
+            "since": iso_ms(self._started_at if state == "online" else self._clock()),
             "beds": self._settings.ward.beds,
         }
         return json.dumps(doc, separators=(",", ":")).encode()

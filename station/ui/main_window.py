@@ -30,6 +30,7 @@ from station.domain.alarm_history import AlarmHistory
 from station.domain.alarms import Alarm, AlarmLimits, AlarmState
 from station.domain.messages import Accepted
 from station.domain.profiles import available_profiles, load_profile
+from station.domain.ward import bed_labels
 from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
@@ -86,7 +87,7 @@ class MainWindow(QMainWindow):
         self.resize(1600, 900)
 
         ward = settings.ward
-        labels = [f"{ward.bed_prefix}{n}" for n in range(1, ward.beds + 1)]
+        labels = bed_labels(ward.beds, ward.bed_prefix)
         self.beds = {label: BedData(label, DETAIL_CAPACITY) for label in labels}
         self.tiles: dict[str, BedTile] = {}
         grid = QGridLayout()

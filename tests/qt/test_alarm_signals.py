@@ -273,3 +273,17 @@ def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
         assert window.alarm_list.alarms() == []
     finally:
         assert audit.close(5.0)
+
+
+def test_a_device_sending_only_invalid_data_gets_an_alarm_but_no_bed(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    from station.domain.messages import Rejection
+
+    window, core = ward
+    for _ in range(5):
+        core.on_rejected(Rejection("schema", "heartrate: bad", "t", clock.now, "rogue-7", ""))
+    alarms = window.alarm_list.alarms()
+    assert [(a.device_id, a.parameter, a.bed) for a in alarms] == [("rogue-7", "invalid_data", "")]
+    # The next valid device still finds Bed 2 free: the rogue did not take it.
+    core.on_accepted(accepted("mon-9", clock.now))
+    assert core._ward.assigned("mon-9") == "Bed 2"
+    assert core._ward.assigned("rogue-7") is None

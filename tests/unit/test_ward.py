@@ -87,3 +87,11 @@ def test_device_of_follows_dynamic_assignment() -> None:
     assert ward.device_of("Room 1") is None
     assert ward.bed_of("dev-x") == "Room 1"
     assert ward.device_of("Room 1") == "dev-x"
+
+
+def test_assigned_looks_up_without_assigning() -> None:
+    ward = Ward(2, {"pinned": 2})
+    assert ward.assigned("stranger") is None
+    assert ward.assigned("pinned") == "Bed 2"
+    assert ward.bed_of("stranger") == "Bed 1"  # only bed_of hands out a bed
+    assert ward.assigned("stranger") == "Bed 1"
