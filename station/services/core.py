@@ -349,6 +349,7 @@ class CoreWorker(QObject):
     @Slot(str)
     def sound_problem(self, problem: str) -> None:
         """The alarm sound cannot be played: a technical alarm, since nurses rely on it."""
+        log.info("alarm sound: %s", problem or "available")
         self._station_alarm(
             "sound", bool(problem), Priority.MEDIUM, f"Alarm sound unavailable: {problem}"
         )

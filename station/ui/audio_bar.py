@@ -24,6 +24,7 @@ from station.ui import theme
 from station.ui.sound import AlarmSound
 
 SELF_TEST_STEP_MS = 700
+REPORT_EVERY = 10  # ticks (seconds) between repeated reports of the sound's state
 
 
 class AudioBar(QWidget):
@@ -65,6 +66,7 @@ class AudioBar(QWidget):
         self._self_test_colour: str | None = None
         self._lamp_colour = ""
         self._reported_problem: str | None = None
+        self._ticks_since_report = 0
         self._self_test_steps: list[str | None] = []
         # A child timer: it dies with the widget, unlike a bare singleShot lambda.
         self._self_test_timer = QTimer(self)
@@ -150,8 +152,13 @@ class AudioBar(QWidget):
 
     def _report_sound(self) -> None:
         problem = self.sound.problem or ""
-        if problem == self._reported_problem:
+        self._ticks_since_report += 1
+        # On change at once, and again every REPORT_EVERY ticks: the core's technical alarm is
+        # idempotent, and a state re-sent now and then cannot be lost for good (one demo run
+        # here showed the header's "NO ALARM SOUND" without the alarm after an edge-only report).
+        if problem == self._reported_problem and self._ticks_since_report < REPORT_EVERY:
             return
+        self._ticks_since_report = 0
         self._reported_problem = problem
         self.sound_state.setText(f"NO ALARM SOUND: {problem}" if problem else "")
         self.sound_problem.emit(problem)

@@ -287,3 +287,19 @@ def test_a_device_sending_only_invalid_data_gets_an_alarm_but_no_bed(ward, clock
     core.on_accepted(accepted("mon-9", clock.now))
     assert core._ward.assigned("mon-9") == "Bed 2"
     assert core._ward.assigned("rogue-7") is None
+
+
+def test_the_sound_state_is_reported_again_so_a_lost_report_heals(
+    qtbot: QtBot, clock: Clock
+) -> None:
+    bar = AudioBar("nurse-ann", clock)
+    qtbot.addWidget(bar)
+    reports: list[str] = []
+    bar.sound_problem.connect(reports.append)
+    bar.self_test()
+    state = bar.sound.problem or ""  # "no audio output device" here; "" where sound works
+    assert reports == [state]
+    for _ in range(25):
+        clock.now += 1
+        bar.tick()
+    assert reports == [state] * 3  # at start, after 10 s and after 20 s
