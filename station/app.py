@@ -4,21 +4,27 @@ Threads and owners (ARCHITECTURE.md):
     GUI thread   — :class:`MainWindow`, this object, the render timer.
     ``mqtt``     — paho's network loop, owned by :class:`MqttWorker`.
     ``core``     — a ``QThread`` running :class:`CoreWorker` (alarms, watch, fan-out).
-    ``historian``— :class:`Historian` (only when ``[influx] enabled``).
+    ``historian``— :class:`Historian` (only when ``[influx] enabled``), draining the spool.
     ``audit``    — :class:`AuditWriter`.
     demo only: ``demo-broker`` (:class:`EmbeddedBroker`) and ``simulator``.
 
-Start order: audit → historian → core → window → MQTT (→ simulator). Stop is the reverse, each
-step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
+Local stores under the data folder: ``spool.sqlite`` (with the historian: every point before its
+PUBACK) and ``trends.sqlite`` (72 h per bed for the trend view). Either failing to open is a
+technical alarm, not a failed start: the ward must still be monitored.
+
+Start order: audit → stores → historian → core → window → MQTT (→ simulator). Stop is the
+reverse, each step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
 """
 
 from __future__ import annotations
 
 import getpass
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, Qt, QThread
 
@@ -29,12 +35,15 @@ from station.services.core import CoreWorker
 from station.services.historian import Historian, HistorianStatus
 from station.services.mqtt_worker import MqttWorker
 from station.services.simulator import Simulator, SimulatorConfig
+from station.services.spool import Spool
+from station.services.trends import TrendStore
 from station.settings import Settings
 from station.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
 QUEUED = Qt.ConnectionType.QueuedConnection
+_Store = TypeVar("_Store", Spool, TrendStore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +79,13 @@ class Station(QObject):
         data_dir = settings.station.data_path
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.audit = AuditWriter(data_dir / "audit", clock=clock)
+        self._faults: list[tuple[str, str]] = []
+        self.spool: Spool | None = None
         self.historian: Historian | None = None
         if settings.influx.enabled:
             i = settings.influx
+            spool = Spool(data_dir / "spool.sqlite", settings.spool.budget_bytes, clock)
+            self.spool = self._open("spool", spool, "Local record unavailable")
             self.historian = Historian(
                 i.url,
                 i.org,
@@ -81,11 +94,24 @@ class Station(QObject):
                 batch_size=i.batch_size,
                 flush_interval_s=i.flush_interval_s,
                 on_rejected=self._historian_rejected,
+                spool=self.spool,
+                keep_written_s=settings.spool.keep_written_s,
             )
+        self.trends = self._open(
+            "trends", TrendStore(data_dir / "trends.sqlite", clock=clock), "Trends unavailable"
+        )
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         self.mqtt = MqttWorker(settings, password, clock)
         self.core = CoreWorker(
-            settings, self.audit, self.mqtt, self.historian, self.mqtt.watch, clock
+            settings,
+            self.audit,
+            self.mqtt,
+            self.historian,
+            self.mqtt.watch,
+            clock,
+            spool=self.spool,
+            trends=self.trends,
+            acknowledge=self.mqtt.ack,
         )
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
@@ -96,9 +122,20 @@ class Station(QObject):
             self._historian_status,
             clock,
             demo=demo is not None,
+            trends=self.trends,
         )
         self.simulator: Simulator | None = None
         self._wire()
+
+    def _open(self, name: str, store: _Store, problem: str) -> _Store | None:
+        """Open a local store; a failure is kept for a technical alarm at start, not a crash."""
+        try:
+            store.open()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("%s at %s cannot be opened: %s", name, store.path, exc)
+            self._faults.append((name, f"{problem}: {exc}"))
+            return None
+        return store
 
     def _historian_rejected(self, line: str, status: int, message: str) -> None:
         """The historian refused a point's content (4xx): it is quarantined, never retried
@@ -111,16 +148,28 @@ class Station(QObject):
             details={"status": status, "message": message[:300], "point": line[:300]},
         )
 
+    def _trends_exported(self, bed: str, path: str, rows: int, user: str) -> None:
+        """A patient's trends left the station as a file: who, which bed, where, how much."""
+        self.audit.record(
+            "trends.export",
+            actor=user,
+            role="nurse",
+            target=bed,
+            details={"path": path, "rows": rows},
+        )
+
     def _historian_status(self) -> HistorianStatus | None:
         return None if self.historian is None else self.historian.status()
 
     def _wire(self) -> None:
         m, c, w = self.mqtt, self.core, self.window
-        m.message_accepted.connect(c.on_accepted, QUEUED)
-        m.message_rejected.connect(c.on_rejected, QUEUED)
+        m.message_accepted.connect(c.on_message_accepted, QUEUED)
+        m.message_rejected.connect(c.on_message_rejected, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
         m.peer_event.connect(c.on_peer_event, QUEUED)
         c.vitals_received.connect(w.on_vitals, QUEUED)
+        c.data_gap.connect(w.on_gap, QUEUED)
+        w.trends_exported.connect(self._trends_exported)
         c.alarm_changed.connect(w.on_alarm, QUEUED)
         c.stats_changed.connect(w.on_stats, QUEUED)
         c.connection_changed.connect(w.on_connection, QUEUED)
@@ -147,6 +196,8 @@ class Station(QObject):
                 "historian": s.influx.url if s.influx.enabled else "off",
             },
         )
+        for name, problem in self._faults:
+            self.core.startup_fault(name, problem)
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
@@ -183,8 +234,14 @@ class Station(QObject):
         # message. Ending its event loop stops its timer with it.
         self.core_thread.quit()
         ok &= self.core_thread.wait(1500)
+        historian_stopped = True
         if self.historian is not None:
-            ok &= self.historian.stop(2.0)
+            historian_stopped = self.historian.stop(2.0)
+            ok &= historian_stopped
+        if self.spool is not None and historian_stopped:
+            self.spool.close()  # else a hung write still holds it; the OS closes it at exit
+        if self.trends is not None:
+            self.trends.close()
         self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
         ok &= self.audit.close(2.0)
         if not ok:

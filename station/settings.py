@@ -130,6 +130,28 @@ class InfluxSection(BaseModel):
     ] = 1.0
 
 
+class SpoolSection(BaseModel):
+    """[spool]: the local store every accepted message is in before it is acknowledged."""
+
+    model_config = _SECTION
+
+    budget_mb: Annotated[
+        float, Field(gt=0, le=1_000_000, description="Disk budget of the spool in MiB")
+    ] = 2048.0
+    keep_written_s: Annotated[
+        float,
+        Field(ge=0, le=30 * 86400, description="How long points the historian took are kept"),
+    ] = 3600.0
+    commit_interval_ms: Annotated[
+        int, Field(ge=1, le=1000, description="Group commit: longest a message waits for disk")
+    ] = 20
+
+    @property
+    def budget_bytes(self) -> int:
+        """The budget in bytes."""
+        return int(self.budget_mb * 1024 * 1024)
+
+
 class AlarmsSection(BaseModel):
     """[alarms]: default limits and technical alarm timing."""
 
@@ -231,6 +253,7 @@ class Settings(BaseModel):
     station: StationSection = StationSection()
     mqtt: MqttSection = MqttSection()
     influx: InfluxSection = InfluxSection()
+    spool: SpoolSection = SpoolSection()
     alarms: AlarmsSection = AlarmsSection()
     ward: WardSection = WardSection()
     ui: UiSection = UiSection()

@@ -3,11 +3,24 @@
 Thread model: lives in a ``QThread`` named ``core`` (moved there by the app). Its slots receive
 accepted and rejected messages and connection changes from the ``mqtt`` thread over queued
 connections; it evaluates alarms with the pure :class:`AlarmEngine`, then hands values on: to the
-GUI (signals), the historian (thread-safe ``submit``), the audit writer (thread-safe ``record``)
-and the broker (thread-safe ``publish_alarm``). Nothing here waits on the network or paints.
+GUI (signals), the spool and the trend store, the audit writer (thread-safe ``record``) and the
+broker (thread-safe ``publish_alarm``). Nothing here waits on the network or paints.
+
+Durability (issue 4): each message's point is collected with its :class:`Delivery`; a group
+commit (``[spool] commit_interval_ms``, or at once past :data:`COMMIT_BATCH` messages) writes the
+points to the spool in one transaction and only then acknowledges the messages to the broker, in
+arrival order. Alarms are evaluated before the commit, so the disk never delays an alarm. When the
+spool refuses (budget, full disk) the policy of :mod:`station.services.spool` applies: acknowledge
+anyway, hand the points to the historian's memory queue, raise and audit a technical alarm.
+
+Order (issue 4): :class:`SequenceTracker` drops duplicates (QoS 1 redeliveries, replays) before
+they reach a plot or the alarm engine, keeps late (out-of-order) data off the live view while
+still storing it at its device time, and turns a jump in ``seq`` into a data gap on the bed and a
+``data.gap`` audit record.
 
 Signals:
     vitals_received(str bed, Accepted): a live message for a bed's tile.
+    data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
     alarm_changed(Alarm): every alarm state change.
     stats_changed(IngestStats): counters and the quarantine, once a second.
     connection_changed(ConnectionState): forwarded for the status bar after auditing.
@@ -16,6 +29,7 @@ Signals:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -36,10 +50,13 @@ from station.domain.alarms import (
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.profiles import describe_change
+from station.domain.sequence import Order, SequenceTracker
 from station.domain.ward import Ward
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.historian import Historian
-from station.services.mqtt_worker import ConnectionState
+from station.services.mqtt_worker import ConnectionState, Delivery
+from station.services.spool import Row, Spool, SpoolFull
+from station.services.trends import TrendSample, TrendStore
 from station.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +64,8 @@ log = logging.getLogger(__name__)
 QUARANTINE_SIZE = 200
 LOG_WINDOW_S = 60.0
 STATION_DEVICE = ""  # technical alarms of the station itself have no device and no bed
+COMMIT_BATCH = 512  # messages that trigger a group commit before the interval ends
+COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-min aggregates
 
 
 class AuditSink(Protocol):
@@ -87,12 +106,16 @@ class IngestStats:
     quarantine: tuple[Rejection, ...]
     unassigned: tuple[tuple[str, int], ...]
     unknown_keys: tuple[tuple[str, int], ...] = ()
+    duplicates: int = 0
+    missing: int = 0
+    unspooled: int = 0
 
 
 class CoreWorker(QObject):
     """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
 
     vitals_received = Signal(str, object)
+    data_gap = Signal(str, int, float)
     limits_changed = Signal(str, object)
     alarm_changed = Signal(object)
     stats_changed = Signal(object)
@@ -106,6 +129,10 @@ class CoreWorker(QObject):
         historian: Historian | None,
         ingest_alive: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        *,
+        spool: Spool | None = None,
+        trends: TrendStore | None = None,
+        acknowledge: Callable[[list[Delivery]], None] | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -137,6 +164,16 @@ class CoreWorker(QObject):
         self._logged_at: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
         self._timer: QTimer | None = None
+        self._spool, self._trends, self._ack = spool, trends, acknowledge
+        self._sequence = SequenceTracker()
+        self._rows: list[Row] = []
+        self._deliveries: list[Delivery] = []
+        self._samples: list[TrendSample] = []
+        self._commit_timer: QTimer | None = None
+        self._spool_fault: str | None = None
+        self._unspooled = 0
+        self._trend_fault: str | None = None
+        self._compacted_at = clock()
 
     @property
     def accepted(self) -> int:
@@ -151,32 +188,67 @@ class CoreWorker(QObject):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.tick)
         self._timer.start()
+        self._commit_timer = QTimer(self)
+        self._commit_timer.setSingleShot(True)
+        self._commit_timer.setInterval(self._settings.spool.commit_interval_ms)
+        self._commit_timer.timeout.connect(self.commit)
 
     @Slot()
     def shutdown(self) -> None:
-        """Stop and release the watch timer. Connected directly to the core thread's
-        ``finished``, which Qt emits in that thread: a timer may only be stopped by its own
-        thread."""
+        """Stop and release the timers and commit what is staged. Connected directly to the
+        core thread's ``finished``, which Qt emits in that thread: a timer may only be stopped
+        by its own thread."""
         if self._timer is not None:
             self._timer.stop()
             self._timer.deleteLater()
             self._timer = None
+        if self._commit_timer is not None:
+            self._commit_timer.stop()
+            self._commit_timer.deleteLater()
+            self._commit_timer = None
+        self.commit()  # what arrived last is spooled; its acknowledgement goes nowhere now
 
     # -- inbound ---------------------------------------------------------------------------
 
-    @Slot(object)
-    def on_accepted(self, msg: Accepted) -> None:
-        """A valid message: bed, alarms, historian, screen."""
+    @Slot(object, object)
+    def on_message_accepted(self, msg: Accepted, delivery: Delivery) -> None:
+        """From the MQTT worker. Both arguments required: PySide passes a slot only as many
+        arguments as it *requires*, so a defaulted ``delivery`` would arrive as None and the
+        message would never be acknowledged."""
+        self.on_accepted(msg, delivery)
+
+    @Slot(object, object)
+    def on_message_rejected(self, rej: Rejection, delivery: Delivery) -> None:
+        """From the MQTT worker; see :meth:`on_message_accepted`."""
+        self.on_rejected(rej, delivery)
+
+    def on_accepted(self, msg: Accepted, delivery: Delivery | None = None) -> None:
+        """A valid message: order, bed, spool, alarms, screen; acknowledged at the commit."""
         self._accepted += 1
         if msg.unknown_keys:
             self._unknown_keys[msg.device_id] += 1
+        values = msg.payload.numeric_fields()
+        fingerprint = tuple(sorted(values.items()))
+        verdict = self._sequence.observe(
+            msg.device_id, msg.device_time, msg.payload.seq, fingerprint
+        )
+        if verdict.order is Order.DUPLICATE:
+            self._stage(None, None, delivery)  # stored already; acknowledged with the rest
+            return
         bed = self._ward.bed_of(msg.device_id)
-        if self._historian is not None:
-            # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
-            point = vitals_line(self._station, bed or "", msg)
-            if point is not None:
-                self._historian.submit(point)
+        # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
+        point = vitals_line(self._station, bed or "", msg)
+        row = None if point is None else (msg.device_id, msg.payload.seq, point)
+        sample = None
+        if bed is not None and self._trends is not None:
+            sample = TrendSample(bed, msg.device_id, round(msg.device_time * 1000), values)
+        self._stage(row, sample, delivery)
+        if verdict.missing:
+            self._gap(msg, bed, verdict.missing, verdict.after_seq)
         if bed is None:
+            return
+        if verdict.order is Order.LATE:
+            self._late += 1  # out of order: stored at its device time, never live
             return
         lag = msg.received_at - msg.device_time
         if lag > self._settings.alarms.live_window_s:
@@ -202,7 +274,6 @@ class CoreWorker(QObject):
             self._emit(self._engine.technical(msg.device_id, bed, "clock", False))
         if self._watch.seen(msg.device_id, msg.received_at):
             self._emit(self._engine.technical(msg.device_id, bed, "no_data", False))
-        values = msg.payload.numeric_fields()
         self._emit(
             self._engine.evaluate(
                 msg.device_id, bed, values, msg.payload.device_alert, at=msg.device_time
@@ -224,9 +295,115 @@ class CoreWorker(QObject):
             )
         )
 
-    @Slot(object)
-    def on_rejected(self, rej: Rejection) -> None:
+    def _stage(
+        self, row: Row | None, sample: TrendSample | None, delivery: Delivery | None
+    ) -> None:
+        """Collect a point and its acknowledgement for the next group commit."""
+        if row is not None:
+            self._rows.append(row)
+        if sample is not None:
+            self._samples.append(sample)
+        if delivery is not None:
+            self._deliveries.append(delivery)
+        timer = self._commit_timer
+        if timer is None or len(self._deliveries) >= COMMIT_BATCH:
+            self.commit()  # no event loop yet (tests), or a burst: commit now
+        elif not timer.isActive():
+            timer.start()
+
+    def _gap(self, msg: Accepted, bed: str | None, missing: int, after: int | None) -> None:
+        log.warning("data gap: %s missed %d messages after seq %s", msg.device_id, missing, after)
+        self._audit.record(
+            "data.gap",
+            target=bed or msg.device_id,
+            outcome="failure",
+            details={
+                "device": msg.device_id,
+                "bed": bed,
+                "after_seq": after,
+                "seq": msg.payload.seq,
+                "missing": missing,
+                "device_time": msg.payload.timestamp.isoformat(),
+            },
+        )
+        if bed is not None:
+            self.data_gap.emit(bed, missing, msg.received_at)
+
+    @Slot()
+    def commit(self) -> None:
+        """Group commit: the staged points to the spool (durable), then the acknowledgements,
+        then the trend store. Never raises: a refusal is the budget policy, not a crash."""
+        rows, self._rows = self._rows, []
+        deliveries, self._deliveries = self._deliveries, []
+        samples, self._samples = self._samples, []
+        if rows:
+            self._store(rows)
+        if deliveries and self._ack is not None:
+            self._ack(deliveries)
+        if samples and self._trends is not None:
+            try:
+                self._trends.add(samples)
+            except sqlite3.Error as exc:
+                self._trend_failed(f"{exc}")
+            else:
+                self._trend_failed(None)
+
+    def _store(self, rows: list[Row]) -> None:
+        historian = self._historian
+        if self._spool is None:
+            if historian is not None:
+                for _, _, text in rows:
+                    historian.submit(text)
+            return
+        try:
+            added = self._spool.append(rows)
+        except (SpoolFull, sqlite3.Error) as exc:
+            self._unspooled += len(rows)
+            if historian is not None:
+                for _, _, text in rows:
+                    historian.submit(text)
+            if self._spool_fault is None:
+                self._spool_fault = str(exc)
+                log.error("spool refused points; keeping them in memory: %s", exc)
+                self._audit.record(
+                    "spool.full",
+                    target=str(self._spool.path),
+                    outcome="failure",
+                    details={"error": str(exc)[:300], "points": len(rows)},
+                )
+                self._station_alarm(
+                    "spool",
+                    True,
+                    Priority.HIGH,
+                    "Local record full: new data not saved to disk (display and alarms go on)",
+                )
+            return
+        if historian is not None:
+            historian.notify(added)
+        if self._spool_fault is not None:
+            log.info("spool takes points again after %d held in memory", self._unspooled)
+            self._audit.record(
+                "spool.recovered",
+                target=str(self._spool.path),
+                details={"points_in_memory": self._unspooled, "error": self._spool_fault[:300]},
+            )
+            self._spool_fault = None
+            self._station_alarm("spool", False, Priority.HIGH, "")
+
+    def _trend_failed(self, error: str | None) -> None:
+        if (error is None) == (self._trend_fault is None):
+            return
+        self._trend_fault = error
+        if error is not None:
+            log.error("trend store: %s", error)
+            self._audit.record("trends.fault", outcome="failure", details={"error": error[:300]})
+        self._station_alarm(
+            "trends", error is not None, Priority.LOW, f"Trend store failing: {error}"
+        )
+
+    def on_rejected(self, rej: Rejection, delivery: Delivery | None = None) -> None:
         """Count, keep in the quarantine, log without flooding. Never slows ingest."""
+        self._stage(None, None, delivery)  # acknowledged in order with the accepted ones
         self._reasons[rej.reason] += 1
         self._quarantine.append(rej)
         now = self._clock()
@@ -384,6 +561,12 @@ class CoreWorker(QObject):
                 Priority.LOW,
                 f"Historian failing ({st.backlog} queued): {st.error}",
             )
+        if self._trends is not None and now - self._compacted_at >= COMPACT_EVERY_S:
+            self._compacted_at = now
+            try:
+                self._trends.compact()
+            except sqlite3.Error as exc:
+                self._trend_failed(f"compaction: {exc}")
         self.stats_changed.emit(
             IngestStats(
                 self._accepted,
@@ -393,8 +576,17 @@ class CoreWorker(QObject):
                 tuple(self._quarantine),
                 tuple(sorted(self._ward.unassigned.items())),
                 tuple(sorted(self._unknown_keys.items())),
+                self._sequence.duplicates,
+                self._sequence.missing,
+                self._unspooled,
             )
         )
+
+    def startup_fault(self, parameter: str, message: str) -> None:
+        """A part that could not start (a local store): a high-priority technical alarm and an
+        audit record. Called by the app before the core thread runs."""
+        self._audit.record(f"{parameter}.fault", outcome="failure", details={"error": message})
+        self._station_alarm(parameter, True, Priority.HIGH, message)
 
     def _station_alarm(self, parameter: str, present: bool, prio: Priority, message: str) -> None:
         self._emit(self._engine.technical(STATION_DEVICE, "", parameter, present, prio, message))
@@ -434,5 +626,5 @@ class CoreWorker(QObject):
             if self._publisher is not None:
                 self._publisher.publish_alarm(event_payload(alarm))
             if self._historian is not None:
-                self._historian.submit(alarm_line(self._station, alarm))
+                self._stage((alarm.device_id, None, alarm_line(self._station, alarm)), None, None)
             self.alarm_changed.emit(alarm)

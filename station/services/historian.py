@@ -14,7 +14,15 @@ point, so nothing is lost while the station runs. The answer decides what comes 
   ``on_rejected`` (audited by the core); the rest is written. A half written partially (InfluxDB's
   422 "partial write") may be sent again: harmless, a point is keyed by (measurement, tags, time).
 - anything else (unreachable, timeout, 5xx): exponential backoff, 1 → 30 s.
-The backlog is in memory (``max_backlog``; overflow is counted, logged and shown as a fault).
+
+Where the points come from: the :class:`~station.services.spool.Spool` (on disk, the normal path:
+a point leaves it only when the server has answered for it, so an outage or a restart loses
+nothing, and quitting keeps the backlog for the next start) and a bounded memory queue
+(:meth:`submit`: points the spool refused when full, or every point when there is no spool;
+overflow is counted, logged and shown as a fault). The memory queue is drained first.
+
+Exactly once per (measurement, tags, time): a point is marked written only after a 2xx; a crash
+between the write and the mark sends it again, which the server counts once (same key).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from station.services.spool import Spool
+
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
@@ -41,6 +51,11 @@ RETRY_AFTER_MAX_S = 300.0  # longest Retry-After honoured
 AUTH_RETRY_S = 60.0  # retry after 401/403/404: a person has to fix the configuration first
 QUARANTINE_MAX = 1000  # refused points kept for inspection; all are counted and audited
 THROTTLED, CONFIGURATION = frozenset({429, 503}), frozenset({401, 403, 404})
+BACKLOG_REFRESH_S = 1.0  # how often the spool's backlog is counted for the status
+PRUNE_EVERY_S = 60.0  # how often written points older than ``keep_written_s`` leave the spool
+
+Item = tuple[int | None, str]
+"""A point in flight: its spool id (None for the memory queue) and its line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,8 @@ class HistorianStatus:
     dropped: int
     error: str | None
     rejected: int = 0
+    oldest_s: float | None = None
+    """Age of the oldest point not yet written (spool), None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +134,8 @@ class Historian:
         timeout_ms: int = 5000,
         on_rejected: Callable[[str, int, str], None] | None = None,
         auth_retry_s: float = AUTH_RETRY_S,
+        spool: Spool | None = None,
+        keep_written_s: float = 3600.0,
     ) -> None:
         self._org, self._bucket = org, bucket
         self._batch_size, self._interval = batch_size, flush_interval_s
@@ -126,6 +145,9 @@ class Historian:
             url=url, token=token or "", org=org, timeout=timeout_ms, retries=False
         )
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._spool, self._keep_written_s = spool, keep_written_s
+        self._spool_backlog: tuple[int, float | None] = (0, None)
+        self._counted_at = self._pruned_at = -math.inf
         self._queue: deque[str] = deque()
         self._quarantine: deque[RejectedPoint] = deque(maxlen=QUARANTINE_MAX)
         self._lock = threading.Lock()
@@ -153,12 +175,25 @@ class Historian:
         if full:
             self._wake.set()
 
+    def notify(self, count: int) -> None:
+        """``count`` points were added to the spool: wake the writer when a batch is ready."""
+        if count >= self._batch_size:
+            self._wake.set()
+
     def status(self) -> HistorianStatus:
-        """A snapshot for the window and the core's technical alarm. Thread-safe."""
+        """A snapshot for the window and the core's technical alarm. Thread-safe and cheap: the
+        spool's backlog is counted by the historian thread, never by the caller."""
         with self._lock:
             error, n = self._error, len(self._queue)
+            spooled, oldest = self._spool_backlog
             return HistorianStatus(
-                error is None, n, self._written, self._dropped, error, self._rejected
+                error is None,
+                n + spooled,
+                self._written,
+                self._dropped,
+                error,
+                self._rejected,
+                oldest,
             )
 
     def quarantined(self) -> list[RejectedPoint]:
@@ -167,7 +202,8 @@ class Historian:
             return list(self._quarantine)
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Write what is queued (no retry after a failure), stop the thread; whether it stopped.
+        """Stop the thread; whether it stopped. The spool keeps its backlog for the next start;
+        the memory queue gets one more try (no retry after a failure).
 
         Never longer than ``timeout``, even when a write hangs: the join is bounded and the
         thread is a daemon, so it cannot keep the process alive; its last write ends on its own
@@ -178,28 +214,56 @@ class Historian:
         if self._thread.is_alive():
             self._thread.join(max(timeout, 0.0))
         stopped = not self._thread.is_alive()
-        if left := self.status().backlog:
-            log.error("historian stopped with %d points not written", left)
+        with self._lock:
+            lost = len(self._queue)
+        if lost:
+            log.error("historian stopped with %d points in memory not written", lost)
+        if stopped and self._spool is not None and (kept := self._spool.backlog()[0]):
+            log.warning("historian stopped; %d points kept in the spool for the next start", kept)
         if stopped:
             self._client.close()  # type: ignore[no-untyped-call]
         return stopped
 
-    def _take(self) -> list[str]:
+    def _take(self) -> list[Item]:
+        """The next batch: the memory queue's head first, else the spool's oldest points."""
         with self._lock:
             self._dropped_in_flight = 0
             n = min(self._batch_size, len(self._queue))
-            return [self._queue[i] for i in range(n)]
+            if n or self._spool is None:
+                return [(None, self._queue[i]) for i in range(n)]
+        if self._stopping.is_set():
+            return []  # the spool keeps its backlog for the next start
+        return [(i, text) for i, text in self._spool.pending(self._batch_size)]
 
-    def _commit(self, n: int, *, written: bool) -> None:
-        """Remove the first ``n`` points of the batch in flight from the queue's head."""
+    def _commit(self, items: list[Item], *, written: bool) -> None:
+        """The server has answered for ``items`` (the head of the batch in flight)."""
+        ids = [i for i, _ in items if i is not None]
+        if ids and self._spool is not None:
+            self._spool.mark_written(ids)  # a refused point leaves the spool too: quarantined
         with self._lock:
             # Overflow may have dropped some of them meanwhile: pop only what is still queued.
+            n = len(items) - len(ids)
             skip = min(n, self._dropped_in_flight)
             self._dropped_in_flight -= skip
             for _ in range(n - skip):
                 self._queue.popleft()
             if written:
-                self._written += n
+                self._written += len(items)
+
+    def _housekeeping(self) -> None:
+        """Count the spool's backlog for the status (at most once a second) and prune it."""
+        if self._spool is None:
+            return
+        now = time.monotonic()
+        if now - self._counted_at >= BACKLOG_REFRESH_S:
+            self._counted_at = now
+            backlog = self._spool.backlog()
+            with self._lock:
+                self._spool_backlog = backlog
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            if pruned := self._spool.prune(self._keep_written_s):
+                log.info("historian: %d written points pruned from the spool", pruned)
 
     def _set_error(self, error: str | None) -> None:
         with self._lock:
@@ -209,14 +273,14 @@ class Historian:
                 logging.INFO if error is None else logging.ERROR, "historian: %s", error or "ok"
             )
 
-    def _post(self, lines: list[str], backoff: float) -> tuple[int, str] | None:
+    def _post(self, items: list[Item], backoff: float) -> tuple[int, str] | None:
         """One write: ``None`` when accepted, ``(status, message)`` when the content is refused;
         raises :class:`_RetryLaterError` when the batch must wait (see the module's list)."""
         try:
             self._write.write(
                 bucket=self._bucket,
                 org=self._org,
-                record=lines,
+                record=[text for _, text in items],
                 write_precision=WritePrecision.MS,  # type: ignore[arg-type]
             )
         except ApiException as exc:
@@ -242,28 +306,29 @@ class Historian:
             raise _RetryLaterError(backoff, error, backoff=True) from exc
         return None
 
-    def _write_batch(self, lines: list[str], backoff: float) -> None:
-        """Write ``lines`` (the queue's head), bisecting on a content error. Each part leaves the
-        queue once the server has answered for it, so a later retry resumes where this stopped
-        and no accepted point is sent again."""
-        refused = self._post(lines, backoff)
+    def _write_batch(self, items: list[Item], backoff: float) -> None:
+        """Write ``items`` (the batch's head), bisecting on a content error. Each part is
+        committed once the server has answered for it, so a later retry resumes where this
+        stopped and no accepted point is sent again."""
+        refused = self._post(items, backoff)
         if refused is None:
-            self._commit(len(lines), written=True)
+            self._commit(items, written=True)
             return
         status, message = refused
-        if len(lines) == 1:
-            self._reject(lines[0], status, message)
+        if len(items) == 1:
+            self._reject(items, status, message)
             return
-        log.warning("historian: %d points refused (%d), bisecting: %s", len(lines), status, message)
-        half = len(lines) // 2
-        self._write_batch(lines[:half], backoff)
-        self._write_batch(lines[half:], backoff)
+        log.warning("historian: %d points refused (%d), bisecting: %s", len(items), status, message)
+        half = len(items) // 2
+        self._write_batch(items[:half], backoff)
+        self._write_batch(items[half:], backoff)
 
-    def _reject(self, line: str, status: int, message: str) -> None:
+    def _reject(self, items: list[Item], status: int, message: str) -> None:
+        line = items[0][1]
         with self._lock:
             self._rejected += 1
             self._quarantine.append(RejectedPoint(line, status, message, time.time()))
-        self._commit(1, written=False)
+        self._commit(items, written=False)
         log.error("historian: point rejected (%d) and quarantined: %s", status, message)
         if self._on_rejected is not None:
             try:
@@ -272,9 +337,27 @@ class Historian:
                 log.exception("historian: on_rejected callback failed")
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # The spool closed under a hung write at shutdown, or a disk error: the points stay
+            # in the spool for the next start; say so rather than die silently.
+            log.exception("historian thread ended by an error; unwritten points stay spooled")
+            self._set_error("historian stopped by an internal error (see the log)")
+
+    def _pause(self, delay: float) -> None:
+        """Wait ``delay`` s (or until stopped), keeping the backlog shown in the window current:
+        during an outage it is what the staff watch."""
+        until = time.monotonic() + delay
+        while not self._stopping.is_set() and (left := until - time.monotonic()) > 0:
+            self._stopping.wait(min(left, BACKLOG_REFRESH_S))
+            self._housekeeping()
+
+    def _loop(self) -> None:
         backoff = BACKOFF_MIN_S
         while True:
             stopping = self._stopping.is_set()
+            self._housekeeping()
             batch = self._take()
             if not batch:
                 if stopping:
@@ -290,7 +373,7 @@ class Historian:
                     return
                 if retry.backoff:
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
-                self._stopping.wait(retry.delay)
+                self._pause(retry.delay)
                 continue
             self._set_error(None)
             backoff = BACKOFF_MIN_S

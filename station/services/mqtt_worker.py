@@ -10,8 +10,14 @@ queued connections. Callbacks never raise (a raising paho callback silently ends
 thread while ``is_connected()`` still says True — PLATFORM-NOTES); :meth:`watch` lets the core
 check the thread and restarts it if it died. ``publish_alarm`` only queues and is thread-safe.
 
+Acknowledgement (issue 4): the client runs with paho's ``manual_ack``. A vitals message is
+acknowledged (PUBACK) only when the core has its point in the spool: each message travels with
+a :class:`Delivery`, and the core calls :meth:`MqttWorker.ack` after the group commit. Until then
+the broker keeps the message and redelivers it after a crash or a reconnect.
+
 Signals:
-    message_accepted(Accepted), message_rejected(Rejection), connection_changed(ConnectionState),
+    message_accepted(Accepted, Delivery), message_rejected(Rejection, Delivery),
+    connection_changed(ConnectionState),
     peer_event(str station_id, dict event): an alarm event of another station of the ward
 """
 
@@ -55,6 +61,18 @@ class ConnectionState:
     detail: str
     at: float
     deliberate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What acknowledging one received message needs: its packet id and QoS on the connection
+    (``generation``) it arrived on. A packet id means nothing on a later connection, so an
+    acknowledgement for an earlier one is not sent; the broker redelivers that message and the
+    spool and the sequence tracker recognise it."""
+
+    generation: int
+    mid: int
+    qos: int
 
 
 def status_topic(station_id: str) -> str:
@@ -101,9 +119,9 @@ class MqttWorker(QObject):
         clock: UTC epoch seconds, injected for tests.
     """
 
-    message_accepted = Signal(object)
+    message_accepted = Signal(object, object)
     peer_event = Signal(str, object)
-    message_rejected = Signal(object)
+    message_rejected = Signal(object, object)
     connection_changed = Signal(object)
 
     def __init__(
@@ -118,7 +136,10 @@ class MqttWorker(QObject):
         self._started_at = clock()
         self._stopping = threading.Event()
         self._started = False
+        self._generation = 0  # connections made so far; see Delivery
+        self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
         self.loop_restarts = 0
+        self.acks_skipped = 0
         m = settings.mqtt
         self._topics = tuple(m.topics)
         self._v5 = m.protocol == "5"
@@ -129,6 +150,7 @@ class MqttWorker(QObject):
             client_id=settings.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
             clean_session=None if self._v5 else False,
+            manual_ack=True,
         )
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         if m.tls:
@@ -237,6 +259,18 @@ class MqttWorker(QObject):
         payload = json.dumps(event, separators=(",", ":")).encode()
         self._client.publish(self._alarms_topic, payload, qos=1, retain=False)
 
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge received messages, in the order they arrived (any thread; paho queues
+        the packets under its own lock). Those of an earlier connection are skipped."""
+        with self._ack_lock:
+            for d in deliveries:
+                if d.qos == 0:
+                    continue
+                if d.generation != self._generation:
+                    self.acks_skipped += 1
+                    continue
+                self._client.ack(d.mid, d.qos)
+
     # -- callbacks (mqtt thread) -----------------------------------------------------------
 
     def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
@@ -261,6 +295,8 @@ class MqttWorker(QObject):
                 ConnectionState(False, f"refused by broker: {reason}", self._clock())
             )
             return
+        with self._ack_lock:
+            self._generation += 1
         topics = (*self._topics, PEER_ALARMS)
         _no_delay(client)
         if self._v5:
@@ -326,13 +362,20 @@ class MqttWorker(QObject):
         )
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        delivery = Delivery(self._generation, msg.mid, msg.qos)
         peer = _peer_station(msg.topic)
         if peer is not None:
+            # Peer alarm events are applied at once and kept nowhere: nothing to make durable.
+            self.ack([delivery])
             if peer != self._settings.station.id:
                 self._on_peer(peer, bytes(msg.payload))
             return
-        result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)
+        try:
+            result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)
+        except Exception:
+            self.ack([delivery])  # parse never raises; if it did, redelivery would loop for ever
+            raise
         if isinstance(result, Accepted):
-            self.message_accepted.emit(result)
+            self.message_accepted.emit(result, delivery)
         else:
-            self.message_rejected.emit(result)
+            self.message_rejected.emit(result, delivery)

@@ -16,10 +16,14 @@ Budget policy: before each append the spool compares the bytes in use (pages in 
 reuses freed pages without shrinking the file) with ``budget_bytes``. When over, it first deletes
 every row already written to the historian, whatever its age; if still over, it refuses the append
 with :class:`SpoolFull` and counts it in :attr:`Spool.refused`. A disk that fills before the budget
-(SQLite's "database or disk is full") is refused the same way. The caller raises a technical alarm,
-keeps showing the data and does not acknowledge the MQTT messages, so the broker keeps them:
-nothing is dropped silently. As the check runs before a transaction, the spool may exceed its
-budget by at most one batch.
+(SQLite's "database or disk is full", or any other write error) is refused the same way. The caller
+(the core) then applies the station's policy: live monitoring comes first, so the MQTT messages
+are still acknowledged (unacknowledged, they would fill the broker's in-flight window and the
+station would go deaf: no display, no alarms); their points go to the historian's memory queue
+instead, which writes them when InfluxDB is up and loses them only if the station also stops
+first. Every refusal is counted, audited and raised as a high-priority technical alarm until the
+spool takes points again: never silent. As the check runs before a transaction, the spool may
+exceed its budget by at most one batch.
 """
 
 from __future__ import annotations
@@ -126,8 +130,8 @@ class Spool:
         messages. Duplicates of stored lines are skipped, not counted.
 
         Raises:
-            SpoolFull: over budget after pruning written rows, or the disk is full. Nothing of the
-                batch is stored and the MQTT messages must not be acknowledged.
+            SpoolFull: over budget after pruning written rows, the disk is full, or the write
+                failed. Nothing of the batch is stored (see the budget policy above).
         """
         if not lines:
             return 0
@@ -230,11 +234,12 @@ class Spool:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if refuse and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            if refuse:
                 self._refused += 1
+                full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                why = "database or disk is full" if full else f"cannot write: {exc}"
                 raise SpoolFull(
-                    f"spool {self.path}: database or disk is full; refusing {refuse} points"
-                    f" (refusal {self._refused})"
+                    f"spool {self.path}: {why}; refusing {refuse} points (refusal {self._refused})"
                 ) from exc
             raise
         return int(changed)

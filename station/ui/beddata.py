@@ -6,6 +6,7 @@ thread.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from station.domain.alarms import Alarm
@@ -25,6 +26,10 @@ class BedData:
     latest: Accepted | None = None
     dirty: bool = False
     alarms: dict[str, Alarm] = field(default_factory=dict)
+    missing: int = 0
+    """Messages of this bed's device that never arrived (``seq`` gaps), since the start."""
+    gap_at: float | None = None
+    """Station time of the last gap, for the tile's notice."""
     buffers: dict[str, RingBuffer] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,6 +44,17 @@ class BedData:
             value = values.get(name)
             if value is not None:
                 buf.append(msg.received_at, value)
+        self.dirty = True
+
+    def mark_gap(self, missing: int, at: float) -> None:
+        """Messages were lost before ``at``: break every curve there (a NaN sample, which the
+        plots draw as a gap rather than a straight line over the missing data) and count."""
+        self.missing += missing
+        self.gap_at = at
+        for buf in self.buffers.values():
+            last = buf.last()
+            if last is not None and last[0] < at:
+                buf.append(last[0] + (at - last[0]) / 2, math.nan)
         self.dirty = True
 
     def age(self, now: float) -> float | None:

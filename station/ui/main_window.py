@@ -34,6 +34,7 @@ from station.domain.ward import bed_labels
 from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
+from station.services.trends import TrendStore
 from station.settings import Settings
 from station.ui import theme
 from station.ui.alarm_list import AlarmList
@@ -44,9 +45,19 @@ from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
 from station.ui.sound import AlarmSound
 from station.ui.tile import BedTile
+from station.ui.trend_view import TrendView
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
 CURVES_PER_FRAME = 12  # tiles whose curves are redrawn per frame (10 Hz: 120 tiles/s)
+
+
+def _duration(seconds: float) -> str:
+    """A backlog age as staff read it: 42 s, 7 min, 3.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _pill(text: str, colour: str) -> str:
@@ -59,6 +70,7 @@ class MainWindow(QMainWindow):
     Signals:
         acknowledge_requested(str alarm_id, str user): to the core, queued.
         limits_requested(str bed, dict limits, str | None profile, str user): to the core.
+        trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         The audio bar's ``action_taken`` and ``sound_problem`` go to the core as well.
 
     Closing the window ends the application's event loop; the app then stops every part in order.
@@ -66,6 +78,7 @@ class MainWindow(QMainWindow):
 
     acknowledge_requested = Signal(str, str)
     limits_requested = Signal(str, object, object, str)
+    trends_exported = Signal(str, str, int, str)
 
     def __init__(
         self,
@@ -75,6 +88,7 @@ class MainWindow(QMainWindow):
         clock: Callable[[], float] = time.time,
         demo: bool = False,
         sound: AlarmSound | None = None,
+        trends: TrendStore | None = None,
     ) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
@@ -82,6 +96,8 @@ class MainWindow(QMainWindow):
         self._user = user
         self._clock = clock
         self._historian_status = historian_status
+        self._trends = trends
+        self._trend_views: dict[str, TrendView] = {}
         self.setWindowTitle(f"Central station — {settings.station.name}")
         self.setStyleSheet(theme.STYLESHEET)
         self.resize(1600, 900)
@@ -96,6 +112,7 @@ class MainWindow(QMainWindow):
             tile = BedTile(self.beds[label], settings.ui.plot_window_s, settings.alarms.no_data_s)
             tile.opened.connect(self.open_patient)
             tile.limits_wanted.connect(self.open_limits)
+            tile.trends_wanted.connect(self.open_trends)
             self.tiles[label] = tile
             grid.addWidget(tile, i // settings.ui.columns, i % settings.ui.columns)
         # Equal stretch: every bed gets the same room, whatever its labels' widths.
@@ -193,6 +210,13 @@ class MainWindow(QMainWindow):
         if data is not None:
             data.add(msg)
 
+    @Slot(str, int, float)
+    def on_gap(self, bed: str, missing: int, at: float) -> None:
+        """Messages of a bed's device were lost: the tile says so and its curves break."""
+        data = self.beds.get(bed)
+        if data is not None:
+            data.mark_gap(missing, at)
+
     @Slot(object)
     def on_alarm(self, alarm: Alarm) -> None:
         """Keep the alarm list and the bed's banner in step with the engine."""
@@ -277,8 +301,12 @@ class MainWindow(QMainWindow):
                 )
             )
         else:
+            oldest = "" if st.oldest_s is None else f", oldest {_duration(st.oldest_s)}"
             self.historian.setText(
-                _pill(f"Historian: FAILING, {st.backlog} queued — {st.error}", theme.BAD)
+                _pill(
+                    f"Historian: FAILING, {st.backlog} kept{oldest} — {st.error}",
+                    theme.BAD,
+                )
             )
 
     @Slot(str, object)
@@ -316,7 +344,26 @@ class MainWindow(QMainWindow):
         view.raise_()
         view.refresh(self._clock(), force=True)
 
+    @Slot(str)
+    def open_trends(self, bed: str) -> None:
+        """A bed's stored trends (1–72 h) from the station's own store: works with the
+        historian down."""
+        if self._trends is None:
+            return
+        view = self._trend_views.get(bed)
+        if view is None:
+            view = TrendView(self._trends, bed, bed, self._clock, self)
+            view.exported.connect(
+                lambda b, path, rows: self.trends_exported.emit(b, path, rows, self._user)
+            )
+            self._trend_views[bed] = view
+        view.show()
+        view.raise_()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop painting; the app's stop sequence runs once the event loop has ended."""
+        """Stop painting and end the trend views' queries; the app's stop sequence runs once the
+        event loop has ended."""
         self.render_timer.stop()
+        for view in self._trend_views.values():
+            view.shutdown()
         event.accept()

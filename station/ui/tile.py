@@ -27,6 +27,7 @@ from station.ui.beddata import BedData
 
 # Fixed ranges: auto-range re-layout costs ~3x per repaint (PLATFORM-NOTES).
 MIN_SPAN_S = 10.0
+GAP_NOTICE_S = 600.0  # a seq gap is named on the tile this long (the curve keeps its break)
 CURVE_RANGES = {"heartrate": (30.0, 180.0), "oxygen": (75.0, 101.0)}
 
 
@@ -82,6 +83,7 @@ class BedTile(QFrame):
 
     opened = Signal(str)
     limits_wanted = Signal(str)
+    trends_wanted = Signal(str)
 
     def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
         super().__init__()
@@ -166,6 +168,7 @@ class BedTile(QFrame):
         """Right-click: the bed's actions."""
         menu = QMenu(self)
         menu.addAction("Detail view", lambda: self.opened.emit(self.data.label))
+        menu.addAction("Trends (72 h)…", lambda: self.trends_wanted.emit(self.data.label))
         menu.addAction("Alarm limits…", lambda: self.limits_wanted.emit(self.data.label))
         menu.exec(event.globalPos())
 
@@ -243,7 +246,13 @@ class BedTile(QFrame):
             text = f"last data {age:.0f} s ago"
         else:
             text = f"{age:.0f} s"
+        gap = data.gap_at is not None and now - data.gap_at < GAP_NOTICE_S
+        if gap:
+            text = f"DATA GAP: {data.missing} lost · {text}"
         if text != self._age_text:
+            if gap != self._age_text.startswith("DATA GAP"):
+                colour, weight = (theme.WARN, 700) if gap else (theme.MUTED, 400)
+                self.age.setStyleSheet(f"color:{colour}; font-size:11px; font-weight:{weight};")
             self._age_text = text
             self.age.setText(text)
 

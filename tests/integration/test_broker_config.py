@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Slot
 from pytestqt.qtbot import QtBot
 
 from station.domain.messages import Accepted
 from station.services.core import CoreWorker
+from station.services.mqtt_worker import Delivery
 from tests.integration.conftest import _run
 from tests.integration.servers import Mosquitto, Pki
 from tests.integration.station_harness import publish, running_station, station_settings
@@ -53,11 +53,10 @@ def seen_seqs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     original = CoreWorker.on_accepted
 
-    @Slot(object)
-    def spy(self: CoreWorker, msg: Accepted) -> None:
+    def spy(self: CoreWorker, msg: Accepted, delivery: Delivery | None = None) -> None:
         if msg.payload.seq is not None:
             seen.append(msg.payload.seq)
-        original(self, msg)
+        original(self, msg, delivery)
 
     monkeypatch.setattr(CoreWorker, "on_accepted", spy)
     return seen
@@ -68,9 +67,12 @@ def _log(broker: Mosquitto) -> str:
 
 
 def _publish_seqs(broker: Mosquitto, count: int) -> float:
-    """Publish ``seq`` 1..count at QoS 1 for DEVICE, each stamped now; return when the last PUBACK
+    """Publish ``seq`` 1..count at QoS 1 for DEVICE, 2 ms apart in device time (a device time is
+    a point's identity: two in one millisecond would be one point); return when the last PUBACK
     came (station clock)."""
-    publish(broker, DEVICE, (vitals(DEVICE, seq=seq) for seq in range(1, count + 1)))
+    start = time.time()
+    payloads = (vitals(DEVICE, at=start + seq * 0.002, seq=seq) for seq in range(1, count + 1))
+    publish(broker, DEVICE, payloads)
     return time.time()
 
 

@@ -1,0 +1,108 @@
+"""The per-device order of messages: duplicates, late data, seq gaps and counter resets."""
+
+from __future__ import annotations
+
+from station.domain.sequence import REMEMBERED, Order, SequenceTracker, Verdict
+
+T0 = 1_700_000_000.0
+
+
+def test_in_order_messages_are_new_without_gaps() -> None:
+    tracker = SequenceTracker()
+    verdicts = [tracker.observe("mon-1", T0 + i, i) for i in range(1, 6)]
+    assert verdicts == [Verdict(Order.NEW)] * 5
+    assert (tracker.duplicates, tracker.late, tracker.missing) == (0, 0, 0)
+
+
+def test_redelivery_is_a_duplicate_however_often_it_comes() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 1)
+    tracker.observe("mon-1", T0 + 1, 2)
+    assert tracker.observe("mon-1", T0, 1).order is Order.DUPLICATE
+    assert tracker.observe("mon-1", T0 + 1, 2).order is Order.DUPLICATE
+    assert tracker.observe("mon-1", T0 + 1, 2).order is Order.DUPLICATE
+    assert tracker.duplicates == 3
+    # The next real message continues the counter without a gap.
+    assert tracker.observe("mon-1", T0 + 2, 3) == Verdict(Order.NEW)
+
+
+def test_a_different_message_in_the_same_millisecond_is_new() -> None:
+    """A coarse device clock must not hide a new value: seq or values tell them apart."""
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 1, (("heartrate", 70.0),))
+    assert tracker.observe("mon-1", T0, 2, (("heartrate", 70.0),)) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0, None, (("heartrate", 71.0),)).order is Order.NEW
+    assert tracker.observe("mon-1", T0, None, (("heartrate", 72.0),)).order is Order.NEW
+    assert tracker.observe("mon-1", T0, None, (("heartrate", 72.0),)).order is Order.DUPLICATE
+
+
+def test_devices_are_independent() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 1)
+    assert tracker.observe("mon-2", T0, 1) == Verdict(Order.NEW)
+
+
+def test_a_jump_in_seq_reports_how_many_are_missing() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 10)
+    verdict = tracker.observe("mon-1", T0 + 5, 15)
+    assert verdict == Verdict(Order.NEW, missing=4, after_seq=10)
+    assert tracker.missing == 4
+    tracker.observe("mon-1", T0 + 9, 20)
+    assert tracker.missing == 8
+
+
+def test_an_older_message_that_was_never_seen_is_late_not_new() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0 + 10, 10)
+    verdict = tracker.observe("mon-1", T0 + 3, 3)
+    assert verdict == Verdict(Order.LATE)
+    assert tracker.late == 1
+    # It does not move the newest point: the next in-order message is judged against seq 10.
+    assert tracker.observe("mon-1", T0 + 11, 11) == Verdict(Order.NEW)
+    # And the late one, delivered again, is a duplicate.
+    assert tracker.observe("mon-1", T0 + 3, 3).order is Order.DUPLICATE
+
+
+def test_counter_going_down_with_newer_time_is_a_device_restart() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 500)
+    verdict = tracker.observe("mon-1", T0 + 1, 1)
+    assert verdict == Verdict(Order.NEW, after_seq=500, reset=True)
+    assert tracker.missing == 0
+    assert tracker.observe("mon-1", T0 + 2, 2) == Verdict(Order.NEW)
+
+
+def test_an_absurd_jump_is_a_reset_not_millions_missing() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 1)
+    verdict = tracker.observe("mon-1", T0 + 1, 2**62)
+    assert verdict.reset
+    assert verdict.missing == 0
+    assert tracker.missing == 0
+
+
+def test_messages_without_seq_are_ordered_by_time_only() -> None:
+    tracker = SequenceTracker()
+    assert tracker.observe("mon-1", T0, None) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0 + 1, 7) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0 + 2, None) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0 + 1, 7).order is Order.DUPLICATE
+
+
+def test_memory_is_bounded_and_old_replays_are_late() -> None:
+    tracker = SequenceTracker()
+    n = REMEMBERED + 100
+    for i in range(n):
+        tracker.observe("mon-1", T0 + i, i)
+    stream = tracker._streams["mon-1"]
+    assert len(stream.seen) == REMEMBERED == len(stream.order)
+    # The first message is no longer remembered, but a replay of it is still not live.
+    assert tracker.observe("mon-1", T0, 0).order is Order.LATE
+
+
+def test_forget_starts_a_device_afresh() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0 + 10, 10)
+    tracker.forget("mon-1")
+    assert tracker.observe("mon-1", T0, 1) == Verdict(Order.NEW)
