@@ -7,6 +7,13 @@ what is measured. The broker is a private Mosquitto on a free loopback port when
 
 Prints one JSON object: ingest rate, GUI thread CPU share, render time per frame, process CPU,
 peak memory. Numbers are reported, never asserted (performance is not a unit test).
+
+``--historian`` adds the durable path of issue 4: a private victoria-metrics (InfluxDB v2 write
+API) as the historian, so every message is spooled (fsync per group commit) before its PUBACK and
+drained to the server; the JSON then also gives the points written per second and how the
+backlog moved. In every run a ``mosquitto_sub`` on the same broker counts what the broker
+delivers to a plain C subscriber in the same window, the reference the station's rate is read
+against.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def _start_mosquitto(workdir: Path) -> tuple[int, Callable[[], None]]:
         f"listener {port} 127.0.0.1",
         "allow_anonymous true",
         "max_queued_messages 1000000",
-        "max_inflight_messages 0",
+        "max_inflight_messages 20",  # as config/mosquitto-ward.conf: acks bound each commit
         "set_tcp_nodelay true",  # as a ward broker should: alarm events are small and urgent
         f"log_dest file {workdir / 'mosquitto.log'}",
     ]
@@ -71,20 +78,88 @@ def _start_mosquitto(workdir: Path) -> tuple[int, Callable[[], None]]:
     return port, stop
 
 
-def _settings(beds: int, port: int, protocol: str, data_dir: Path) -> Settings:
-    return from_mapping(
-        {
-            "station": {"id": "bench", "name": "Bench", "data_dir": str(data_dir)},
-            "mqtt": {"host": "127.0.0.1", "port": port, "protocol": protocol},
-            "ward": {"beds": beds},
-            "ui": {"columns": 8 if beds > 16 else 4},
-        },
-        source="bench",
+def _start_victoria(workdir: Path) -> tuple[str, Callable[[], None]]:
+    """A private victoria-metrics, deduplicating identical points as InfluxDB does."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "victoria-metrics",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            f"-storageDataPath={workdir / 'victoria'}",
+            "-dedup.minScrapeInterval=1ms",
+            "-retentionPeriod=100y",
+            "-loggerLevel=ERROR",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+    _wait_for_port(port, proc, "victoria-metrics")
+
+    def stop() -> None:
+        proc.terminate()
+        proc.wait(10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start")
+
+
+class _LineCounter:
+    """``mosquitto_sub`` at QoS 1 on the vitals topics, its output counted in lines (one per
+    message). ``stdbuf -oL`` makes it write each line at once rather than in 4 KiB blocks."""
+
+    def __init__(self, port: int, protocol: str, workdir: Path) -> None:
+        self._out = workdir / "mosquitto_sub.out"
+        version = "mqttv5" if protocol == "5" else "mqttv311"
+        cmd = [
+            *("stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port)),
+            *("-q", "1", "-V", version, "-i", "bench-mosquitto-sub"),
+            *("-t", "healthcare/devices/+/vitals"),
+        ]
+        self._file = self._out.open("wb")
+        self._proc = subprocess.Popen(cmd, stdout=self._file, stderr=subprocess.DEVNULL)
+
+    def count(self) -> int:
+        with self._out.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(5)
+        self._file.close()
+
+
+def _settings(
+    beds: int, port: int, protocol: str, data_dir: Path, influx_url: str | None = None
+) -> Settings:
+    data: dict[str, object] = {
+        "station": {"id": "bench", "name": "Bench", "data_dir": str(data_dir)},
+        "mqtt": {"host": "127.0.0.1", "port": port, "protocol": protocol},
+        "ward": {"beds": beds},
+        "ui": {"columns": 8 if beds > 16 else 4},
+    }
+    if influx_url is not None:
+        data["influx"] = {"enabled": True, "url": influx_url, "flush_interval_s": 0.5}
+    return from_mapping(data, source="bench")
 
 
 def run_bench(
-    beds: int, rate: float, duration: float, flood: bool, scenario: str = "normal"
+    beds: int,
+    rate: float,
+    duration: float,
+    flood: bool,
+    scenario: str = "normal",
+    historian: bool = False,
 ) -> int:
     """Run the station against a simulated ward for ``duration`` seconds and print JSON."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -103,8 +178,17 @@ def run_bench(
         embedded = EmbeddedBroker()
         port, broker, protocol = embedded.start(), "embedded", "3.1.1"
         stop_broker = lambda: None  # noqa: E731 - stopped below
+    influx_url: str | None = None
+    stop_victoria: Callable[[], None] = lambda: None  # noqa: E731 - replaced when started
+    if historian:
+        if not shutil.which("victoria-metrics"):
+            raise RuntimeError("--historian needs victoria-metrics (apt-get install it)")
+        influx_url, stop_victoria = _start_victoria(work)
+        os.environ.setdefault("STATION_INFLUX_TOKEN", "bench-token-not-checked")
+    counter = _LineCounter(port, protocol, work) if shutil.which("mosquitto_sub") else None
     app = QApplication.instance() or QApplication([])
-    station = Station(_settings(beds, port, protocol, work / "data"), user="bench")
+    settings = _settings(beds, port, protocol, work / "data", influx_url)
+    station = Station(settings, user="bench")
     window = station.window
     station.start()
     # No vitals probe under a flood: parsing every message here would compete with the station.
@@ -143,6 +227,8 @@ def run_bench(
     ):
         series.clear()
     accepted0 = station.core.accepted
+    hist0 = station.historian.status() if station.historian else None
+    sub0 = counter.count() if counter else 0
     wall0, gui0, cpu0 = time.monotonic(), time.thread_time(), time.process_time()
     QTimer.singleShot(round(duration * 1000), lambda: app.exit(0))
     app.exec()
@@ -150,14 +236,19 @@ def run_bench(
     gui = time.thread_time() - gui0
     cpu = time.process_time() - cpu0
     accepted = station.core.accepted - accepted0
+    hist1 = station.historian.status() if station.historian else None
+    sub = (counter.count() - sub0) if counter else None
     probe.stop()
     sim.terminate()
     sim.wait(10)
     events.close()
+    if counter is not None:
+        counter.close()
     station.stop()
     if embedded is not None:
         embedded.stop()
     stop_broker()
+    stop_victoria()
     frames = list(window.frame_ms)
     result = {
         "broker": broker,
@@ -183,7 +274,19 @@ def run_bench(
         "vitals_transit_ms_p50": _pct(events.transit_ms, 0.5),
         "vitals_transit_ms_p99": _pct(events.transit_ms, 0.99),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "mosquitto_sub_msgs_per_s": None if sub is None else round(sub / wall, 1),
+        "ingest_vs_mosquitto_sub": None if not sub else round(accepted / sub, 3),
     }
+    if hist0 is not None and hist1 is not None:
+        result.update(
+            {
+                "historian_points_per_s": round((hist1.written - hist0.written) / wall, 1),
+                "historian_backlog_start": hist0.backlog,
+                "historian_backlog_end": hist1.backlog,
+                "historian_backlog_growth_per_s": round((hist1.backlog - hist0.backlog) / wall, 1),
+                "historian_error": hist1.error,
+            }
+        )
     print(json.dumps(result))
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=20.0)
     bench.add_argument("--flood", action="store_true", help="publish as fast as possible")
     bench.add_argument("--scenario", default="normal", help="simulator scenario (alarms: latency)")
+    bench.add_argument(
+        "--historian",
+        action="store_true",
+        help="also run victoria-metrics and write through the spool (issue 4 throughput)",
+    )
     return p
 
 
@@ -75,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             from station.bench import run_bench  # noqa: PLC0415 - heavy imports only when asked
 
-            return run_bench(args.beds, args.rate, args.duration, args.flood, args.scenario)
+            return run_bench(
+                args.beds, args.rate, args.duration, args.flood, args.scenario, args.historian
+            )
         return _run_station(args)
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)

@@ -64,7 +64,10 @@ log = logging.getLogger(__name__)
 QUARANTINE_SIZE = 200
 LOG_WINDOW_S = 60.0
 STATION_DEVICE = ""  # technical alarms of the station itself have no device and no bed
-COMMIT_BATCH = 512  # messages that trigger a group commit before the interval ends
+COMMIT_BATCH = 16
+"""Messages that trigger a group commit before the interval ends. Below Mosquitto's default
+in-flight window of 20: the broker sends no more until some are acknowledged, so waiting for
+more than the window would only wait out the interval (throughput ≤ window / interval)."""
 COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-min aggregates
 
 
