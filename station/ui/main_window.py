@@ -250,6 +250,12 @@ class MainWindow(QMainWindow):
         text = f"{stats.accepted} accepted · {stats.rejected} rejected"
         if stats.late:
             text += f" · {stats.late} late"
+        if stats.duplicates:
+            text += f" · {stats.duplicates} duplicates ignored"
+        if stats.missing:
+            text += f" · {stats.missing} LOST before arrival (seq gaps)"
+        if stats.unspooled:
+            text += f" · {stats.unspooled} NOT SAVED TO DISK"
         if stats.unassigned:
             text += f" · {len(stats.unassigned)} devices without a bed"
         self.ingest.setText(text)

@@ -8,16 +8,22 @@ can be made into (SIGSTOP), uses victoria-metrics.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from station.services.historian import Historian
+from station.services.spool import Spool
 from tests.integration.scripted_http import Reply, ScriptedWriteServer, gaps, json_error
-from tests.integration.servers import VictoriaMetrics
+from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.station_harness import publish, running_station, station_settings
+from tests.payloads import vitals
 
 T0_MS = 1_767_225_600_000
 LINES = [
@@ -184,3 +190,80 @@ def test_stop_keeps_its_timeout_while_a_write_hangs(victoria: VictoriaMetrics) -
         assert h.status().backlog == 1
     finally:
         os.kill(victoria.pid, signal.SIGCONT)
+
+
+def test_from_the_spool_a_422_point_leaves_it_quarantined_and_a_429_wait_is_honoured(
+    started: Callable[[ScriptedWriteServer], ScriptedWriteServer], tmp_path: Path
+) -> None:
+    """The station's own path: points drained from the spool, not the memory queue."""
+    message = "partial write: field type conflict"
+    replies = iter([json_error(429, "too many requests", "slow down", **{"Retry-After": "1"})])
+
+    def script(body: str) -> Reply:
+        first = next(replies, None)
+        if first is not None:
+            return first
+        return json_error(422, "unprocessable entity", message) if MARKER in body else Reply(204)
+
+    server = started(ScriptedWriteServer(script))
+    spool = Spool(tmp_path / "spool.sqlite")
+    spool.open()
+    batch = [*LINES[:7], BAD, *LINES[7:]]
+    spool.append([("monitor", None, line) for line in batch])
+    rejected: list[tuple[str, int, str]] = []
+    h = historian(server.url, spool=spool, on_rejected=lambda *args: rejected.append(args))
+    h.start()
+    try:
+        wait_until(lambda: spool.backlog()[0] == 0, 10, "the spool to be drained")
+    finally:
+        assert h.stop(5.0)
+        spool.close()
+    requests = server.requests
+    assert [r.status for r in requests[:2]] == [429, 422]
+    assert gaps(requests)[0] >= 1.0  # Retry-After honoured
+    accepted = [line for r in requests if r.status == 204 for line in r.lines]
+    assert sorted(accepted) == sorted(LINES)  # every good point written exactly once
+    assert rejected == [(BAD, 422, message)]  # the app audits it (historian.reject)
+    assert h.status().rejected == 1
+    assert h.status().written == 20
+
+
+def test_the_station_audits_a_point_the_historian_refused_and_writes_the_rest(
+    qtbot: QtBot,
+    mosquitto: Mosquitto,
+    started: Callable[[ScriptedWriteServer], ScriptedWriteServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """End to end: a device whose points the server refuses (422) is quarantined and audited
+    (``historian.reject``) while another device's points flow."""
+    message = "field type conflict"
+
+    def script(body: str) -> Reply:
+        refused = "device=monitor-b" in body
+        return json_error(422, "unprocessable entity", message) if refused else Reply(204)
+
+    server = started(ScriptedWriteServer(script))
+    settings = station_settings(
+        mosquitto, tmp_path, influx={"enabled": True, "url": server.url, "flush_interval_s": 0.1}
+    )
+    monkeypatch.setenv("STATION_INFLUX_TOKEN", "token")
+    now = time.time()
+    with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
+        publish(mosquitto, "monitor-a", [vitals("monitor-a", at=now - 2 + i) for i in range(3)])
+        publish(mosquitto, "monitor-b", [vitals("monitor-b", at=now - 2)])
+        historian = station.historian
+        assert historian is not None
+        qtbot.waitUntil(lambda: historian.status().rejected == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: historian.status().written >= 3, timeout=10_000)
+    written = [line for r in server.requests if r.status == 204 for line in r.lines]
+    assert (
+        sorted(line.rsplit(" ", 2)[0] for line in written if line.startswith("vitals"))
+        == ["vitals,bed=Bed\\ 1,device=monitor-a,station=ward-test"] * 3
+    )
+    records = [json.loads(x) for x in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    [reject] = [r for r in records if r["action"] == "historian.reject"]
+    assert reject["outcome"] == "failure"
+    assert reject["details"]["status"] == 422
+    assert reject["details"]["message"] == message
+    assert "device=monitor-b" in reject["details"]["point"]

@@ -285,3 +285,18 @@ def _run_until_full_and_back(p: Parts, clock: Clock, disk: Path | None) -> None:
     recovered = actions["spool.recovered"]["details"]
     assert isinstance(recovered, dict)
     assert recovered["points_in_memory"] == unspooled
+
+
+def test_the_status_bar_counts_duplicates_and_lost_messages(parts: Parts, clock: Clock) -> None:
+    parts.core.stats_changed.connect(parts.window.on_stats)
+    first = accepted("mon-1", clock.now, seq=1)
+    parts.core.on_accepted(first, parts.delivery())
+    parts.core.on_accepted(first, parts.delivery())
+    clock.now += 4
+    parts.core.on_accepted(accepted("mon-1", clock.now, seq=5), parts.delivery())
+    parts.core.tick()
+    text = parts.window.ingest.text()
+    assert "3 accepted" in text
+    assert "1 duplicates ignored" in text
+    assert "3 LOST before arrival (seq gaps)" in text
+    assert "NOT SAVED" not in text
