@@ -233,14 +233,17 @@ class Station(QObject):
         # No blocking call into the core: under a flood it would wait behind every queued
         # message. Ending its event loop stops its timer with it.
         self.core_thread.quit()
-        ok &= self.core_thread.wait(1500)
+        core_stopped = self.core_thread.wait(1500)
+        ok &= core_stopped
         historian_stopped = True
         if self.historian is not None:
             historian_stopped = self.historian.stop(2.0)
             ok &= historian_stopped
-        if self.spool is not None and historian_stopped:
-            self.spool.close()  # else a hung write still holds it; the OS closes it at exit
-        if self.trends is not None:
+        # A store still in use by a thread that did not stop is left to the OS at exit (WAL
+        # keeps it consistent); closing it under that thread would turn its commit into an error.
+        if self.spool is not None and historian_stopped and core_stopped:
+            self.spool.close()
+        if self.trends is not None and core_stopped:
             self.trends.close()
         self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
         ok &= self.audit.close(2.0)

@@ -282,7 +282,9 @@ class AlarmEngine:
             # message would be wrong, so it clears and the new condition starts.
             changes.append(self._clear(key))
         since, pending_limit, _ = self._pending.get(key, (at, limit, bed))
-        if pending_limit != limit:
+        if pending_limit != limit or at < since:
+            # A device clock that stepped back would otherwise hold the alarm for as long as
+            # the step: the delay starts again from the new clock, at most delay_s later.
             since = at
         if at - since < limits.delay_s:
             self._pending[key] = (since, limit, bed)

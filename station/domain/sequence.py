@@ -13,10 +13,14 @@ with a coarse clock must not lose a new value on the screen), though the histori
 point by its time, keeps only the last of them. Rules, per device:
 
 - a message already seen (among the last :data:`REMEMBERED`) is a ``DUPLICATE``;
-- a device time older than the newest seen is ``LATE`` (out of order): stored, never live;
-- otherwise it is ``NEW``; if both it and the newest before it carry ``seq`` and the counter
-  jumped, ``missing`` says how many messages never arrived. A counter that goes *down* with a
-  newer time is a device restart (``reset``), not a gap.
+- with ``seq`` on both it and the newest before it, the counter decides: a higher ``seq`` is
+  ``NEW`` even if its time is older (the device's clock stepped back, e.g. corrected by NTP:
+  hiding its values would hide the patient), and ``missing`` says how many never arrived; a
+  lower ``seq`` with a newer time is a device restart (``reset``), not a gap; a lower ``seq``
+  with an older time is ``LATE`` (out of order): stored, never live;
+- without ``seq``, an older time may be a clock step as well as a late message, so it is
+  ``NEW`` (``clock_back``); data older than the live window is still kept off the screen by the
+  core's age rule.
 
 Pure and single-threaded (the core's thread); memory is bounded per device.
 """
@@ -29,8 +33,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 REMEMBERED = 512
-"""Device times remembered per device for duplicate detection: 8.5 min at 1 Hz, longer than a
-broker redelivery takes; an older replay is caught by the ``LATE`` rule instead."""
+"""Messages remembered per device for duplicate detection: 8.5 min at 1 Hz, longer than a broker
+redelivery takes; an older replay is caught by the ``LATE`` rule (with ``seq``) or the core's
+live-window age rule instead."""
 
 MAX_GAP = 10_000_000
 """A jump larger than this is a counter that wrapped or was corrupted, reported as a reset."""
@@ -52,6 +57,8 @@ class Verdict:
     missing: int = 0
     after_seq: int | None = None
     reset: bool = False
+    clock_back: bool = False
+    """A new message whose device time is older than the newest before it."""
 
 
 Key = tuple[int, int | None, Hashable]
@@ -96,20 +103,25 @@ class SequenceTracker:
             self.duplicates += 1
             return Verdict(Order.DUPLICATE)
         stream.remember(key)
-        if ms < stream.newest_ms:
-            self.late += 1
+        before, newest_ms = stream.newest_seq, stream.newest_ms
+        if seq is not None and before is not None:
+            jump = seq - before
+            if 0 < jump <= MAX_GAP:
+                # The counter moves on: a new message, even if the device's clock stepped back.
+                stream.newest_ms, stream.newest_seq = ms, seq
+                self.missing += jump - 1
+                after = before if jump > 1 else None
+                return Verdict(Order.NEW, jump - 1, after, clock_back=ms < newest_ms)
+            if ms > newest_ms:  # counter down (or absurd) with a newer time: a device restart
+                stream.newest_ms, stream.newest_seq = ms, seq
+                return Verdict(Order.NEW, after_seq=before, reset=True)
+            self.late += 1  # older counter and older time: out of order
             return Verdict(Order.LATE)
-        before = stream.newest_seq
+        # Without a counter, an older time cannot be told from a clock that stepped back, and
+        # hiding a new value is the worse mistake: it is new (the core still keeps data older
+        # than the live window off the screen).
         stream.newest_ms, stream.newest_seq = ms, seq
-        if seq is None or before is None:
-            return Verdict(Order.NEW)
-        jump = seq - before
-        if jump == 1:
-            return Verdict(Order.NEW)
-        if jump <= 0 or jump > MAX_GAP:
-            return Verdict(Order.NEW, after_seq=before, reset=True)
-        self.missing += jump - 1
-        return Verdict(Order.NEW, missing=jump - 1, after_seq=before)
+        return Verdict(Order.NEW, clock_back=ms < newest_ms)
 
     def forget(self, device: str) -> None:
         """Drop a device's history (it was decommissioned or moved)."""

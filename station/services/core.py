@@ -9,7 +9,8 @@ broker (thread-safe ``publish_alarm``). Nothing here waits on the network or pai
 Durability (issue 4): each message's point is collected with its :class:`Delivery`; a group
 commit (``[spool] commit_interval_ms``, or at once past :data:`COMMIT_BATCH` messages) writes the
 points to the spool in one transaction and only then acknowledges the messages to the broker, in
-arrival order. Alarms are evaluated before the commit, so the disk never delays an alarm. When the
+arrival order. A message's alarms are evaluated before its commit; a commit (one fsync, a few ms)
+delays only the messages queued behind it, and never by a network wait. When the
 spool refuses (budget, full disk) the policy of :mod:`station.services.spool` applies: acknowledge
 anyway, hand the points to the historian's memory queue, raise and audit a technical alarm.
 
@@ -230,21 +231,23 @@ class CoreWorker(QObject):
         self._accepted += 1
         if msg.unknown_keys:
             self._unknown_keys[msg.device_id] += 1
+        bed = self._ward.bed_of(msg.device_id)
+        # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
+        point = vitals_line(self._station, bed or "", msg)
         values = msg.payload.numeric_fields()
-        fingerprint = tuple(sorted(values.items()))
+        sample = None
+        if bed is not None and self._trends is not None:
+            sample = TrendSample(bed, msg.device_id, round(msg.device_time * 1000), values)
+        # Classified only once everything that could fail is built: a message the tracker has
+        # seen is a duplicate on redelivery, so it must not be remembered and then dropped.
+        fingerprint = (tuple(sorted(values.items())), msg.payload.device_alert)
         verdict = self._sequence.observe(
             msg.device_id, msg.device_time, msg.payload.seq, fingerprint
         )
         if verdict.order is Order.DUPLICATE:
             self._stage(None, None, delivery)  # stored already; acknowledged with the rest
             return
-        bed = self._ward.bed_of(msg.device_id)
-        # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
-        point = vitals_line(self._station, bed or "", msg)
         row = None if point is None else (msg.device_id, msg.payload.seq, point)
-        sample = None
-        if bed is not None and self._trends is not None:
-            sample = TrendSample(bed, msg.device_id, round(msg.device_time * 1000), values)
         self._stage(row, sample, delivery)
         if verdict.missing:
             self._gap(msg, bed, verdict.missing, verdict.after_seq)
@@ -564,10 +567,11 @@ class CoreWorker(QObject):
                 Priority.LOW,
                 f"Historian failing ({st.backlog} queued): {st.error}",
             )
-        if self._trends is not None and now - self._compacted_at >= COMPACT_EVERY_S:
+        trends = self._trends
+        if trends is not None and (now - self._compacted_at >= COMPACT_EVERY_S or trends.behind):
             self._compacted_at = now
             try:
-                self._trends.compact()
+                trends.compact()  # bounded per call; ``behind`` brings it back next second
             except sqlite3.Error as exc:
                 self._trend_failed(f"compaction: {exc}")
         self.stats_changed.emit(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -182,7 +183,7 @@ class Historian:
 
     def status(self) -> HistorianStatus:
         """A snapshot for the window and the core's technical alarm. Thread-safe and cheap: the
-        spool's backlog is counted by the historian thread, never by the caller."""
+        spool's backlog is the one the historian thread last read."""
         with self._lock:
             error, n = self._error, len(self._queue)
             spooled, oldest = self._spool_backlog
@@ -251,19 +252,23 @@ class Historian:
                 self._written += len(items)
 
     def _housekeeping(self) -> None:
-        """Count the spool's backlog for the status (at most once a second) and prune it."""
+        """Count the spool's backlog for the status (at most once a second) and prune it. A
+        spool error here is logged and tried again later: it must not end the thread."""
         if self._spool is None:
             return
         now = time.monotonic()
-        if now - self._counted_at >= BACKLOG_REFRESH_S:
-            self._counted_at = now
-            backlog = self._spool.backlog()
-            with self._lock:
-                self._spool_backlog = backlog
-        if now - self._pruned_at >= PRUNE_EVERY_S:
-            self._pruned_at = now
-            if pruned := self._spool.prune(self._keep_written_s):
-                log.info("historian: %d written points pruned from the spool", pruned)
+        try:
+            if now - self._counted_at >= BACKLOG_REFRESH_S:
+                self._counted_at = now
+                backlog = self._spool.backlog()
+                with self._lock:
+                    self._spool_backlog = backlog
+            if now - self._pruned_at >= PRUNE_EVERY_S:
+                self._pruned_at = now
+                if pruned := self._spool.prune(self._keep_written_s):
+                    log.info("historian: %d written points pruned from the spool", pruned)
+        except sqlite3.Error as exc:
+            log.error("historian: spool housekeeping failed, will retry: %s", exc)
 
     def _set_error(self, error: str | None) -> None:
         with self._lock:
@@ -358,7 +363,14 @@ class Historian:
         while True:
             stopping = self._stopping.is_set()
             self._housekeeping()
-            batch = self._take()
+            try:
+                batch = self._take()
+            except sqlite3.Error as exc:
+                self._set_error(f"spool unreadable: {exc}")
+                if stopping:
+                    return
+                self._pause(BACKOFF_MAX_S)
+                continue
             if not batch:
                 if stopping:
                     return
@@ -367,6 +379,16 @@ class Historian:
                 continue
             try:
                 self._write_batch(batch, backoff)
+            except sqlite3.Error as exc:
+                # Marking points written failed (a full disk): they are sent again later, which
+                # the server counts once. Never let the thread die: what it would strand was
+                # acknowledged to the broker already.
+                self._set_error(f"spool: {exc}")
+                if stopping:
+                    return
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                self._pause(backoff)
+                continue
             except _RetryLaterError as retry:
                 self._set_error(retry.error)
                 if stopping:

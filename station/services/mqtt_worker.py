@@ -136,7 +136,7 @@ class MqttWorker(QObject):
         self._started_at = clock()
         self._stopping = threading.Event()
         self._started = False
-        self._generation = 0  # connections made so far; see Delivery
+        self._generation = 0  # bumped at every connect and disconnect; see Delivery
         self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
         self.loop_restarts = 0
         self.acks_skipped = 0
@@ -260,8 +260,10 @@ class MqttWorker(QObject):
         self._client.publish(self._alarms_topic, payload, qos=1, retain=False)
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        """Acknowledge received messages, in the order they arrived (any thread; paho queues
-        the packets under its own lock). Those of an earlier connection are skipped."""
+        """Acknowledge received messages, in the order they arrived (any thread: paho appends the
+        packet to a deque and wakes its loop; ``_ack_lock`` keeps a reconnect from slipping
+        between the generation check and the send). Those of an earlier connection are
+        skipped: the broker redelivers them."""
         with self._ack_lock:
             for d in deliveries:
                 if d.qos == 0:
@@ -316,6 +318,10 @@ class MqttWorker(QObject):
         reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
+        # Before paho reconnects: an acknowledgement of this connection's messages must not go
+        # out on the next one (where its packet id may name another message).
+        with self._ack_lock:
+            self._generation += 1
         if self._stopping.is_set():
             self.connection_changed.emit(ConnectionState(False, "stopped", self._clock(), True))
             return

@@ -14,16 +14,17 @@ them. ``FULL`` fsyncs the WAL on every commit, which group commit makes affordab
 
 Budget policy: before each append the spool compares the bytes in use (pages in use, since SQLite
 reuses freed pages without shrinking the file) with ``budget_bytes``. When over, it first deletes
-every row already written to the historian, whatever its age; if still over, it refuses the append
-with :class:`SpoolFull` and counts it in :attr:`Spool.refused`. A disk that fills before the budget
-(SQLite's "database or disk is full", or any other write error) is refused the same way. The caller
-(the core) then applies the station's policy: live monitoring comes first, so the MQTT messages
-are still acknowledged (unacknowledged, they would fill the broker's in-flight window and the
-station would go deaf: no display, no alarms); their points go to the historian's memory queue
-instead, which writes them when InfluxDB is up and loses them only if the station also stops
-first. Every refusal is counted, audited and raised as a high-priority technical alarm until the
-spool takes points again: never silent. As the check runs before a transaction, the spool may
-exceed its budget by at most one batch.
+rows already written to the historian, whatever their age, until under budget; if still over
+(everything left is unwritten), it refuses the append with :class:`SpoolFull` and counts it in
+:attr:`Spool.refused`. A disk that fills before the budget (SQLite's "database or disk is full",
+or any other write error) is refused the same way. The caller (the core) then applies the
+station's policy: live monitoring comes first, so the MQTT messages are still acknowledged
+(unacknowledged, they would fill the broker's in-flight window and the station would go deaf: no
+display, no alarms); their points go to the historian's memory queue instead, which writes them
+when InfluxDB is up; they are lost if the station stops first or if that queue overflows too
+(1 M points, each drop counted and logged). Every refusal is counted, audited and raised as a
+high-priority technical alarm until the spool takes points again: never silent. As the check
+runs before a transaction, the spool may exceed its budget by at most one batch.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+PRUNE_CHUNK = 5000  # rows deleted per transaction (a few ms), so a prune never stalls an append
 # Keeps the WAL file from staying large after a burst; checkpoints run every ~1000 pages.
 _JOURNAL_SIZE_LIMIT = 64 * 1024**2
 
@@ -65,8 +67,9 @@ class SpoolFull(Exception):  # noqa: N818 - a state callers name, like queue.Ful
 class Spool:
     """A SQLite spool of line-protocol points, shared by the ``core`` and ``historian`` threads.
 
-    Every public method is thread-safe: one connection, one lock. The lock is held for one
-    transaction at a time, so a drain never waits behind more than one append and vice versa.
+    Every public method is thread-safe: one connection, one lock, held for one transaction at a
+    time (a prune releases it between chunks of :data:`PRUNE_CHUNK` rows), so the core's append
+    and the historian's drain wait at most for one short transaction of the other.
 
     Idempotence: ``line`` is unique. A line holds measurement, tags, fields and device time, so an
     identical line is the same point, and a QoS 1 redelivery is stored once. A redelivery that
@@ -86,6 +89,7 @@ class Spool:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._refused = 0
+        self._unwritten = 0  # kept by append / mark_written: backlog() must not COUNT(*)
 
     @property
     def refused(self) -> int:
@@ -112,9 +116,16 @@ class Spool:
         except BaseException:
             conn.close()
             raise
+        unwritten = conn.execute("SELECT COUNT(*) FROM points WHERE written = 0").fetchone()[0]
         with self._lock:
             self._conn = conn
-        log.info("spool open at %s (budget %d bytes)", self.path, self.budget_bytes)
+            self._unwritten = int(unwritten)
+        log.info(
+            "spool open at %s (budget %d bytes, %d points not yet written)",
+            self.path,
+            self.budget_bytes,
+            unwritten,
+        )
 
     def close(self) -> None:
         """Checkpoint and close. Idempotent; call after the threads that use it have stopped."""
@@ -138,8 +149,16 @@ class Spool:
         with self._lock:
             conn = self._connection()
             if self._used_bytes(conn) > self.budget_bytes:
-                sql = "DELETE FROM points WHERE written = 1"
-                freed = self._transaction(conn, sql, (), refuse=len(lines))
+                # In chunks, stopping as soon as there is room: one append frees what it needs
+                # (a chunk is room for many batches) rather than every written row at once.
+                sql = (
+                    "DELETE FROM points WHERE id IN"
+                    f" (SELECT id FROM points WHERE written = 1 LIMIT {PRUNE_CHUNK})"
+                )
+                freed, deleted = 0, PRUNE_CHUNK
+                while deleted == PRUNE_CHUNK and self._used_bytes(conn) > self.budget_bytes:
+                    deleted = self._transaction(conn, sql, (), refuse=len(lines))
+                    freed += deleted
                 log.warning("spool over budget: pruned %d written rows", freed)
                 used = self._used_bytes(conn)
                 if used > self.budget_bytes:
@@ -151,12 +170,14 @@ class Spool:
                     )
             now = self._clock()
             rows = [(now, device, seq, text) for device, seq, text in lines]
-            return self._transaction(
+            added = self._transaction(
                 conn,
                 "INSERT OR IGNORE INTO points(received_at, device, seq, line) VALUES (?, ?, ?, ?)",
                 rows,
                 refuse=len(lines),
             )
+            self._unwritten += added
+            return added
 
     def pending(self, limit: int) -> list[tuple[int, str]]:
         """Up to ``limit`` unwritten ``(id, line)``, oldest first (``historian`` thread)."""
@@ -173,31 +194,43 @@ class Spool:
             return 0
         with self._lock:
             sql = "UPDATE points SET written = 1 WHERE id = ? AND written = 0"
-            return self._transaction(self._connection(), sql, params)
+            changed = self._transaction(self._connection(), sql, params)
+            self._unwritten -= changed
+            return changed
 
     def backlog(self) -> tuple[int, float | None]:
         """Unwritten points and the age in seconds of the oldest, None when there is none (any
-        thread; for the window's historian status)."""
+        thread; for the window's historian status). Cheap at any size: a counter and one index
+        lookup, so the core's appends never wait behind it."""
         with self._lock:
-            count, oldest = (
+            count = self._unwritten
+            row = (
                 self._connection()
-                .execute("SELECT COUNT(*), MIN(received_at) FROM points WHERE written = 0")
+                .execute("SELECT received_at FROM points WHERE written = 0 ORDER BY id LIMIT 1")
                 .fetchone()
             )
-        return int(count), None if oldest is None else max(0.0, self._clock() - float(oldest))
+        oldest = None if row is None else max(0.0, self._clock() - float(row[0]))
+        return count, oldest
 
     def prune(self, keep_written_s: float) -> int:
         """Delete written points received more than ``keep_written_s`` ago; return how many.
 
         Unwritten points are never pruned: only the historian's acknowledgement makes them safe.
+        Deleted :data:`PRUNE_CHUNK` rows per transaction, the lock released in between, so the
+        core's appends never wait behind a large prune.
         """
         cutoff = self._clock() - keep_written_s
-        with self._lock:
-            return self._transaction(
-                self._connection(),
-                "DELETE FROM points WHERE written = 1 AND received_at < ?",
-                (cutoff,),
-            )
+        sql = (
+            "DELETE FROM points WHERE id IN (SELECT id FROM points"
+            f" WHERE written = 1 AND received_at < ? LIMIT {PRUNE_CHUNK})"
+        )
+        total = 0
+        while True:
+            with self._lock:
+                deleted = self._transaction(self._connection(), sql, (cutoff,))
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -61,6 +61,8 @@ MINUTE = "1 min"
 RAW_SPAN_MAX_S = 3600.0 + 300.0
 """Longest span answered with raw samples: the 1 h view plus a little (clock drift, padding)."""
 KEEP_MARGIN_S = 600.0
+MAX_FOLD_MINUTES = 10
+"""Minutes folded per :meth:`TrendStore.compact` call at most (64 beds: ~40k rows, ~0.1 s)."""
 """Kept beyond ``keep_s``, so a 72 h view opened just after a compaction is still full."""
 SCHEMA_VERSION = "1"
 _MINUTE_MS = 60_000
@@ -217,6 +219,8 @@ class TrendStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.behind = False
+        """True when the last :meth:`compact` left raw rows due for folding: call it again."""
 
     def open(self) -> None:
         """Open or create the database (WAL, ``synchronous=NORMAL``: see the module docstring)."""
@@ -280,6 +284,16 @@ class TrendStore:
         keep_ms = math.floor((now - self.keep_s - KEEP_MARGIN_S) * 1000)
         with self._lock:
             conn = self._connection()
+            # At most MAX_FOLD_MINUTES per call: after the station was off for hours, folding
+            # everything at once would hold the core thread (and its alarms) for seconds.
+            (oldest,) = conn.execute(
+                "SELECT MIN(time_ms) FROM raw WHERE time_ms >= ?", (keep_ms,)
+            ).fetchone()
+            limit_ms = cut_ms
+            if oldest is not None:
+                limit_ms = min(cut_ms, (oldest // _MINUTE_MS + MAX_FOLD_MINUTES) * _MINUTE_MS)
+            self.behind = limit_ms < cut_ms
+            cut_ms = limit_ms
             with _transaction(conn):
                 deleted = conn.execute("DELETE FROM raw WHERE time_ms < ?", (keep_ms,)).rowcount
                 conn.execute(_FOLD, (cut_ms,))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -267,3 +268,40 @@ def test_the_station_audits_a_point_the_historian_refused_and_writes_the_rest(
     assert reject["details"]["status"] == 422
     assert reject["details"]["message"] == message
     assert "device=monitor-b" in reject["details"]["point"]
+
+
+def test_a_spool_error_while_marking_points_written_does_not_end_the_historian(
+    started: Callable[[ScriptedWriteServer], ScriptedWriteServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk can fail the UPDATE that marks points written: the historian says so, waits,
+    and sends them again (the server counts a point once); its thread goes on."""
+    server = started(ScriptedWriteServer(lambda _: Reply(204)))
+    spool = Spool(tmp_path / "spool.sqlite")
+    spool.open()
+    spool.append([("monitor", None, line) for line in LINES[:5]])
+    real = spool.mark_written
+    failures = iter([sqlite3.OperationalError("database or disk is full")])
+
+    def flaky(ids: object) -> int:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        return real(ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(spool, "mark_written", flaky)
+    h = historian(server.url, spool=spool)
+    h.start()
+    try:
+        wait_until(lambda: h.status().error is not None, 5, "the spool error to show")
+        assert "disk is full" in (h.status().error or "")
+        wait_until(lambda: spool.backlog()[0] == 0, 10, "the points to be written again")
+        assert h.status().ok
+        spool.append([("monitor", None, LINES[5])])
+        wait_until(lambda: spool.backlog()[0] == 0, 10, "a later point to be written")
+    finally:
+        assert h.stop(5.0)
+        spool.close()
+    sent = [line for r in server.requests for line in r.lines]
+    assert sent == [*LINES[:5], *LINES[:5], LINES[5]]  # resent once, then the new one

@@ -300,3 +300,18 @@ def test_the_status_bar_counts_duplicates_and_lost_messages(parts: Parts, clock:
     assert "1 duplicates ignored" in text
     assert "3 LOST before arrival (seq gaps)" in text
     assert "NOT SAVED" not in text
+
+
+def test_values_after_a_device_clock_steps_back_are_shown_and_alarmed(
+    parts: Parts, clock: Clock
+) -> None:
+    """NTP corrects a clock that ran 4 min fast: seq moves on, so the values are live."""
+    parts.core.on_accepted(accepted("mon-1", clock.now + 240, heartrate=80, seq=1), None)
+    for seq in range(2, 5):
+        clock.now += 1
+        parts.core.on_accepted(accepted("mon-1", clock.now, heartrate=30, seq=seq), None)
+    assert _hr_samples(parts.window) == [80.0, 30.0, 30.0, 30.0]
+    alarms = [a for a in parts.window.alarm_list.alarms() if a.parameter == "heartrate"]
+    assert len(alarms) == 1
+    assert alarms[0].message == "HR 30 < 50"
+    assert parts.core._late == 0

@@ -52,6 +52,8 @@ def store_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(0, len(batch), 5000):
         store.add(batch[i : i + 5000])
     store.compact()
+    while store.behind:
+        store.compact()
     store.close()
     return path
 

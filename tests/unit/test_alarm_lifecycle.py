@@ -105,6 +105,18 @@ def test_delay_condition_shorter_than_delay_raises_nothing(clock: Clock) -> None
     assert engine.open_alarms() == []
 
 
+def test_delay_restarts_from_a_device_clock_that_stepped_back(clock: Clock) -> None:
+    """A clock corrected 4 min back mid-condition must not hold the alarm for 4 min: the delay
+    counts again from the new clock."""
+    engine = make_engine(clock, delay_s=10)
+    assert feed(engine, 130, D0 + 240) == []
+    assert feed(engine, 130, D0) == []  # the step: now 240 s "before" the condition began
+    assert feed(engine, 130, D0 + 5) == []
+    alarm = one(feed(engine, 130, D0 + 10))
+    assert alarm.state is AlarmState.ACTIVE
+    assert alarm.source_time == D0 + 10
+
+
 @pytest.mark.parametrize("lasted", [10.0, 12.5], ids=["exactly-delay", "longer-than-delay"])
 def test_delay_condition_lasting_delay_raises_with_station_time_and_start_id(
     clock: Clock, lasted: float

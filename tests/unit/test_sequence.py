@@ -90,7 +90,7 @@ def test_messages_without_seq_are_ordered_by_time_only() -> None:
     assert tracker.observe("mon-1", T0 + 1, 7).order is Order.DUPLICATE
 
 
-def test_memory_is_bounded_and_old_replays_are_late() -> None:
+def test_memory_is_bounded_and_old_replays_with_seq_are_late() -> None:
     tracker = SequenceTracker()
     n = REMEMBERED + 100
     for i in range(n):
@@ -106,3 +106,22 @@ def test_forget_starts_a_device_afresh() -> None:
     tracker.observe("mon-1", T0 + 10, 10)
     tracker.forget("mon-1")
     assert tracker.observe("mon-1", T0, 1) == Verdict(Order.NEW)
+
+
+def test_a_clock_stepping_back_with_seq_moving_on_is_new_not_late() -> None:
+    """NTP corrects a device clock that ran 4 min fast: its next values must still be live."""
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0 + 240, 1)
+    verdict = tracker.observe("mon-1", T0 + 1, 2)
+    assert verdict == Verdict(Order.NEW, clock_back=True)
+    assert tracker.observe("mon-1", T0 + 2, 3) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0 + 5, 6) == Verdict(Order.NEW, missing=2, after_seq=3)
+    assert tracker.late == 0
+
+
+def test_without_seq_an_older_time_is_new_because_it_may_be_a_clock_step() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0 + 240, None, 1)
+    assert tracker.observe("mon-1", T0 + 1, None, 2) == Verdict(Order.NEW, clock_back=True)
+    assert tracker.observe("mon-1", T0 + 2, None, 3) == Verdict(Order.NEW)
+    assert tracker.observe("mon-1", T0 + 1, None, 2).order is Order.DUPLICATE

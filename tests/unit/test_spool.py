@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from station.services.spool import Row, Spool, SpoolFull
+from station.services.spool import PRUNE_CHUNK, Row, Spool, SpoolFull
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_714_564_800.0
@@ -216,3 +216,34 @@ def test_closed_spool_refuses_use(tmp_path: Path) -> None:
     spool.close()
     with pytest.raises(RuntimeError, match="not open"):
         spool.backlog()
+
+
+def test_backlog_is_counted_across_reopen_duplicates_and_marks(tmp_path: Path) -> None:
+    clock = Clock()
+    first = Spool(tmp_path / "spool.sqlite", clock=clock)
+    first.open()
+    first.append(points(0, 10))
+    first.append(points(5, 10))  # 5 of them again: not counted twice
+    ids = [i for i, _ in first.pending(4)]
+    first.mark_written(ids)
+    first.mark_written(ids)  # marking again changes nothing
+    assert first.backlog() == (11, 0.0)
+    first.close()
+    clock.now += 30
+    second = Spool(tmp_path / "spool.sqlite", clock=clock)
+    second.open()
+    try:
+        assert second.backlog() == (11, 30.0)  # counted once at open, then kept in step
+        second.mark_written([i for i, _ in second.pending(100)])
+        assert second.backlog() == (0, None)
+    finally:
+        second.close()
+
+
+def test_prune_deletes_in_chunks_and_all_of_them(spool: Spool, clock: Clock) -> None:
+    n = PRUNE_CHUNK * 2 + 7
+    spool.append(points(0, n))
+    spool.mark_written([i for i, _ in spool.pending(n)])
+    clock.now += 100
+    assert spool.prune(keep_written_s=50) == n
+    assert spool.pending(10) == []

@@ -20,6 +20,7 @@ import pytest
 from station.services.trend_csv import CSV_HEADER, write_csv
 from station.services.trends import (
     KEEP_MARGIN_S,
+    MAX_FOLD_MINUTES,
     MINUTE,
     RAW,
     TREND_PARAMS,
@@ -211,7 +212,14 @@ def test_72h_query_is_seamless_across_minutes_and_raw(store: TrendStore, clock: 
         minute_index = int((t - start) // 60)
         batch.append(sample(t, heartrate=50 + minute_index % 100 + (k % 3)))
     store.add(batch)
-    assert store.compact()[0] > 0
+    first = store.compact()[0]
+    assert first == MAX_FOLD_MINUTES * 3  # bounded: ten minutes per call
+    assert store.behind
+    calls = 1
+    while store.behind:
+        store.compact()
+        calls += 1
+    assert calls == math.ceil((68 * 60 - 1) / MAX_FOLD_MINUTES)
     raw_rows, minute_rows = store.row_counts()
     assert raw_rows == 4 * 60 * 3
     assert minute_rows == 68 * 60 - 1
