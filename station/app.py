@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import getpass
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QObject, Qt, QThread
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from station import __version__
+from station.audit_cli import export_audit
 from station.credentials import secret
+from station.domain.roles import Role
+from station.services.accounts import Accounts
+from station.services.actions import ActionLayer
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.services.historian import Historian, HistorianStatus
@@ -43,6 +50,23 @@ from station.ui.main_window import MainWindow
 log = logging.getLogger(__name__)
 
 QUEUED = Qt.ConnectionType.QueuedConnection
+
+
+class _ActivityFilter(QObject):
+    """Keyboard and mouse presses anywhere in the application count as activity for the
+    station's auto-lock. Watches only; never consumes an event."""
+
+    def __init__(self, actions: ActionLayer) -> None:
+        super().__init__()
+        self._actions = actions
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Note the activity and let the event through."""
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress):
+            self._actions.activity()
+        return False
+
+
 _Store = TypeVar("_Store", Spool, TrendStore)
 
 
@@ -100,6 +124,19 @@ class Station(QObject):
         self.trends = self._open(
             "trends", TrendStore(data_dir / "trends.sqlite", clock=clock), "Trends unavailable"
         )
+        self.accounts = Accounts(
+            data_dir / "users.json",
+            max_failures=settings.security.max_failed_logins,
+            lockout_s=settings.security.lockout_s,
+            clock=clock,
+        )
+        # The demo has no accounts: it starts with a nurse's session that never locks.
+        lock_after = math.inf if demo is not None else settings.security.lock_after_s
+        self.actions = ActionLayer(
+            self.accounts, self.audit, settings.station.id, lock_after, clock
+        )
+        if demo is not None:
+            self.actions.session.login(user or "demo-nurse", Role.NURSE, clock())
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         self.mqtt = MqttWorker(settings, password, clock)
         self.core = CoreWorker(
@@ -123,7 +160,10 @@ class Station(QObject):
             clock,
             demo=demo is not None,
             trends=self.trends,
+            actions=self.actions,
         )
+        self.window.export_audit = self._export_audit
+        self._activity = _ActivityFilter(self.actions)
         self.simulator: Simulator | None = None
         self._wire()
 
@@ -147,6 +187,26 @@ class Station(QObject):
             outcome="failure",
             details={"status": status, "message": message[:300], "point": line[:300]},
         )
+
+    def _export_audit(self, user: str) -> None:
+        """Copy the audit trail to a folder the auditor chooses, with the verification result
+        (the signed bundle of issue 7 replaces this)."""
+        target = QFileDialog.getExistingDirectory(self.window, "Export the audit trail to")
+        if not target:
+            return
+        try:
+            copied, result = export_audit(self.audit.path.parent, Path(target))
+        except OSError as exc:
+            QMessageBox.critical(self.window, "Audit export", f"Export failed: {exc}")
+            return
+        self.audit.record(
+            "audit.export",
+            actor=user,
+            role="auditor",
+            target=target,
+            details={"files": copied, "verification": result},
+        )
+        QMessageBox.information(self.window, "Audit export", f"Exported. {result}")
 
     def _trends_exported(self, bed: str, path: str, rows: int, user: str) -> None:
         """A patient's trends left the station as a file: who, which bed, where, how much."""
@@ -173,8 +233,12 @@ class Station(QObject):
         c.alarm_changed.connect(w.on_alarm, QUEUED)
         c.stats_changed.connect(w.on_stats, QUEUED)
         c.connection_changed.connect(w.on_connection, QUEUED)
-        w.acknowledge_requested.connect(c.acknowledge, QUEUED)
-        w.limits_requested.connect(c.change_limits, QUEUED)
+        # Every user action goes through the action layer (role check, denials audited).
+        a = self.actions
+        w.acknowledge_requested.connect(a.on_acknowledge)
+        a.acknowledge.connect(c.acknowledge, QUEUED)
+        w.limits_requested.connect(a.on_limits)
+        a.limits.connect(c.change_limits, QUEUED)
         c.limits_changed.connect(w.on_limits, QUEUED)
         w.audio.action_taken.connect(c.record_action, QUEUED)
         w.audio.sound_problem.connect(c.sound_problem, QUEUED)
@@ -201,7 +265,12 @@ class Station(QObject):
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.installEventFilter(self._activity)
         self.window.show()
+        if self._demo is None and not self.accounts.has_users():
+            self.window.open_users()  # the first run creates the admin
         self.window.audio.self_test()
         self.mqtt.start()
         if self._demo is not None:
@@ -227,6 +296,10 @@ class Station(QObject):
         self._stopped = True
         ok = True
         self.window.render_timer.stop()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self._activity)
+        self.actions.wait_for_login_check(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.mqtt.stop(1.5)

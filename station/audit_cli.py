@@ -6,11 +6,12 @@ chain, so they are verified as one and a fault is reported with its file as well
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Generator
 from pathlib import Path
 
 from station.domain.audit import verify_lines
-from station.services.audit_writer import AUDIT_FILE, read_head
+from station.services.audit_writer import AUDIT_FILE, HEAD_FILE, read_head
 
 
 def _trail(path: Path) -> tuple[list[Path], tuple[int, str] | None, str]:
@@ -74,3 +75,19 @@ def _locate(files: list[Path], counts: list[int], line: int) -> str:
             return f"{file.name} line {line}"
         line -= count
     return f"after the end of {files[-1].name}" if files else "no file"
+
+
+def export_audit(audit_dir: Path, target: Path) -> tuple[list[str], str]:
+    """Copy the trail (``*.jsonl`` and the head) into ``target`` and verify the copy there.
+
+    Returns the names copied and the one-line verdict on the copy, so what the auditor takes
+    away is checked as it is, not the live files it came from.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    copied: list[str] = []
+    for source in sorted(audit_dir.iterdir()):
+        if source.is_file() and (source.suffix == ".jsonl" or source.name == HEAD_FILE):
+            shutil.copy2(source, target / source.name)
+            copied.append(source.name)
+    _code, verdict = verify_path(target)
+    return copied, verdict

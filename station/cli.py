@@ -7,6 +7,7 @@ station in order and exit 0.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from station import __version__
+from station.domain.roles import Role
 from station.settings import ConfigError, Settings, from_mapping, load
 
 log = logging.getLogger("station")
@@ -51,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the hash chain")
     verify.add_argument("path", type=Path, help="audit file, audit folder or data folder")
 
+    users = sub.add_parser("users", help="local accounts (the first one must be an admin)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser(
+        "add", help="add an account; password from STATION_NEW_PASSWORD or typed twice"
+    )
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    users_sub.add_parser("list", help="list accounts with role and lock state")
+
     bench = sub.add_parser("bench", help="measure ingest rate and GUI load; prints JSON")
     bench.add_argument("--beds", type=int, default=8)
     bench.add_argument("--rate", type=float, default=1.0)
@@ -77,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "users":
+            return _users(args)
         if args.command == "bench":
             from station.bench import run_bench  # noqa: PLC0415 - heavy imports only when asked
 
@@ -87,6 +100,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)
         return 2
+
+
+def _users(args: argparse.Namespace) -> int:
+    """Manage accounts from a shell: how an admin is created on a machine without a screen."""
+    from station.services.accounts import AccountError, Accounts  # noqa: PLC0415
+
+    settings = load(args.config)
+    accounts = Accounts(settings.station.data_path / "users.json")
+    if args.users_command == "list":
+        for name, role, locked in accounts.users():
+            print("\t".join([name, role.value, *(["LOCKED"] if locked else [])]))
+        return 0
+    password = os.environ.get("STATION_NEW_PASSWORD")
+    if not password:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("station: the two passwords differ", file=sys.stderr)
+            return 2
+    try:
+        accounts.create(args.name, Role(args.role), password)
+    except AccountError as exc:
+        print(f"station: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} ({args.role}) created in {accounts.path}")
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -152,6 +152,23 @@ class SpoolSection(BaseModel):
         return int(self.budget_mb * 1024 * 1024)
 
 
+class SecuritySection(BaseModel):
+    """[security]: the station's lock and the login back-off."""
+
+    model_config = _SECTION
+
+    lock_after_s: Annotated[
+        float,
+        Field(ge=10, le=86400, description="Lock after this long without keyboard or mouse"),
+    ] = 300.0
+    max_failed_logins: Annotated[
+        int, Field(ge=3, le=20, description="Failed logins in a row that lock an account")
+    ] = 5
+    lockout_s: Annotated[
+        float, Field(ge=60, le=86400, description="How long a locked account stays locked")
+    ] = 900.0
+
+
 class AlarmsSection(BaseModel):
     """[alarms]: default limits and technical alarm timing."""
 
@@ -254,6 +271,7 @@ class Settings(BaseModel):
     mqtt: MqttSection = MqttSection()
     influx: InfluxSection = InfluxSection()
     spool: SpoolSection = SpoolSection()
+    security: SecuritySection = SecuritySection()
     alarms: AlarmsSection = AlarmsSection()
     ward: WardSection = WardSection()
     ui: UiSection = UiSection()

@@ -44,6 +44,8 @@ class AudioBar(QWidget):
         super().__init__()
         self._user = user
         self._clock = clock
+        self.gate: Callable[[], str | None] | None = None
+        """Who may pause now (the action layer's check); None: no check (tests)."""
         self.policy = AudioPolicy(clock, pause_s, reminder_s)
         self.sound = sound or AlarmSound()
         self.last_cue: SoundCue | None = None
@@ -74,6 +76,10 @@ class AudioBar(QWidget):
         self._self_test_timer.timeout.connect(self._next_self_test_step)
         self._paint_lamp(None, True)
 
+    def set_user(self, user: str) -> None:
+        """Who is at the station now (for the audit of a resume)."""
+        self._user = user
+
     # -- start-up self-test ----------------------------------------------------------------
 
     def self_test(self) -> None:
@@ -97,14 +103,19 @@ class AudioBar(QWidget):
     # -- pause -----------------------------------------------------------------------------
 
     def toggle_pause(self) -> None:
-        """Pause the ward's audio, or resume it; both are audited with the user."""
+        """Pause the ward's audio, or resume it; both are audited with the user. Pausing asks
+        :attr:`gate` (the action layer) first; resuming, which only makes the ward louder, is
+        open to anyone at the station."""
         if self.policy.pause_remaining() > 0:
             self.policy.resume()
             self.action_taken.emit("alarm.audio_resume", self._user, {})
         else:
+            user = self._user if self.gate is None else self.gate()
+            if user is None:
+                return  # denied and audited by the action layer, which asks for a login
             self.policy.pause(self._alarms)
             self.action_taken.emit(
-                "alarm.audio_pause", self._user, {"seconds": self.policy.pause_remaining()}
+                "alarm.audio_pause", user, {"seconds": self.policy.pause_remaining()}
             )
         self._paint_pause()
 

@@ -30,7 +30,10 @@ from station.domain.alarm_history import AlarmHistory
 from station.domain.alarms import Alarm, AlarmLimits, AlarmState
 from station.domain.messages import Accepted
 from station.domain.profiles import available_profiles, load_profile
+from station.domain.roles import LABELS, Action, allowed
+from station.domain.session import SessionView
 from station.domain.ward import bed_labels
+from station.services.actions import ActionLayer
 from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
@@ -42,10 +45,12 @@ from station.ui.audio_bar import AudioBar
 from station.ui.beddata import BedData
 from station.ui.history_dialog import AlarmHistoryDialog
 from station.ui.limits_dialog import LimitsDialog
+from station.ui.login_dialog import LoginDialog
 from station.ui.patient_view import PatientView
 from station.ui.sound import AlarmSound
 from station.ui.tile import BedTile
 from station.ui.trend_view import TrendView
+from station.ui.users_dialog import UsersDialog
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
 CURVES_PER_FRAME = 12  # tiles whose curves are redrawn per frame (10 Hz: 120 tiles/s)
@@ -89,6 +94,7 @@ class MainWindow(QMainWindow):
         demo: bool = False,
         sound: AlarmSound | None = None,
         trends: TrendStore | None = None,
+        actions: ActionLayer | None = None,
     ) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
@@ -158,7 +164,36 @@ class MainWindow(QMainWindow):
         self.history_button.clicked.connect(self.open_history)
         top.addWidget(self.history_button)
         top.addSpacing(20)
-        top.addWidget(QLabel(f"User: {user}"))
+        self.user_label = QLabel(f"User: {user}")
+        top.addWidget(self.user_label)
+        self.action_layer = actions
+        self.login_button = QPushButton("Log in")
+        self.lock_button = QPushButton("Lock")
+        self.users_button = QPushButton("Users…")
+        self.settings_button = QPushButton("Settings…")
+        self.export_button = QPushButton("Export audit…")
+        self.open_settings_dialog: Callable[[str], None] | None = None
+        self.export_audit: Callable[[str], None] | None = None
+        self._login_dialog: LoginDialog | None = None
+        if actions is not None:
+            # Every button asks the action layer, which checks the role and audits denials.
+            self.login_button.clicked.connect(lambda: self.on_login_required("login", None))
+            self.lock_button.clicked.connect(lambda: actions.lock("by user"))
+            self.users_button.clicked.connect(self.open_users)
+            self.settings_button.clicked.connect(self.open_settings)
+            self.export_button.clicked.connect(self.open_audit_export)
+            for button in (
+                self.login_button,
+                self.lock_button,
+                self.users_button,
+                self.settings_button,
+                self.export_button,
+            ):
+                top.addWidget(button)
+            actions.session_changed.connect(self.on_session)
+            actions.login_required.connect(self.on_login_required)
+            self.audio.gate = actions.audio_gate
+            self.on_session(actions.session.view())
         top.addSpacing(20)
         top.addWidget(self.clock_label)
 
@@ -365,6 +400,101 @@ class MainWindow(QMainWindow):
             self._trend_views[bed] = view
         view.show()
         view.raise_()
+
+    # -- session and admin actions ---------------------------------------------------------
+
+    @Slot(object)
+    def on_session(self, view: SessionView) -> None:
+        """Show who acts at the station, or that it is locked (the ward stays in view)."""
+        if view.user is None or view.role is None:
+            self._user = view.last_user or "nobody"
+            self.user_label.setText("LOCKED — actions need a login")
+            self.user_label.setStyleSheet(f"color:{theme.WARN}; font-weight:700;")
+        else:
+            self._user = view.user
+            self.user_label.setText(f"User: {view.user} ({LABELS[view.role]})")
+            self.user_label.setStyleSheet("")
+        self.audio.set_user(self._user)
+
+    @Slot(str, object)
+    def on_login_required(self, action: str, request: object) -> None:
+        """The action layer refused for want of a login (or of the role): log in, then do what
+        was asked if the new user may; for an alarm, an emergency acknowledge is offered too."""
+        actions = self.action_layer
+        if actions is None:
+            return
+        if self._login_dialog is not None and self._login_dialog.isVisible():
+            self._login_dialog.raise_()
+            return
+        alarm = request if action == Action.ACKNOWLEDGE.value and isinstance(request, str) else None
+        why = {
+            "login": "Log in or switch user.",
+            Action.ACKNOWLEDGE.value: "Acknowledging an alarm needs a nurse's login.",
+        }.get(action, f"This needs a login with the right role ({action.replace('_', ' ')}).")
+        dialog = LoginDialog(actions, why, alarm, self)
+        self._login_dialog = dialog
+
+        def finished(result: int) -> None:
+            if result != LoginDialog.DialogCode.Accepted or dialog.emergency_done:
+                return
+            try:
+                wanted = Action(action)
+            except ValueError:
+                return  # a plain login
+            if allowed(actions.current_role(), wanted):
+                self._replay(wanted, request)
+
+        dialog.finished.connect(finished)
+        dialog.open()
+
+    def _replay(self, action: Action, request: object) -> None:
+        actions = self.action_layer
+        assert actions is not None
+        if action is Action.ACKNOWLEDGE and isinstance(request, str):
+            actions.on_acknowledge(request, self._user)
+        elif action is Action.CHANGE_LIMITS and isinstance(request, tuple):
+            bed, limits, profile = request
+            actions.on_limits(bed, limits, profile, self._user)
+        elif action is Action.PAUSE_AUDIO:
+            self.audio.toggle_pause()
+        elif action is Action.SETTINGS:
+            self.open_settings()
+        elif action is Action.USERS:
+            self.open_users()
+        elif action is Action.AUDIT_EXPORT:
+            self.open_audit_export()
+
+    @Slot()
+    def open_users(self) -> None:
+        """User accounts (admin); on the first run, creating the first admin needs no login."""
+        actions = self.action_layer
+        if actions is None:
+            return
+        if not actions.accounts.has_users():
+            # Not modal: until an admin exists the ward must stay usable (emergency acknowledge).
+            UsersDialog(actions.accounts, actions.audit, None, self).show()
+            return
+        user = actions.request(Action.USERS, "users", "users")
+        if user is not None:
+            UsersDialog(actions.accounts, actions.audit, user, self).open()
+
+    @Slot()
+    def open_settings(self) -> None:
+        """The settings dialog (admin)."""
+        if self.action_layer is None or self.open_settings_dialog is None:
+            return
+        user = self.action_layer.request(Action.SETTINGS, "settings", "settings")
+        if user is not None:
+            self.open_settings_dialog(user)
+
+    @Slot()
+    def open_audit_export(self) -> None:
+        """Export the audit trail (auditor)."""
+        if self.action_layer is None or self.export_audit is None:
+            return
+        user = self.action_layer.request(Action.AUDIT_EXPORT, "audit", "audit_export")
+        if user is not None:
+            self.export_audit(user)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop painting and end the trend views' queries; the app's stop sequence runs once the

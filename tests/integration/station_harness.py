@@ -14,6 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
+from station.domain.roles import Role
+from station.services.accounts import Accounts
 from station.settings import Settings, from_mapping
 from tests.integration.servers import Mosquitto
 
@@ -38,16 +40,37 @@ def station_settings(broker: Mosquitto, data_dir: Path, **sections: dict[str, An
     return from_mapping(data)
 
 
+NURSE_PASSWORD = "nurse test password"  # for throwaway accounts in a test's data folder
+
+
+def ensure_accounts(settings: Settings, nurse: str) -> None:
+    """An admin and ``nurse`` in the station's data folder (a cheap scrypt cost: tests need
+    speed; each hash records its cost, so the station checks them as stored)."""
+    accounts = Accounts(settings.station.data_path / "users.json", scrypt_n=2**10)
+    if not accounts.has_users():
+        accounts.create("admin-test", Role.ADMIN, "admin test password")
+    if accounts.role_of(nurse) is None:
+        accounts.create(nurse, Role.NURSE, NURSE_PASSWORD)
+
+
 @contextmanager
 def running_station(
-    qtbot: QtBot, broker: Mosquitto, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot,
+    broker: Mosquitto,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    nurse: str = "nurse-test",
 ) -> Iterator[Station]:
-    """A started station, connected to the broker; stopped (and checked stopped) on exit."""
+    """A started station, connected to the broker, with ``nurse`` logged in; stopped (and
+    checked stopped) on exit."""
     monkeypatch.setenv("STATION_MQTT_PASSWORD", broker.passwords["station"])
-    station = Station(settings, user="nurse-test")
+    ensure_accounts(settings, nurse)
+    station = Station(settings, user=nurse)
     qtbot.addWidget(station.window)
     station.start()
     try:
+        with qtbot.waitSignal(station.actions.session_changed, timeout=CONNECT_TIMEOUT_MS):
+            station.actions.login(nurse, NURSE_PASSWORD)
         qtbot.waitUntil(lambda: station.window.broker_connected, timeout=CONNECT_TIMEOUT_MS)
         yield station
     finally:

@@ -170,7 +170,7 @@ def test_two_stations_on_one_broker_share_an_acknowledgement(
     other = _second_station(mosquitto, tmp_path)
     try:
         settings = station_settings(mosquitto, tmp_path / "a")
-        with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
+        with running_station(qtbot, mosquitto, settings, monkeypatch, "nurse-ann") as station:
             # Both stations must be subscribed before the condition starts, as on a ward
             # where both run all along: B says so with its retained status.
             listener.wait(lambda e: e[0] == "ward-test-b" and e[1].get("state") == "online")

@@ -268,3 +268,34 @@ def test_simulate_with_a_wrong_password_exits_1_without_echoing_it(mosquitto: Mo
     assert result.returncode == 1
     assert "not authorized" in result.stderr.lower()
     assert wrong not in result.stderr + result.stdout
+
+
+def test_users_add_creates_the_first_admin_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "station.toml"
+    config.write_text(f'[station]\ndata_dir = "{tmp_path / "data"}"\n')
+    secret = "a-new-admin-password"
+    env = dict(os.environ, STATION_NEW_PASSWORD=secret)
+    nurse_first = subprocess.run(
+        [sys.executable, "-m", "station", "--config", str(config), "users", "add", "ann"]
+        + ["--role", "nurse"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert nurse_first.returncode == 2
+    assert "first account must be an admin" in nurse_first.stderr
+    made = subprocess.run(
+        [sys.executable, "-m", "station", "--config", str(config), "users", "add", "boss"]
+        + ["--role", "admin"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    listed = station("--config", str(config), "users", "list")
+    assert listed.stdout.split() == ["boss", "admin"]
+    users_file = tmp_path / "data" / "users.json"
+    assert secret not in users_file.read_text()
+    assert secret not in made.stdout + made.stderr

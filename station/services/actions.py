@@ -1,0 +1,225 @@
+"""The action layer: every user action passes here, is checked against the role table, and is
+audited when denied. A disabled button is not the check; this is.
+
+Lives on the GUI thread (a check is a dictionary lookup; audit records are queued, never
+written here). Logins are verified on a short-lived thread (scrypt takes ~0.3 s), so the ward
+screen keeps painting while a password is checked.
+
+Flow for an action that needs a login (acknowledge, pause audio, change limits, settings, users,
+devices, audit export): the window asks; if the session's role allows it, the request goes on to
+the core with the session's user name; otherwise the denial is audited (``access.denied``: who,
+what, why) and ``login_required`` asks the window for a login — or, for an acknowledgement, an
+emergency acknowledge with a reason, audited as such.
+
+Signals:
+    acknowledge(str alarm_id, str user): to the core.
+    limits(str bed, object limits, object profile, str user): to the core.
+    login_required(str action, object request): the window shows the login dialog.
+    session_changed(SessionView): the header shows who is logged in, or that it is locked.
+    login_failed(str reason): for the login dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from station.domain.alarms import AlarmLimits
+from station.domain.roles import LABELS, Action, Role, allowed
+from station.domain.session import Session
+from station.services.accounts import Accounts, AuthResult
+from station.services.core import AuditSink
+
+log = logging.getLogger(__name__)
+
+EMERGENCY_USER = "emergency (no login)"
+LOGIN_THREAD = "login-check"
+MIN_REASON = 5
+
+
+class ActionLayer(QObject):
+    """See the module docstring. GUI thread."""
+
+    acknowledge = Signal(str, str)
+    limits = Signal(str, object, object, str)
+    login_required = Signal(str, object)
+    session_changed = Signal(object)
+    login_failed = Signal(str)
+    _login_done = Signal(object, bool)
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        audit: AuditSink,
+        station_id: str,
+        lock_after_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.accounts = accounts
+        self.audit = audit
+        self._station = station_id
+        self._clock = clock
+        self.session = Session(lock_after_s, clock())
+        self._login_thread: threading.Thread | None = None
+        self._login_done.connect(self._on_login_done)
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setInterval(1000)
+        self._idle_timer.timeout.connect(self.check_idle)
+        self._idle_timer.start()
+
+    # -- the check -------------------------------------------------------------------------
+
+    def authorize(self, action: Action, target: str = "") -> str | None:
+        """The user name if the session may do ``action``; else None, with the denial audited."""
+        role = self.session.role
+        if allowed(role, action):
+            return self.session.user or "anyone"
+        who = self.session.user or "nobody logged in"
+        reason = "no login (station locked)" if role is None else f"role {LABELS[role]}"
+        self.audit.record(
+            "access.denied",
+            actor=who,
+            role=role.value if role else "none",
+            target=target or self._station,
+            outcome="failure",
+            details={"action": action.value, "reason": reason},
+        )
+        log.info("denied %s to %s: %s", action.value, who, reason)
+        return None
+
+    def request(self, action: Action, target: str = "", request: object = None) -> str | None:
+        """:meth:`authorize`, and on a denial ask the window for a login."""
+        user = self.authorize(action, target)
+        if user is None:
+            self.login_required.emit(action.value, request)
+        return user
+
+    # -- actions ---------------------------------------------------------------------------
+
+    @Slot(str, str)
+    def on_acknowledge(self, alarm_id: str, _shown_user: str) -> None:
+        """A nurse pressed acknowledge; the session, not the button, says who it is."""
+        user = self.request(Action.ACKNOWLEDGE, alarm_id, alarm_id)
+        if user is not None:
+            self.acknowledge.emit(alarm_id, user)
+
+    def emergency_acknowledge(self, alarm_id: str, reason: str) -> bool:
+        """Acknowledge without a login in an emergency: allowed only with a reason, and audited
+        as an emergency with that reason. False if the reason is too short."""
+        text = " ".join(reason.split())
+        if len(text) < MIN_REASON:
+            return False
+        self.audit.record(
+            "alarm.emergency_acknowledge",
+            actor=EMERGENCY_USER,
+            role="none",
+            target=alarm_id,
+            outcome="success",
+            details={"reason": text[:300], "last_user": self.session.view().last_user},
+        )
+        self.acknowledge.emit(alarm_id, EMERGENCY_USER)
+        return True
+
+    @Slot(str, object, object, str)
+    def on_limits(
+        self, bed: str, limits: dict[str, AlarmLimits], profile: str | None, _shown: str
+    ) -> None:
+        """A bed's limits changed in the dialog."""
+        user = self.request(Action.CHANGE_LIMITS, bed, (bed, limits, profile))
+        if user is not None:
+            self.limits.emit(bed, limits, profile, user)
+
+    def audio_gate(self) -> str | None:
+        """For the audio bar: who may pause the ward's audio now (None: ask for a login)."""
+        return self.request(Action.PAUSE_AUDIO, self._station, "pause_audio")
+
+    # -- session ---------------------------------------------------------------------------
+
+    def login(self, name: str, secret: str, *, pin: bool = False) -> None:
+        """Check a login off the GUI thread; ``session_changed`` or ``login_failed`` follows."""
+        if self._login_thread is not None and self._login_thread.is_alive():
+            return  # one check at a time
+
+        def check() -> None:
+            try:
+                result = self.accounts.authenticate(name, secret, pin=pin)
+            except Exception as exc:  # a corrupt users file must not end in silence
+                log.exception("login check failed")
+                result = AuthResult(False, name, None, f"cannot check the login: {exc}")
+            self._login_done.emit(result, pin)
+
+        self._login_thread = threading.Thread(target=check, name=LOGIN_THREAD, daemon=True)
+        self._login_thread.start()
+
+    def wait_for_login_check(self, timeout: float = 5.0) -> None:
+        """Join the login thread (for shutdown and tests)."""
+        if self._login_thread is not None:
+            self._login_thread.join(timeout)
+
+    @Slot(object, bool)
+    def _on_login_done(self, result: AuthResult, pin: bool) -> None:
+        # The check is over (its thread only returns now): the next login may start one.
+        self._login_thread = None
+        how = "pin" if pin else "password"
+        if not result.ok or result.role is None:
+            self.audit.record(
+                "session.login",
+                actor=result.user[:64],
+                role="none",
+                target=self._station,
+                outcome="failure",
+                details={"method": how, "reason": result.reason},
+            )
+            self.login_failed.emit(result.reason)
+            return
+        before = self.session.view()
+        self.session.login(result.user, result.role, self._clock())
+        action = "session.switch" if before.user and before.user != result.user else "session.login"
+        self.audit.record(
+            action,
+            actor=result.user,
+            role=result.role.value,
+            target=self._station,
+            details={"method": how, "previous": before.user},
+        )
+        self.session_changed.emit(self.session.view())
+
+    def lock(self, reason: str = "by user") -> None:
+        """Lock the station now (the lock button, or leaving the station)."""
+        user, role = self.session.user, self.session.role
+        if self.session.lock():
+            self.audit.record(
+                "session.lock",
+                actor=user or "station",
+                role=role.value if role else "none",
+                target=self._station,
+                details={"reason": reason},
+            )
+        self.session_changed.emit(self.session.view())
+
+    def activity(self) -> None:
+        """Keyboard or mouse activity at the station."""
+        self.session.activity(self._clock())
+
+    @Slot()
+    def check_idle(self) -> None:
+        """Lock after the configured inactivity (called every second)."""
+        user, role = self.session.user, self.session.role
+        if self.session.idle_lock(self._clock()):
+            self.audit.record(
+                "session.lock",
+                actor=user or "station",
+                role=role.value if role else "none",
+                target=self._station,
+                details={"reason": f"inactive {self.session.lock_after_s:.0f} s"},
+            )
+            self.session_changed.emit(self.session.view())
+
+    def current_role(self) -> Role | None:
+        """The role the session acts with now (None: locked)."""
+        return self.session.role

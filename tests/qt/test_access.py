@@ -1,0 +1,245 @@
+"""Roles, the action layer and the station lock (issue 5), with a real audit file.
+
+The role × action table is written out here from the issue's text, not imported from the code, so
+a change to the code's table shows up as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from station.domain.alarms import AlarmState
+from station.domain.roles import Action, Role
+from station.services.accounts import Accounts
+from station.services.actions import EMERGENCY_USER, ActionLayer
+from station.services.audit_writer import AuditWriter
+from station.services.core import CoreWorker
+from station.settings import Settings, from_mapping
+from station.ui.login_dialog import LoginDialog
+from station.ui.main_window import MainWindow
+from tests.payloads import Clock, accepted
+
+PASSWORD = "a long password"
+EXPECTED = {
+    Role.WARD_STAFF: {Action.VIEW},
+    Role.NURSE: {Action.VIEW, Action.ACKNOWLEDGE, Action.PAUSE_AUDIO, Action.CHANGE_LIMITS},
+    Role.ADMIN: {Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES},
+    Role.AUDITOR: {Action.VIEW, Action.AUDIT_EXPORT},
+}
+USERS = {
+    Role.ADMIN: "root-admin",
+    Role.WARD_STAFF: "wes",
+    Role.NURSE: "ann",
+    Role.AUDITOR: "aud",
+}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditWriter]:
+    writer = AuditWriter(tmp_path / "audit", clock=clock)
+    writer.start()
+    yield writer
+    writer.close(5.0)
+
+
+@pytest.fixture
+def actions(tmp_path: Path, clock: Clock, audit: AuditWriter) -> Iterator[ActionLayer]:
+    accounts = Accounts(tmp_path / "users.json", clock=clock, scrypt_n=2**10)
+    for role, name in USERS.items():  # the admin first
+        accounts.create(name, role, PASSWORD)
+    layer = ActionLayer(accounts, audit, "ward-test", lock_after_s=300, clock=clock)
+    yield layer
+    layer.wait_for_login_check()
+
+
+def records(audit: AuditWriter) -> list[dict[str, object]]:
+    assert audit.close(5.0)
+    return [json.loads(line) for line in audit.path.read_text().splitlines()]
+
+
+def log_in(qtbot: QtBot, actions: ActionLayer, name: str, secret: str = PASSWORD) -> None:
+    with qtbot.waitSignal(actions.session_changed, timeout=5000):
+        actions.login(name, secret)
+
+
+def test_every_role_may_do_exactly_what_the_issue_says_and_each_denial_is_audited(
+    qtbot: QtBot, actions: ActionLayer, audit: AuditWriter
+) -> None:
+    denied: list[tuple[str, str]] = []
+    for role, name in USERS.items():
+        log_in(qtbot, actions, name)
+        got = {a for a in Action if actions.authorize(a, "Bed 1") is not None}
+        assert got == EXPECTED[role], role
+        denied += [(name, a.value) for a in Action if a not in EXPECTED[role]]
+    actions.lock()
+    assert {a for a in Action if actions.authorize(a) is not None} == {Action.VIEW}
+    denied += [("nobody logged in", a.value) for a in Action if a is not Action.VIEW]
+    audited = [
+        (r["actor"], r["details"]["action"])  # type: ignore[index]
+        for r in records(audit)
+        if r["action"] == "access.denied"
+    ]
+    assert audited == denied
+    assert len(audited) == 4 + 7 + 4 + 6 + 7  # admin, ward staff, nurse, auditor, locked
+
+
+def test_the_action_layer_forwards_only_what_the_role_allows(
+    qtbot: QtBot, actions: ActionLayer
+) -> None:
+    acks: list[tuple[str, str]] = []
+    limits: list[str] = []
+    actions.acknowledge.connect(lambda alarm_id, user: acks.append((alarm_id, user)))
+    actions.limits.connect(lambda bed, *_rest: limits.append(bed))
+    asked: list[str] = []
+    actions.login_required.connect(lambda action, _request: asked.append(action))
+    log_in(qtbot, actions, "aud")  # an auditor changes nothing
+    actions.on_acknowledge("alarm-1", "someone typed in the UI")
+    actions.on_limits("Bed 1", {}, None, "someone")
+    assert actions.audio_gate() is None
+    assert (acks, limits) == ([], [])
+    assert asked == ["acknowledge", "change_limits", "pause_audio"]
+    log_in(qtbot, actions, "ann")
+    actions.on_acknowledge("alarm-1", "ignored: the session says who")
+    actions.on_limits("Bed 1", {}, None, "ignored")
+    assert actions.audio_gate() == "ann"
+    assert acks == [("alarm-1", "ann")]
+    assert limits == ["Bed 1"]
+
+
+def test_a_failed_login_is_audited_without_the_password(
+    qtbot: QtBot, actions: ActionLayer, audit: AuditWriter
+) -> None:
+    with qtbot.waitSignal(actions.login_failed, timeout=5000) as failed:
+        actions.login("ann", "not the password")
+    assert failed.args == ["unknown user or wrong password"]
+    assert actions.session.user is None
+    text = audit.path.parent.joinpath("audit.jsonl")
+    rows = records(audit)
+    [row] = [r for r in rows if r["action"] == "session.login"]
+    assert (row["actor"], row["outcome"]) == ("ann", "failure")
+    assert "not the password" not in text.read_text()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return from_mapping(
+        {
+            "station": {"data_dir": str(tmp_path / "data")},
+            "ward": {"beds": 4, "devices": {"mon-1": 1}},
+        }
+    )
+
+
+@pytest.fixture
+def station(
+    qtbot: QtBot, settings: Settings, clock: Clock, audit: AuditWriter, actions: ActionLayer
+) -> tuple[MainWindow, CoreWorker]:
+    """Window and core wired as the app wires them: through the action layer."""
+    window = MainWindow(settings, "ann", lambda: None, clock, actions=actions)
+    window.render_timer.stop()
+    qtbot.addWidget(window)
+    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
+    core.alarm_changed.connect(window.on_alarm)
+    core.vitals_received.connect(window.on_vitals)
+    window.acknowledge_requested.connect(actions.on_acknowledge)
+    actions.acknowledge.connect(core.acknowledge)
+    return window, core
+
+
+def _lock_by_inactivity(qtbot: QtBot, actions: ActionLayer, clock: Clock) -> None:
+    log_in(qtbot, actions, "ann")
+    clock.now += 299
+    actions.check_idle()
+    assert actions.session.user == "ann"
+    clock.now += 2
+    actions.check_idle()
+    assert actions.session.user is None
+
+
+def _raise_alarm(window: MainWindow, core: CoreWorker, clock: Clock) -> str:
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=160))
+    window.paint_frame()
+    window.audio.tick()
+    [alarm] = [a for a in window.alarm_list.alarms() if a.parameter == "heartrate"]
+    return alarm.alarm_id
+
+
+def _ask_to_acknowledge(qtbot: QtBot, window: MainWindow, alarm_id: str) -> LoginDialog:
+    window.alarm_list.table.selectRow(0)
+    assert window.alarm_list.selected_id() == alarm_id
+    window.alarm_list.acknowledge_selected()
+    qtbot.waitUntil(lambda: window._login_dialog is not None, timeout=2000)
+    dialog = window._login_dialog
+    assert dialog is not None
+    assert dialog.isVisible()
+    return dialog
+
+
+def test_inactivity_locks_yet_a_new_alarm_shows_and_sounds_and_asks_for_a_reason(
+    qtbot: QtBot,
+    station: tuple[MainWindow, CoreWorker],
+    actions: ActionLayer,
+    clock: Clock,
+    audit: AuditWriter,
+) -> None:
+    window, core = station
+    _lock_by_inactivity(qtbot, actions, clock)
+    assert window.user_label.text() == "LOCKED — actions need a login"
+    alarm_id = _raise_alarm(window, core, clock)
+    assert window.tiles["Bed 1"].banner.text().startswith("***")  # shown while locked
+    assert window.audio.last_cue is not None  # and sounding
+    assert window.audio.last_cue.priority.value == "high"
+    dialog = _ask_to_acknowledge(qtbot, window, alarm_id)
+    assert window.alarm_list.alarms()[0].state is AlarmState.ACTIVE  # nothing acknowledged yet
+    dialog.reason.setText("no")  # too short: refused
+    dialog.emergency.click()
+    assert "reason" in dialog.message.text()
+    dialog.reason.setText("patient crashing, nurse gloved")
+    dialog.emergency.click()
+    acked = window.alarm_list.alarms()[0]
+    assert (acked.state, acked.by) == (AlarmState.ACKNOWLEDGED, EMERGENCY_USER)
+    rows = records(audit)
+    denied = [r for r in rows if r["action"] == "access.denied"]
+    assert [r["details"]["action"] for r in denied] == ["acknowledge"]  # type: ignore[index]
+    [emergency] = [r for r in rows if r["action"] == "alarm.emergency_acknowledge"]
+    assert emergency["details"]["reason"] == "patient crashing, nurse gloved"  # type: ignore[index]
+    assert emergency["target"] == alarm_id
+    locks = [r for r in rows if r["action"] == "session.lock"]
+    assert locks[0]["details"] == {"reason": "inactive 300 s"}
+
+
+def test_while_locked_logging_in_acknowledges_as_that_nurse(
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: Clock
+) -> None:
+    window, core = station
+    _lock_by_inactivity(qtbot, actions, clock)
+    alarm_id = _raise_alarm(window, core, clock)
+    dialog = _ask_to_acknowledge(qtbot, window, alarm_id)
+    dialog.user.setCurrentText("ann")
+    dialog.secret.setText(PASSWORD)
+    dialog.submit()
+    assert dialog.secret.text() == ""  # not kept in the widget
+    qtbot.waitUntil(lambda: window.alarm_list.alarms()[0].state is AlarmState.ACKNOWLEDGED)
+    assert window.alarm_list.alarms()[0].by == "ann"
+    assert window.user_label.text() == "User: ann (nurse)"
+
+
+def test_pausing_the_audio_while_locked_asks_for_a_login(
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: Clock
+) -> None:
+    window, core = station
+    _lock_by_inactivity(qtbot, actions, clock)
+    _raise_alarm(window, core, clock)
+    window.audio.pause_button.click()
+    assert window.audio.policy.pause_remaining() == 0  # not paused
+    qtbot.waitUntil(lambda: window._login_dialog is not None, timeout=2000)
