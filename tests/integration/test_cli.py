@@ -275,24 +275,12 @@ def test_users_add_creates_the_first_admin_from_the_environment(tmp_path: Path) 
     config.write_text(f'[station]\ndata_dir = "{tmp_path / "data"}"\n')
     secret = "a-new-admin-password"
     env = dict(os.environ, STATION_NEW_PASSWORD=secret)
-    nurse_first = subprocess.run(
-        [sys.executable, "-m", "station", "--config", str(config), "users", "add", "ann"]
-        + ["--role", "nurse"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    base = [sys.executable, "-m", "station", "--config", str(config), "users", "add"]
+    run = {"capture_output": True, "text": True, "env": env, "check": False}
+    nurse_first = subprocess.run([*base, "ann", "--role", "nurse"], **run)  # type: ignore[call-overload]
     assert nurse_first.returncode == 2
     assert "first account must be an admin" in nurse_first.stderr
-    made = subprocess.run(
-        [sys.executable, "-m", "station", "--config", str(config), "users", "add", "boss"]
-        + ["--role", "admin"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    made = subprocess.run([*base, "boss", "--role", "admin"], **run)  # type: ignore[call-overload]
     assert made.returncode == 0, made.stderr
     listed = station("--config", str(config), "users", "list")
     assert listed.stdout.split() == ["boss", "admin"]
