@@ -275,12 +275,17 @@ def test_users_add_creates_the_first_admin_from_the_environment(tmp_path: Path) 
     config.write_text(f'[station]\ndata_dir = "{tmp_path / "data"}"\n')
     secret = "a-new-admin-password"
     env = dict(os.environ, STATION_NEW_PASSWORD=secret)
-    base = [sys.executable, "-m", "station", "--config", str(config), "users", "add"]
-    run = {"capture_output": True, "text": True, "env": env, "check": False}
-    nurse_first = subprocess.run([*base, "ann", "--role", "nurse"], **run)  # type: ignore[call-overload]
+
+    def add(name: str, role: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "station", "--config", str(config), "users", "add", name]
+        return subprocess.run(
+            [*cmd, "--role", role], capture_output=True, text=True, env=env, check=False
+        )
+
+    nurse_first = add("ann", "nurse")
     assert nurse_first.returncode == 2
     assert "first account must be an admin" in nurse_first.stderr
-    made = subprocess.run([*base, "boss", "--role", "admin"], **run)  # type: ignore[call-overload]
+    made = add("boss", "admin")
     assert made.returncode == 0, made.stderr
     listed = station("--config", str(config), "users", "list")
     assert listed.stdout.split() == ["boss", "admin"]
