@@ -35,7 +35,8 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the key and says why."""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (plain MQTT is acceptable only there)."""
     if host == "localhost":
         return True
     try:
@@ -99,7 +100,7 @@ class MqttSection(BaseModel):
 
     @model_validator(mode="after")
     def _safe(self) -> MqttSection:
-        if not self.tls and not _is_loopback(self.host) and not self.allow_plain_remote:
+        if not self.tls and not is_loopback(self.host) and not self.allow_plain_remote:
             raise ValueError(
                 f"tls: plain MQTT to non-loopback host {self.host!r} is refused; "
                 "set tls = true (or allow_plain_remote = true if an admin accepts the risk)"

@@ -38,7 +38,7 @@ from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
 from station.services.trends import TrendStore
-from station.settings import Settings
+from station.settings import Settings, is_loopback
 from station.ui import theme
 from station.ui.alarm_list import AlarmList
 from station.ui.audio_bar import AudioBar
@@ -212,6 +212,15 @@ class MainWindow(QMainWindow):
             widget.setTextFormat(Qt.TextFormat.RichText)
             self.statusBar().addWidget(widget)
             self.statusBar().addWidget(QLabel("   "))
+        self.plain_warning: QLabel | None = None
+        m = settings.mqtt
+        if not m.tls and not is_loopback(m.host):
+            # An admin allowed plain MQTT to another machine: say so for as long as it lasts.
+            self.plain_warning = QLabel(
+                _pill(f"UNENCRYPTED MQTT to {m.host} (allowed by admin)", theme.BAD)
+            )
+            self.plain_warning.setTextFormat(Qt.TextFormat.RichText)
+            self.statusBar().addPermanentWidget(self.plain_warning)
         self._patient_views: dict[str, PatientView] = {}
         self.history = AlarmHistory()
         self._history_dialog: AlarmHistoryDialog | None = None

@@ -243,3 +243,21 @@ def test_pausing_the_audio_while_locked_asks_for_a_login(
     window.audio.pause_button.click()
     assert window.audio.policy.pause_remaining() == 0  # not paused
     qtbot.waitUntil(lambda: window._login_dialog is not None, timeout=2000)
+
+
+def test_plain_mqtt_to_another_host_is_shown_for_as_long_as_it_lasts(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    remote = from_mapping(
+        {
+            "station": {"data_dir": str(tmp_path)},
+            "mqtt": {"host": "broker.ward.example", "allow_plain_remote": True},
+        }
+    )
+    window = MainWindow(remote, "ann", lambda: None)
+    qtbot.addWidget(window)
+    assert window.plain_warning is not None
+    assert "UNENCRYPTED MQTT to broker.ward.example" in window.plain_warning.text()
+    local = MainWindow(from_mapping({"station": {"data_dir": str(tmp_path)}}), "ann", lambda: None)
+    qtbot.addWidget(local)
+    assert local.plain_warning is None
