@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -169,26 +171,23 @@ class MainWindow(QMainWindow):
         self.action_layer = actions
         self.login_button = QPushButton("Log in")
         self.lock_button = QPushButton("Lock")
-        self.users_button = QPushButton("Users…")
-        self.settings_button = QPushButton("Settings…")
-        self.export_button = QPushButton("Export audit…")
+        # Admin and auditor tasks in one menu: the header stays readable for the ward.
+        self.manage_button = QToolButton()
+        self.manage_button.setText("Manage ▾")
+        self.manage_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        manage = QMenu(self.manage_button)
+        self.manage_button.setMenu(manage)
         self.open_settings_dialog: Callable[[str], None] | None = None
         self.export_audit: Callable[[str], None] | None = None
         self._login_dialog: LoginDialog | None = None
         if actions is not None:
-            # Every button asks the action layer, which checks the role and audits denials.
+            # Every entry asks the action layer, which checks the role and audits denials.
             self.login_button.clicked.connect(lambda: self.on_login_required("login", None))
             self.lock_button.clicked.connect(lambda: actions.lock("by user"))
-            self.users_button.clicked.connect(self.open_users)
-            self.settings_button.clicked.connect(self.open_settings)
-            self.export_button.clicked.connect(self.open_audit_export)
-            for button in (
-                self.login_button,
-                self.lock_button,
-                self.users_button,
-                self.settings_button,
-                self.export_button,
-            ):
+            manage.addAction("Users…", self.open_users)
+            manage.addAction("Settings…", self.open_settings)
+            manage.addAction("Export audit trail…", self.open_audit_export)
+            for button in (self.login_button, self.lock_button, self.manage_button):
                 top.addWidget(button)
             actions.session_changed.connect(self.on_session)
             actions.login_required.connect(self.on_login_required)

@@ -44,10 +44,11 @@ QStatusBar {{ background: #10151c; color: {TEXT}; }}
 QTableWidget {{ background: {TILE}; color: {TEXT}; gridline-color: {TILE_BORDER};
                selection-background-color: #2f3b4a; font-size: 13px; }}
 QHeaderView::section {{ background: #1b232d; color: {MUTED}; border: none; padding: 3px; }}
-QPushButton {{ background: #253041; color: {TEXT}; border: 1px solid #3a4759;
+QPushButton, QToolButton {{ background: #253041; color: {TEXT}; border: 1px solid #3a4759;
               padding: 5px 12px; border-radius: 3px; font-size: 13px; }}
-QPushButton:disabled {{ color: {MUTED}; }}
-QPushButton:hover {{ background: #2f3d52; }}
+QPushButton:disabled, QToolButton:disabled {{ color: {MUTED}; }}
+QPushButton:hover, QToolButton:hover {{ background: #2f3d52; }}
+QToolButton::menu-indicator {{ image: none; }}
 QScrollArea {{ border: none; background: {BACKGROUND}; }}
 QDialog {{ background: {BACKGROUND}; color: {TEXT}; }}
 """
