@@ -33,7 +33,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from station import __version__
 from station.audit_cli import export_audit
-from station.credentials import secret
+from station.credentials import backend_status, from_environment, secret
 from station.domain.roles import Role
 from station.services.accounts import Accounts
 from station.services.actions import ActionLayer
@@ -46,6 +46,7 @@ from station.services.spool import Spool
 from station.services.trends import TrendStore
 from station.settings import Settings
 from station.ui.main_window import MainWindow
+from station.ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +96,11 @@ class Station(QObject):
         demo: DemoOptions | None = None,
         user: str | None = None,
         clock: Callable[[], float] = time.time,
+        config_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
+        self._config_path = config_path
         self._demo = demo
         self._stopped = False
         data_dir = settings.station.data_path
@@ -163,6 +166,9 @@ class Station(QObject):
             actions=self.actions,
         )
         self.window.export_audit = self._export_audit
+        self.window.open_settings_dialog = self._open_settings
+        self._settings_dialog: SettingsDialog | None = None
+        self._check_keyring()
         self._activity = _ActivityFilter(self.actions)
         self.simulator: Simulator | None = None
         self._wire()
@@ -187,6 +193,35 @@ class Station(QObject):
             outcome="failure",
             details={"status": status, "message": message[:300], "point": line[:300]},
         )
+
+    def _open_settings(self, user: str) -> None:
+        """The admin's settings dialog (the action layer has checked the role). Not modal: the
+        ward stays in view and usable behind it."""
+        if self._config_path is None:
+            QMessageBox.information(self.window, "Settings", "No configuration file to edit.")
+            return
+        if self._settings_dialog is not None and self._settings_dialog.isVisible():
+            self._settings_dialog.raise_()
+            return
+        dialog = SettingsDialog(self.settings, self._config_path, user, self.audit, self.window)
+        self._settings_dialog = dialog
+        dialog.show()
+
+    def _check_keyring(self) -> None:
+        """Say at start when a secret is needed but neither the environment nor a secure keyring
+        can give it: the station would otherwise fail later with only "rejected credentials"."""
+        s = self.settings
+        needed = [
+            kind
+            for kind, wanted in (("mqtt", bool(s.mqtt.username)), ("influx", s.influx.enabled))
+            if wanted and not from_environment(kind)
+        ]
+        if not needed:
+            return
+        status = backend_status()
+        if not status.ok:
+            log.error("%s", status.message)
+            self._faults.append(("keyring", status.message))
 
     def _export_audit(self, user: str) -> None:
         """Copy the audit trail to a folder the auditor chooses, with the verification result

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from station import __version__
 from station.domain.roles import Role
-from station.settings import ConfigError, Settings, from_mapping, load
+from station.settings import ConfigError, Settings, from_mapping, load, user_config_path
 
 log = logging.getLogger("station")
 
@@ -203,7 +203,12 @@ def _run_station(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     demo = DemoOptions(beds=settings.ward.beds) if args.demo else None
     try:
-        station = Station(settings, demo=demo)
+        # Where the settings dialog saves: the file given, else the user's; the demo's is
+        # thrown away with its data folder.
+        config_path = args.config or user_config_path()
+        if args.demo:
+            config_path = settings.station.data_path / "station.toml"
+        station = Station(settings, demo=demo, config_path=config_path)
     except (OSError, ssl.SSLError) as exc:
         # An unreadable CA or key, a data folder that cannot be created: a config problem.
         if broker is not None:
