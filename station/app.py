@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread
+from PySide6.QtCore import QObject, Qt, QThread
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from station import __version__
@@ -51,21 +51,6 @@ from station.ui.settings_dialog import SettingsDialog
 log = logging.getLogger(__name__)
 
 QUEUED = Qt.ConnectionType.QueuedConnection
-
-
-class _ActivityFilter(QObject):
-    """Keyboard and mouse presses anywhere in the application count as activity for the
-    station's auto-lock. Watches only; never consumes an event."""
-
-    def __init__(self, actions: ActionLayer) -> None:
-        super().__init__()
-        self._actions = actions
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Note the activity and let the event through."""
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress):
-            self._actions.activity()
-        return False
 
 
 _Store = TypeVar("_Store", Spool, TrendStore)
@@ -169,7 +154,6 @@ class Station(QObject):
         self.window.open_settings_dialog = self._open_settings
         self._settings_dialog: SettingsDialog | None = None
         self._check_keyring()
-        self._activity = _ActivityFilter(self.actions)
         self.simulator: Simulator | None = None
         self._wire()
 
@@ -300,9 +284,6 @@ class Station(QObject):
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.installEventFilter(self._activity)
         self.window.show()
         if self._demo is None and not self.accounts.has_users():
             self.window.open_users()  # the first run creates the admin
@@ -331,9 +312,6 @@ class Station(QObject):
         self._stopped = True
         ok = True
         self.window.render_timer.stop()
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.removeEventFilter(self._activity)
         self.actions.wait_for_login_check(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)

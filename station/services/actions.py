@@ -93,7 +93,9 @@ class ActionLayer(QObject):
         return None
 
     def request(self, action: Action, target: str = "", request: object = None) -> str | None:
-        """:meth:`authorize`, and on a denial ask the window for a login."""
+        """:meth:`authorize`, and on a denial ask the window for a login. A request is activity
+        at the station: the idle time starts again."""
+        self.activity()
         user = self.authorize(action, target)
         if user is None:
             self.login_required.emit(action.value, request)

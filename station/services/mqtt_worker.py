@@ -15,6 +15,16 @@ acknowledged (PUBACK) only when the core has its point in the spool: each messag
 a :class:`Delivery`, and the core calls :meth:`MqttWorker.ack` after the group commit. Until then
 the broker keeps the message and redelivers it after a crash or a reconnect.
 
+Connection failures (issue 5): the status bar must say *why* the station is not connected, in
+words hospital IT can act on, and a refusal must not turn into a retry storm. paho's
+``on_connect_fail`` gives no reason, so the reason is taken where it arises: the exception of the
+connection attempt (:class:`_Client` keeps it from ``reconnect()``, which paho's loop calls for
+every attempt), the TLS socket's own errors (the SSL context's ``sslsocket_class`` records them:
+certificate checks fail in the handshake, but a TLS 1.3 broker refuses a client certificate only
+at the first read), and the CONNACK reason code; :mod:`station.services.mqtt_reasons` turns them
+into the ``detail`` shown and the wait before the next attempt. A state is emitted only when it
+changes: the same refusal every minute is one report, not a new one each time.
+
 Signals:
     message_accepted(Accepted, Delivery), message_rejected(Rejection, Delivery),
     connection_changed(ConnectionState),
@@ -31,10 +41,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -45,12 +56,19 @@ from station import __version__
 from station.domain import ingest
 from station.domain.messages import Accepted
 from station.domain.timefmt import iso_ms
-from station.settings import Settings
+from station.services.mqtt_reasons import (
+    RECONNECT_MAX_S,
+    RECONNECT_MIN_S,
+    Failure,
+    describe_closed_early,
+    describe_connect_error,
+    describe_lost,
+    describe_refusal,
+    next_delay,
+)
+from station.settings import MqttSection, Settings
 
 log = logging.getLogger(__name__)
-
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +127,75 @@ def _no_delay(client: mqtt.Client) -> None:
         log.debug("TCP_NODELAY not set: %s", exc)
 
 
+# -- paho client and TLS socket that keep the reason -------------------------------------------
+
+
+class _Client(mqtt.Client):
+    """paho's client that keeps the exception that ended its last connection attempt.
+
+    paho's network loop calls ``reconnect()`` (public API) for every attempt, catches the
+    ``OSError`` it raises and calls ``on_connect_fail`` without it; ``connect_error`` keeps it for
+    that callback. Any other exception would end paho's loop thread (it catches only
+    ``OSError``), so it is kept and raised again as an ``OSError``: the attempt counts as failed,
+    is retried with the backoff and its reason is shown.
+    """
+
+    connect_error: BaseException | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        self.connect_error = None
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.connect_error = exc
+            raise
+        except Exception as exc:
+            self.connect_error = exc
+            raise OSError(str(exc)) from exc
+
+
+def _recording_tls_socket(record: Callable[[OSError], None]) -> type[ssl.SSLSocket]:
+    """An ``ssl.SSLSocket`` class that hands its handshake and read errors to ``record`` (the
+    SSL context makes its sockets of ``sslsocket_class``, a documented hook). The non-blocking
+    "try again" signals of a healthy socket are not errors and are not recorded."""
+
+    class RecordingSSLSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            try:
+                super().do_handshake(block)
+            except OSError as exc:
+                record(exc)
+                raise
+
+        def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+            try:
+                return super().recv(buflen, flags)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                raise
+            except OSError as exc:
+                record(exc)
+                raise
+
+    return RecordingSSLSocket
+
+
+def _tls_context(m: MqttSection, record: Callable[[OSError], None]) -> ssl.SSLContext:
+    """TLS 1.2 or later, the broker's certificate verified against ``ca_file`` (or the system
+    store) and its host name checked; the client certificate for mTLS when configured."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if m.ca_file:
+        context.load_verify_locations(cafile=str(Path(m.ca_file).expanduser()))
+    else:
+        context.load_default_certs()
+    if m.client_cert:
+        context.load_cert_chain(
+            str(Path(m.client_cert).expanduser()), str(Path(m.client_key).expanduser())
+        )
+    context.sslsocket_class = _recording_tls_socket(record)
+    return context
+
+
 class MqttWorker(QObject):
     """Owns the paho client and its network thread. Created on the GUI thread; its signals are
     emitted from the ``mqtt`` thread.
@@ -140,12 +227,20 @@ class MqttWorker(QObject):
         self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
         self.loop_restarts = 0
         self.acks_skipped = 0
+        # Per connection attempt, touched only by paho's thread (reset in _on_pre_connect).
+        self._tls_error: OSError | None = None
+        self._refusal: Failure | None = None
+        self._session_up = False
+        self._delay_set = False
+        self._delay: int | None = None  # the last wait before a retry; None after a success
+        self._report_lock = threading.Lock()
+        self._reported: tuple[bool, str, bool] | None = None
         m = settings.mqtt
         self._topics = tuple(m.topics)
         self._v5 = m.protocol == "5"
         self._status_topic = status_topic(settings.station.id)
         self._alarms_topic = alarms_topic(settings.station.id)
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
@@ -154,17 +249,12 @@ class MqttWorker(QObject):
         )
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         if m.tls:
-            client.tls_set(
-                ca_certs=m.ca_file or None,
-                certfile=m.client_cert or None,
-                keyfile=m.client_key or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            client.tls_set_context(_tls_context(m, self._record_tls_error))
             client.tls_insecure_set(False)
         if m.username:
             client.username_pw_set(m.username, password)
         client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        client.on_pre_connect = self._guard(self._on_pre_connect)
         client.on_connect = self._guard(self._on_connect)
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_message = self._guard(self._on_message)
@@ -175,7 +265,7 @@ class MqttWorker(QObject):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background; reconnects with 1–5 s backoff until :meth:`stop`."""
+        """Connect in the background; reconnects until :meth:`stop` (see :func:`next_delay`)."""
         m = self._settings.mqtt
         props: Properties | None = None
         if self._v5:
@@ -284,6 +374,37 @@ class MqttWorker(QObject):
 
         return wrapped
 
+    def _report(self, connected: bool, detail: str, deliberate: bool = False) -> None:
+        """Emit the connection state if it differs from the last one emitted: a refusal repeated
+        at every retry is one report, not a new state change each time."""
+        state = (connected, detail, deliberate)
+        with self._report_lock:
+            if state == self._reported:
+                return
+            self._reported = state
+        self.connection_changed.emit(ConnectionState(connected, detail, self._clock(), deliberate))
+
+    def _failed(self, failure: Failure) -> None:
+        """Report an attempt's failure and set the wait before paho's next attempt (paho waits
+        right after the callback that calls this; ``reconnect_delay_set`` with min = max makes
+        the wait exactly ours). Once per attempt: a refused CONNACK is followed by a disconnect."""
+        if not self._delay_set:
+            self._delay_set = True
+            self._delay = next_delay(self._delay, failure.persistent)
+            self._client.reconnect_delay_set(self._delay, self._delay)
+            log.debug("next connection attempt in %d s", self._delay)
+        self._report(False, failure.detail)
+
+    def _record_tls_error(self, exc: OSError) -> None:
+        self._tls_error = exc
+
+    def _on_pre_connect(self, _client: mqtt.Client, _userdata: object) -> None:
+        # A new attempt: forget what the last one saw.
+        self._tls_error = None
+        self._refusal = None
+        self._session_up = False
+        self._delay_set = False
+
     def _on_connect(
         self,
         client: mqtt.Client,
@@ -293,10 +414,12 @@ class MqttWorker(QObject):
         _props: Properties | None,
     ) -> None:
         if reason.is_failure:
-            self.connection_changed.emit(
-                ConnectionState(False, f"refused by broker: {reason}", self._clock())
-            )
+            # paho closes the connection next and calls _on_disconnect, which sets the wait.
+            self._refusal = describe_refusal(reason)
+            self._failed(self._refusal)
             return
+        self._session_up = True
+        self._delay = None
         with self._ack_lock:
             self._generation += 1
         topics = (*self._topics, PEER_ALARMS)
@@ -308,13 +431,13 @@ class MqttWorker(QObject):
         client.subscribe(subs)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         resumed = " (session resumed)" if flags.session_present else ""
-        self.connection_changed.emit(ConnectionState(True, f"connected{resumed}", self._clock()))
+        self._report(True, f"connected{resumed}")
 
     def _on_disconnect(
         self,
         _client: mqtt.Client,
         _userdata: object,
-        _flags: mqtt.DisconnectFlags,
+        flags: mqtt.DisconnectFlags,
         reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
@@ -323,11 +446,17 @@ class MqttWorker(QObject):
         with self._ack_lock:
             self._generation += 1
         if self._stopping.is_set():
-            self.connection_changed.emit(ConnectionState(False, "stopped", self._clock(), True))
+            self._report(False, "stopped", deliberate=True)
             return
-        self.connection_changed.emit(
-            ConnectionState(False, f"connection lost: {reason}", self._clock())
-        )
+        m = self._settings.mqtt
+        if self._session_up:
+            self._session_up = False
+            lost = describe_lost(reason, flags.is_disconnect_packet_from_server)
+            self._failed(Failure(lost, persistent=False))
+        elif self._refusal is not None:
+            self._failed(self._refusal)
+        else:
+            self._failed(describe_closed_early(m.tls, self._tls_error, m.host, bool(m.client_cert)))
 
     def _on_subscribe(
         self,
@@ -347,8 +476,7 @@ class MqttWorker(QObject):
             log.error("peer alarm sync unavailable: broker refused %s: %s", PEER_ALARMS, refused)
             return
         if refused:
-            detail = f"subscription refused by broker: {', '.join(refused)}"
-            self.connection_changed.emit(ConnectionState(False, detail, self._clock()))
+            self._report(False, f"subscription refused by broker: {', '.join(refused)}")
 
     def _on_peer(self, station: str, raw: bytes) -> None:
         if len(raw) > MAX_PEER_EVENT_BYTES:
@@ -362,10 +490,17 @@ class MqttWorker(QObject):
             self.peer_event.emit(station, event)
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
+        if self._stopping.is_set():
+            return
         m = self._settings.mqtt
-        self.connection_changed.emit(
-            ConnectionState(False, f"cannot reach broker {m.host}:{m.port}", self._clock())
+        failure = describe_connect_error(
+            self._client.connect_error,
+            m.host,
+            m.port,
+            tls_error=self._tls_error,
+            client_cert=bool(m.client_cert),
         )
+        self._failed(failure)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         delivery = Delivery(self._generation, msg.mid, msg.qos)

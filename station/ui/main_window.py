@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -189,6 +189,15 @@ class MainWindow(QMainWindow):
             manage.addAction("Export audit trail…", self.open_audit_export)
             for button in (self.login_button, self.lock_button, self.manage_button):
                 top.addWidget(button)
+            # Inactivity: the pointer's position, sampled once a second. (An application-wide
+            # event filter in Python sees every event of every object, including objects being
+            # destroyed, which PySide must wrap: a crash risk for a convenience.) Clicks and
+            # keys in the station's own dialogs count through the action layer's requests.
+            self._pointer = QCursor.pos()
+            self._activity_timer = QTimer(self)
+            self._activity_timer.setInterval(1000)
+            self._activity_timer.timeout.connect(self._sample_activity)
+            self._activity_timer.start()
             actions.session_changed.connect(self.on_session)
             actions.login_required.connect(self.on_login_required)
             self.audio.gate = actions.audio_gate
@@ -410,6 +419,25 @@ class MainWindow(QMainWindow):
         view.raise_()
 
     # -- session and admin actions ---------------------------------------------------------
+
+    @Slot()
+    def _sample_activity(self) -> None:
+        pointer = QCursor.pos()
+        if pointer != self._pointer and self.action_layer is not None:
+            self._pointer = pointer
+            self.action_layer.activity()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """A key typed on the ward screen counts as activity for the auto-lock."""
+        if self.action_layer is not None:
+            self.action_layer.activity()
+        super().keyPressEvent(event)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """A click on the ward screen counts as activity for the auto-lock."""
+        if self.action_layer is not None:
+            self.action_layer.activity()
+        super().mousePressEvent(event)
 
     @Slot(object)
     def on_session(self, view: SessionView) -> None:

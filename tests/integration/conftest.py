@@ -13,13 +13,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from .servers import Mosquitto, Pki, ServerProcess, VictoriaMetrics, make_pki
+from .servers import (
+    HardenedMosquitto,
+    Mosquitto,
+    Pki,
+    ServerProcess,
+    VictoriaMetrics,
+    make_pki,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DEVICES = ("monitor-a", "monitor-b")
@@ -108,6 +115,46 @@ def mosquitto(
     """A running broker (TLS on ``port``, plain on ``plain_port``) with users ``station``,
     ``sensor`` and ``mosquitto_devices``; their passwords are in ``passwords``."""
     broker = Mosquitto(tmp_path / "mosquitto", pki)
+    for device in mosquitto_devices:
+        broker.add_device(device)
+    yield from _run(broker, request)
+
+
+@pytest.fixture(scope="session")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A second CA, unrelated to ``pki``: the wrong CA for a station or a client certificate."""
+    return make_pki(tmp_path_factory.mktemp("other-pki"))
+
+
+@pytest.fixture
+def start_mosquitto(
+    pki: Pki, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Mosquitto]]:
+    """Start brokers with options of :class:`Mosquitto` (``server_cert``,
+    ``require_certificate``, ...): ``start_mosquitto("name", require_certificate=True)``. Each
+    runs in its own folder and is stopped and checked in teardown like ``mosquitto``."""
+    with contextlib.ExitStack() as stack:
+
+        def start(name: str, **options: Any) -> Mosquitto:
+            run = _run(Mosquitto(tmp_path / name, pki, **options), request)
+            broker = next(run)
+            stack.callback(next, run, None)
+            return broker
+
+        yield start
+
+
+@pytest.fixture
+def hardened_mosquitto(
+    pki: Pki,
+    tmp_path: Path,
+    mosquitto_devices: tuple[str, ...],
+    request: pytest.FixtureRequest,
+) -> Iterator[HardenedMosquitto]:
+    """A running broker configured by the shipped ``config/mosquitto-hardened.conf``,
+    ``config/mosquitto-ward.conf`` and ``config/mosquitto-acl.example`` (TLS only, on ``port``),
+    with the ACL's station users and ``mosquitto_devices``; passwords in ``passwords``."""
+    broker = HardenedMosquitto(tmp_path / "hardened", pki)
     for device in mosquitto_devices:
         broker.add_device(device)
     yield from _run(broker, request)

@@ -4,7 +4,10 @@ The station's promises (nothing acknowledged is lost, a device cannot speak for 
 historian counts a point once) hold or fail in the real servers, not in a mock of them. These
 classes start the Debian binaries on free loopback ports in a throwaway folder, wait until they
 answer, and stop them by process id, so a test can also crash (``kill``) or restart them on the
-same ports with the same data.
+same ports with the same data. :class:`HardenedMosquitto` runs the broker configuration this
+repository ships for production; the certificates (a CA per session, and on demand an expired
+server certificate or one for another host name) are made here, never committed.
+:class:`TcpProxy` relays to a server and counts the connection attempts that reach it.
 
 Every process started here is also remembered in a module registry that an ``atexit`` hook kills,
 so an interrupted test run does not leave a broker behind.
@@ -18,14 +21,16 @@ import ipaddress
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,8 @@ LOOPBACK = "127.0.0.1"
 POLL_INTERVAL_S = 0.02
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+"""The configuration files this repository ships (``config/``)."""
 
 Series = dict[str, Any]
 """One line of ``/api/v1/export``: ``metric`` (labels), ``values``, ``timestamps`` (ms)."""
@@ -118,15 +125,32 @@ class Pki:
     client_key: Path
 
 
+@dataclass(frozen=True)
+class CertFiles:
+    """One certificate and its private key, as PEM files."""
+
+    cert: Path
+    key: Path
+
+
 def _issue(
     subject: str,
     key: ec.EllipticCurvePrivateKey,
     ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
     *extensions: x509.ExtensionType,
+    expired: bool = False,
 ) -> x509.Certificate:
-    """Sign a certificate for ``subject`` by ``ca`` (certificate, key), or by itself if None."""
+    """Sign a certificate for ``subject`` by ``ca`` (certificate, key), or by itself if None.
+
+    Valid from 5 minutes ago for 2 days, or, if ``expired``, from 10 days ago until yesterday.
+    """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = dt.datetime.now(dt.UTC)
+    if expired:
+        valid_from, valid_until = now - dt.timedelta(days=10), now - dt.timedelta(days=1)
+    else:
+        # Tolerate a little clock skew at the start.
+        valid_from, valid_until = now - dt.timedelta(minutes=5), now + dt.timedelta(days=2)
     issuer, issuer_key = (name, key) if ca is None else (ca[0].subject, ca[1])
     is_ca = ca is None
     builder = (
@@ -135,8 +159,8 @@ def _issue(
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a little clock skew
-        .not_valid_after(now + dt.timedelta(days=2))
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_until)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=0 if is_ca else None), True)
         .add_extension(
             # OpenSSL 3's strict verification refuses a CA without keyCertSign.
@@ -163,6 +187,33 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def _write_pem(
+    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> CertFiles:
+    """Write ``<stem>.pem`` and ``<stem>.key`` (mode 0600) and return their paths."""
+    files = CertFiles(directory / f"{stem}.pem", directory / f"{stem}.key")
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+def _subject_alt_names(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(names)
+
+
 def make_pki(directory: Path) -> Pki:
     """Create a CA, a server certificate (``localhost``, ``127.0.0.1``) and a client certificate.
 
@@ -178,9 +229,7 @@ def make_pki(directory: Path) -> Pki:
             "localhost",
             keys["server"],
             (ca, keys["ca"]),
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address(LOOPBACK))]
-            ),
+            _subject_alt_names(["localhost", LOOPBACK]),
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
         ),
         "client": _issue(
@@ -190,24 +239,42 @@ def make_pki(directory: Path) -> Pki:
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
         ),
     }
-    for role, cert in certs.items():
-        (directory / f"{role}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file = directory / f"{role}.key"
-        key_file.write_bytes(
-            keys[role].private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_file.chmod(0o600)
+    files = {role: _write_pem(directory, role, cert, keys[role]) for role, cert in certs.items()}
     return Pki(
-        **{
-            f"{role}_{kind}": directory / f"{role}.{ext}"
-            for role in certs
-            for kind, ext in (("cert", "pem"), ("key", "key"))
-        }
+        ca_cert=files["ca"].cert,
+        ca_key=files["ca"].key,
+        server_cert=files["server"].cert,
+        server_key=files["server"].key,
+        client_cert=files["client"].cert,
+        client_key=files["client"].key,
     )
+
+
+def issue_server_cert(
+    pki: Pki,
+    directory: Path,
+    stem: str,
+    hosts: Sequence[str] = ("localhost", LOOPBACK),
+    *,
+    expired: bool = False,
+) -> CertFiles:
+    """Sign another server certificate with ``pki``'s CA: for other ``hosts`` (a hostname
+    mismatch), or one that has ``expired``. Written as ``<stem>.pem`` and ``<stem>.key``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{pki.ca_key} is not an EC key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue(
+        hosts[0],
+        key,
+        (ca_cert, ca_key),
+        _subject_alt_names(hosts),
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+        expired=expired,
+    )
+    return _write_pem(directory, stem, cert, key)
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -356,6 +423,10 @@ class Mosquitto(ServerProcess):
     ``include_dir``, as Debian's ``mosquitto.conf`` includes ``/etc/mosquitto/conf.d``; the
     test's own ``autosave_interval`` and ``max_queued_messages`` are then left out, so the file's
     values rule.
+
+    ``server_cert`` replaces the PKI's server certificate (an expired one, one for another host
+    name); ``require_certificate`` makes the TLS listener demand a client certificate signed by
+    the CA (mTLS), on top of the password.
     """
 
     name = "mosquitto"
@@ -367,9 +438,13 @@ class Mosquitto(ServerProcess):
         *,
         plain_listener: bool = True,
         extra_config: Path | None = None,
+        server_cert: CertFiles | None = None,
+        require_certificate: bool = False,
     ) -> None:
         super().__init__(workdir)
         self.pki = pki
+        self.server_cert = server_cert or CertFiles(pki.server_cert, pki.server_key)
+        self.require_certificate = require_certificate
         self.host = LOOPBACK
         ports = free_ports(2)
         self.port = ports[0]
@@ -495,13 +570,162 @@ class Mosquitto(ServerProcess):
             "",
             f"listener {self.port} {self.host}",
             f"cafile {self.pki.ca_cert}",
-            f"certfile {self.pki.server_cert}",
-            f"keyfile {self.pki.server_key}",
+            f"certfile {self.server_cert.cert}",
+            f"keyfile {self.server_cert.key}",
             "tls_version tlsv1.2",
         ]
+        if self.require_certificate:
+            lines.append("require_certificate true")
         if self.plain_port is not None:
             lines += ["", f"listener {self.plain_port} {self.host}"]
         return "\n".join(lines) + "\n"
+
+
+class HardenedMosquitto(Mosquitto):
+    """Mosquitto run with the production files this repository ships, as a ward installs them.
+
+    ``config/mosquitto-hardened.conf`` and ``config/mosquitto-ward.conf`` go to ``conf.d/``, the
+    main file is what Debian's ``mosquitto.conf`` holds (persistence folder, log file,
+    ``include_dir``), and ``config/mosquitto-acl.example`` is the ACL. Only the machine-specific
+    lines of the hardened file are replaced: its port, certificate paths, password file and ACL
+    path (each must appear exactly once, so a changed file fails here rather than run with the
+    shipped paths). There is no plain listener, and every ``user`` of the ACL gets a password.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        pki: Pki,
+        *,
+        hardened_config: Path = CONFIG_DIR / "mosquitto-hardened.conf",
+        acl_example: Path = CONFIG_DIR / "mosquitto-acl.example",
+        ward_config: Path = CONFIG_DIR / "mosquitto-ward.conf",
+    ) -> None:
+        super().__init__(workdir, pki, plain_listener=False, extra_config=ward_config)
+        self.hardened_config = hardened_config
+        self.acl_example = acl_example
+        for line in acl_example.read_text().splitlines():
+            if line.startswith("user "):
+                self.passwords[line.split(maxsplit=1)[1].strip()] = secrets.token_urlsafe(24)
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Write ``conf.d/hardened.conf`` with this broker's paths, then start as usual."""
+        self.include_dir.mkdir(exist_ok=True)
+        (self.include_dir / "hardened.conf").write_text(self._hardened())
+        super().start(timeout)
+
+    def _hardened(self) -> str:
+        replacements = {
+            "listener 8883": f"listener {self.port} {self.host}",
+            "cafile /etc/mosquitto/certs/ca.crt": f"cafile {self.pki.ca_cert}",
+            "certfile /etc/mosquitto/certs/server.crt": f"certfile {self.server_cert.cert}",
+            "keyfile /etc/mosquitto/certs/server.key": f"keyfile {self.server_cert.key}",
+            "password_file /etc/mosquitto/passwd": f"password_file {self.password_file}",
+            "acl_file /etc/mosquitto/acl": f"acl_file {self.acl_file}",
+        }
+        lines = self.hardened_config.read_text().splitlines()
+        for shipped, ours in replacements.items():
+            found = [i for i, line in enumerate(lines) if line.strip() == shipped]
+            if len(found) != 1:
+                raise RuntimeError(
+                    f"{self.hardened_config}: expected the line {shipped!r} once, "
+                    f"found it {len(found)} times"
+                )
+            lines[found[0]] = ours
+        return "\n".join(lines) + "\n"
+
+    def _acl(self) -> str:
+        return self.acl_example.read_text()
+
+    def _config(self) -> str:
+        lines = [
+            "# Written by tests/integration/servers.py: what Debian's mosquitto.conf holds.",
+            "persistence true",
+            f"persistence_location {self.persistence_dir}/",
+            f"log_dest file {self.log_file}",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        ]
+        if os.geteuid() == 0:
+            lines.append("user root")  # see Mosquitto._config
+        lines.append(f"include_dir {self.include_dir}")
+        return "\n".join(lines) + "\n"
+
+
+class TcpProxy:
+    """A loopback TCP relay to a server that records when each connection arrived.
+
+    The broker's log has whole seconds only; this counts connection attempts as the server side
+    sees them, to the millisecond (``accepted_at``, ``time.monotonic()``). Bytes pass unchanged,
+    TLS included. Use as a context manager; ``close`` ends every relayed connection.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(POLL_INTERVAL_S * 10)
+        self.host = LOOPBACK
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted_at: list[float] = []
+        self._closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._start(self._accept_loop, "proxy-accept")
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def attempts(self) -> list[float]:
+        """Arrival times (``time.monotonic()``) of the connections so far."""
+        with self._lock:
+            return list(self.accepted_at)
+
+    def close(self) -> None:
+        """Stop accepting, end every relayed connection and join the relay threads."""
+        self._closed.set()
+        for thread in list(self._threads):
+            thread.join(STOP_TIMEOUT_S)
+        self._listener.close()
+
+    def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted_at.append(time.monotonic())
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._start(self._relay, "proxy-relay", client, upstream)
+
+    def _relay(self, a: socket.socket, b: socket.socket) -> None:
+        peer = {a: b, b: a}
+        try:
+            while not self._closed.is_set():
+                readable, _, _ = select.select([a, b], [], [], POLL_INTERVAL_S * 10)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peer[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            a.close()
+            b.close()
 
 
 def _find_victoria_metrics() -> str:
