@@ -312,7 +312,7 @@ class Station(QObject):
         self._stopped = True
         ok = True
         self.window.render_timer.stop()
-        self.actions.wait_for_login_check(1.0)
+        self.actions.shutdown(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.mqtt.stop(1.5)

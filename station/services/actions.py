@@ -163,6 +163,13 @@ class ActionLayer(QObject):
         if self._login_thread is not None:
             self._login_thread.join(timeout)
 
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Stop the idle check and let a login check end. Called when the station stops: an
+        idle lock firing later would audit into a closed trail and signal a window that is
+        gone (seen here: a crash in Qt when that window had been deleted)."""
+        self._idle_timer.stop()
+        self.wait_for_login_check(timeout)
+
     @Slot(object, bool)
     def _on_login_done(self, result: AuthResult, pin: bool) -> None:
         # The check is over (its thread only returns now): the next login may start one.

@@ -59,7 +59,7 @@ def actions(tmp_path: Path, clock: Clock, audit: AuditWriter) -> Iterator[Action
         accounts.create(name, role, PASSWORD)
     layer = ActionLayer(accounts, audit, "ward-test", lock_after_s=300, clock=clock)
     yield layer
-    layer.wait_for_login_check()
+    layer.shutdown()
 
 
 def records(audit: AuditWriter) -> list[dict[str, object]]:
