@@ -72,7 +72,8 @@ class Station(QObject):
     Args:
         settings: validated configuration (for the demo, already pointed at the embedded broker).
         demo: simulated devices to run against the broker, or None for a real ward.
-        user: the name acknowledgements are recorded under until logins exist.
+        user: the name shown before anyone logs in; in the demo, the nurse session's name.
+            Who acts is always the session's user (the action layer), never this name.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class Station(QObject):
         self._stopped = False
         data_dir = settings.station.data_path
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.chmod(0o700)  # patient data: also when the folder existed (made by a CLI run)
         self.audit = AuditWriter(data_dir / "audit", clock=clock)
         self._faults: list[tuple[str, str]] = []
         self.spool: Spool | None = None
@@ -178,22 +180,24 @@ class Station(QObject):
             details={"status": status, "message": message[:300], "point": line[:300]},
         )
 
-    def _open_settings(self, user: str) -> None:
+    def _open_settings(self, user: str) -> SettingsDialog | None:
         """The admin's settings dialog (the action layer has checked the role). Not modal: the
         ward stays in view and usable behind it."""
         if self._config_path is None:
             QMessageBox.information(self.window, "Settings", "No configuration file to edit.")
-            return
+            return None
         if self._settings_dialog is not None and self._settings_dialog.isVisible():
             self._settings_dialog.raise_()
-            return
+            return None
         dialog = SettingsDialog(self.settings, self._config_path, user, self.audit, self.window)
         self._settings_dialog = dialog
         dialog.show()
+        return dialog
 
     def _check_keyring(self) -> None:
-        """Say at start when a secret is needed but neither the environment nor a secure keyring
-        can give it: the station would otherwise fail later with only "rejected credentials"."""
+        """Say at start when a secret is needed, is not in the environment, and there is no
+        secure keyring to hold it: the station would otherwise fail later with only "rejected
+        credentials". (A secure keyring that lacks the secret shows as that refusal.)"""
         s = self.settings
         needed = [
             kind
@@ -232,9 +236,23 @@ class Station(QObject):
         self.audit.record(
             "trends.export",
             actor=user,
-            role="nurse",
+            role=self._role_name(user),
             target=bed,
             details={"path": path, "rows": rows},
+        )
+
+    def _role_name(self, user: str) -> str:
+        role = self.accounts.role_of(user)
+        return "none" if role is None else role.value
+
+    def _history_exported(self, path: str, rows: int, user: str) -> None:
+        """The alarm history left the station as a file."""
+        self.audit.record(
+            "alarms.export",
+            actor=user,
+            role=self._role_name(user),
+            target=path,
+            details={"rows": rows},
         )
 
     def _historian_status(self) -> HistorianStatus | None:
@@ -249,6 +267,7 @@ class Station(QObject):
         c.vitals_received.connect(w.on_vitals, QUEUED)
         c.data_gap.connect(w.on_gap, QUEUED)
         w.trends_exported.connect(self._trends_exported)
+        w.history_exported.connect(self._history_exported)
         c.alarm_changed.connect(w.on_alarm, QUEUED)
         c.stats_changed.connect(w.on_stats, QUEUED)
         c.connection_changed.connect(w.on_connection, QUEUED)
@@ -311,7 +330,7 @@ class Station(QObject):
             return True
         self._stopped = True
         ok = True
-        self.window.render_timer.stop()
+        self.window.stop_timers()
         self.actions.shutdown(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     users_sub.add_parser("list", help="list accounts with role and lock state")
+    unlock = users_sub.add_parser("unlock", help="clear an account's lockout")
+    unlock.add_argument("name")
+    passwd = users_sub.add_parser(
+        "passwd", help="set a password (STATION_NEW_PASSWORD or typed twice); clears a lockout"
+    )
+    passwd.add_argument("name")
 
     bench = sub.add_parser("bench", help="measure ingest rate and GUI load; prints JSON")
     bench.add_argument("--beds", type=int, default=8)
@@ -103,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    """Manage accounts from a shell: how an admin is created on a machine without a screen."""
+    """Manage accounts from a shell: how an admin is created on a machine without a screen, and
+    how a locked-out admin gets back in. (These changes are not in the station's audit trail,
+    which only the running station writes; the shell's own logs record who ran them.)"""
     from station.services.accounts import AccountError, Accounts  # noqa: PLC0415
 
     settings = load(args.config)
@@ -112,13 +120,21 @@ def _users(args: argparse.Namespace) -> int:
         for name, role, locked in accounts.users():
             print("\t".join([name, role.value, *(["LOCKED"] if locked else [])]))
         return 0
-    password = os.environ.get("STATION_NEW_PASSWORD")
-    if not password:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            print("station: the two passwords differ", file=sys.stderr)
-            return 2
     try:
+        if args.users_command == "unlock":
+            accounts.unlock(args.name)
+            print(f"{args.name} unlocked")
+            return 0
+        password = os.environ.get("STATION_NEW_PASSWORD")
+        if not password:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                print("station: the two passwords differ", file=sys.stderr)
+                return 2
+        if args.users_command == "passwd":
+            accounts.set_password(args.name, password)
+            print(f"password of {args.name} set")
+            return 0
         accounts.create(args.name, Role(args.role), password)
     except AccountError as exc:
         print(f"station: {exc}", file=sys.stderr)

@@ -12,7 +12,18 @@ import pytest
 # Before any Qt import: every test renders offscreen, on CI and on a desktop alike.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-OWNED_THREADS = frozenset({"mqtt", "historian", "audit", "simulator", "demo-broker", "trend-query"})
+OWNED_THREADS = frozenset(
+    {
+        "mqtt",
+        "historian",
+        "audit",
+        "simulator",
+        "demo-broker",
+        "trend-query",
+        "settings-test",
+        "login-check",
+    }
+)
 THREAD_GRACE_S = 5.0
 
 

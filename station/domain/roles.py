@@ -3,13 +3,17 @@
 Deny by default: an action is allowed only when the table names it for the role, and a role or
 action the table does not know is denied. The check lives in the action layer
 (:mod:`station.services.actions`), never in a button: a disabled button is convenience, not
-protection. Viewing the ward is the one thing no one needs a login for — the screen and the
-alarms stay visible and audible while the station is locked.
+protection. Without a login one may view the ward (the screen and the alarms stay visible and
+audible while the station is locked), resume paused audio (it only makes the ward louder), and
+acknowledge an alarm in an emergency, with a reason that is audited.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+
+EMERGENCY_USER = "emergency (no login)"
+"""The actor of an emergency acknowledge (no login, a reason given)."""
 
 
 class Role(Enum):
@@ -32,17 +36,26 @@ class Action(Enum):
     USERS = "users"
     DEVICES = "devices"
     AUDIT_EXPORT = "audit_export"
+    EXPORT_DATA = "export_data"
+    """Patient data out of the station as a file (trend CSV, alarm history CSV): not in the
+    issue's list, added because such an export must have a named, authorised actor."""
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.WARD_STAFF: frozenset({Action.VIEW}),
     Role.NURSE: frozenset(
-        {Action.VIEW, Action.ACKNOWLEDGE, Action.PAUSE_AUDIO, Action.CHANGE_LIMITS}
+        {
+            Action.VIEW,
+            Action.ACKNOWLEDGE,
+            Action.PAUSE_AUDIO,
+            Action.CHANGE_LIMITS,
+            Action.EXPORT_DATA,
+        }
     ),
     # Admins run the station; they are not the clinicians answering alarms.
     Role.ADMIN: frozenset({Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES}),
     # Auditors read and export the record, and change nothing.
-    Role.AUDITOR: frozenset({Action.VIEW, Action.AUDIT_EXPORT}),
+    Role.AUDITOR: frozenset({Action.VIEW, Action.AUDIT_EXPORT, Action.EXPORT_DATA}),
 }
 
 LOGIN_FREE = frozenset({Action.VIEW})

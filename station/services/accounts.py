@@ -11,10 +11,15 @@ admins or auditors) gets the same hash; what protects it online is the back-off 
 
 - after each failure the next attempt for that user waits 1, 2, 4 … up to 30 s;
 - after ``max_failures`` in a row the account is locked for ``lockout_s`` (an admin may unlock).
-Failures survive a restart (they are in the file), so restarting does not reset the count. An
-unknown user name costs the same hash as a known one, so timing does not reveal which exist.
+Failures survive a restart (they are in the file), so restarting does not reset the count; once a
+lockout has run out, the count starts again from zero. An unknown name gets the same answer and
+the same hash as a wrong password. (Names are not secret at a nurse station: the login dialog
+lists them for a quick switch.) A name that is not a valid user name is never logged or
+audited: it may be a password typed into the wrong field.
 
-Thread-safe (one lock): logins are checked on a worker thread, so the GUI never waits ~0.3 s.
+The file is re-read before every change, so an account added with ``station users add`` while
+the station runs is not overwritten. Thread-safe (one lock): logins are checked on a worker
+thread; only the admin's users dialog hashes on the GUI thread (~0.3 s per password set).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ SCRYPT_N = 2**17
 SCRYPT_R, SCRYPT_P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
 BACKOFF_MAX_S = 30.0
 MIN_PASSWORD = 8
+INVALID_NAME = "(not a user name)"
+"""Stands for a typed name that is not a valid user name in logs and the audit trail."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 PIN_PATTERN = re.compile(r"^[0-9]{4,8}$")
 
@@ -155,6 +162,7 @@ class Accounts:
         if pin is not None:
             record["pin"] = self._pin_hash(role, pin)
         with self._lock:
+            self._reload()
             if name in self._users:
                 raise AccountError(f"user name: {name!r} exists already")
             if not self._users and role is not Role.ADMIN:
@@ -167,6 +175,7 @@ class Accounts:
         self._check_password(password)
         hashed = _new_hash(password, self._n)
         with self._lock:
+            self._reload()
             u = self._get(name)
             u["password"] = hashed
             u.pop("failures", None)
@@ -181,6 +190,7 @@ class Accounts:
             raise AccountError(f"no user {name!r}")
         hashed = None if pin is None else self._pin_hash(role, pin)
         with self._lock:
+            self._reload()
             u = self._get(name)
             if hashed is None:
                 u.pop("pin", None)
@@ -191,6 +201,7 @@ class Accounts:
     def unlock(self, name: str) -> None:
         """Clear a lockout (an admin's decision)."""
         with self._lock:
+            self._reload()
             u = self._get(name)
             for key in ("failures", "locked_until", "next_try_at"):
                 u.pop(key, None)
@@ -199,6 +210,7 @@ class Accounts:
     def remove(self, name: str) -> None:
         """Delete a user; the last admin cannot be deleted (nobody could run the station)."""
         with self._lock:
+            self._reload()
             u = self._get(name)
             admins = [n for n, v in self._users.items() if v["role"] == Role.ADMIN.value]
             if u["role"] == Role.ADMIN.value and admins == [name]:
@@ -212,8 +224,15 @@ class Accounts:
         """Check a password (or a PIN); applies the back-off and lockout. Takes ~0.3 s: call it
         off the GUI thread."""
         now = self._clock()
+        if not NAME_PATTERN.match(name):
+            _matches(secret, self._dummy)  # the same cost as any other failure
+            return AuthResult(False, INVALID_NAME, None, "unknown user or wrong password")
         with self._lock:
+            self._reload()
             u = self._users.get(name)
+            if u is not None and 0 < float(u.get("locked_until", 0.0)) <= now:
+                for key in ("failures", "locked_until", "next_try_at"):
+                    u.pop(key, None)  # the lockout ran out: a fresh count
             stored = None if u is None else dict(u.get("pin" if pin else "password") or {})
             locked_until = 0.0 if u is None else float(u.get("locked_until", 0.0))
             next_try = 0.0 if u is None else float(u.get("next_try_at", 0.0))
@@ -270,6 +289,13 @@ class Accounts:
             raise AccountError("PIN: 4 to 8 digits")
         return _new_hash(pin, self._n)
 
+    def _reload(self) -> None:
+        """Re-read the file (under the lock) so a change made by another process — ``station
+        users add`` while the station runs — is kept, not overwritten by the next save."""
+        if self.path.exists():
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            self._users = dict(doc.get("users", {}))
+
     def _get(self, name: str) -> dict[str, Any]:
         u = self._users.get(name)
         if u is None:
@@ -278,7 +304,7 @@ class Accounts:
 
     def _save(self) -> None:
         """Write atomically (temp file, fsync, rename), readable by the station's user only."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {"version": 1, "users": self._users}
         fd, tmp = tempfile.mkstemp(prefix=".users-", dir=self.path.parent)
         try:

@@ -29,14 +29,13 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from station.domain.alarms import AlarmLimits
-from station.domain.roles import LABELS, Action, Role, allowed
+from station.domain.roles import EMERGENCY_USER, LABELS, Action, Role, allowed
 from station.domain.session import Session
 from station.services.accounts import Accounts, AuthResult
 from station.services.core import AuditSink
 
 log = logging.getLogger(__name__)
 
-EMERGENCY_USER = "emergency (no login)"
 LOGIN_THREAD = "login-check"
 MIN_REASON = 5
 
@@ -142,10 +141,11 @@ class ActionLayer(QObject):
 
     # -- session ---------------------------------------------------------------------------
 
-    def login(self, name: str, secret: str, *, pin: bool = False) -> None:
-        """Check a login off the GUI thread; ``session_changed`` or ``login_failed`` follows."""
-        if self._login_thread is not None and self._login_thread.is_alive():
-            return  # one check at a time
+    def login(self, name: str, secret: str, *, pin: bool = False) -> bool:
+        """Check a login off the GUI thread; ``session_changed`` or ``login_failed`` follows.
+        False (and nothing follows) while another check is still running: one at a time."""
+        if self._login_thread is not None:
+            return False
 
         def check() -> None:
             try:
@@ -157,6 +157,7 @@ class ActionLayer(QObject):
 
         self._login_thread = threading.Thread(target=check, name=LOGIN_THREAD, daemon=True)
         self._login_thread.start()
+        return True
 
     def wait_for_login_check(self, timeout: float = 5.0) -> None:
         """Join the login thread (for shutdown and tests)."""

@@ -51,6 +51,7 @@ from station.domain.alarms import (
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.profiles import describe_change
+from station.domain.roles import EMERGENCY_USER
 from station.domain.sequence import Order, SequenceTracker
 from station.domain.ward import Ward
 from station.domain.watch import DeviceWatch, InvalidDataWatch
@@ -70,6 +71,14 @@ COMMIT_BATCH = 16
 in-flight window of 20: the broker sends no more until some are acknowledged, so waiting for
 more than the window would only wait out the interval (throughput ≤ window / interval)."""
 COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-min aggregates
+
+
+def _role_of(actor: str | None) -> str:
+    """The role an alarm change is recorded under: the station's own, a nurse's, or none for
+    an emergency acknowledge made without a login."""
+    if not actor:
+        return "system"
+    return "none" if actor == EMERGENCY_USER else "nurse"
 
 
 class AuditSink(Protocol):
@@ -481,7 +490,7 @@ class CoreWorker(QObject):
             self._audit.record(
                 "alarm.acknowledge",
                 actor=user,
-                role="nurse",
+                role="none" if user == EMERGENCY_USER else "nurse",
                 target=alarm_id,
                 outcome="failure",
                 details={"reason": "not active"},
@@ -618,7 +627,7 @@ class CoreWorker(QObject):
             self._audit.record(
                 action,
                 actor=alarm.by or "station",
-                role="nurse" if alarm.by else "system",
+                role=_role_of(alarm.by),
                 target=alarm.bed or alarm.device_id or self._station,
                 details={
                     "via": via,

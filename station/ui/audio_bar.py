@@ -77,7 +77,8 @@ class AudioBar(QWidget):
         self._paint_lamp(None, True)
 
     def set_user(self, user: str) -> None:
-        """Who is at the station now (for the audit of a resume)."""
+        """Who acts at the station now, or "nobody (station locked)" (for the audit of a
+        resume, which needs no login)."""
         self._user = user
 
     # -- start-up self-test ----------------------------------------------------------------

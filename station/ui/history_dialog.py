@@ -165,6 +165,10 @@ class AlarmHistoryDialog(QDialog):
         super().__init__(parent)
         self._history = history
         self._clock = clock
+        self.gate: Callable[[], str | None] | None = None
+        """Who may export now (the action layer's check); None: no check (tests)."""
+        self.on_exported: Callable[[str, int, str], None] | None = None
+        """Called with (path, rows, user) after an export, for the audit trail."""
         self.setWindowTitle("Alarm history")
         self.resize(1000, 560)
         self.bed_filter = QComboBox()
@@ -244,11 +248,18 @@ class AlarmHistoryDialog(QDialog):
         return len(episodes)
 
     def _ask_and_export(self) -> None:
+        user = None
+        if self.gate is not None:
+            user = self.gate()
+            if user is None:
+                return  # refused and audited by the action layer, which asks for a login
         name, _filter = QFileDialog.getSaveFileName(
             self, "Export alarm history", "alarm-history.csv", "CSV files (*.csv)"
         )
         if name:
-            self.export_to(Path(name))
+            rows = self.export_to(Path(name))
+            if rows and self.on_exported is not None:
+                self.on_exported(name, rows, user or "")
 
     def _show(self) -> None:
         bed = self.selected_bed()

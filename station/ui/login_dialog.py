@@ -41,12 +41,15 @@ class LoginDialog(QDialog):
         super().__init__(parent)
         self._actions = actions
         self._alarm_id = alarm_id
+        self._waiting = False  # this dialog asked for a check and awaits its answer
         self.emergency_done = False
         self.setWindowTitle("Log in")
         self.why = QLabel(why)
         self.why.setWordWrap(True)
         self.user = QComboBox()
         self.user.setEditable(True)
+        # A password typed into the name field by mistake must not become a list entry.
+        self.user.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.user.addItems([name for name, _role, _locked in actions.accounts.users()])
         last = actions.session.view().last_user
         if last:
@@ -91,10 +94,14 @@ class LoginDialog(QDialog):
         if not name or not self.secret.text():
             self.message.setText("Enter the user and the password (or PIN).")
             return
+        started = self._actions.login(name, self.secret.text(), pin=self.use_pin.isChecked())
+        self.secret.clear()  # the text is not kept in the widget longer than needed
+        if not started:
+            self.message.setText("Another login is being checked; try again in a moment.")
+            return
+        self._waiting = True
         self.message.setText("Checking…")
         self.buttons.setEnabled(False)
-        self._actions.login(name, self.secret.text(), pin=self.use_pin.isChecked())
-        self.secret.clear()  # the text is not kept in the widget longer than needed
 
     def emergency_acknowledge(self) -> None:
         """Acknowledge the alarm without a login; the reason is required."""
@@ -107,10 +114,16 @@ class LoginDialog(QDialog):
         self.accept()
 
     def _failed(self, reason: str) -> None:
+        if not self._waiting:
+            return  # the answer to another dialog's attempt
+        self._waiting = False
         self.buttons.setEnabled(True)
         self.message.setText(f"Not logged in: {reason}")
 
     def _changed(self, view: SessionView) -> None:
+        if not self._waiting:
+            return
+        self._waiting = False
         self.buttons.setEnabled(True)
         if view.user is not None and self.isVisible():
             self.accept()

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import (
+    QDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -75,9 +76,11 @@ class MainWindow(QMainWindow):
     """The station's main window. GUI thread only.
 
     Signals:
-        acknowledge_requested(str alarm_id, str user): to the core, queued.
-        limits_requested(str bed, dict limits, str | None profile, str user): to the core.
+        acknowledge_requested(str alarm_id, str user): to the action layer, which checks the
+            session's role and passes the session's user (not this one) to the core.
+        limits_requested(str bed, dict limits, str | None profile, str user): likewise.
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
+        history_exported(str path, int rows, str user): the alarm history's CSV export.
         The audio bar's ``action_taken`` and ``sound_problem`` go to the core as well.
 
     Closing the window ends the application's event loop; the app then stops every part in order.
@@ -86,6 +89,7 @@ class MainWindow(QMainWindow):
     acknowledge_requested = Signal(str, str)
     limits_requested = Signal(str, object, object, str)
     trends_exported = Signal(str, str, int, str)
+    history_exported = Signal(str, int, str)
 
     def __init__(
         self,
@@ -177,9 +181,13 @@ class MainWindow(QMainWindow):
         self.manage_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         manage = QMenu(self.manage_button)
         self.manage_button.setMenu(manage)
-        self.open_settings_dialog: Callable[[str], None] | None = None
+        self.open_settings_dialog: Callable[[str], QDialog | None] | None = None
         self.export_audit: Callable[[str], None] | None = None
         self._login_dialog: LoginDialog | None = None
+        # Admin dialogs hold the authority of the session that opened them: closed as soon
+        # as the station locks or changes hands.
+        self._admin_dialogs: list[QDialog] = []
+        self._session_user: str | None = None
         if actions is not None:
             # Every entry asks the action layer, which checks the role and audits denials.
             self.login_button.clicked.connect(lambda: self.on_login_required("login", None))
@@ -387,6 +395,12 @@ class MainWindow(QMainWindow):
         """The ward's alarm history, with alarm-fatigue figures and CSV export."""
         if self._history_dialog is None:
             self._history_dialog = AlarmHistoryDialog(self.history, self._clock, self)
+            layer = self.action_layer
+            if layer is not None:
+                self._history_dialog.gate = lambda: layer.request(
+                    Action.EXPORT_DATA, "alarm history", "export_data"
+                )
+            self._history_dialog.on_exported = self.history_exported.emit
         self._history_dialog.refresh()
         self._history_dialog.show()
         self._history_dialog.raise_()
@@ -411,8 +425,13 @@ class MainWindow(QMainWindow):
         view = self._trend_views.get(bed)
         if view is None:
             view = TrendView(self._trends, bed, bed, self._clock, self)
+            layer = self.action_layer
+            if layer is not None:
+                view.gate = lambda b=bed: layer.request(Action.EXPORT_DATA, b, "export_data")
             view.exported.connect(
-                lambda b, path, rows: self.trends_exported.emit(b, path, rows, self._user)
+                lambda b, path, rows, v=view: self.trends_exported.emit(
+                    b, path, rows, v.export_user or self._user
+                )
             )
             self._trend_views[bed] = view
         view.show()
@@ -441,9 +460,15 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def on_session(self, view: SessionView) -> None:
-        """Show who acts at the station, or that it is locked (the ward stays in view)."""
+        """Show who acts at the station, or that it is locked (the ward stays in view); close
+        the admin dialogs of a session that ended."""
+        if view.user != self._session_user:
+            for dialog in self._admin_dialogs:
+                dialog.close()
+            self._admin_dialogs.clear()
+            self._session_user = view.user
         if view.user is None or view.role is None:
-            self._user = view.last_user or "nobody"
+            self._user = "nobody (station locked)"
             self.user_label.setText("LOCKED — actions need a login")
             self.user_label.setStyleSheet(f"color:{theme.WARN}; font-weight:700;")
         else:
@@ -465,8 +490,13 @@ class MainWindow(QMainWindow):
         alarm = request if action == Action.ACKNOWLEDGE.value and isinstance(request, str) else None
         why = {
             "login": "Log in or switch user.",
-            Action.ACKNOWLEDGE.value: "Acknowledging an alarm needs a nurse's login.",
+            Action.CHANGE_LIMITS.value: "Changing a bed's limits needs a nurse's login. After"
+            " logging in, open Alarm limits… again and make the change yourself.",
         }.get(action, f"This needs a login with the right role ({action.replace('_', ' ')}).")
+        if alarm is not None:
+            shown = self.alarm_list._alarms.get(alarm)
+            what = f"{shown.bed or 'station'}: {shown.message}" if shown else "this alarm"
+            why = f"Acknowledge {what}? This needs a nurse's login."
         dialog = LoginDialog(actions, why, alarm, self)
         self._login_dialog = dialog
 
@@ -481,16 +511,15 @@ class MainWindow(QMainWindow):
                 self._replay(wanted, request)
 
         dialog.finished.connect(finished)
-        dialog.open()
+        dialog.show()  # not modal: the ward and its alarm list stay usable behind it
 
     def _replay(self, action: Action, request: object) -> None:
         actions = self.action_layer
         assert actions is not None
         if action is Action.ACKNOWLEDGE and isinstance(request, str):
             actions.on_acknowledge(request, self._user)
-        elif action is Action.CHANGE_LIMITS and isinstance(request, tuple):
-            bed, limits, profile = request
-            actions.on_limits(bed, limits, profile, self._user)
+        # A limits change is not replayed: its values were typed before the login, perhaps by
+        # someone else; the nurse who logged in makes the change herself.
         elif action is Action.PAUSE_AUDIO:
             self.audio.toggle_pause()
         elif action is Action.SETTINGS:
@@ -512,7 +541,9 @@ class MainWindow(QMainWindow):
             return
         user = actions.request(Action.USERS, "users", "users")
         if user is not None:
-            UsersDialog(actions.accounts, actions.audit, user, self).open()
+            dialog = UsersDialog(actions.accounts, actions.audit, user, self)
+            self._admin_dialogs.append(dialog)
+            dialog.show()
 
     @Slot()
     def open_settings(self) -> None:
@@ -520,8 +551,8 @@ class MainWindow(QMainWindow):
         if self.action_layer is None or self.open_settings_dialog is None:
             return
         user = self.action_layer.request(Action.SETTINGS, "settings", "settings")
-        if user is not None:
-            self.open_settings_dialog(user)
+        if user is not None and (dialog := self.open_settings_dialog(user)) is not None:
+            self._admin_dialogs.append(dialog)
 
     @Slot()
     def open_audit_export(self) -> None:
@@ -532,10 +563,17 @@ class MainWindow(QMainWindow):
         if user is not None:
             self.export_audit(user)
 
+    def stop_timers(self) -> None:
+        """Stop painting, sampling activity and the trend views' queries (closing, or the
+        station stopping): nothing of a stopped station may run on later."""
+        self.render_timer.stop()
+        if self.action_layer is not None:
+            self._activity_timer.stop()
+        for view in self._trend_views.values():
+            view.shutdown()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop painting and end the trend views' queries; the app's stop sequence runs once the
         event loop has ended."""
-        self.render_timer.stop()
-        for view in self._trend_views.values():
-            view.shutdown()
+        self.stop_timers()
         event.accept()

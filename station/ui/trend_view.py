@@ -134,6 +134,9 @@ class TrendView(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self.gate: Callable[[], str | None] | None = None
+        """Who may export now (the action layer's check); None: no check (tests)."""
+        self.export_user = ""
         self._store = store
         self._bed = bed
         self._label = label
@@ -354,6 +357,11 @@ class TrendView(QDialog):
             cancel.set()
 
     def _ask_and_export(self) -> None:
+        if self.gate is not None:
+            user = self.gate()
+            if user is None:
+                return  # refused and audited by the action layer, which asks for a login
+            self.export_user = user
         safe_bed = re.sub(r"[^A-Za-z0-9_.-]+", "-", self._bed).strip("-") or "bed"
         name, _filter = QFileDialog.getSaveFileName(
             self, "Export trend", f"trend-{safe_bed}-{self._hours}h.csv", "CSV files (*.csv)"

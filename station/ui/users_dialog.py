@@ -2,7 +2,9 @@
 
 Opened only through the action layer (``users``), except on the first run, when there is no
 account at all and the first one — an admin — must be created. Every change is audited with the
-admin's name; no password or PIN ever reaches the audit trail or a log.
+admin's name; no password or PIN ever reaches the audit trail or a log. Setting a password
+hashes it here, on the GUI thread (~0.3 s): an admin task, rare enough to accept the pause.
+The window closes the dialog when the session is locked or changes hands.
 """
 
 from __future__ import annotations
@@ -134,21 +136,26 @@ class UsersDialog(QDialog):
             self.accept()
 
     def reset(self) -> None:
-        """Set the selected user's password (and PIN, if typed)."""
+        """Set the selected user's password (and PIN, if typed); whatever changed is audited,
+        also when the second step is refused."""
         name, secrets = self._selected(), self._secrets()
         if name is None or secrets is None:
             return
+        changed: list[str] = []
         try:
             self._accounts.set_password(name, secrets[0])
+            changed.append("password")
             if secrets[1] is not None:
                 self._accounts.set_pin(name, secrets[1])
+                changed.append("pin")
         except AccountError as exc:
             self._say(str(exc), False)
-            return
+        else:
+            self._say(f"{' and '.join(changed).capitalize()} of {name} set.", True)
         finally:
             self._clear()
-        self._record("user.password_reset", name, {"pin": secrets[1] is not None})
-        self._say(f"Password of {name} set.", True)
+            if changed:
+                self._record("user.password_reset", name, {"changed": changed})
 
     def unlock(self) -> None:
         """Clear the selected user's lockout."""

@@ -289,6 +289,16 @@ def test_users_add_creates_the_first_admin_from_the_environment(tmp_path: Path) 
     assert made.returncode == 0, made.stderr
     listed = station("--config", str(config), "users", "list")
     assert listed.stdout.split() == ["boss", "admin"]
+    unlocked = station("--config", str(config), "users", "unlock", "boss")
+    assert (unlocked.returncode, unlocked.stdout.strip()) == (0, "boss unlocked")
+    reset = subprocess.run(
+        [sys.executable, "-m", "station", "--config", str(config), "users", "passwd", "boss"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, STATION_NEW_PASSWORD="another-new-password"),
+        check=False,
+    )
+    assert reset.returncode == 0, reset.stderr
     users_file = tmp_path / "data" / "users.json"
     assert secret not in users_file.read_text()
     assert secret not in made.stdout + made.stderr

@@ -1,7 +1,8 @@
 """Roles, the action layer and the station lock (issue 5), with a real audit file.
 
 The role × action table is written out here from the issue's text, not imported from the code, so
-a change to the code's table shows up as a failure.
+a change to the code's table shows up as a failure. One action is added to the issue's list:
+``export_data`` (trend and alarm-history CSV), for nurses and auditors.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from station.domain.alarms import AlarmState
-from station.domain.roles import Action, Role
+from station.domain.roles import EMERGENCY_USER, Action, Role
 from station.services.accounts import Accounts
-from station.services.actions import EMERGENCY_USER, ActionLayer
+from station.services.actions import ActionLayer
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.settings import Settings, from_mapping
@@ -27,9 +28,15 @@ from tests.payloads import Clock, accepted
 PASSWORD = "a long password"
 EXPECTED = {
     Role.WARD_STAFF: {Action.VIEW},
-    Role.NURSE: {Action.VIEW, Action.ACKNOWLEDGE, Action.PAUSE_AUDIO, Action.CHANGE_LIMITS},
+    Role.NURSE: {
+        Action.VIEW,
+        Action.ACKNOWLEDGE,
+        Action.PAUSE_AUDIO,
+        Action.CHANGE_LIMITS,
+        Action.EXPORT_DATA,
+    },
     Role.ADMIN: {Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES},
-    Role.AUDITOR: {Action.VIEW, Action.AUDIT_EXPORT},
+    Role.AUDITOR: {Action.VIEW, Action.AUDIT_EXPORT, Action.EXPORT_DATA},
 }
 USERS = {
     Role.ADMIN: "root-admin",
@@ -90,7 +97,7 @@ def test_every_role_may_do_exactly_what_the_issue_says_and_each_denial_is_audite
         if r["action"] == "access.denied"
     ]
     assert audited == denied
-    assert len(audited) == 4 + 7 + 4 + 6 + 7  # admin, ward staff, nurse, auditor, locked
+    assert len(audited) == 5 + 8 + 4 + 6 + 8  # admin, ward staff, nurse, auditor, locked
 
 
 def test_the_action_layer_forwards_only_what_the_role_allows(
@@ -261,3 +268,16 @@ def test_plain_mqtt_to_another_host_is_shown_for_as_long_as_it_lasts(
     local = MainWindow(from_mapping({"station": {"data_dir": str(tmp_path)}}), "ann", lambda: None)
     qtbot.addWidget(local)
     assert local.plain_warning is None
+
+
+def test_an_admin_dialog_closes_when_the_station_locks(
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer
+) -> None:
+    window, _core = station
+    log_in(qtbot, actions, "root-admin")
+    window.open_users()
+    [dialog] = window._admin_dialogs
+    assert dialog.isVisible()
+    actions.lock()
+    assert not dialog.isVisible()  # its authority ended with the session
+    assert window._admin_dialogs == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from station.domain.roles import Role
-from station.services.accounts import BACKOFF_MAX_S, AccountError, Accounts
+from station.services.accounts import BACKOFF_MAX_S, INVALID_NAME, AccountError, Accounts
 
 FAST_N = 2**10  # the real cost (2**17) is measured for the note; tests need speed, not strength
 PASSWORD, OTHER = "correct horse 1", "battery staple 2"
@@ -136,3 +136,35 @@ def test_the_last_admin_cannot_be_removed_and_bad_input_is_named(users: Accounts
         users.create("cy", Role.NURSE, PASSWORD, pin="12")
     users.remove("ann")
     assert [name for name, _r, _l in users.users()] == ["root-admin"]
+
+
+def test_after_a_lockout_has_run_out_the_count_starts_again(users: Accounts, clock: Clock) -> None:
+    for _ in range(5):
+        users.authenticate("ann", "wrong password")
+        clock.now += BACKOFF_MAX_S
+    clock.now += 900
+    result = users.authenticate("ann", "wrong once more")
+    assert result.reason == "unknown user or wrong password"  # not locked again by one try
+    clock.now += 2
+    assert users.authenticate("ann", OTHER).ok
+
+
+def test_a_password_typed_as_the_name_is_neither_logged_nor_returned(
+    users: Accounts, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    result = users.authenticate("my secret pw!", "whatever1")
+    assert not result.ok
+    assert result.user == INVALID_NAME
+    assert "my secret pw!" not in caplog.text
+
+
+def test_an_account_added_by_another_process_is_not_overwritten(
+    users: Accounts, tmp_path: Path, clock: Clock
+) -> None:
+    cli = accounts(users.path, clock)  # as `station users add` while the station runs
+    cli.create("cy", Role.NURSE, PASSWORD)
+    users.authenticate("ann", "wrong password")  # the station saves its failure count
+    users.create("dee", Role.NURSE, PASSWORD)
+    names = [name for name, _role, _locked in accounts(users.path, clock).users()]
+    assert names == ["ann", "cy", "dee", "root-admin"]
