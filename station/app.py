@@ -278,7 +278,7 @@ class Station(QObject):
         w.limits_requested.connect(a.on_limits)
         a.limits.connect(c.change_limits, QUEUED)
         c.limits_changed.connect(w.on_limits, QUEUED)
-        w.audio.action_taken.connect(c.record_action, QUEUED)
+        w.audio.action_taken.connect(a.record_user_action)
         w.audio.sound_problem.connect(c.sound_problem, QUEUED)
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)

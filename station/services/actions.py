@@ -135,6 +135,19 @@ class ActionLayer(QObject):
         if user is not None:
             self.limits.emit(bed, limits, profile, user)
 
+    @Slot(str, str, object)
+    def record_user_action(self, action: str, user: str, details: dict[str, object]) -> None:
+        """Audit an action taken on the screen (audio pause, resume) with the session's role
+        (none when locked: resuming the audio needs no login)."""
+        role = self.session.role
+        self.audit.record(
+            action,
+            actor=user,
+            role=role.value if role else "none",
+            target=self._station,
+            details=details,
+        )
+
     def audio_gate(self) -> str | None:
         """For the audio bar: who may pause the ward's audio now (None: ask for a login)."""
         return self.request(Action.PAUSE_AUDIO, self._station, "pause_audio")

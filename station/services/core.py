@@ -533,11 +533,6 @@ class CoreWorker(QObject):
         )
         self.limits_changed.emit(bed, self._engine.limits_for(bed))
 
-    @Slot(str, str, object)
-    def record_action(self, action: str, user: str, details: dict[str, object]) -> None:
-        """Audit a user action taken on the GUI thread (audio pause, resume)."""
-        self._audit.record(action, actor=user, role="nurse", target=self._station, details=details)
-
     @Slot(str)
     def sound_problem(self, problem: str) -> None:
         """The alarm sound cannot be played: a technical alarm, since nurses rely on it."""

@@ -81,7 +81,8 @@ class MainWindow(QMainWindow):
         limits_requested(str bed, dict limits, str | None profile, str user): likewise.
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         history_exported(str path, int rows, str user): the alarm history's CSV export.
-        The audio bar's ``action_taken`` and ``sound_problem`` go to the core as well.
+        The audio bar's ``action_taken`` goes to the action layer's audit, its
+        ``sound_problem`` to the core.
 
     Closing the window ends the application's event loop; the app then stops every part in order.
     """

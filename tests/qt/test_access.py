@@ -281,3 +281,24 @@ def test_an_admin_dialog_closes_when_the_station_locks(
     actions.lock()
     assert not dialog.isVisible()  # its authority ended with the session
     assert window._admin_dialogs == []
+
+
+def test_resuming_the_audio_while_locked_is_audited_as_nobody(
+    qtbot: QtBot,
+    station: tuple[MainWindow, CoreWorker],
+    actions: ActionLayer,
+    clock: Clock,
+    audit: AuditWriter,
+) -> None:
+    window, core = station
+    window.audio.action_taken.connect(actions.record_user_action)
+    log_in(qtbot, actions, "ann")
+    _raise_alarm(window, core, clock)
+    window.audio.pause_button.click()  # ann pauses
+    actions.lock()
+    window.audio.pause_button.click()  # anyone may resume
+    rows = [r for r in records(audit) if r["action"].startswith("alarm.audio")]  # type: ignore[union-attr]
+    assert [(r["action"], r["actor"], r["role"]) for r in rows] == [
+        ("alarm.audio_pause", "ann", "nurse"),
+        ("alarm.audio_resume", "nobody (station locked)", "none"),
+    ]
