@@ -20,6 +20,7 @@ from station.services.accounts import Accounts
 from station.services.actions import ActionLayer
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
+from station.services.trends import TrendSample, TrendStore
 from station.settings import Settings, from_mapping
 from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow
@@ -302,3 +303,42 @@ def test_resuming_the_audio_while_locked_is_audited_as_nobody(
         ("alarm.audio_pause", "ann", "nurse"),
         ("alarm.audio_resume", "nobody (station locked)", "none"),
     ]
+
+
+def test_a_trend_export_needs_a_login_and_names_who_exported(
+    qtbot: QtBot,
+    settings: Settings,
+    clock: Clock,
+    actions: ActionLayer,
+    audit: AuditWriter,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = TrendStore(tmp_path / "trends.sqlite", clock=clock)
+    store.open()
+    store.add([TrendSample("Bed 1", "mon-1", round((clock.now - 60) * 1000), {"heartrate": 70})])
+    window = MainWindow(settings, "ann", lambda: None, clock, trends=store, actions=actions)
+    window.render_timer.stop()
+    qtbot.addWidget(window)
+    exported: list[tuple[str, str, int, str]] = []
+    window.trends_exported.connect(lambda *args: exported.append(args))
+    target = tmp_path / "out.csv"
+    monkeypatch.setattr(
+        "station.ui.trend_view.QFileDialog.getSaveFileName", lambda *_a: (str(target), "")
+    )
+    try:
+        window.open_trends("Bed 1")
+        view = window._trend_views["Bed 1"]
+        qtbot.waitUntil(lambda: view.data is not None, timeout=5000)
+        view._ask_and_export()  # locked: refused, nothing written
+        assert not target.exists()
+        assert exported == []
+        log_in(qtbot, actions, "ann")
+        view._ask_and_export()
+        assert target.exists()
+        assert exported == [("Bed 1", str(target), 1, "ann")]
+    finally:
+        window.stop_timers()
+        store.close()
+    denied = [r for r in records(audit) if r["action"] == "access.denied"]
+    assert [r["details"]["action"] for r in denied] == ["export_data"]  # type: ignore[index]
