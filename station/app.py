@@ -56,6 +56,10 @@ QUEUED = Qt.ConnectionType.QueuedConnection
 _Store = TypeVar("_Store", Spool, TrendStore)
 
 
+def _no_status() -> HistorianStatus | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOptions:
     """What ``--demo`` embeds: the simulated ward."""
@@ -350,6 +354,11 @@ class Station(QObject):
             self.spool.close()
         if self.trends is not None and core_stopped:
             self.trends.close()
+        # Break the window's references back to this object: with them, a stopped station is
+        # freed only by Python's cycle collector, on whatever thread happens to run it.
+        self.window.export_audit = None
+        self.window.open_settings_dialog = None
+        self.window.set_historian_status(_no_status)
         self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
         ok &= self.audit.close(2.0)
         if not ok:

@@ -174,14 +174,6 @@ class MainWindow(QMainWindow):
         self.user_label = QLabel(f"User: {user}")
         top.addWidget(self.user_label)
         self.action_layer = actions
-        self.login_button = QPushButton("Log in")
-        self.lock_button = QPushButton("Lock")
-        # Admin and auditor tasks in one menu: the header stays readable for the ward.
-        self.manage_button = QToolButton()
-        self.manage_button.setText("Manage ▾")
-        self.manage_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        manage = QMenu(self.manage_button)
-        self.manage_button.setMenu(manage)
         self.open_settings_dialog: Callable[[str], QDialog | None] | None = None
         self.export_audit: Callable[[str], None] | None = None
         self._login_dialog: LoginDialog | None = None
@@ -190,6 +182,17 @@ class MainWindow(QMainWindow):
         self._admin_dialogs: list[QDialog] = []
         self._session_user: str | None = None
         if actions is not None:
+            # Parented to the window from the start (never owned by Python alone): a widget
+            # that Python's garbage collector frees, possibly from another thread, is deleted
+            # by PySide later on the GUI thread, which deadlocked here against the core thread.
+            self.login_button = QPushButton("Log in", self)
+            self.lock_button = QPushButton("Lock", self)
+            # Admin and auditor tasks in one menu: the header stays readable for the ward.
+            self.manage_button = QToolButton(self)
+            self.manage_button.setText("Manage ▾")
+            self.manage_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            manage = QMenu(self.manage_button)
+            self.manage_button.setMenu(manage)
             # Every entry asks the action layer, which checks the role and audits denials.
             self.login_button.clicked.connect(lambda: self.on_login_required("login", None))
             self.lock_button.clicked.connect(lambda: actions.lock("by user"))
@@ -563,6 +566,10 @@ class MainWindow(QMainWindow):
         user = self.action_layer.request(Action.AUDIT_EXPORT, "audit", "audit_export")
         if user is not None:
             self.export_audit(user)
+
+    def set_historian_status(self, source: Callable[[], HistorianStatus | None]) -> None:
+        """Where the status bar reads the historian's state from."""
+        self._historian_status = source
 
     def stop_timers(self) -> None:
         """Stop painting, sampling activity and the trend views' queries (closing, or the

@@ -11,6 +11,7 @@ Every test under this folder is marked ``integration`` (``-m "not integration"``
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -70,6 +71,16 @@ def _run(server: S, request: pytest.FixtureRequest) -> Iterator[S]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         assert not leftovers, f"{server.name} left processes running: {leftovers}"
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_main_thread() -> Iterator[None]:
+    """Free each test's stations here, on the main thread, after the test. Left to chance,
+    Python's cycle collector runs on whichever thread allocates next (paho's, the core's), and
+    PySide then deletes those QObjects later on the GUI thread — which, with several stations
+    per test process, deadlocked against the core thread (seen in CI)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session", autouse=True)
