@@ -36,12 +36,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from station.services.sqlite_wal import open_wal, transaction
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 PRUNE_CHUNK = 5000  # rows deleted per transaction (a few ms), so a prune never stalls an append
-# Keeps the WAL file from staying large after a burst; checkpoints run every ~1000 pages.
-_JOURNAL_SIZE_LIMIT = 64 * 1024**2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -98,24 +98,12 @@ class Spool:
 
     def open(self) -> None:
         """Open or create the database. Called once, on any thread, before the threads start."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise sqlite3.OperationalError(f"{self.path}: WAL refused (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?),"
-                " ('created_at', ?)",
-                (SCHEMA_VERSION, repr(self._clock())),
-            )
-        except BaseException:
-            conn.close()
-            raise
+        conn = open_wal(
+            self.path,
+            synchronous="FULL",
+            schema=_SCHEMA,
+            meta={"schema_version": SCHEMA_VERSION, "created_at": repr(self._clock())},
+        )
         unwritten = conn.execute("SELECT COUNT(*) FROM points WHERE written = 0").fetchone()[0]
         with self._lock:
             self._conn = conn
@@ -258,15 +246,12 @@ class Spool:
         caller treats it like the budget; otherwise the error propagates.
         """
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            if isinstance(params, list):
-                changed = conn.executemany(sql, params).rowcount
-            else:
-                changed = conn.execute(sql, params).rowcount
-            conn.execute("COMMIT")
+            with transaction(conn):
+                if isinstance(params, list):
+                    changed = conn.executemany(sql, params).rowcount
+                else:
+                    changed = conn.execute(sql, params).rowcount
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             if refuse:
                 self._refused += 1
                 full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL

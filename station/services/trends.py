@@ -53,6 +53,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from station.services.sqlite_wal import open_wal, transaction
+
 log = logging.getLogger(__name__)
 
 TREND_PARAMS = ("heartrate", "oxygen", "systolic", "diastolic", "temperature")
@@ -66,7 +68,6 @@ MAX_FOLD_MINUTES = 10
 """Kept beyond ``keep_s``, so a 72 h view opened just after a compaction is still full."""
 SCHEMA_VERSION = "1"
 _MINUTE_MS = 60_000
-_JOURNAL_SIZE_LIMIT = 64 * 1024**2
 _CANCEL_CHECK_OPS = 10_000  # SQLite VM steps between two looks at a query's cancel event
 
 FloatArray = npt.NDArray[np.float64]
@@ -224,22 +225,12 @@ class TrendStore:
 
     def open(self) -> None:
         """Open or create the database (WAL, ``synchronous=NORMAL``: see the module docstring)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise sqlite3.OperationalError(f"{self.path}: WAL refused (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA journal_size_limit={_JOURNAL_SIZE_LIMIT}")
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (SCHEMA_VERSION,),
-            )
-        except BaseException:
-            conn.close()
-            raise
+        conn = open_wal(
+            self.path,
+            synchronous="NORMAL",
+            schema=_SCHEMA,
+            meta={"schema_version": SCHEMA_VERSION},
+        )
         with self._lock:
             self._conn = conn
         log.info("trend store open at %s", self.path)
@@ -269,7 +260,7 @@ class TrendStore:
             return 0
         with self._lock:
             conn = self._connection()
-            with _transaction(conn):
+            with transaction(conn):
                 return int(conn.executemany(_INSERT, rows).rowcount)
 
     def compact(self) -> tuple[int, int]:
@@ -294,7 +285,7 @@ class TrendStore:
                 limit_ms = min(cut_ms, (oldest // _MINUTE_MS + MAX_FOLD_MINUTES) * _MINUTE_MS)
             self.behind = limit_ms < cut_ms
             cut_ms = limit_ms
-            with _transaction(conn):
+            with transaction(conn):
                 deleted = conn.execute("DELETE FROM raw WHERE time_ms < ?", (keep_ms,)).rowcount
                 conn.execute(_FOLD, (cut_ms,))
                 folded = conn.execute("DELETE FROM raw WHERE time_ms < ?", (cut_ms,)).rowcount
@@ -369,19 +360,6 @@ def _read_only(path: Path, cancel: threading.Event | None) -> Iterator[sqlite3.C
         yield conn
     finally:
         conn.close()
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if the block raises."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _finite(value: float | None) -> float | None:
