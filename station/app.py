@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,16 +35,21 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from station import __version__
 from station.audit_cli import export_audit
 from station.credentials import backend_status, from_environment, secret
+from station.domain.patients import PatientError, Purpose
 from station.domain.roles import Role
 from station.services.accounts import Accounts
 from station.services.actions import ActionLayer
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
+from station.services.demo_broker import DemoCredentials
+from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.historian import Historian, HistorianStatus
 from station.services.mqtt_worker import MqttWorker
+from station.services.patient_store import PatientStoreError
 from station.services.simulator import Simulator, SimulatorConfig
 from station.services.spool import Spool
 from station.services.trends import TrendStore
+from station.services.ward_admin import WardAdmin
 from station.settings import Settings
 from station.ui.main_window import MainWindow
 from station.ui.settings_dialog import SettingsDialog
@@ -87,6 +93,7 @@ class Station(QObject):
         user: str | None = None,
         clock: Callable[[], float] = time.time,
         config_path: Path | None = None,
+        broker_credentials: DemoCredentials | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -143,6 +150,7 @@ class Station(QObject):
             spool=self.spool,
             trends=self.trends,
             acknowledge=self.mqtt.ack,
+            registry=DeviceRegistry(data_dir / REGISTRY_FILE),
         )
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
@@ -156,6 +164,19 @@ class Station(QObject):
             trends=self.trends,
             actions=self.actions,
         )
+        apply = None
+        if broker_credentials is not None:
+            apply = lambda c: broker_credentials.add(c.username, c.password)  # noqa: E731
+        self.ward = WardAdmin(
+            settings,
+            self.audit,
+            clock=clock,
+            apply_credential=apply,
+            role=self._session_role,
+            parent=self,
+        )
+        self.core.set_bed_policy(self.ward.policy())  # before the core thread runs
+        self.window.set_ward_admin(self.ward, demo is not None)
         self.window.export_audit = self._export_audit
         self.window.open_settings_dialog = self._open_settings
         self._settings_dialog: SettingsDialog | None = None
@@ -245,6 +266,38 @@ class Station(QObject):
             details={"path": path, "rows": rows},
         )
 
+    def _demo_patients(self) -> None:
+        """A few fictional admissions, so the demo shows patients, consent and its effects:
+        one without display consent (name hidden) and one without storage consent."""
+        consent = {Purpose.DISPLAY: True, Purpose.STORAGE: True, Purpose.EXPORT: True}
+        people = [
+            (1, "Ada Demo", "DEMO-001", date(1948, 3, 14), consent),
+            (2, "Ben Sample", "DEMO-002", date(1971, 11, 2), consent),
+            (4, "Cleo Test", "DEMO-004", date(1939, 7, 30), {Purpose.DISPLAY: False}),
+            (5, "Dev Example", "DEMO-005", date(1985, 1, 9), {Purpose.DISPLAY: True}),
+        ]
+        try:
+            for number, name, mrn, born, purposes in people:
+                if number > len(self.ward.beds):
+                    continue
+                bed = self.ward.beds[number - 1]
+                patient = self.ward.admit(bed, name, mrn, born, "demo-nurse")
+                for purpose, granted in purposes.items():
+                    self.ward.record_consent(
+                        patient,
+                        purpose,
+                        granted=granted,
+                        given_by="patient",
+                        representative="",
+                        user="demo-nurse",
+                    )
+        except (PatientError, PatientStoreError) as exc:
+            log.warning("demo patients not admitted: %s", exc)
+
+    def _session_role(self) -> str:
+        role = self.actions.session.role
+        return "none" if role is None else role.value
+
     def _role_name(self, user: str) -> str:
         role = self.accounts.role_of(user)
         return "none" if role is None else role.value
@@ -284,6 +337,9 @@ class Station(QObject):
         c.limits_changed.connect(w.on_limits, QUEUED)
         w.audio.action_taken.connect(a.record_user_action)
         w.audio.sound_problem.connect(c.sound_problem, QUEUED)
+        self.ward.policy_changed.connect(c.set_bed_policy, QUEUED)
+        self.ward.devices_written.connect(c.reload_devices, QUEUED)
+        c.devices_changed.connect(lambda _book: self.ward.changed.emit(), QUEUED)
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
 
@@ -304,6 +360,9 @@ class Station(QObject):
         )
         for name, problem in self._faults:
             self.core.startup_fault(name, problem)
+        if self._demo is not None:
+            self._demo_patients()
+            self.core.set_bed_policy(self.ward.policy())  # the core thread is not running yet
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()

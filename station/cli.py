@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from station import __version__
+from station.credentials import use_demo_keyring
+from station.devices_cli import add_devices_parser, run_devices
 from station.domain.roles import Role
 from station.settings import ConfigError, Settings, from_mapping, load, user_config_path
 
@@ -47,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--topic-mode", choices=["per-device", "single"], default="per-device")
+    sim.add_argument(
+        "--sign-keys", metavar="DIR", help="sign as each device with a DIR/<device_id>.key"
+    )
 
     audit = sub.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -68,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     passwd.add_argument("name")
 
+    add_devices_parser(sub)
     bench = sub.add_parser("bench", help="measure ingest rate and GUI load; prints JSON")
     bench.add_argument("--beds", type=int, default=8)
     bench.add_argument("--rate", type=float, default=1.0)
@@ -96,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command == "users":
             return _users(args)
+        if args.command == "devices":
+            return run_devices(args)
         if args.command == "bench":
             from station.bench import run_bench  # noqa: PLC0415 - heavy imports only when asked
 
@@ -169,11 +177,12 @@ def _simulate(args: argparse.Namespace) -> int:
             ca_file=args.ca_file,
             username=args.username,
             password=os.environ.get("STATION_SIM_PASSWORD"),
+            sign_keys=args.sign_keys,
         )
+        sim = Simulator(cfg)
     except ValueError as exc:
         print(f"station simulate: {exc}", file=sys.stderr)
         return 2
-    sim = Simulator(cfg)
     signal.signal(signal.SIGTERM, lambda *_: sim.request_stop())
     signal.signal(signal.SIGINT, lambda *_: sim.request_stop())
     published = sim.run()
@@ -193,6 +202,7 @@ def demo_settings(base: Settings, port: int, data_dir: Path) -> Settings:
     )
     data["mqtt"].update(client_cert="", client_key="")
     data["influx"]["enabled"] = False
+    data["devices"]["admission"] = "open"  # any simulated device takes a bed, as in a trial
     # The simulator's devices are named for their beds; pin them so Bed 3 is sim-bed03.
     data["ward"]["devices"] = {f"sim-bed{n:02d}": n for n in range(1, base.ward.beds + 1)}
     return from_mapping(data, source="demo")
@@ -210,6 +220,7 @@ def _run_station(args: argparse.Namespace) -> int:
 
     broker: EmbeddedBroker | None = None
     if args.demo:
+        use_demo_keyring()
         broker = EmbeddedBroker()
         port = broker.start()
         data_dir = Path(tempfile.mkdtemp(prefix="station-demo-"))
@@ -224,7 +235,12 @@ def _run_station(args: argparse.Namespace) -> int:
         config_path = args.config or user_config_path()
         if args.demo:
             config_path = settings.station.data_path / "station.toml"
-        station = Station(settings, demo=demo, config_path=config_path)
+        station = Station(
+            settings,
+            demo=demo,
+            config_path=config_path,
+            broker_credentials=broker.credentials if broker is not None else None,
+        )
     except (OSError, ssl.SSLError) as exc:
         # An unreadable CA or key, a data folder that cannot be created: a config problem.
         if broker is not None:

@@ -1,5 +1,5 @@
-"""Secrets for the broker and the historian: the environment, else a *secure* OS keyring. Never a
-file, never a log line.
+"""Secrets for the broker, the historian and the patient table: the environment, else a *secure*
+OS keyring. Never a file, never a log line.
 
 ``keyring`` picks whatever backend a machine offers, and on a ward PC without a desktop session
 that may be a plaintext or "encrypted" file (keyrings.alt), or the fail backend. A password in a
@@ -11,8 +11,9 @@ in-memory backend exists for tests and is accepted only while a test has install
 :func:`use_memory_keyring`.
 
 Without a secure backend nothing is stored and :func:`backend_status` says so, naming the
-explicit alternative for an unattended service: ``STATION_MQTT_PASSWORD`` and
-``STATION_INFLUX_TOKEN`` in its environment (which also win over the keyring when set).
+explicit alternative for an unattended service: ``STATION_MQTT_PASSWORD``,
+``STATION_INFLUX_TOKEN`` and ``STATION_PATIENT_KEY`` in its environment (which also win over the
+keyring when set).
 
 ``keyring`` is imported only when a secret is needed: its backends may probe D-Bus on import.
 """
@@ -30,8 +31,12 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 SERVICE = "station"
-ENV = {"mqtt": "STATION_MQTT_PASSWORD", "influx": "STATION_INFLUX_TOKEN"}
-LABELS = {"mqtt": "MQTT password", "influx": "InfluxDB token"}
+ENV = {
+    "mqtt": "STATION_MQTT_PASSWORD",
+    "influx": "STATION_INFLUX_TOKEN",
+    "patients": "STATION_PATIENT_KEY",
+}
+LABELS = {"mqtt": "MQTT password", "influx": "InfluxDB token", "patients": "patient table key"}
 
 # Exact classes (module.qualname): a subclass could keep the secret anywhere.
 SECURE_BACKENDS = frozenset(
@@ -110,6 +115,15 @@ _memory: MemoryKeyring | None = None
 _reported: set[str] = set()  # problems already logged, so a failing keyring is not a log flood
 
 
+def use_demo_keyring() -> None:
+    """``--demo`` only: a memory keyring for the life of the process. The demo's data folder is
+    thrown away, and so are the keys of its patient table with it; nothing reaches the machine's
+    real keyring. A memory keyring already installed (a test running the demo) is kept."""
+    global _memory  # noqa: PLW0603 - see use_memory_keyring
+    if _memory is None:
+        _memory = MemoryKeyring()
+
+
 @contextmanager
 def use_memory_keyring() -> Iterator[MemoryKeyring]:
     """Install a fresh :class:`MemoryKeyring` as the only backend for the ``with`` block (tests).
@@ -167,7 +181,8 @@ def backend_status() -> KeyringStatus:
     backend, name = _resolve()
     if backend is not None:
         return KeyringStatus(True, name, f"Secrets are kept in the {name}.")
-    names = " and ".join(ENV.values())
+    *first, last = ENV.values()
+    names = f"{', '.join(first)} and {last}"
     return KeyringStatus(
         False,
         name,
@@ -200,13 +215,13 @@ def _report_once(problem: str) -> None:
 
 
 def secret(kind: str, account: str) -> str | None:
-    """The secret of ``kind`` (``mqtt`` or ``influx``) for ``account``, or None if there is none.
+    """The secret of ``kind`` (a key of :data:`ENV`) for ``account``, or None if there is none.
 
     The environment wins (a service unit sets it); otherwise a secure keyring is asked. Without
     one the secret is missing (reported once in the log), never read from a file.
 
     Raises:
-        ValueError: ``kind`` is not ``mqtt`` or ``influx``.
+        ValueError: ``kind`` is not a key of :data:`ENV`.
     """
     from_env = os.environ.get(_env(kind))
     if from_env:

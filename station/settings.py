@@ -234,7 +234,7 @@ class WardSection(BaseModel):
     bed_prefix: Annotated[str, Field(max_length=20, description="Label before bed number")] = "Bed "
     devices: Annotated[
         dict[str, int],
-        Field(description="device_id → bed number; devices not listed take the next free bed"),
+        Field(description="device_id → bed number, trusted without onboarding (no signature)"),
     ] = {}
 
     @field_validator("devices")
@@ -249,6 +249,42 @@ class WardSection(BaseModel):
                 raise ValueError(f"{device}: bed {number} is already fed by {owner[number]}")
             owner[number] = device
         return devices
+
+
+class DevicesSection(BaseModel):
+    """[devices]: which devices may feed a bed, and whom the station trusts to vouch for them."""
+
+    model_config = _SECTION
+
+    admission: Annotated[
+        Literal["onboarded", "open"],
+        Field(
+            description="onboarded: only onboarded (or [ward] pinned) devices reach a bed; "
+            "open: any valid device takes the next free bed (demo and trial wards)"
+        ),
+    ] = "onboarded"
+    trust_dir: Annotated[
+        str,
+        Field(
+            description="Folder of trusted voucher keys (manufacturers/*.pem, owners/*.pem); "
+            "empty: <data_dir>/trust"
+        ),
+    ] = ""
+
+
+class PatientsSection(BaseModel):
+    """[patients]: consent wording and how long a discharged patient's record is kept."""
+
+    model_config = _SECTION
+
+    consent_policy: Annotated[
+        str,
+        Field(min_length=1, max_length=40, description="Version of the consent policy in force"),
+    ] = "1"
+    keep_discharged_days: Annotated[
+        int,
+        Field(ge=1, le=3650, description="Days a discharged patient's identity is kept"),
+    ] = 30
 
 
 class UiSection(BaseModel):
@@ -275,6 +311,8 @@ class Settings(BaseModel):
     security: SecuritySection = SecuritySection()
     alarms: AlarmsSection = AlarmsSection()
     ward: WardSection = WardSection()
+    devices: DevicesSection = DevicesSection()
+    patients: PatientsSection = PatientsSection()
     ui: UiSection = UiSection()
 
     @property

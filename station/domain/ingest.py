@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from station.domain.audit import canonical_json
 from station.domain.messages import Accepted, Rejection, VitalsPayload
 
 log = logging.getLogger(__name__)
@@ -171,4 +172,12 @@ def _parse(topic: str, raw: bytes, now: float, filters: Sequence[str]) -> Accept
             f"timestamp {skew:.0f} s ahead of the station clock",
             payload.device_id,
         )
-    return Accepted(payload, topic, now, unknown)
+    signed = None
+    if payload.sig is not None:
+        # What CONTRACT §1 says the device signed: the payload as sent (unknown keys too)
+        # without ``sig``, as canonical JSON. A lone surrogate cannot be encoded: unsignable.
+        try:
+            signed = canonical_json({k: v for k, v in doc.items() if k != "sig"})
+        except (ValueError, UnicodeEncodeError):
+            return reject("schema", "payload text cannot be put in canonical form", claimed)
+    return Accepted(payload, topic, now, unknown, signed)

@@ -132,6 +132,9 @@ class Accepted:
     topic: str
     received_at: float
     unknown_keys: tuple[str, ...] = ()
+    signed: bytes | None = None
+    """With a ``sig``: the canonical JSON the device signed (the payload as sent, without
+    ``sig``), for the core to check against the device's enrolled key."""
 
     @property
     def device_id(self) -> str:

@@ -39,6 +39,9 @@ class Action(Enum):
     EXPORT_DATA = "export_data"
     """Patient data out of the station as a file (trend CSV, alarm history CSV): not in the
     issue's list, added because such an export must have a named, authorised actor."""
+    PATIENTS = "patients"
+    """Admit, discharge, transfer and record consent (issue 6): the ward's nurses do it at the
+    bedside, admins when they set a ward up; a role that changes nothing clinical does not."""
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -50,10 +53,13 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.PAUSE_AUDIO,
             Action.CHANGE_LIMITS,
             Action.EXPORT_DATA,
+            Action.PATIENTS,
         }
     ),
     # Admins run the station; they are not the clinicians answering alarms.
-    Role.ADMIN: frozenset({Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES}),
+    Role.ADMIN: frozenset(
+        {Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES, Action.PATIENTS}
+    ),
     # Auditors read and export the record, and change nothing.
     Role.AUDITOR: frozenset({Action.VIEW, Action.AUDIT_EXPORT, Action.EXPORT_DATA}),
 }

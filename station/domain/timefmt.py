@@ -16,3 +16,8 @@ def iso_ms(epoch_s: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def local_text(epoch_s: float, seconds: bool = False) -> str:
+    """Station-local time for people reading a dialog: ``2025-02-01 13:00`` (``:05`` more)."""
+    return datetime.fromtimestamp(epoch_s).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))

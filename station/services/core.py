@@ -48,13 +48,15 @@ from station.domain.alarms import (
     Priority,
     event_payload,
 )
+from station.domain.devices import DeviceBook, RegistryError
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.profiles import describe_change
 from station.domain.roles import EMERGENCY_USER
 from station.domain.sequence import Order, SequenceTracker
-from station.domain.ward import Ward
+from station.domain.ward import Unassigned, Ward
 from station.domain.watch import DeviceWatch, InvalidDataWatch
+from station.services.device_registry import DeviceRegistry
 from station.services.historian import Historian
 from station.services.mqtt_worker import ConnectionState, Delivery
 from station.services.spool import Row, Spool, SpoolFull
@@ -117,17 +119,34 @@ class IngestStats:
     late: int
     by_reason: tuple[tuple[str, int], ...]
     quarantine: tuple[Rejection, ...]
-    unassigned: tuple[tuple[str, int], ...]
+    unassigned: tuple[Unassigned, ...]
     unknown_keys: tuple[tuple[str, int], ...] = ()
     duplicates: int = 0
     missing: int = 0
     unspooled: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BedPolicy:
+    """What the patient in a bed allows, and whether the bed is monitored.
+
+    ``standby``: no patient since a discharge: values are stored but neither shown nor alarmed.
+    ``store``: points may go to the historian (the patient's storage consent; a bed without an
+    admitted patient is anonymous and stored as before).
+    """
+
+    standby: bool = False
+    store: bool = True
+
+
+MONITORED = BedPolicy()
+
+
 class CoreWorker(QObject):
     """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
 
     vitals_received = Signal(str, object)
+    devices_changed = Signal(object)
     data_gap = Signal(str, int, float)
     limits_changed = Signal(str, object)
     alarm_changed = Signal(object)
@@ -146,6 +165,7 @@ class CoreWorker(QObject):
         spool: Spool | None = None,
         trends: TrendStore | None = None,
         acknowledge: Callable[[list[Delivery]], None] | None = None,
+        registry: DeviceRegistry | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -158,7 +178,16 @@ class CoreWorker(QObject):
         self._engine = AlarmEngine(
             settings.alarms.limits(), clock, escalate_after_s=settings.alarms.escalate_after_s
         )
-        self._ward = Ward(settings.ward.beds, settings.ward.devices, settings.ward.bed_prefix)
+        self._registry = registry
+        self._registry_stamp: tuple[int, int] | None = None
+        self._registry_fault: str | None = None
+        self._ward = Ward(
+            settings.ward.beds,
+            settings.ward.devices,
+            settings.ward.bed_prefix,
+            admission=settings.devices.admission,
+        )
+        self._policy: dict[str, BedPolicy] = {}
         # Devices pinned to a bed are expected from the start: one that never speaks after a
         # restart must still raise "no data".
         started = clock()
@@ -187,6 +216,15 @@ class CoreWorker(QObject):
         self._unspooled = 0
         self._trend_fault: str | None = None
         self._compacted_at = clock()
+        self._ward.set_book(self._load_registry())
+        for rec in self._ward.book:
+            if rec.active and rec.bed:
+                self._watch.expect(rec.device_id, started)  # onboarded: expected, like pins
+
+    @property
+    def book(self) -> DeviceBook:
+        """The device registry in force (read by the app at start, before the thread runs)."""
+        return self._ward.book
 
     @property
     def accepted(self) -> int:
@@ -237,12 +275,18 @@ class CoreWorker(QObject):
 
     def on_accepted(self, msg: Accepted, delivery: Delivery | None = None) -> None:
         """A valid message: order, bed, spool, alarms, screen; acknowledged at the commit."""
+        refused = self._registry_refusal(msg)
+        if refused is not None:
+            self.on_rejected(refused, delivery)
+            return
         self._accepted += 1
         if msg.unknown_keys:
             self._unknown_keys[msg.device_id] += 1
-        bed = self._ward.bed_of(msg.device_id)
+        bed = self._ward.bed_of(msg.device_id, msg.received_at)
+        policy = self._policy.get(bed, MONITORED) if bed is not None else MONITORED
         # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
-        point = vitals_line(self._station, bed or "", msg)
+        # Without the patient's storage consent nothing of theirs goes to the historian.
+        point = vitals_line(self._station, bed or "", msg) if policy.store else None
         values = msg.payload.numeric_fields()
         sample = None
         if bed is not None and self._trends is not None:
@@ -262,6 +306,9 @@ class CoreWorker(QObject):
             self._gap(msg, bed, verdict.missing, verdict.after_seq)
         if bed is None:
             return
+        if policy.standby:
+            self._watch.seen(msg.device_id, msg.received_at)
+            return  # discharged: kept, never shown or alarmed until the next admission
         if verdict.order is Order.LATE:
             self._late += 1  # out of order: stored at its device time, never live
             return
@@ -296,6 +343,127 @@ class CoreWorker(QObject):
         )
         self._check_battery(msg.device_id, bed, msg.payload.battery)
         self.vitals_received.emit(bed, msg)
+
+    def _registry_refusal(self, msg: Accepted) -> Rejection | None:
+        """A rejection for a revoked device or a bad or missing signature of a signing one."""
+        rec = self._ward.book.get(msg.device_id)
+        if rec is None:
+            return None
+        if not rec.active:
+            reason, detail = "revoked", f"device {msg.device_id} was decommissioned"
+        else:
+            if not rec.signing:
+                return None
+            why = rec.verifies(msg.payload.sig, msg.signed)
+            if why is None:
+                return None
+            reason, detail = "spoofed", why
+        self._audit_refusal(msg, reason, detail)
+        return Rejection(reason, detail, msg.topic, msg.received_at, msg.device_id)
+
+    def _audit_refusal(self, msg: Accepted, reason: str, detail: str) -> None:
+        """Audit a refused device message: the first of each device and kind, then at most one
+        record a minute with the count in between, so a flood cannot flood the trail."""
+        key = f"{reason}:{msg.device_id}"
+        now = self._clock()
+        if now - self._logged_at.get(key, -LOG_WINDOW_S) < LOG_WINDOW_S:
+            self._suppressed[key] += 1
+            return
+        self._logged_at[key] = now
+        self._audit.record(
+            "device.spoofed" if reason == "spoofed" else "device.revoked_message",
+            target=msg.device_id,
+            outcome="failure",
+            details={
+                "device": msg.device_id,
+                "reason": detail,
+                "topic": msg.topic,
+                "seq": msg.payload.seq,
+                "more_since_last_record": self._suppressed.pop(key, 0),
+            },
+        )
+
+    def _load_registry(self) -> DeviceBook:
+        """The registry on disk; a damaged file keeps the last good book in force and raises a
+        technical alarm (never an empty registry, which would park every onboarded device)."""
+        registry = self._registry
+        if registry is None:
+            return DeviceBook()
+        self._registry_stamp = registry.stamp()
+        try:
+            book = registry.load()
+        except (RegistryError, OSError) as exc:
+            if self._registry_fault is None:
+                log.error("device registry unreadable: %s", exc)
+                self._audit.record(
+                    "devices.fault", outcome="failure", details={"error": str(exc)[:300]}
+                )
+            self._registry_fault = str(exc)
+            self._station_alarm(
+                "devices", True, Priority.HIGH, f"Device registry unreadable: {exc}"
+            )
+            return self._ward.book
+        if self._registry_fault is not None:
+            self._registry_fault = None
+            self._station_alarm("devices", False, Priority.HIGH, "")
+        return book
+
+    @Slot()
+    def reload_devices(self) -> None:
+        """Put the registry on disk in force (the onboarding dialog or ``station devices``
+        changed it): audit each change, end the alarms of devices that left their bed."""
+        old = self._ward.book
+        book = self._load_registry()
+        if book is old:
+            return
+        moves = self._ward.set_book(book)
+        self._audit_registry(old, book)
+        for device, (before, after) in moves.items():
+            if before is not None:
+                self._emit(self._engine.forget_device(device))
+            if after is not None:
+                self._watch.expect(device, self._clock())
+        self.devices_changed.emit(book)
+
+    def _audit_registry(self, old: DeviceBook, new: DeviceBook) -> None:
+        for rec in new:
+            was = old.get(rec.device_id)
+            extra: dict[str, object]
+            if was is None:
+                action, actor, extra = "device.onboard", rec.onboarded_by, {"signing": rec.signing}
+            elif was.active and not rec.active:
+                action, actor, extra = "device.revoke", rec.revoked_by or "", {"bed": was.bed}
+            elif was.bed != rec.bed:
+                action, actor, extra = "device.reassign", rec.assigned_by, {"from": was.bed}
+            else:
+                continue
+            self._audit.record(
+                action,
+                actor=actor or "unknown",
+                role="admin",
+                target=rec.device_id,
+                details={
+                    "device": rec.device_id,
+                    "bed": rec.bed,
+                    "model": rec.model,
+                    "serial": rec.serial,
+                    "manufacturer": rec.manufacturer,
+                    "voucher": rec.voucher_id,
+                    **extra,
+                },
+            )
+
+    @Slot(object)
+    def set_bed_policy(self, policy: dict[str, BedPolicy]) -> None:
+        """Admissions and consents changed (from the GUI's patient table): a bed put in
+        standby loses its alarms at once; storage follows the patient's consent from the next
+        message."""
+        old, self._policy = self._policy, dict(policy)
+        for bed, now in self._policy.items():
+            if now.standby and not old.get(bed, MONITORED).standby:
+                device = self._ward.device_of(bed)
+                if device is not None:
+                    self._emit(self._engine.forget_device(device))
 
     def _check_battery(self, device: str, bed: str, battery: float | None) -> None:
         if battery is None:
@@ -547,8 +715,12 @@ class CoreWorker(QObject):
     def tick(self) -> None:
         """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
         now = self._clock()
+        if self._registry is not None and self._registry.stamp() != self._registry_stamp:
+            self.reload_devices()
         for device in self._watch.newly_silent(now):
             bed = self._ward.assigned(device) or ""
+            if self._policy.get(bed, MONITORED).standby:
+                continue
             timeout = self._watch.timeout(device)
             self._emit(
                 self._engine.technical(
@@ -585,7 +757,7 @@ class CoreWorker(QObject):
                 self._late,
                 tuple(sorted(self._reasons.items())),
                 tuple(self._quarantine),
-                tuple(sorted(self._ward.unassigned.items())),
+                tuple(self._ward.unassigned[d] for d in sorted(self._ward.unassigned)),
                 tuple(sorted(self._unknown_keys.items())),
                 self._sequence.duplicates,
                 self._sequence.missing,
@@ -636,6 +808,6 @@ class CoreWorker(QObject):
             )
             if self._publisher is not None:
                 self._publisher.publish_alarm(event_payload(alarm))
-            if self._historian is not None:
+            if self._historian is not None and self._policy.get(alarm.bed, MONITORED).store:
                 self._stage((alarm.device_id, None, alarm_line(self._station, alarm)), None, None)
             self.alarm_changed.emit(alarm)

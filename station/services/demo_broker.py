@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import os
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from amqtt.broker import Broker
@@ -25,27 +29,63 @@ THREAD_NAME = "demo-broker"
 _CHATTY_LOGGERS = ("amqtt", "transitions")
 
 
+class DemoCredentials:
+    """Device credentials the demo's admin onboarded (thread-safe: the GUI adds, the broker's
+    loop checks). Only salted hashes are kept, like a Mosquitto password file."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: dict[str, tuple[bytes, bytes]] = {}
+
+    def add(self, username: str, password: str) -> None:
+        """Require ``password`` from ``username`` from now on."""
+        salt = os.urandom(16)
+        digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 10_000)
+        with self._lock:
+            self._table[username] = (salt, digest)
+
+    def check(self, username: str, password: str | None) -> bool | None:
+        """Whether the password is the user's; None for a user without a credential."""
+        with self._lock:
+            entry = self._table.get(username)
+        if entry is None:
+            return None
+        salt, digest = entry
+        given = hashlib.pbkdf2_hmac("sha512", (password or "").encode(), salt, 10_000)
+        return hmac.compare_digest(given, digest)
+
+
 class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no type hints
-    """Lets every client in without marking its session anonymous.
+    """Lets every client in without marking its session anonymous, except a user the demo's
+    admin onboarded, who must give the password handed out then.
 
     amqtt's own ``AnonymousAuthPlugin`` flags sessions as anonymous, and the broker then drops an
     anonymous session's queued QoS 1 messages while the client is away: a station restarted during
     the demo would lose what the devices sent meanwhile. The broker listens on loopback only.
     """
 
+    @dataclass
+    class Config:
+        """The credential table, shared with :class:`EmbeddedBroker` (a reference, not a copy)."""
+
+        credentials: Any = None
+
     async def authenticate(self, *, session: Any) -> bool:
-        """Accept the client (the listener is loopback-only)."""
-        del session
+        """Accept the client unless it names an onboarded user with a wrong password."""
+        table = getattr(self.config, "credentials", None)
+        user = getattr(session, "username", None)
+        if isinstance(table, DemoCredentials) and user:
+            return table.check(user, getattr(session, "password", None)) is not False
         return True
 
 
-def _config(host: str, port: int) -> dict[str, Any]:
+def _config(host: str, port: int, credentials: DemoCredentials) -> dict[str, Any]:
     # An explicit `plugins` section makes amqtt load plugins from config rather than from entry
     # points (deprecated, and it warns); it also leaves out the $SYS and packet-logging plugins,
     # which cost time per message and log at INFO.
     return {
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}", "max_connections": 0}},
-        "plugins": {f"{__name__}.LoopbackAuthPlugin": {}},
+        "plugins": {f"{__name__}.LoopbackAuthPlugin": {"credentials": credentials}},
         # Persistent sessions of clients that went away are kept for a day, not forever.
         "session_expiry_interval": 24 * 3600,
     }
@@ -73,6 +113,7 @@ class EmbeddedBroker:
         self._stop = asyncio.Event()  # binds to the broker's loop on first wait (Python ≥ 3.10)
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.credentials = DemoCredentials()
 
     @property
     def running(self) -> bool:
@@ -151,7 +192,8 @@ class EmbeddedBroker:
             loop.close()
 
     async def _serve(self) -> None:
-        broker = Broker(_config(self.host, self._requested_port), loop=asyncio.get_running_loop())
+        config = _config(self.host, self._requested_port, self.credentials)
+        broker = Broker(config, loop=asyncio.get_running_loop())
         try:
             # Returns once the listening socket is bound and serving, so start() may return then.
             await broker.start()

@@ -16,14 +16,18 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from station.domain.devices import sign_message
 from station.domain.simulation import SCENARIOS, TOPIC_MODES, SimulatedWard, topic_for
+from station.domain.vouchers import VoucherError, load_private_key
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ class SimulatorConfig:
         username: MQTT user name, if the broker wants one.
         password: its password; the CLI reads it from ``STATION_SIM_PASSWORD``. Never logged.
         qos: publish QoS.
+        sign_keys: a folder of device keys (``<device_id>.key``, as ``station devices keygen``
+            writes them): a device with a key there signs its messages (CONTRACT §1 ``sig``).
     """
 
     host: str
@@ -76,6 +82,7 @@ class SimulatorConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     qos: int = 1
+    sign_keys: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse a configuration that cannot run, naming the field (the CLI exits 2 with it)."""
@@ -93,6 +100,23 @@ class SimulatorConfig:
         for ok, name, rule in checks:
             if not ok:
                 raise ValueError(f"simulator {name} {rule}, got {getattr(self, name)!r}")
+
+
+def _device_keys(folder: str | None) -> dict[str, Ed25519PrivateKey]:
+    """Device id → signing key, from ``<folder>/<device_id>.key``.
+
+    Raises:
+        ValueError: the folder is missing or a key file is not a key (the CLI exits 2).
+    """
+    if folder is None:
+        return {}
+    path = Path(folder)
+    if not path.is_dir():
+        raise ValueError(f"simulator sign_keys: {folder} is not a folder")
+    try:
+        return {p.stem: load_private_key(p) for p in sorted(path.glob("*.key"))}
+    except (OSError, VoucherError) as exc:
+        raise ValueError(f"simulator sign_keys: {exc}") from exc
 
 
 def password_from_env(environ: Mapping[str, str] | None = None) -> str | None:
@@ -123,6 +147,7 @@ class Simulator:
         self._closing = False
         self._retry_at = 0.0
         self._backoff = _RECONNECT_MIN_S
+        self._keys = _device_keys(cfg.sign_keys)
 
     @property
     def published(self) -> int:
@@ -213,7 +238,9 @@ class Simulator:
                         k = math.floor((now - t0) / period)
                         log.warning("simulator fell behind by %.1f s; skipping ticks", now - due)
                     for device_id, payload in ward.tick(wall0 + k * period):
-                        self._publish(client, topic_for(device_id, cfg.topic_mode), payload)
+                        key = self._keys.get(device_id)
+                        signed = payload if key is None else sign_message(payload, key)
+                        self._publish(client, topic_for(device_id, cfg.topic_mode), signed)
                     k += 1
                 # Even when late, read what came in (acknowledgements free paho's in-flight window).
                 client.loop(timeout=min(max(t0 + k * period - time.monotonic(), 0.0), 0.1))

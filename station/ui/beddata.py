@@ -30,6 +30,12 @@ class BedData:
     """Messages of this bed's device that never arrived (``seq`` gaps), since the start."""
     gap_at: float | None = None
     """Station time of the last gap, for the tile's notice."""
+    patient: str = ""
+    """Who is in the bed, as the tile may show it (name only with display consent)."""
+    notes: str = ""
+    """What the bed's patient does not allow (e.g. not stored in the historian)."""
+    standby: bool = False
+    """Discharged: not monitored until the next admission."""
     buffers: dict[str, RingBuffer] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +50,16 @@ class BedData:
             value = values.get(name)
             if value is not None:
                 buf.append(msg.received_at, value)
+        self.dirty = True
+
+    def reset(self) -> None:
+        """Forget the curves and values: a new patient (admit) or a patient gone (discharge,
+        transfer) must never show the previous occupant's data."""
+        self.__post_init__()
+        self.latest = None
+        self.device_id = None
+        self.missing = 0
+        self.gap_at = None
         self.dirty = True
 
     def mark_gap(self, missing: int, at: float) -> None:

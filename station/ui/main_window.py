@@ -41,6 +41,7 @@ from station.services.core import IngestStats
 from station.services.historian import HistorianStatus
 from station.services.mqtt_worker import ConnectionState
 from station.services.trends import TrendStore
+from station.services.ward_admin import WardAdmin
 from station.settings import Settings, is_loopback
 from station.ui import theme
 from station.ui.alarm_list import AlarmList
@@ -54,6 +55,7 @@ from station.ui.sound import AlarmSound
 from station.ui.tile import BedTile
 from station.ui.trend_view import TrendView
 from station.ui.users_dialog import UsersDialog
+from station.ui.ward_controls import WardControls
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
 CURVES_PER_FRAME = 12  # tiles whose curves are redrawn per frame (10 Hz: 120 tiles/s)
@@ -197,6 +199,7 @@ class MainWindow(QMainWindow):
             self.login_button.clicked.connect(lambda: self.on_login_required("login", None))
             self.lock_button.clicked.connect(lambda: actions.lock("by user"))
             manage.addAction("Users…", self.open_users)
+            manage.addAction("Devices…", self.open_devices)
             manage.addAction("Settings…", self.open_settings)
             manage.addAction("Export audit trail…", self.open_audit_export)
             for button in (self.login_button, self.lock_button, self.manage_button):
@@ -242,6 +245,7 @@ class MainWindow(QMainWindow):
             self.plain_warning.setTextFormat(Qt.TextFormat.RichText)
             self.statusBar().addPermanentWidget(self.plain_warning)
         self._patient_views: dict[str, PatientView] = {}
+        self.ward: WardControls | None = None
         self.history = AlarmHistory()
         self._history_dialog: AlarmHistoryDialog | None = None
         self.bed_limits: dict[str, dict[str, AlarmLimits]] = {}
@@ -321,8 +325,10 @@ class MainWindow(QMainWindow):
         if stats.unspooled:
             text += f" · {stats.unspooled} NOT SAVED TO DISK"
         if stats.unassigned:
-            text += f" · {len(stats.unassigned)} devices without a bed"
+            text += f" · {len(stats.unassigned)} devices without a bed (Manage ▾ Devices)"
         self.ingest.setText(text)
+        if self.ward is not None:
+            self.ward.on_stats()
 
     # -- painting --------------------------------------------------------------------------
 
@@ -528,6 +534,10 @@ class MainWindow(QMainWindow):
             self.audio.toggle_pause()
         elif action is Action.SETTINGS:
             self.open_settings()
+        elif action is Action.DEVICES:
+            self.open_devices()
+        elif action is Action.PATIENTS and self.ward is not None and request in self.beds:
+            self.ward.open_patient(str(request))  # opens the dialog; the nurse then acts
         elif action is Action.USERS:
             self.open_users()
         elif action is Action.AUDIT_EXPORT:
@@ -548,6 +558,24 @@ class MainWindow(QMainWindow):
             dialog = UsersDialog(actions.accounts, actions.audit, user, self)
             self._admin_dialogs.append(dialog)
             dialog.show()
+
+    def set_ward_admin(self, admin: WardAdmin, demo: bool) -> None:
+        """Admissions, consent and devices (issue 6): tiles show the patient, menus open the
+        dialogs. Open admission is said in the header for as long as it is on."""
+        self.ward = WardControls(self, admin, demo)
+        if self._settings.devices.admission == "open":
+            mode = self.mode.text()
+            self.mode.setText(f"{mode} · OPEN admission" if mode else "OPEN device admission")
+
+    def keep_admin_dialog(self, dialog: QDialog) -> None:
+        """Close ``dialog`` when the session locks or changes hands."""
+        self._admin_dialogs.append(dialog)
+
+    @Slot()
+    def open_devices(self) -> None:
+        """The device registry and the unassigned devices (admin)."""
+        if self.ward is not None:
+            self.ward.open_devices()
 
     @Slot()
     def open_settings(self) -> None:

@@ -84,6 +84,8 @@ class BedTile(QFrame):
     opened = Signal(str)
     limits_wanted = Signal(str)
     trends_wanted = Signal(str)
+    patient_wanted = Signal(str)
+    consent_wanted = Signal(str)
 
     def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
         super().__init__()
@@ -110,6 +112,9 @@ class BedTile(QFrame):
         head.addWidget(self.bed)
         head.addWidget(self.device, 1)
         head.addWidget(self.age)
+        self.patient = QLabel("")
+        self.patient.setStyleSheet("font-size:12px;")
+        self.patient.setVisible(False)
 
         self.banner = QLabel("")
         self.banner.setMinimumHeight(22)
@@ -155,6 +160,7 @@ class BedTile(QFrame):
         outer.setContentsMargins(8, 6, 8, 6)
         outer.setSpacing(3)
         outer.addLayout(head)
+        outer.addWidget(self.patient)
         outer.addWidget(self.banner)
         outer.addLayout(body, 1)
         self._set_border(theme.TILE_BORDER)
@@ -170,7 +176,23 @@ class BedTile(QFrame):
         menu.addAction("Detail view", lambda: self.opened.emit(self.data.label))
         menu.addAction("Trends (72 h)…", lambda: self.trends_wanted.emit(self.data.label))
         menu.addAction("Alarm limits…", lambda: self.limits_wanted.emit(self.data.label))
+        menu.addSeparator()
+        menu.addAction("Patient (admit, transfer, discharge)…", self._emit_patient)
+        menu.addAction("Consent…", lambda: self.consent_wanted.emit(self.data.label))
         menu.exec(event.globalPos())
+
+    def _emit_patient(self) -> None:
+        self.patient_wanted.emit(self.data.label)
+
+    def show_patient(self) -> None:
+        """Show who is in the bed and what they do not allow (after an admission change)."""
+        data = self.data
+        text = data.patient
+        if data.notes:
+            text += f" <span style='color:{theme.WARN}'>· {data.notes}</span>"
+        self.patient.setText(text)
+        self.patient.setVisible(bool(text))
+        self._shown = ()
 
     def _set_banner_style(self, style: str) -> None:
         if style != self._banner_style:
@@ -223,7 +245,7 @@ class BedTile(QFrame):
             hz = theme.FLASH_HZ[alarm.priority]
             flash_on = hz == 0 or int(now * hz * 2) % 2 == 0
         self._paint_header(now, stale)
-        key = (stale, alarm, flash_on, data.latest, len(data.alarms))
+        key = (stale, alarm, flash_on, data.latest, len(data.alarms), data.standby)
         if key == self._shown:
             return
         self._shown = key
@@ -289,6 +311,14 @@ class BedTile(QFrame):
                     f" padding:1px 4px; border:1px solid {bg}; border-radius:3px;"
                 )
             self._set_border(bg, 3 if alarm.priority == Priority.HIGH else 2)
+        elif self.data.standby:
+            self.banner.setText("STANDBY · discharged, not monitored")
+            self._set_banner_style(
+                f"background:{theme.TILE}; color:{theme.MUTED}; font-size:13px;"
+                f" font-weight:700; padding:1px 4px; border:1px solid {theme.MUTED};"
+                " border-radius:3px;"
+            )
+            self._set_border(theme.TILE_BORDER)
         elif stale and self.data.latest is not None:
             self.banner.setText("NO DATA")
             self._set_banner_style(

@@ -427,6 +427,11 @@ class Mosquitto(ServerProcess):
     ``server_cert`` replaces the PKI's server certificate (an expired one, one for another host
     name); ``require_certificate`` makes the TLS listener demand a client certificate signed by
     the CA (mTLS), on top of the password.
+
+    ``extra_password_lines`` and ``extra_acl_lines`` are appended as they are to the password file
+    and the ACL: what an admin deploys by hand (a ``password_file`` line made elsewhere, a
+    ``user`` block). ``device_pattern=False`` leaves out the ACL's ``pattern write
+    healthcare/devices/%u/vitals``, so that only explicit ``user`` blocks grant a device anything.
     """
 
     name = "mosquitto"
@@ -440,8 +445,17 @@ class Mosquitto(ServerProcess):
         extra_config: Path | None = None,
         server_cert: CertFiles | None = None,
         require_certificate: bool = False,
+        extra_password_lines: Sequence[str] = (),
+        extra_acl_lines: Sequence[str] = (),
+        device_pattern: bool = True,
     ) -> None:
         super().__init__(workdir)
+        for line in (*extra_password_lines, *extra_acl_lines):
+            if "\n" in line or "\r" in line:
+                raise ValueError(f"one line each, not {line!r}")
+        self.extra_password_lines = tuple(extra_password_lines)
+        self.extra_acl_lines = tuple(extra_acl_lines)
+        self.device_pattern = device_pattern
         self.pki = pki
         self.server_cert = server_cert or CertFiles(pki.server_cert, pki.server_key)
         self.require_certificate = require_certificate
@@ -500,7 +514,8 @@ class Mosquitto(ServerProcess):
     def start(self, timeout: float = START_TIMEOUT_S) -> None:
         """Write the configuration, password file and ACL, then run the broker."""
         self._write_password_file()
-        self.acl_file.write_text(self._acl())
+        extra_acl = "".join(f"{line}\n" for line in self.extra_acl_lines)
+        self.acl_file.write_text(self._acl() + (f"\n{extra_acl}" if extra_acl else ""))
         self.acl_file.chmod(0o600)
         if self.extra_config is not None:
             self.include_dir.mkdir(exist_ok=True)
@@ -517,18 +532,24 @@ class Mosquitto(ServerProcess):
                 check=True,
                 capture_output=True,
             )
+        if self.extra_password_lines:
+            with self.password_file.open("a") as fh:
+                fh.writelines(f"{line}\n" for line in self.extra_password_lines)
         self.password_file.chmod(0o600)
 
     def _acl(self) -> str:
-        return (
+        pattern = (
             "# A device may publish only as itself: the user name is its device id.\n"
             "pattern write healthcare/devices/%u/vitals\n\n"
+        )
+        users = (
             "user station\n"
             "topic read healthcare/#\n"
             "topic write healthcare/station/#\n\n"
             "user sensor\n"
             "topic write healthcare/sensor_data\n"
         )
+        return (pattern if self.device_pattern else "") + users
 
     def _config(self) -> str:
         lines = [
@@ -600,8 +621,17 @@ class HardenedMosquitto(Mosquitto):
         hardened_config: Path = CONFIG_DIR / "mosquitto-hardened.conf",
         acl_example: Path = CONFIG_DIR / "mosquitto-acl.example",
         ward_config: Path = CONFIG_DIR / "mosquitto-ward.conf",
+        extra_password_lines: Sequence[str] = (),
+        extra_acl_lines: Sequence[str] = (),
     ) -> None:
-        super().__init__(workdir, pki, plain_listener=False, extra_config=ward_config)
+        super().__init__(
+            workdir,
+            pki,
+            plain_listener=False,
+            extra_config=ward_config,
+            extra_password_lines=extra_password_lines,
+            extra_acl_lines=extra_acl_lines,
+        )
         self.hardened_config = hardened_config
         self.acl_example = acl_example
         for line in acl_example.read_text().splitlines():

@@ -72,7 +72,9 @@ def test_deteriorating_patient_from_the_simulator_publishes_alarm_events(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = station_settings(mosquitto, tmp_path, ward={"beds": 4, "devices": {}})
+    settings = station_settings(
+        mosquitto, tmp_path, ward={"beds": 4, "devices": {}}, devices={"admission": "open"}
+    )
     with running_station(qtbot, mosquitto, settings, monkeypatch):
         env = dict(os.environ, STATION_SIM_PASSWORD=mosquitto.passwords["sensor"])
         sim = subprocess.run(
@@ -106,7 +108,9 @@ def test_a_device_that_stops_raises_no_data_within_11_s(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = station_settings(mosquitto, tmp_path, ward={"beds": 2, "devices": {}})
+    settings = station_settings(
+        mosquitto, tmp_path, ward={"beds": 2, "devices": {}}, devices={"admission": "open"}
+    )
     with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
         start = time.time()
         publish(mosquitto, "monitor-a", [vitals("monitor-a", at=start - 2 + i) for i in range(3)])

@@ -35,8 +35,9 @@ EXPECTED = {
         Action.PAUSE_AUDIO,
         Action.CHANGE_LIMITS,
         Action.EXPORT_DATA,
+        Action.PATIENTS,
     },
-    Role.ADMIN: {Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES},
+    Role.ADMIN: {Action.VIEW, Action.SETTINGS, Action.USERS, Action.DEVICES, Action.PATIENTS},
     Role.AUDITOR: {Action.VIEW, Action.AUDIT_EXPORT, Action.EXPORT_DATA},
 }
 USERS = {
@@ -98,7 +99,7 @@ def test_every_role_may_do_exactly_what_the_issue_says_and_each_denial_is_audite
         if r["action"] == "access.denied"
     ]
     assert audited == denied
-    assert len(audited) == 5 + 8 + 4 + 6 + 8  # admin, ward staff, nurse, auditor, locked
+    assert len(audited) == 5 + 9 + 4 + 7 + 9  # admin, ward staff, nurse, auditor, locked
 
 
 def test_the_action_layer_forwards_only_what_the_role_allows(

@@ -32,7 +32,11 @@ def clock() -> Clock:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return from_mapping(
-        {"station": {"data_dir": str(tmp_path)}, "ward": {"beds": 2, "devices": {"mon-1": 1}}}
+        {
+            "station": {"data_dir": str(tmp_path)},
+            "ward": {"beds": 2, "devices": {"mon-1": 1}},
+            "devices": {"admission": "open"},  # mon-9 and rogue-7 are walk-ins
+        }
     )
 
 

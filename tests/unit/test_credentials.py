@@ -58,6 +58,7 @@ def assert_refusal_message(message: str, found: str) -> None:
     assert f"(found: {found})" in message
     assert "STATION_MQTT_PASSWORD" in message
     assert "STATION_INFLUX_TOKEN" in message
+    assert "STATION_PATIENT_KEY" in message
 
 
 # -- which backends ------------------------------------------------------------------------------
@@ -157,6 +158,29 @@ def test_the_environment_wins_over_the_keyring(
     assert secret("influx", "ward") == TOKEN
     assert from_environment("influx")
     assert not from_environment("mqtt")
+
+
+@pytest.mark.parametrize(
+    ("kind", "env", "label"),
+    [
+        ("mqtt", "STATION_MQTT_PASSWORD", "MQTT password"),
+        ("influx", "STATION_INFLUX_TOKEN", "InfluxDB token"),
+        ("patients", "STATION_PATIENT_KEY", "patient table key"),
+    ],
+)
+def test_every_kind_has_its_variable_label_and_keyring_entry(
+    ring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch, kind: str, env: str, label: str
+) -> None:
+    assert credentials.ENV.keys() == credentials.LABELS.keys()
+    assert (credentials.ENV[kind], credentials.LABELS[kind]) == (env, label)
+    store_secret(kind, "station-1", "from-the-keyring")
+    assert ring.accounts() == [(SERVICE, f"{kind}:station-1")]
+    assert secret(kind, "station-1") == "from-the-keyring"
+    assert not from_environment(kind)
+    monkeypatch.setenv(env, "from-the-environment")
+    assert from_environment(kind)
+    assert secret(kind, "station-1") == "from-the-environment"
+    assert delete_secret(kind, "station-1") is True
 
 
 def test_the_environment_serves_an_unattended_service_without_keyring(

@@ -1,0 +1,183 @@
+"""The admin's devices dialog: the registry, the unassigned devices, and what can be done to them.
+
+Two tables: onboarded devices (bed, signing, state) and the **unassigned devices** — those whose
+messages reach no bed because nobody onboarded them — with when each was first and last seen and
+how many messages it sent, for the admin to onboard. Moving, releasing and revoking go through
+:class:`~station.services.ward_admin.WardAdmin`, which writes the registry; the core audits and
+applies the change within a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.domain.devices import RegistryError
+from station.domain.timefmt import local_text
+from station.domain.ward import Unassigned
+from station.services.ward_admin import WardAdmin
+from station.ui import theme
+
+RELEASE = "(release: no bed)"
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    table.horizontalHeader().setStretchLastSection(True)
+    return table
+
+
+def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(text))
+
+
+class DevicesDialog(QDialog):
+    """See the module docstring.
+
+    Args:
+        unassigned: the core's latest list of devices without a bed (from its stats).
+        onboard: opens the onboarding dialog.
+    """
+
+    def __init__(
+        self,
+        admin: WardAdmin,
+        user: str,
+        unassigned: Callable[[], tuple[Unassigned, ...]],
+        onboard: Callable[[], object],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._admin, self._user, self._unassigned = admin, user, unassigned
+        self.setWindowTitle("Devices")
+        self.resize(760, 520)
+        self.registry = _table(["Device", "Model", "Serial", "Bed", "Signing", "State"])
+        self.waiting = _table(["Device", "First seen", "Last seen", "Messages", "Note"])
+        onboard_button = QPushButton("Onboard a device…")
+        onboard_button.clicked.connect(onboard)
+        self.target = QComboBox()
+        self.target.addItem(RELEASE, "")
+        for bed in admin.beds:
+            self.target.addItem(bed, bed)
+        move = QPushButton("Move selected to")
+        move.clicked.connect(self.move_selected)
+        revoke = QPushButton("Decommission selected")
+        revoke.clicked.connect(self.revoke_selected)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        admission = admin.admission_text()
+        actions = QHBoxLayout()
+        actions.addWidget(move)
+        actions.addWidget(self.target)
+        actions.addStretch(1)
+        actions.addWidget(revoke)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"<b>Onboarded devices</b> · {admission}"))
+        lay.addWidget(self.registry, 2)
+        lay.addLayout(actions)
+        lay.addWidget(QLabel("<b>Unassigned devices</b>: their messages reach no bed"))
+        lay.addWidget(self.waiting, 1)
+        lay.addWidget(onboard_button)
+        lay.addWidget(self.message)
+        admin.changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload both tables."""
+        try:
+            book = self._admin.book()
+        except (RegistryError, OSError) as exc:
+            self._say(f"Device registry unreadable: {exc}", ok=False)
+            return
+        _fill(
+            self.registry,
+            [
+                [
+                    r.device_id,
+                    r.model,
+                    r.serial,
+                    r.bed or "—",
+                    "yes" if r.signing else "no",
+                    "active"
+                    if r.active
+                    else f"decommissioned {local_text(r.revoked_at or 0)} by {r.revoked_by}",
+                ]
+                for r in book
+            ],
+        )
+        self.show_unassigned(self._unassigned())
+
+    def show_unassigned(self, devices: tuple[Unassigned, ...]) -> None:
+        """Refresh the unassigned panel (the window calls this with each stats update)."""
+        _fill(
+            self.waiting,
+            [
+                [
+                    u.device_id,
+                    local_text(u.first_seen, seconds=True),
+                    local_text(u.last_seen, seconds=True),
+                    str(u.count),
+                    "onboarded, no bed" if u.onboarded else "not onboarded",
+                ]
+                for u in devices
+            ],
+        )
+
+    def _selected(self) -> str | None:
+        rows = self.registry.selectionModel().selectedRows()
+        if not rows:
+            self._say("Select a device in the upper table first.", ok=False)
+            return None
+        item = self.registry.item(rows[0].row(), 0)
+        return item.text() if item is not None else None
+
+    def _say(self, text: str, ok: bool) -> None:
+        self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
+        self.message.setText(text)
+
+    def move_selected(self) -> bool:
+        """Move the selected device to the chosen bed, or release it."""
+        device = self._selected()
+        if device is None:
+            return False
+        bed = str(self.target.currentData())
+        try:
+            self._admin.reassign(device, bed, self._user)
+        except (RegistryError, OSError) as exc:
+            self._say(str(exc), ok=False)
+            return False
+        self._say(f"{device} → {bed or 'no bed'}.", ok=True)
+        return True
+
+    def revoke_selected(self) -> bool:
+        """Decommission the selected device: its later messages are refused."""
+        device = self._selected()
+        if device is None:
+            return False
+        try:
+            self._admin.revoke(device, self._user)
+        except (RegistryError, OSError) as exc:
+            self._say(str(exc), ok=False)
+            return False
+        self._say(f"{device} decommissioned: its messages are refused from now on.", ok=True)
+        return True

@@ -1,0 +1,147 @@
+"""Onboard a device from its voucher (admin): verify, place on a bed, hand out its credential.
+
+The admin pastes or loads the voucher and sees what it claims and whether it verifies (with the
+reason when it does not) before anything changes. Onboarding enrols the device in the registry
+and shows its broker credential once: a generated password and the Mosquitto ``password_file``
+and ACL lines to deploy. The password is not kept anywhere by the station (the password line is a
+salted hash); in ``--demo`` the credential is given to the embedded broker at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from station.domain.devices import RegistryError
+from station.domain.timefmt import local_text
+from station.domain.vouchers import TrustError, VoucherCheck
+from station.services.ward_admin import WardAdmin
+from station.ui import theme
+
+NO_BED = "(no bed yet)"
+
+
+class OnboardingDialog(QDialog):
+    """See the module docstring. ``user``: the admin (checked by the action layer)."""
+
+    def __init__(
+        self, admin: WardAdmin, user: str, demo: bool = False, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._admin, self._user, self._demo = admin, user, demo
+        self.setWindowTitle("Onboard a device")
+        self.voucher = QPlainTextEdit()
+        self.voucher.setPlaceholderText("Paste the device's voucher (JSON) or load its file")
+        load = QPushButton("Load file…")
+        load.clicked.connect(self._load_file)
+        verify = QPushButton("Verify")
+        verify.clicked.connect(self.verify)
+        self.claims = QLabel("")
+        self.claims.setWordWrap(True)
+        self.bed = QComboBox()
+        self.bed.addItem(NO_BED, "")
+        for bed in admin.beds:
+            self.bed.addItem(bed, bed)
+        self.signing = QCheckBox("The device signs its messages (reject unsigned ones)")
+        self.signing.setChecked(True)
+        self.onboard_button = QPushButton("Onboard")
+        self.onboard_button.clicked.connect(self.onboard)
+        self.onboard_button.setEnabled(False)
+        self.credential = QPlainTextEdit()
+        self.credential.setReadOnly(True)
+        self.credential.setVisible(False)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(load)
+        buttons.addWidget(verify)
+        buttons.addStretch(1)
+        form = QFormLayout()
+        form.addRow("Bed", self.bed)
+        form.addRow("", self.signing)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.voucher, 1)
+        lay.addLayout(buttons)
+        lay.addWidget(self.claims)
+        lay.addLayout(form)
+        lay.addWidget(self.onboard_button)
+        lay.addWidget(self.message)
+        lay.addWidget(self.credential, 1)
+        self.voucher.textChanged.connect(lambda: self.onboard_button.setEnabled(False))
+
+    def _load_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Voucher", "", "Vouchers (*.json);;All (*)")
+        if name:
+            self.load(Path(name))
+
+    def load(self, path: Path) -> None:
+        """Put a voucher file's text in the box and verify it."""
+        try:
+            self.voucher.setPlainText(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            self._say(f"Cannot read {path}: {exc}", ok=False)
+            return
+        self.verify()
+
+    def _say(self, text: str, ok: bool) -> None:
+        self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
+        self.message.setText(text)
+
+    def verify(self) -> VoucherCheck | None:
+        """Check the voucher and show what it claims and the verdict."""
+        try:
+            check = self._admin.check(self.voucher.toPlainText())
+        except (TrustError, RegistryError, OSError) as exc:
+            self._say(f"Cannot verify: {exc}", ok=False)
+            return None
+        c = check.claims
+        if c is not None:
+            chain = " → ".join((c.manufacturer, *check.owners))
+            self.claims.setText(
+                f"Device <b>{c.device_id}</b> · model {c.model} · serial {c.serial}<br>"
+                f"Ownership: {chain} · valid {local_text(c.issued_at)} – "
+                f"{local_text(c.expires_at)}"
+            )
+        else:
+            self.claims.setText("")
+        verdict = "Voucher verifies." if check.ok else f"Refused: {check.reason}"
+        self._say(verdict, ok=check.ok)
+        self.onboard_button.setEnabled(check.ok)
+        return check
+
+    def onboard(self) -> bool:
+        """Enrol the device and show its credential once."""
+        bed = str(self.bed.currentData())
+        try:
+            cred = self._admin.onboard(
+                self.voucher.toPlainText(), bed, self.signing.isChecked(), self._user
+            )
+        except (RegistryError, TrustError, OSError) as exc:
+            self._say(str(exc), ok=False)
+            return False
+        applied = (
+            "Applied to the demo's embedded broker."
+            if self._demo
+            else "Add the lines to the broker's password_file and ACL, then reload it."
+        )
+        self.credential.setPlainText(
+            f"User name: {cred.username}\nPassword (shown once, not kept): {cred.password}\n\n"
+            f"# password_file\n{cred.password_line}\n\n# acl_file\n" + "\n".join(cred.acl)
+        )
+        self.credential.setVisible(True)
+        self.onboard_button.setEnabled(False)
+        self._say(f"{cred.username} onboarded to {bed or 'no bed'}. {applied}", ok=True)
+        return True
