@@ -22,7 +22,13 @@ import csv
 import math
 import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from station.domain.timefmt import iso_ms
 from station.services.trends import TREND_PARAMS, TrendData
@@ -35,6 +41,34 @@ CSV_HEADER = (
 )
 # OWASP's formula starts; tab and carriage return as in the alarm history export.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def without_spans(data: TrendData, spans: list[tuple[float, float]]) -> tuple[TrendData, int]:
+    """``data`` without the rows whose time falls in any ``[since, until)`` span (a patient who
+    has not consented to export), and how many rows were left out."""
+    if not spans:
+        return data, 0
+    keep = np.ones(data.t.shape, dtype=bool)
+    for since, until in spans:
+        keep &= ~((data.t >= since) & (data.t < until))
+    left_out = int(data.t.size - keep.sum())
+    if not left_out:
+        return data, 0
+
+    def cut(arrays: Mapping[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        return {name: a[keep] for name, a in arrays.items()}
+
+    return (
+        replace(
+            data,
+            t=data.t[keep],
+            mean=cut(data.mean),
+            min=cut(data.min),
+            max=cut(data.max),
+            count=cut(data.count),
+        ),
+        left_out,
+    )
 
 
 def write_csv(data: TrendData, path: Path) -> int:

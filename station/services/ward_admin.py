@@ -117,10 +117,23 @@ class WardAdmin(QObject):
         return out
 
     def exportable(self, bed: str) -> bool:
-        """Whether data of ``bed`` may leave the station in an export: an admitted patient
-        needs export consent; an anonymous bed has no one to ask."""
+        """Whether data of ``bed``'s current patient may leave the station in an export: an
+        admitted patient needs export consent; an anonymous bed has no one to ask."""
         patient = self.table.occupant(bed)
         return patient is None or self.allows(patient, Purpose.EXPORT)
+
+    def export_excluded(self, bed: str) -> list[tuple[float, float]]:
+        """The times ``bed`` held a patient who has not consented to export (each stay, open
+        stays up to now): an export leaves out whatever falls in them."""
+        spans = []
+        for patient in self._all_patients():
+            if self.allows(patient, Purpose.EXPORT):
+                continue
+            for stay in patient.stays:
+                if stay.bed == bed:
+                    until = stay.until if stay.until is not None else float("inf")
+                    spans.append((stay.since, until))
+        return spans
 
     def admission_text(self) -> str:
         """How devices reach a bed on this ward, in words for the window and the dialog."""

@@ -169,6 +169,8 @@ class AlarmHistoryDialog(QDialog):
         """Who may export now (the action layer's check); None: no check (tests)."""
         self.on_exported: Callable[[str, int, str], None] | None = None
         """Called with (path, rows, user) after an export, for the audit trail."""
+        self.excluded: Callable[[str], list[tuple[float, float]]] | None = None
+        """Per bed, times whose alarms may not leave the station (no export consent)."""
         self.setWindowTitle("Alarm history")
         self.resize(1000, 560)
         self.bed_filter = QComboBox()
@@ -235,6 +237,15 @@ class AlarmHistoryDialog(QDialog):
         station down.
         """
         episodes = self.model.episodes()
+        left_out = 0
+        if self.excluded is not None:
+            spans = {bed: self.excluded(bed) for bed in {e.bed for e in episodes}}
+            kept = [
+                e
+                for e in episodes
+                if not any(a <= e.raised_at < b for a, b in spans.get(e.bed, ()))
+            ]
+            left_out, episodes = len(episodes) - len(kept), kept
         try:
             path.write_text(self._history.to_csv(episodes), encoding="utf-8", newline="")
         except OSError as exc:
@@ -244,7 +255,8 @@ class AlarmHistoryDialog(QDialog):
             )
             self.status.setText(f"Export to {path} failed.")
             return 0
-        self.status.setText(f"Exported {len(episodes)} alarms to {path}.")
+        note = f" {left_out} left out: no export consent." if left_out else ""
+        self.status.setText(f"Exported {len(episodes)} alarms to {path}.{note}")
         return len(episodes)
 
     def _ask_and_export(self) -> None:

@@ -405,6 +405,8 @@ class MainWindow(QMainWindow):
         """The ward's alarm history, with alarm-fatigue figures and CSV export."""
         if self._history_dialog is None:
             self._history_dialog = AlarmHistoryDialog(self.history, self._clock, self)
+            if self.ward is not None:
+                self._history_dialog.excluded = self.ward.admin.export_excluded
             layer = self.action_layer
             if layer is not None:
                 self._history_dialog.gate = lambda: layer.request(
@@ -435,6 +437,8 @@ class MainWindow(QMainWindow):
         view = self._trend_views.get(bed)
         if view is None:
             view = TrendView(self._trends, bed, bed, self._clock, self)
+            if self.ward is not None:
+                view.excluded = self.ward.admin.export_excluded
             layer = self.action_layer
             if layer is not None:
                 view.gate = lambda b=bed: layer.request(Action.EXPORT_DATA, b, "export_data")

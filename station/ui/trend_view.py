@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.services.trend_csv import write_csv
+from station.services.trend_csv import without_spans, write_csv
 from station.services.trends import (
     MINUTE,
     RAW,
@@ -137,6 +137,8 @@ class TrendView(QDialog):
         self.gate: Callable[[], str | None] | None = None
         """Who may export now (the action layer's check); None: no check (tests)."""
         self.export_user = ""
+        self.excluded: Callable[[str], list[tuple[float, float]]] | None = None
+        """Times whose data may not leave the station (patients without export consent)."""
         self._store = store
         self._bed = bed
         self._label = label
@@ -268,6 +270,14 @@ class TrendView(QDialog):
         if data is None:
             self.export_status.setText("Nothing to export yet: the trend is still loading.")
             return 0
+        left_out = 0
+        if self.excluded is not None:
+            data, left_out = without_spans(data, self.excluded(self._bed))
+        if data.rows == 0:
+            self.export_status.setText(
+                "Nothing exported: the patient has not consented to export and sharing."
+            )
+            return 0
         try:
             rows = write_csv(data, path)
         except OSError as exc:
@@ -277,7 +287,8 @@ class TrendView(QDialog):
             )
             self.export_status.setText(f"Export to {path} failed.")
             return 0
-        self.export_status.setText(f"Exported {rows} rows to {path}.")
+        note = f" {left_out} rows left out: no export consent." if left_out else ""
+        self.export_status.setText(f"Exported {rows} rows to {path}.{note}")
         self.exported.emit(self._bed, str(path), rows)
         return rows
 

@@ -261,3 +261,34 @@ def test_the_patient_file_holds_no_readable_identity(ward: Ward) -> None:
     for path in ward.settings.station.data_path.rglob("*"):
         if path.is_file():
             assert NAME.encode() not in path.read_bytes(), path
+
+
+def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path: Path) -> None:
+    _onboard(ward, "mon-3", "Bed 2")
+    _onboard(ward, "mon-4", "Bed 4")
+    ward.admin.admit("Bed 2", NAME, MRN, date(1950, 5, 17), "ann")  # no export consent
+    ward.send("mon-3", heartrate=170)
+    ward.send("mon-4", heartrate=171)  # Bed 4: no patient admitted, nobody to ask
+    ward.clock.now += 15
+    ward.send("mon-3", heartrate=172)
+    ward.send("mon-4", heartrate=173)
+    assert {a.bed for a in ward.window.history.episodes() if a.parameter == "heartrate"} == {
+        "Bed 2",
+        "Bed 4",
+    }
+    ward.window.open_history()
+    dialog = ward.window._history_dialog
+    assert dialog is not None
+    target = tmp_path / "alarms.csv"
+    assert dialog.export_to(target) >= 1
+    text = target.read_text()
+    assert "Bed 4" in text
+    assert "Bed 2" not in text
+    assert "left out: no export consent" in dialog.status.text()
+    patient = ward.admin.occupant("Bed 2")
+    assert patient is not None
+    ward.admin.record_consent(
+        patient, Purpose.EXPORT, granted=True, given_by="patient", representative="", user="ann"
+    )
+    assert dialog.export_to(target) >= 2
+    assert "Bed 2" in target.read_text()

@@ -185,3 +185,41 @@ def test_simulator_without_a_broker_retries_and_still_stops() -> None:
     assert time.monotonic() - t0 < 5.0
     assert SIM_THREAD not in thread_names()
     assert sim.published == 0
+
+
+def _connect_code(port: int, user: str | None, password: str | None) -> str:
+    """The CONNACK reason the embedded broker gives these credentials."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"t-{user}-{password}",
+        protocol=MQTTProtocolVersion.MQTTv311,
+    )
+    if user is not None:
+        client.username_pw_set(user, password)
+    got: list[str] = []
+    done = threading.Event()
+
+    def on_connect(*args: object) -> None:
+        got.append(str(args[3]))
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert done.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0]
+
+
+def test_an_onboarded_device_needs_its_password_others_stay_free(
+    broker: tuple[EmbeddedBroker, int],
+) -> None:
+    server, port = broker
+    server.credentials.add("mon-9", "handed-out-once")
+    assert _connect_code(port, "mon-9", "handed-out-once") == "Success"
+    assert _connect_code(port, "mon-9", "guess") == "Not authorized"
+    assert _connect_code(port, None, None) == "Success"  # the simulated ward, loopback only
+    assert _connect_code(port, "sim-bed01", "") == "Success"

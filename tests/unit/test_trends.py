@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from station.services.trend_csv import CSV_HEADER, write_csv
+from station.services.trend_csv import CSV_HEADER, without_spans, write_csv
 from station.services.trends import (
     KEEP_MARGIN_S,
     MAX_FOLD_MINUTES,
@@ -380,3 +380,16 @@ def test_csv_into_a_missing_folder_raises_oserror(store: TrendStore, tmp_path: P
     data = store.query("Bed 1", T0 - HOUR, T0)
     with pytest.raises(OSError):  # noqa: PT011 - the kind depends on the OS; any OSError
         write_csv(data, tmp_path / "missing" / "t.csv")
+
+
+def test_export_leaves_out_the_spans_of_a_patient_without_export_consent(
+    store: TrendStore, tmp_path: Path
+) -> None:
+    store.add([sample(T0 - 30 + i * 10, heartrate=70 + i) for i in range(3)])
+    data = store.query("Bed 1", T0 - HOUR, T0)
+    kept, left_out = without_spans(data, [(T0 - 25, T0 - 15)])  # the middle sample's stay
+    assert left_out == 1
+    assert kept.mean["heartrate"].tolist() == [70, 72]
+    assert kept.count["heartrate"].tolist() == [1, 1]
+    assert without_spans(data, []) == (data, 0)
+    assert write_csv(kept, tmp_path / "out.csv") == 2
