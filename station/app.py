@@ -176,6 +176,11 @@ class Station(QObject):
             parent=self,
         )
         self.core.set_bed_policy(self.ward.policy())  # before the core thread runs
+        if self.ward.fault is not None:
+            self._faults.append(
+                ("patients", f"Patient table unavailable, nothing sent to the historian: "
+                 f"{self.ward.fault}")
+            )  # fmt: skip
         self.window.set_ward_admin(self.ward, demo is not None)
         self.window.export_audit = self._export_audit
         self.window.open_settings_dialog = self._open_settings

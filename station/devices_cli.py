@@ -89,11 +89,14 @@ def _trust_dir(settings: Settings) -> Path:
 
 def _bed(settings: Settings, text: str) -> str:
     labels = bed_labels(settings.ward.beds, settings.ward.bed_prefix)
-    if text in labels:
-        return text
     if text.isdigit() and 1 <= int(text) <= len(labels):
-        return labels[int(text) - 1]
-    raise ValueError(f"no bed {text!r} on this ward (1…{len(labels)} or a label)")
+        text = labels[int(text) - 1]
+    if text not in labels:
+        raise ValueError(f"no bed {text!r} on this ward (1…{len(labels)} or a label)")
+    pinned = {labels[n - 1]: d for d, n in settings.ward.devices.items()}
+    if text in pinned:
+        raise ValueError(f"{text} is fed by {pinned[text]} ([ward] devices in the config)")
+    return text
 
 
 def _list(registry: DeviceRegistry) -> None:
@@ -123,6 +126,8 @@ def _onboard(settings: Settings, registry: DeviceRegistry, args: argparse.Namesp
         used=book.used_vouchers,
         revoked=book.revoked,
     )
+    if check.claims is not None:
+        make_credential(check.claims.device_id)  # an id the broker cannot take: refused first
     rec = registry.onboard(check, bed=bed, signing=not args.unsigned, by=_who(), at=time.time())
     cred = make_credential(rec.device_id)
     signing = "unsigned" if args.unsigned else "signing"

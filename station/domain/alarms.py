@@ -219,6 +219,16 @@ class AlarmEngine:
         for key in [k for k, pending in self._pending.items() if pending[2] == bed]:
             del self._pending[key]
 
+    def has_bed_limits(self, bed: str) -> bool:
+        """Whether ``bed`` has limits of its own."""
+        return bed in self._bed_limits
+
+    def reset_bed_limits(self, bed: str) -> None:
+        """Back to the ward's limits (the bed's patient changed)."""
+        self._bed_limits.pop(bed, None)
+        for key in [k for k, pending in self._pending.items() if pending[2] == bed]:
+            del self._pending[key]
+
     # -- queries ---------------------------------------------------------------------------
 
     def open_alarms(self) -> list[Alarm]:

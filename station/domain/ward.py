@@ -98,7 +98,9 @@ class Ward:
             return fixed
         rec = self._book.get(device_id)
         if rec is not None:
-            return rec.bed if rec.active and rec.bed else None
+            # A bed the config pins to another device is never shared: two streams on one tile.
+            usable = rec.active and rec.bed and rec.bed not in self._fixed.values()
+            return rec.bed if usable else None
         return self._auto.get(device_id)
 
     def bed_of(self, device_id: str, at: float = 0.0) -> str | None:

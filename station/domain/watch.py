@@ -31,6 +31,20 @@ class DeviceWatch:
             self._last[device] = now
             self._expected_only.add(device)
 
+    def restart(self, device: str, now: float) -> None:
+        """Watch the device afresh from ``now`` (it moved to another bed, or its bed came out of
+        standby): a silence already reported there must be reported again here."""
+        self._silent.discard(device)
+        self._last[device] = now
+        self._expected_only.add(device)
+
+    def forget(self, device: str) -> None:
+        """Stop watching a device (released from its bed, or decommissioned)."""
+        self._silent.discard(device)
+        self._last.pop(device, None)
+        self._period.pop(device, None)
+        self._expected_only.discard(device)
+
     def timeout(self, device: str) -> float:
         """Seconds of silence after which the device is 'no data'."""
         period = self._period.get(device)

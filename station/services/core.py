@@ -49,6 +49,7 @@ from station.domain.alarms import (
     event_payload,
 )
 from station.domain.devices import DeviceBook, RegistryError
+from station.domain.ingest import topic_device
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.profiles import describe_change
@@ -137,6 +138,7 @@ class BedPolicy:
 
     standby: bool = False
     store: bool = True
+    patient: str = ""  # the admitted patient's pseudonym ("" for none): limits follow it
 
 
 MONITORED = BedPolicy()
@@ -179,7 +181,7 @@ class CoreWorker(QObject):
             settings.alarms.limits(), clock, escalate_after_s=settings.alarms.escalate_after_s
         )
         self._registry = registry
-        self._registry_stamp: tuple[int, int] | None = None
+        self._registry_stamp: tuple[int, int, int] | None = None
         self._registry_fault: str | None = None
         self._ward = Ward(
             settings.ward.beds,
@@ -351,9 +353,12 @@ class CoreWorker(QObject):
             return None
         if not rec.active:
             reason, detail = "revoked", f"device {msg.device_id} was decommissioned"
+        elif not rec.signing:
+            if topic_device(msg.topic, self._settings.mqtt.topics) is not None:
+                return None  # the topic names the device; the broker's ACL vouches for it
+            # On a shared topic anyone allowed to publish there could speak for it.
+            reason, detail = "spoofed", "unsigned message on a topic that does not name the device"
         else:
-            if not rec.signing:
-                return None
             why = rec.verifies(msg.payload.sig, msg.signed)
             if why is None:
                 return None
@@ -421,8 +426,10 @@ class CoreWorker(QObject):
         for device, (before, after) in moves.items():
             if before is not None:
                 self._emit(self._engine.forget_device(device))
-            if after is not None:
-                self._watch.expect(device, self._clock())
+            if after is None:
+                self._watch.forget(device)  # no bed: nobody to tell that it went quiet
+            else:
+                self._fresh_watch(device)
         self.devices_changed.emit(book)
 
     def _audit_registry(self, old: DeviceBook, new: DeviceBook) -> None:
@@ -453,17 +460,50 @@ class CoreWorker(QObject):
                 },
             )
 
+    def _fresh_watch(self, device: str) -> None:
+        """Watch a device as new (moved, or its bed back from standby): its no-data, clock and
+        battery alarms must be raised again where it now is."""
+        self._watch.restart(device, self._clock())
+        self._skewed.discard(device)
+        self._battery_low.discard(device)
+
     @Slot(object)
     def set_bed_policy(self, policy: dict[str, BedPolicy]) -> None:
         """Admissions and consents changed (from the GUI's patient table): a bed put in
-        standby loses its alarms at once; storage follows the patient's consent from the next
+        standby loses its alarms at once, a bed back from standby is watched afresh; a bed
+        whose patient changed gets the ward's default limits (limits belong to a patient, and
+        follow them on a transfer); storage follows the patient's consent from the next
         message."""
         old, self._policy = self._policy, dict(policy)
-        for bed, now in self._policy.items():
-            if now.standby and not old.get(bed, MONITORED).standby:
-                device = self._ward.device_of(bed)
-                if device is not None:
-                    self._emit(self._engine.forget_device(device))
+        moved_limits = {
+            p.patient: self._engine.limits_for(bed)
+            for bed, p in old.items()
+            if p.patient and self._engine.has_bed_limits(bed)
+        }
+        for bed in {*old, *self._policy}:
+            before, now = old.get(bed, MONITORED), self._policy.get(bed, MONITORED)
+            device = self._ward.device_of(bed)
+            if now.standby and not before.standby and device is not None:
+                self._emit(self._engine.forget_device(device))
+            elif before.standby and not now.standby and device is not None:
+                self._fresh_watch(device)
+            if before.patient != now.patient:
+                self._patient_limits(bed, moved_limits.get(now.patient))
+
+    def _patient_limits(self, bed: str, limits: dict[str, AlarmLimits] | None) -> None:
+        """Give ``bed`` the limits its new patient had on their previous bed, else the ward's."""
+        had = self._engine.has_bed_limits(bed)
+        if limits is None and not had:
+            return
+        self._engine.reset_bed_limits(bed)
+        if limits is not None:
+            self._engine.set_bed_limits(bed, limits)
+        self._audit.record(
+            "alarm.limits_change",
+            target=bed,
+            details={"reason": "patient changed", "profile": "moved" if limits else "default"},
+        )
+        self.limits_changed.emit(bed, self._engine.limits_for(bed))
 
     def _check_battery(self, device: str, bed: str, battery: float | None) -> None:
         if battery is None:

@@ -26,13 +26,14 @@ class DeviceRegistry:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def stamp(self) -> tuple[int, int] | None:
-        """The file's (mtime_ns, size), or None without a file: a change check for polling."""
+    def stamp(self) -> tuple[int, int, int] | None:
+        """The file's (inode, mtime_ns, size), or None without a file: a change check for
+        polling (every save replaces the file, so the inode changes even within one tick)."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def load(self) -> DeviceBook:
         """The registry as it is on disk (empty when there is no file yet).

@@ -107,11 +107,15 @@ class WardAdmin(QObject):
         """Bed → what it may do. A bed with no patient and no discharge is anonymous: shown,
         alarmed and stored as before admissions existed."""
         out: dict[str, BedPolicy] = {}
+        if self.fault is not None:
+            # Whose consent is missing cannot be known: nothing goes to the historian.
+            return {bed: BedPolicy(standby=False, store=False) for bed in self.beds}
         discharged = {p.stays[-1].bed for p in self._all_patients() if not p.active and p.stays}
         for bed in self.beds:
             patient = self.table.occupant(bed)
             if patient is not None:
-                out[bed] = BedPolicy(False, self.allows(patient, Purpose.STORAGE))
+                store = self.allows(patient, Purpose.STORAGE)
+                out[bed] = BedPolicy(False, store, patient.patient_id)
             elif bed in discharged:
                 out[bed] = BedPolicy(standby=True, store=True)
         return out
@@ -177,9 +181,13 @@ class WardAdmin(QObject):
         Raises:
             RegistryError: the voucher does not verify, or the device or bed is taken.
         """
-        if bed and bed not in self.beds:
-            raise RegistryError(f"no bed {bed!r} on this ward")
+        self._bed_usable(bed)
         check = self.check(voucher)
+        if check.claims is not None:
+            try:  # before anything is written: an id the broker cannot take is refused here
+                make_credential(check.claims.device_id)
+            except ValueError as exc:
+                raise RegistryError(str(exc)) from None
         rec = self.registry.onboard(check, bed=bed, signing=signing, by=user, at=self._clock())
         credential = make_credential(rec.device_id)
         if self._apply_credential is not None:
@@ -188,14 +196,36 @@ class WardAdmin(QObject):
         return credential
 
     def reassign(self, device_id: str, bed: str, user: str) -> None:
-        """Move an onboarded device to ``bed`` ("" releases it from any bed)."""
+        """Move an onboarded device to ``bed`` ("" releases it from any bed); it leaves the
+        patient it was associated with."""
+        self._bed_usable(bed)
         self.registry.reassign(device_id, bed, by=user, at=self._clock())
+        self._release(device_id)
         self._devices_changed()
 
     def revoke(self, device_id: str, user: str) -> None:
         """Decommission a device: its later messages are refused."""
         self.registry.revoke(device_id, by=user, at=self._clock())
+        self._release(device_id)
         self._devices_changed()
+
+    def _bed_usable(self, bed: str) -> None:
+        if bed and bed not in self.beds:
+            raise RegistryError(f"no bed {bed!r} on this ward")
+        pinned = {self.beds[n - 1]: d for d, n in self._settings.ward.devices.items()}
+        if bed in pinned:
+            raise RegistryError(f"{bed} is fed by {pinned[bed]} ([ward] devices in the config)")
+
+    def _release(self, device_id: str) -> None:
+        """Take a moved or revoked device off its patient's record (best effort: the registry
+        is what routes; a table that cannot be saved keeps a stale device list only)."""
+        bed = self.table.bed_of_device(device_id)
+        if bed is None or self.fault is not None:
+            return
+        try:
+            self._change(lambda: self.table.release_device(bed, device_id, at=self._clock()))
+        except (PatientError, PatientStoreError) as exc:
+            log.warning("device %s not released from its patient: %s", device_id, exc)
 
     def _devices_changed(self) -> None:
         self.devices_written.emit()
@@ -217,7 +247,7 @@ class WardAdmin(QObject):
                 bed, name=name, mrn=mrn, birth_date=birth_date, by=user, at=now
             )
             rec = self.book().on_bed(bed)
-            if rec is not None:
+            if rec is not None and self.table.bed_of_device(rec.device_id) is None:
                 patient = self.table.associate_device(bed, rec.device_id, at=now)
             return patient
 
@@ -245,16 +275,24 @@ class WardAdmin(QObject):
             raise PatientError(f"no patient in {from_bed}")
         if self.table.occupant(to_bed) is not None:
             raise PatientError(f"{to_bed} has a patient")
+        self._bed_usable(to_bed)
         book = self.book()
-        moved = [d for d in patient.devices if book.get(d) is not None]
-        for device in moved:
-            self.registry.reassign(device, to_bed, by=user, at=self._clock())
+        # Only what feeds the patient's bed now: a device moved elsewhere since stays there.
+        moved = [
+            d
+            for d in patient.devices
+            if (r := book.get(d)) is not None and r.active and r.bed == from_bed
+        ]
+        done: list[str] = []
         try:
+            for device in moved:
+                self.registry.reassign(device, to_bed, by=user, at=self._clock())
+                done.append(device)
             patient = self._change(
                 lambda: self.table.transfer(from_bed, to_bed, by=user, at=self._clock())
             )
-        except (PatientError, PatientStoreError):
-            for device in moved:
+        except (PatientError, PatientStoreError, RegistryError, OSError):
+            for device in done:
                 self.registry.reassign(device, from_bed, by=user, at=self._clock())
             raise
         finally:
@@ -319,7 +357,7 @@ class WardAdmin(QObject):
         try:
             result = change()
             self._store.save(self.table)
-        except PatientError:
+        except (PatientError, RegistryError):
             self.table = PatientTable.from_dict(before)
             raise
         except (PatientStoreError, OSError) as exc:
@@ -329,6 +367,9 @@ class WardAdmin(QObject):
                 "patients.fault", outcome="failure", details={"error": str(exc)[:300]}
             )
             raise PatientStoreError(f"not saved, nothing changed: {exc}") from exc
+        except BaseException:
+            self.table = PatientTable.from_dict(before)
+            raise
         return result
 
     def _record(self, action: str, user: str, bed: str, details: dict[str, object]) -> None:

@@ -92,6 +92,7 @@ class ConsentDialog(QDialog):
             grid.addWidget(self.give[purpose], 2 * row + 1, 1)
             grid.addWidget(self.withdraw[purpose], 2 * row + 1, 2)
         self.history = QListWidget()
+        self.history.setStyleSheet(f"background:{theme.TILE}; color:{theme.TEXT};")
         self.message = QLabel("")
         self.message.setWordWrap(True)
         lay = QVBoxLayout(self)

@@ -57,6 +57,7 @@ class OnboardingDialog(QDialog):
             self.bed.addItem(bed, bed)
         self.signing = QCheckBox("The device signs its messages (reject unsigned ones)")
         self.signing.setChecked(True)
+        self.signing.setStyleSheet(f"color:{theme.TEXT};")
         self.onboard_button = QPushButton("Onboard")
         self.onboard_button.clicked.connect(self.onboard)
         self.onboard_button.setEnabled(False)
@@ -129,7 +130,7 @@ class OnboardingDialog(QDialog):
             cred = self._admin.onboard(
                 self.voucher.toPlainText(), bed, self.signing.isChecked(), self._user
             )
-        except (RegistryError, TrustError, OSError) as exc:
+        except (RegistryError, TrustError, OSError, ValueError) as exc:
             self._say(str(exc), ok=False)
             return False
         applied = (

@@ -119,7 +119,7 @@ class PatientDialog(QDialog):
                 date(qd.year(), qd.month(), qd.day()),
                 self._user,
             )
-        except (PatientError, PatientStoreError) as exc:
+        except (PatientError, PatientStoreError, RegistryError, OSError) as exc:
             self._say(str(exc), ok=False)
             return False
         self.name.clear()

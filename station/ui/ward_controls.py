@@ -9,6 +9,7 @@ closed when the session locks or changes hands.
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QDialog
@@ -66,11 +67,12 @@ class WardControls:
             if patient is None:
                 data.patient = ""
             elif admin.allows(patient, Purpose.DISPLAY):
-                data.patient = f"<b>{patient.name}</b> · {patient.birth_date.isoformat()}"
+                name = html.escape(patient.name)
+                data.patient = f"<b>{name}</b> · {patient.birth_date.isoformat()}"
             else:
-                data.patient = "Name hidden: no display consent"
+                data.patient = "Name hidden (no consent)"
             if patient is not None and not admin.allows(patient, Purpose.STORAGE):
-                notes.append("not stored: no consent")
+                notes.append("not stored")
             data.notes = " · ".join(notes)
             self._window.tiles[bed].show_patient()
             self._window.tiles[bed].patient.setToolTip(TOOLTIP if patient is not None else "")

@@ -20,7 +20,7 @@ from pytestqt.qtbot import QtBot
 
 from station.credentials import use_memory_keyring
 from station.domain import ingest
-from station.domain.devices import sign_message
+from station.domain.devices import RegistryError, sign_message
 from station.domain.messages import Accepted
 from station.domain.patients import Purpose
 from station.services.audit_writer import AuditWriter
@@ -174,8 +174,8 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
     tile = ward.window.tiles["Bed 1"]
     # A new patient starts with a blank bed: never the previous occupant's values.
     assert ward.window.beds["Bed 1"].latest is None
-    assert "Name hidden: no display consent" in tile.patient.text()
-    assert "not stored: no consent" in tile.patient.text()
+    assert "Name hidden (no consent)" in tile.patient.text()
+    assert "not stored" in tile.patient.text()
     patient = ward.admin.occupant("Bed 1")
     assert patient is not None
     assert patient.devices == ("mon-1",)
@@ -292,3 +292,82 @@ def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path
     )
     assert dialog.export_to(target) >= 2
     assert "Bed 2" in target.read_text()
+
+
+def test_transfer_takes_only_the_devices_still_on_the_patients_bed(ward: Ward) -> None:
+    _onboard(ward, "mon-a", "Bed 1")
+    ward.admin.admit("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
+    ward.admin.reassign("mon-a", "Bed 3", "root-admin")  # the monitor now feeds someone else
+    patient = ward.admin.occupant("Bed 1")
+    assert patient is not None
+    assert patient.devices == ()  # released from the patient with the move
+    ward.admin.transfer("Bed 1", "Bed 2", "ann")
+    rec = ward.admin.book().get("mon-a")
+    assert rec is not None
+    assert rec.bed == "Bed 3"
+
+
+def test_a_pinned_bed_cannot_be_given_to_an_onboarded_device(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    settings = from_mapping(
+        {"station": {"data_dir": str(data)}, "ward": {"beds": 2, "devices": {"wired-1": 1}}}
+    )
+    with use_memory_keyring():
+        audit = AuditWriter(data / "audit")
+        audit.start()
+        admin = WardAdmin(settings, audit)
+        text, _ = voucher_for(trusted_maker(data / "trust"), "mon-b")
+        with pytest.raises(RegistryError, match="Bed 1 is fed by wired-1"):
+            admin.onboard(text, "Bed 1", False, "root-admin")
+        assert len(admin.book()) == 0
+        assert audit.close(5.0)
+
+
+def test_a_device_moved_while_silent_raises_no_data_again_at_its_new_bed(ward: Ward) -> None:
+    _onboard(ward, "mon-q", "Bed 1")
+    ward.send("mon-q")
+    ward.clock.now += ward.settings.alarms.no_data_s + 5
+    ward.core.tick()
+    silent = [a for a in ward.window.alarm_list.alarms() if a.parameter == "no_data"]
+    assert [a.bed for a in silent] == ["Bed 1"]
+    ward.admin.reassign("mon-q", "Bed 2", "root-admin")
+    assert not [a for a in ward.window.alarm_list.alarms() if a.parameter == "no_data"]
+    ward.clock.now += ward.settings.alarms.no_data_s + 5
+    ward.core.tick()
+    again = [a.bed for a in ward.window.alarm_list.alarms() if a.parameter == "no_data"]
+    assert again == ["Bed 2"]
+
+
+def test_a_new_patient_gets_the_wards_limits_not_the_previous_ones(ward: Ward) -> None:
+    default = ward.core._engine.limits_for("Bed 1")["heartrate"]
+    tight = default.model_copy(update={"high": 100.0})
+    ward.core.change_limits("Bed 1", {"heartrate": tight}, None, "ann")
+    assert ward.core._engine.limits_for("Bed 1")["heartrate"].high == 100.0
+    ward.admin.admit("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
+    assert ward.core._engine.limits_for("Bed 1")["heartrate"] == default
+    # ...and limits set for that patient follow them on a transfer.
+    ward.core.change_limits("Bed 1", {"heartrate": tight}, None, "ann")
+    ward.admin.transfer("Bed 1", "Bed 2", "ann")
+    assert ward.core._engine.limits_for("Bed 2")["heartrate"].high == 100.0
+    assert ward.core._engine.limits_for("Bed 1")["heartrate"] == default
+
+
+def test_an_unsigned_device_on_the_shared_topic_is_refused(ward: Ward) -> None:
+    _onboard(ward, "mon-u", "Bed 1", signing=False)
+    raw = vitals("mon-u", at=ward.clock.now)
+    msg = ingest.parse("healthcare/sensor_data", raw, ward.clock.now, FILTERS)
+    assert isinstance(msg, Accepted)
+    ward.core.on_accepted(msg)
+    assert ward.window.beds["Bed 1"].latest is None
+    ward.send("mon-u", heartrate=66)  # its own topic: accepted
+    assert ward.shown("Bed 1") == "66"
+
+
+def test_admission_with_a_damaged_registry_is_refused_and_changes_nothing(ward: Ward) -> None:
+    (ward.settings.station.data_path / REGISTRY_FILE).write_text("{broken")
+    dialog = PatientDialog(ward.admin, "Bed 1", "ann", ward.window)
+    dialog.name.setText(NAME)
+    dialog.mrn.setText(MRN)
+    assert not dialog.admit()
+    assert "not JSON" in dialog.message.text()
+    assert ward.admin.occupant("Bed 1") is None
