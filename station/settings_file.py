@@ -15,15 +15,14 @@ secret: a key that looks like one is refused, as CONTRACT §4 keeps secrets in t
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from station.private_file import write_private
 from station.settings import Settings, from_mapping
 
 HEADER = """\
@@ -176,33 +175,7 @@ def write_settings(settings: Settings, path: Path) -> None:
         raise ValueError(f"{path}: the written settings would not load back: {exc}") from exc
     if again != settings:
         raise ValueError(f"{path}: the written settings would load back different")
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)  # mkstemp's mode already; said again in case of an odd umask/FS
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a platform without directory fds skips it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_private(path, text.encode("utf-8"))
 
 
 def _flatten(data: Mapping[str, object], prefix: str, out: dict[str, object]) -> None:

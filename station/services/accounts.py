@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from station.domain.roles import PIN_ROLES, Role
+from station.private_file import write_private
 
 log = logging.getLogger(__name__)
 
@@ -304,16 +304,5 @@ class Accounts:
 
     def _save(self) -> None:
         """Write atomically (temp file, fsync, rename), readable by the station's user only."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         doc = {"version": 1, "users": self._users}
-        fd, tmp = tempfile.mkstemp(prefix=".users-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private(self.path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))

@@ -110,7 +110,9 @@ class WardAdmin(QObject):
         if self.fault is not None:
             # Whose consent is missing cannot be known: nothing goes to the historian.
             return {bed: BedPolicy(standby=False, store=False) for bed in self.beds}
-        discharged = {p.stays[-1].bed for p in self._all_patients() if not p.active and p.stays}
+        discharged = {
+            p.stays[-1].bed for p in self.table.all_patients() if not p.active and p.stays
+        }
         for bed in self.beds:
             patient = self.table.occupant(bed)
             if patient is not None:
@@ -130,7 +132,7 @@ class WardAdmin(QObject):
         """The times ``bed`` held a patient who has not consented to export (each stay, open
         stays up to now): an export leaves out whatever falls in them."""
         spans = []
-        for patient in self._all_patients():
+        for patient in self.table.all_patients():
             if self.allows(patient, Purpose.EXPORT):
                 continue
             for stay in patient.stays:
@@ -376,9 +378,6 @@ class WardAdmin(QObject):
         self._audit.record(action, actor=user, role=self._role(), target=bed, details=details)
         self.policy_changed.emit(self.policy())
         self.changed.emit()
-
-    def _all_patients(self) -> tuple[Patient, ...]:
-        return self.table.all_patients()
 
     def _purge_discharged(self) -> None:
         """Forget the identity of patients discharged longer ago than the retention setting

@@ -55,13 +55,14 @@ class WardControls:
     def refresh(self) -> None:
         """Put each bed's patient on its tile; a bed whose occupant changed starts blank."""
         admin = self.admin
+        policies = admin.policy()
         for bed, data in self._window.beds.items():
             patient = admin.occupant(bed)
             now = patient.patient_id if patient is not None else None
             if self._occupants.get(bed, now) != now:
                 data.reset()
             self._occupants[bed] = now
-            policy = admin.policy().get(bed)
+            policy = policies.get(bed)
             data.standby = policy is not None and policy.standby
             notes = []
             if patient is None:

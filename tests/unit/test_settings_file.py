@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from station import settings_file
+from station import private_file
 from station.domain.alarms import AlarmLimits, Priority
 from station.settings import AlarmsSection, MqttSection, Settings, from_mapping, load
 from station.settings_file import (
@@ -183,7 +183,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     def no_rename(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(settings_file.os, "replace", no_rename)
+    monkeypatch.setattr(private_file.os, "replace", no_rename)  # the shared writer
     with pytest.raises(OSError, match="No space left"):
         write_settings(Settings(), path)
     assert path.read_text() == "# the old file\n"
