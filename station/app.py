@@ -21,6 +21,7 @@ from __future__ import annotations
 import getpass
 import logging
 import math
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,16 +30,21 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PySide6.QtCore import QObject, Qt, QThread
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from station import __version__
-from station.audit_cli import export_audit
 from station.credentials import backend_status, from_environment, secret
+from station.domain.audit_keyed import Published
 from station.domain.patients import PatientError, Purpose
 from station.domain.roles import Role
+from station.domain.vouchers import key_id
 from station.services.accounts import Accounts
 from station.services.actions import ActionLayer
+from station.services.audit_bundle import write_bundle
+from station.services.audit_keys import AuditKeyError, read_anchor, station_key, write_anchor
+from station.services.audit_trail import public_key_beside, read_trail, verify
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.services.demo_broker import DemoCredentials
@@ -51,6 +57,7 @@ from station.services.spool import Spool
 from station.services.trends import TrendStore
 from station.services.ward_admin import WardAdmin
 from station.settings import Settings
+from station.ui.audit_view import AuditSnapshot, AuditView
 from station.ui.main_window import MainWindow
 from station.ui.settings_dialog import SettingsDialog
 
@@ -64,6 +71,54 @@ _Store = TypeVar("_Store", Spool, TrendStore)
 
 def _no_status() -> HistorianStatus | None:
     return None
+
+
+class AuditTrailSource:
+    """What the auditor view reads and exports: this station's trail and key. Both methods run
+    on the view's worker thread (a full check costs one signature check per record)."""
+
+    def __init__(
+        self, audit: AuditWriter, key: Ed25519PrivateKey | None, station: str, user: str
+    ) -> None:
+        self._audit, self._key, self._station, self._user = audit, key, station, user
+        self._dir = audit.path.parent
+
+    def load(self) -> AuditSnapshot:
+        trail = read_trail(self._dir, live=True)
+        public = self._key.public_key() if self._key is not None else public_key_beside(self._dir)
+        if public is None:
+            health = "FAIL the trail is not keyed: no station key to check it against"
+            return AuditSnapshot(trail.records(), False, health)
+        report = verify(trail, public)
+        result = report.result
+        return AuditSnapshot(trail.records(), result.ok, report.line(), key_id(public), result.seq)
+
+    def export(self, folder: Path, since: float | None, until: float | None) -> str:
+        if self._key is None:
+            raise ValueError("the station has no audit signing key, so it cannot sign a bundle")
+        done = write_bundle(
+            self._dir,
+            folder,
+            self._key,
+            station=self._station,
+            exported_by=self._user,
+            since=since,
+            until=until,
+            now=time.time(),
+        )
+        self._audit.record(
+            "audit.export",
+            actor=self._user,
+            role="auditor",
+            target=str(folder),
+            details={
+                "records": done.records,
+                "since": since,
+                "until": until,
+                "verdict": done.verdict,
+            },
+        )
+        return f"Wrote {folder}: {done.records} records. {done.verdict}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +158,24 @@ class Station(QObject):
         data_dir = settings.station.data_path
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data_dir.chmod(0o700)  # patient data: also when the folder existed (made by a CLI run)
-        self.audit = AuditWriter(data_dir / "audit", clock=clock)
         self._faults: list[tuple[str, str]] = []
+        station_id = settings.station.id
+        try:
+            key: Ed25519PrivateKey | None = station_key(station_id)
+        except AuditKeyError as exc:
+            key = None
+            log.error("audit trail not keyed: %s", exc)
+            self._faults.append(("audit_key", f"Audit trail not keyed: {exc}"))
+        self._audit_key = key
+        self._audit_view: AuditView | None = None
+        self.audit = AuditWriter(
+            data_dir / "audit",
+            clock=clock,
+            station_key=key,
+            station=station_id,
+            where=f"{station_id}@{socket.gethostname()}",
+            on_checkpoint=self._checkpoint_made,
+        )
         self.spool: Spool | None = None
         self.historian: Historian | None = None
         if settings.influx.enabled:
@@ -242,24 +313,13 @@ class Station(QObject):
             self._faults.append(("keyring", status.message))
 
     def _export_audit(self, user: str) -> None:
-        """Copy the audit trail to a folder the auditor chooses, with the verification result
-        (the signed bundle of issue 7 replaces this)."""
-        target = QFileDialog.getExistingDirectory(self.window, "Export the audit trail to")
-        if not target:
-            return
-        try:
-            copied, result = export_audit(self.audit.path.parent, Path(target))
-        except OSError as exc:
-            QMessageBox.critical(self.window, "Audit export", f"Export failed: {exc}")
-            return
-        self.audit.record(
-            "audit.export",
-            actor=user,
-            role="auditor",
-            target=target,
-            details={"files": copied, "verification": result},
-        )
-        QMessageBox.information(self.window, "Audit export", f"Exported. {result}")
+        """The auditor's view of the trail (the action layer has checked the role): filter,
+        see the chain's health, export a signed bundle. Not modal: the ward stays in view."""
+        source = AuditTrailSource(self.audit, self._audit_key, self.settings.station.id, user)
+        dialog = AuditView(source, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self._audit_view = dialog
 
     def _trends_exported(self, bed: str, path: str, rows: int, user: str) -> None:
         """A patient's trends left the station as a file: who, which bed, where, how much."""
@@ -348,9 +408,18 @@ class Station(QObject):
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
 
+    def _checkpoint_made(self, checkpoint: Published) -> None:
+        """A signed checkpoint is durable: keep it outside the folder, in the keyring and on the
+        broker (retained). Called on the audit thread; both calls are thread-safe."""
+        write_anchor(checkpoint)
+        mqtt = getattr(self, "mqtt", None)
+        if mqtt is not None:
+            mqtt.publish_checkpoint(checkpoint.to_json())
+
     def start(self) -> None:
         """Start every part in order and show the window."""
-        self.audit.start()
+        anchor = read_anchor(self.settings.station.id)
+        self.audit.start(published=[anchor] if anchor is not None else [])
         s = self.settings
         self.audit.record(
             "station.start",

@@ -1,93 +1,134 @@
-"""``station audit verify PATH``: check an audit trail and say in one line whether it is intact.
+"""``station audit verify PATH`` and ``station audit export --out DIR``.
 
-The trail may be split over several ``*.jsonl`` files (rotation); sorted by name they form one
-chain, so they are verified as one and a fault is reported with its file as well as its line.
+``verify`` takes a trail (one file, the audit folder or the data folder; a rotated trail's files
+sorted by name form one chain) or an export bundle, and says in one line whether it is intact.
+The station key comes from ``--key`` (the copy the auditor trusts), else from the key file the
+station left beside the trail or in the bundle, whose id the verdict shows for comparison.
+``--checkpoint`` files are checkpoints published outside the trail (the retained MQTT message on
+``healthcare/station/<id>/audit``): a trail that no longer holds one was rolled back.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Generator
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
-from station.domain.audit import verify_lines
-from station.services.audit_writer import AUDIT_FILE, HEAD_FILE, read_head
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from station.domain.audit_keyed import Published
+from station.domain.vouchers import VoucherError, key_id, load_public_key
+from station.services.audit_bundle import BundleError, is_bundle, verify_bundle, write_bundle
+from station.services.audit_keys import AuditKeyError, station_key
+from station.services.audit_trail import public_key_beside, read_trail, verify
+from station.settings import load
 
 
-def _trail(path: Path) -> tuple[list[Path], tuple[int, str] | None, str]:
-    """The files of the trail at ``path``, its head and how to name it in the verdict."""
-    if path.is_file():
-        # The head describes the live file; any other file is checked on its chain alone.
-        head = read_head(path.parent) if path.name == AUDIT_FILE else None
-        return [path], head, str(path)
-    directory = path / "audit" if (path / "audit").is_dir() else path
-    files = sorted(p for p in directory.glob("*.jsonl") if p.is_file())
-    name = str(files[0]) if len(files) == 1 else f"{directory} ({len(files)} files)"
-    return files, read_head(directory), name
+def add_audit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``station audit verify`` and ``station audit export``."""
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    check = audit_sub.add_parser("verify", help="check a trail or an export bundle")
+    check.add_argument("path", type=Path, help="audit file or folder, data folder, or bundle")
+    check.add_argument("--key", type=Path, help="the station's public key you trust (PEM)")
+    check.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        default=[],
+        help="a checkpoint published outside the trail (JSON); repeatable",
+    )
+    export = audit_sub.add_parser("export", help="write the auditor's bundle")
+    export.add_argument("--out", type=Path, required=True, help="a new, empty folder")
+    export.add_argument("--since", type=_moment, help="ISO date or time (local unless zoned)")
+    export.add_argument("--until", type=_moment, help="ISO date or time (local unless zoned)")
 
 
-def verify_path(path: Path) -> tuple[int, str]:
-    """Verify the audit trail at ``path``.
+def _moment(text: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()  # naive: local time, as a person means
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
 
-    Args:
-        path: ``audit.jsonl`` itself, the audit directory, or a data directory holding ``audit/``.
+
+def _key(path: Path | None, beside: Path) -> tuple[Ed25519PublicKey | None, str]:
+    if path is not None:
+        return load_public_key(path), f"trusted key {path.name}"
+    key = public_key_beside(beside)
+    return key, "key file beside the trail: compare its id with the one on record"
+
+
+def verify_path(
+    path: Path, *, key: Path | None = None, checkpoints: Sequence[Path] = ()
+) -> tuple[int, str]:
+    """Verify the trail or bundle at ``path``.
 
     Returns:
         ``(exit code, one line)``: 0 and ``OK ...`` when intact; 1 and ``FAIL line N (seq S):
-        kind: why`` naming the first bad record; 2 when there is no trail to read at ``path``.
+        kind: why [file line n]`` naming the first bad record; 2 when there is nothing to read
+        or an input (key, checkpoint) is unusable.
     """
     if not path.exists():
         return 2, f"no such file or directory: {path}"
-    # The head is read before the lines: a writer appending meanwhile leaves the file ahead of
-    # the head, which verifies; read the other way round it would look like a cut-off tail.
-    files, head, name = _trail(path)
-    if not files and head is None:
-        return 2, f"no audit trail (*.jsonl) in {path}"
-    counts = [0] * len(files)
-
-    def lines() -> Generator[bytes, None, None]:
-        for index, file in enumerate(files):
-            with file.open("rb") as fh:
-                for line in fh:
-                    counts[index] += 1
-                    yield line
-
-    stream = lines()
     try:
-        result = verify_lines(stream, head=head)
-    except OSError as exc:
+        trusted = load_public_key(key) if key is not None else None
+        published = [Published.from_json(p.read_bytes()) for p in checkpoints]
+    except (OSError, ValueError, VoucherError) as exc:
+        return 2, f"unusable --key or --checkpoint: {exc}"
+    if is_bundle(path):
+        return verify_bundle(path, trusted)
+    try:
+        trail = read_trail(path)
+        public, origin = _key(key, trail.directory)
+    except (OSError, VoucherError) as exc:
         return 2, f"cannot read the audit trail: {exc}"
-    finally:
-        stream.close()  # verification stops at the first fault; close the file it stopped in
-    if result.ok:
-        return 0, f"OK {result.records} records, chain intact: {name}"
-    seq = "?" if result.seq is None else result.seq
-    verdict = f"FAIL line {result.line} (seq {seq}): {result.kind}: {result.message}"
-    if len(files) > 1 and result.line is not None:
-        verdict += f" [{_locate(files, counts, result.line)}]"
-    return 1, verdict
+    if not trail.files:
+        return 2, f"no audit trail (*.jsonl) in {path}"
+    if public is None:
+        return 1, (
+            f"FAIL no station key to check the seals ({trail.directory} holds no"
+            " station-audit.pub; pass --key)"
+        )
+    try:
+        report = verify(trail, public, published)
+    except ValueError as exc:
+        return 2, str(exc)
+    verdict = report.line()
+    if not report.result.ok:
+        if len(trail.files) > 1 and report.result.line is not None:
+            verdict += f" [{trail.locate(report.result.line)}]"
+        return 1, verdict
+    return 0, f"{verdict} ({origin}): {path}"
 
 
-def _locate(files: list[Path], counts: list[int], line: int) -> str:
-    """``file line n`` for a line number counted across all the files."""
-    for file, count in zip(files, counts, strict=True):
-        if line <= count:
-            return f"{file.name} line {line}"
-        line -= count
-    return f"after the end of {files[-1].name}" if files else "no file"
-
-
-def export_audit(audit_dir: Path, target: Path) -> tuple[list[str], str]:
-    """Copy the trail (``*.jsonl`` and the head) into ``target`` and verify the copy there.
-
-    Returns the names copied and the one-line verdict on the copy, so what the auditor takes
-    away is checked as it is, not the live files it came from.
-    """
-    target.mkdir(parents=True, exist_ok=True)
-    copied: list[str] = []
-    for source in sorted(audit_dir.iterdir()):
-        if source.is_file() and (source.suffix == ".jsonl" or source.name == HEAD_FILE):
-            shutil.copy2(source, target / source.name)
-            copied.append(source.name)
-    _code, verdict = verify_path(target)
-    return copied, verdict
+def run_audit(args: argparse.Namespace) -> int:
+    """Run ``station audit verify`` or ``station audit export``; returns the exit code."""
+    if args.audit_command == "verify":
+        code, message = verify_path(args.path, key=args.key, checkpoints=args.checkpoint)
+        print(message)
+        return code
+    settings = load(args.config)
+    station = settings.station.id
+    try:
+        private = station_key(station)
+        done = write_bundle(
+            settings.station.data_path / "audit",
+            args.out,
+            private,
+            station=station,
+            exported_by=f"{getpass.getuser()} (command line)",
+            since=args.since,
+            until=args.until,
+            now=datetime.now().timestamp(),
+        )
+    except (AuditKeyError, BundleError, OSError) as exc:
+        print(f"station: audit export: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {done.folder}: {done.records} records, key {key_id(private.public_key())};"
+        f" {done.verdict}"
+    )
+    return 0 if done.intact else 1

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from station import __version__
+from station.audit_cli import add_audit_parser, run_audit
 from station.credentials import use_demo_keyring
 from station.devices_cli import add_devices_parser, run_devices
 from station.domain.roles import Role
@@ -53,10 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "--sign-keys", metavar="DIR", help="sign as each device with a DIR/<device_id>.key"
     )
 
-    audit = sub.add_parser("audit", help="audit trail tools")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the hash chain")
-    verify.add_argument("path", type=Path, help="audit file, audit folder or data folder")
+    add_audit_parser(sub)
 
     users = sub.add_parser("users", help="local accounts (the first one must be an admin)")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -99,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "audit":
-            return _audit(args)
+            return run_audit(args)
         if args.command == "users":
             return _users(args)
         if args.command == "devices":
@@ -149,14 +147,6 @@ def _users(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.name} ({args.role}) created in {accounts.path}")
     return 0
-
-
-def _audit(args: argparse.Namespace) -> int:
-    from station.audit_cli import verify_path  # noqa: PLC0415
-
-    code, message = verify_path(args.path)
-    print(message)
-    return code
 
 
 def _simulate(args: argparse.Namespace) -> int:

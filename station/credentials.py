@@ -35,8 +35,16 @@ ENV = {
     "mqtt": "STATION_MQTT_PASSWORD",
     "influx": "STATION_INFLUX_TOKEN",
     "patients": "STATION_PATIENT_KEY",
+    "audit": "STATION_AUDIT_KEY",
+    "audit_anchor": "STATION_AUDIT_ANCHOR",
 }
-LABELS = {"mqtt": "MQTT password", "influx": "InfluxDB token", "patients": "patient table key"}
+LABELS = {
+    "mqtt": "MQTT password",
+    "influx": "InfluxDB token",
+    "patients": "patient table key",
+    "audit": "audit signing key",
+    "audit_anchor": "last audit checkpoint",
+}
 
 # Exact classes (module.qualname): a subclass could keep the secret anywhere.
 SECURE_BACKENDS = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -11,6 +12,9 @@ import pytest
 
 # Before any Qt import: every test renders offscreen, on CI and on a desktop alike.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Every station a test starts keys its audit trail (issue 7) with a key made for this run only,
+# never the machine's keyring; child processes (the CLI tests) inherit it.
+os.environ.setdefault("STATION_AUDIT_KEY", base64.b64encode(os.urandom(32)).decode())
 
 OWNED_THREADS = frozenset(
     {
@@ -22,6 +26,8 @@ OWNED_THREADS = frozenset(
         "trend-query",
         "settings-test",
         "login-check",
+        "audit-load",
+        "audit-export",
     }
 )
 THREAD_GRACE_S = 5.0

@@ -23,8 +23,12 @@ from station.domain.timefmt import iso_ms
 GENESIS = "0" * 64
 """The ``prev`` of the first record."""
 
-UNHASHED_KEYS: frozenset[str] = frozenset({"hash"})
-"""Keys left out of the hashed body: the hash itself, and (later) the keyed fields over it."""
+KEYED_KEYS: frozenset[str] = frozenset({"seal", "sig"})
+"""What the keyed protection adds over the hash (:mod:`station.domain.audit_keyed`): a record's
+``seal`` by its epoch's key, a checkpoint's ``sig`` by the station's key."""
+
+UNHASHED_KEYS: frozenset[str] = frozenset({"hash", *KEYED_KEYS})
+"""Keys left out of the hashed body: the hash itself and the keyed fields made over it."""
 
 OUTCOMES = frozenset({"success", "failure", "denied"})
 _TEXT_KEYS = ("ts", "actor", "role", "action", "target", "outcome", "prev", "hash")
@@ -44,7 +48,9 @@ class VerifyResult:
         records: how many records verified before the first fault (all of them when ok).
         line: 1-based line of the first bad record; one past the end for records cut off the end.
         seq: the ``seq`` of that record (or of the first missing one), when known.
-        kind: ``edited``, ``deleted``, ``inserted``, ``reordered``, ``malformed`` or ``torn_tail``.
+        kind: ``edited``, ``deleted``, ``inserted``, ``reordered``, ``truncated`` (records cut
+            off the end), ``malformed`` or ``torn_tail``; the keyed layer adds ``recomputed``,
+            ``unkeyed`` and ``rolled_back``.
         message: one sentence for a person, naming the line and seq.
     """
 
@@ -124,6 +130,9 @@ def make_record(
     outcome: str,
     details: Mapping[str, Any] | None,
     prev: str,
+    *,
+    where: str = "",
+    epoch: int = 0,
 ) -> dict[str, Any]:
     """Build the next record of a chain, ``hash`` included.
 
@@ -137,6 +146,8 @@ def make_record(
         outcome: ``success``, ``failure`` or ``denied``.
         details: extra JSON-able facts; other values are stored as their text.
         prev: the previous record's ``hash``, :data:`GENESIS` for the first.
+        where: the station and host it happened at (NIST AU-3 "where").
+        epoch: the key epoch that seals it (0: not keyed), see :mod:`station.domain.audit_keyed`.
 
     Raises:
         ValueError: for a bad ``seq`` or ``outcome`` (a programming error, not bad data).
@@ -154,6 +165,8 @@ def make_record(
         "target": _text(target),
         "outcome": outcome,
         "details": _json_safe(dict(details or {})),
+        "where": _text(where),
+        "epoch": epoch,
         "prev": prev,
     }
     record["hash"] = record_hash(record)
@@ -168,7 +181,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _load(line: str | bytes) -> dict[str, Any] | str:
+def load_object(line: str | bytes) -> dict[str, Any] | str:
     """The JSON object on a line, or why there is none."""
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
@@ -199,7 +212,7 @@ def _shape_error(obj: Mapping[str, Any]) -> str | None:
 
 def parse_record(line: str | bytes) -> dict[str, Any] | None:
     """The record on a line if it has the record's shape (its hash is not checked), else None."""
-    obj = _load(line)
+    obj = load_object(line)
     if isinstance(obj, str) or _shape_error(obj) is not None:
         return None
     return obj
@@ -240,7 +253,7 @@ def _fail(line: int, seq: int | None, kind: str, why: str) -> VerifyResult:
 
 def _check(line: str | bytes, is_last: bool, number: int) -> _Link | VerifyResult:
     """The line as a link whose own hash holds, or the verdict on why it is not one."""
-    obj = _load(line)
+    obj = load_object(line)
     if isinstance(obj, str):
         ended = line.endswith(b"\n") if isinstance(line, bytes) else line.endswith("\n")
         if is_last and not ended:
@@ -262,7 +275,10 @@ def _check(line: str | bytes, is_last: bool, number: int) -> _Link | VerifyResul
 
 
 def verify_lines(
-    lines: Iterable[str | bytes], *, head: tuple[int, str] | None = None
+    lines: Iterable[str | bytes],
+    *,
+    head: tuple[int, str] | None = None,
+    start: tuple[int, str] | None = None,
 ) -> VerifyResult:
     """Check a trail's lines in order and name the first bad record and what was done to it.
 
@@ -275,11 +291,13 @@ def verify_lines(
             torn tail: the writer died mid-line, which is not tampering but is not intact).
         head: ``(seq, hash)`` the writer last made durable. With it, records cut off the end are
             found, and so is a change at the very end whose two readings the lines cannot tell.
+        start: ``(seq, prev)`` of the first record when the lines are a slice of a trail (an
+            export from a date on); by default the trail starts at seq 1 after :data:`GENESIS`.
 
     Returns:
         The verdict; ``ok`` with 0 records for an empty trail.
     """
-    before = last = _START
+    before = last = _START if start is None else _Link(start[0] - 1, "", start[1])
     records = 0
     head_seen: tuple[int, str] | None = None
     entries = _numbered(lines)
@@ -295,8 +313,8 @@ def verify_lines(
         if head is not None and checked.seq == head[0]:
             head_seen = (number, checked.hash)
     if head is not None and head[0] > last.seq:
-        why = f"the trail ends at seq {last.seq}, but seq {head[0]} was written: records deleted"
-        return _fail(records + 1, last.seq + 1, "deleted", why)
+        why = f"the trail ends at seq {last.seq}, but seq {head[0]} was written: tail cut off"
+        return _fail(records + 1, last.seq + 1, "truncated", why)
     if head is not None and head_seen is not None and head_seen[1] != head[1]:
         why = "differs from the record written at that seq: edited and re-hashed"
         return _fail(head_seen[0], head[0], "edited", why)

@@ -62,6 +62,7 @@ class ActionLayer(QObject):
         self.accounts = accounts
         self.audit = audit
         self._station = station_id
+        self._locked_by_lock = False  # the session ended by a lock (not a logout): unlock next
         self._clock = clock
         self.session = Session(lock_after_s, clock())
         self._login_thread: threading.Thread | None = None
@@ -202,7 +203,13 @@ class ActionLayer(QObject):
             return
         before = self.session.view()
         self.session.login(result.user, result.role, self._clock())
-        action = "session.switch" if before.user and before.user != result.user else "session.login"
+        if before.user and before.user != result.user:
+            action = "session.switch"
+        elif before.locked and before.last_user == result.user and self._locked_by_lock:
+            action = "session.unlock"  # the same user back at a station they locked
+        else:
+            action = "session.login"
+        self._locked_by_lock = False
         self.audit.record(
             action,
             actor=result.user,
@@ -212,10 +219,25 @@ class ActionLayer(QObject):
         )
         self.session_changed.emit(self.session.view())
 
+    def logout(self) -> None:
+        """End the session (Manage ▾ Log out): unlike a lock, the next login is a new one."""
+        user, role = self.session.user, self.session.role
+        if self.session.lock():
+            self._locked_by_lock = False
+            self.audit.record(
+                "session.logout",
+                actor=user or "station",
+                role=role.value if role else "none",
+                target=self._station,
+                details={"reason": "by user"},
+            )
+        self.session_changed.emit(self.session.view())
+
     def lock(self, reason: str = "by user") -> None:
         """Lock the station now (the lock button, or leaving the station)."""
         user, role = self.session.user, self.session.role
         if self.session.lock():
+            self._locked_by_lock = True
             self.audit.record(
                 "session.lock",
                 actor=user or "station",
@@ -234,6 +256,7 @@ class ActionLayer(QObject):
         """Lock after the configured inactivity (called every second)."""
         user, role = self.session.user, self.session.role
         if self.session.idle_lock(self._clock()):
+            self._locked_by_lock = True
             self.audit.record(
                 "session.lock",
                 actor=user or "station",

@@ -218,6 +218,7 @@ class CoreWorker(QObject):
         self._unspooled = 0
         self._trend_fault: str | None = None
         self._compacted_at = clock()
+        self._historian_failing = False
         self._ward.set_book(self._load_registry())
         for rec in self._ward.book:
             if rec.active and rec.bed:
@@ -777,6 +778,14 @@ class CoreWorker(QObject):
         self._station_alarm("audit", fault is not None, Priority.HIGH, f"Audit trail: {fault}")
         if self._historian is not None:
             st = self._historian.status()
+            if st.ok == self._historian_failing:  # a change either way is audited once
+                self._historian_failing = not st.ok
+                self._audit.record(
+                    "historian.fault" if not st.ok else "historian.recovered",
+                    target="historian",
+                    outcome="failure" if not st.ok else "success",
+                    details={"error": (st.error or "")[:300], "backlog": st.backlog},
+                )
             self._station_alarm(
                 "historian",
                 not st.ok,

@@ -103,6 +103,11 @@ def alarms_topic(station_id: str) -> str:
     return f"healthcare/station/{station_id}/alarms"
 
 
+def audit_topic(station_id: str) -> str:
+    """The audit trail's latest signed checkpoint, retained (CONTRACT §2, extended)."""
+    return f"healthcare/station/{station_id}/audit"
+
+
 PEER_ALARMS = "healthcare/station/+/alarms"
 MAX_PEER_EVENT_BYTES = 4096
 
@@ -240,6 +245,8 @@ class MqttWorker(QObject):
         self._v5 = m.protocol == "5"
         self._status_topic = status_topic(settings.station.id)
         self._alarms_topic = alarms_topic(settings.station.id)
+        self._audit_topic = audit_topic(settings.station.id)
+        self._checkpoint: bytes | None = None
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -344,6 +351,15 @@ class MqttWorker(QObject):
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
+    def publish_checkpoint(self, payload: str) -> None:
+        """Publish the audit trail's latest signed checkpoint, retained (QoS 1), from any
+        thread: the broker then holds a copy outside the station's folder, which finds a
+        rollback of that folder. The last one is sent again on every (re)connect, since a
+        checkpoint made while the broker was away is not queued by paho once it reconnects
+        with a clean session."""
+        self._checkpoint = payload.encode()
+        self._client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
+
     def publish_alarm(self, event: dict[str, object]) -> None:
         """Send one alarm state change (QoS 1). Queued by paho while disconnected."""
         payload = json.dumps(event, separators=(",", ":")).encode()
@@ -430,6 +446,8 @@ class MqttWorker(QObject):
             subs = [(t, 1) for t in topics]
         client.subscribe(subs)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        if self._checkpoint is not None:
+            client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
         resumed = " (session resumed)" if flags.session_present else ""
         self._report(True, f"connected{resumed}")
 

@@ -201,7 +201,9 @@ class MainWindow(QMainWindow):
             manage.addAction("Users…", self.open_users)
             manage.addAction("Devices…", self.open_devices)
             manage.addAction("Settings…", self.open_settings)
-            manage.addAction("Export audit trail…", self.open_audit_export)
+            manage.addAction("Audit trail…", self.open_audit_export)
+            manage.addSeparator()
+            manage.addAction("Log out", actions.logout)
             for button in (self.login_button, self.lock_button, self.manage_button):
                 top.addWidget(button)
             # Inactivity: the pointer's position, sampled once a second. (An application-wide

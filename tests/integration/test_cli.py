@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,12 +82,26 @@ def test_signal_stops_in_order_within_ten_seconds(sig: signal.Signals, tmp_path:
     assert code == 0
     assert took < STOP_LIMIT_S
     records = [json.loads(line) for line in _audit_text(data_dir).splitlines()]
-    assert records[0]["action"] == "station.start"
-    assert records[-1]["action"] == "station.stop"
-    assert records[-1]["details"] == {"clean": True}
+    # The keyed trail opens and closes with a signed checkpoint (issue 7).
+    assert [r["action"] for r in records[:2]] == ["audit.checkpoint", "station.start"]
+    assert records[0]["details"]["reason"] == "start"
+    assert [r["action"] for r in records[-2:]] == ["station.stop", "audit.checkpoint"]
+    assert records[-2]["details"] == {"clean": True}
+    assert records[-1]["details"]["reason"] == "stop"
     verdict = station("audit", "verify", str(data_dir))
     assert verdict.returncode == 0, verdict.stdout
     assert verdict.stdout.startswith("OK ")
+    # The auditor's bundle, by the command line, verifies on its own in another folder.
+    config = tmp_path / "station.toml"
+    config.write_text(f'[station]\nid = "demo"\ndata_dir = "{data_dir}"\n')
+    out = tmp_path / "bundle"
+    exported = station("--config", str(config), "audit", "export", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    moved = tmp_path / "elsewhere"
+    out.rename(moved)
+    checked = station("audit", "verify", str(moved))
+    assert checked.returncode == 0, checked.stdout
+    assert checked.stdout.startswith("OK bundle of demo: ")
 
 
 def test_demo_screenshot_is_a_png_of_the_ward(tmp_path: Path) -> None:
@@ -115,12 +130,19 @@ def _tamper(lines: list[str], how: str, k: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_trail(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The audit trail of a real demo run (start, connection, alarms, stop)."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of a real demo run (start, connection, alarms, stop)."""
     tmp = tmp_path_factory.mktemp("demo")
     code, _, data_dir = run_demo_until_signal(signal.SIGTERM, tmp)
     assert code == 0
-    lines = _audit_text(data_dir).splitlines()
+    return data_dir
+
+
+@pytest.fixture
+def demo_trail(demo_run: Path, tmp_path: Path) -> list[str]:
+    """The demo's trail lines; the station's public key is copied beside where tests put them."""
+    shutil.copy(demo_run / "audit" / "station-audit.pub", tmp_path)
+    lines = _audit_text(demo_run).splitlines()
     assert len(lines) >= 4
     return lines
 
@@ -199,7 +221,7 @@ def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Pa
             station_.stop()
         assert broker.stop()
     records = [json.loads(line) for line in _audit_text(tmp_path / "data").splitlines()]
-    assert records[-1]["action"] == "station.stop"
+    assert [r["action"] for r in records[-2:]] == ["station.stop", "audit.checkpoint"]
 
 
 def simulate_as_sensor(

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from station.audit_cli import verify_path
 from station.domain.audit import (
     GENESIS,
     canonical_json,
@@ -174,15 +173,15 @@ def test_deleted_line_is_found(lines: list[bytes], head: tuple[int, str], k: int
     # the end, where the head says seq N should be.
     expected_seq = k + 1 if k < N else N
     result = verify_lines(lines, head=head)
-    check(result, k, expected_seq, "deleted")
+    check(result, k, expected_seq, "deleted" if k < N else "truncated")
     assert result.records == k - 1
 
 
 def test_deleted_tail_needs_the_head(lines: list[bytes], head: tuple[int, str]) -> None:
     """A bare chain cannot see its end cut off; this is what the head file is for."""
     assert verify_lines(lines[:-2]).ok is True
-    check(verify_lines(lines[:-2], head=head), N - 1, N - 1, "deleted")
-    check(verify_lines([], head=head), 1, 1, "deleted")
+    check(verify_lines(lines[:-2], head=head), N - 1, N - 1, "truncated")
+    check(verify_lines([], head=head), 1, 1, "truncated")
 
 
 def test_records_after_the_head_are_accepted(lines: list[bytes], head: tuple[int, str]) -> None:
@@ -362,7 +361,10 @@ def test_write_error_keeps_records_and_retries(
     wait_until(lambda: writer.written == 2)
     assert writer.fault is None
     assert writer.close() is True
-    assert verify_path(tmp_path)[0] == 0
+    chain = verify_lines(
+        writer.path.read_bytes().splitlines(keepends=True), head=read_head(tmp_path)
+    )
+    assert chain.ok is True
     assert [load(line)["action"] for line in writer.path.read_bytes().splitlines()] == [
         "alarm.silence",
         "alarm.acknowledge",
@@ -378,7 +380,8 @@ def test_writer_moves_a_torn_tail_aside(audit_dir: Path) -> None:
     assert torn.read_bytes() == b'{"seq":21,"ts":"2024-05-'
     records = [load(line) for line in path.read_bytes().splitlines()]
     assert [r["action"] for r in records[-2:]] == ["audit.repair_tail", "alarm.acknowledge"]
-    assert verify_path(audit_dir) == (0, f"OK {N + 2} records, chain intact: {path}")
+    chain = verify_lines(path.read_bytes().splitlines(keepends=True), head=read_head(audit_dir))
+    assert (chain.ok, chain.records) == (True, N + 2)
 
 
 def test_writer_reports_a_tampered_trail_and_goes_on(audit_dir: Path) -> None:
@@ -395,40 +398,3 @@ def test_writer_reports_a_tampered_trail_and_goes_on(audit_dir: Path) -> None:
     assert last[0]["outcome"] == "failure"
     assert last[0]["details"] == {"kind": "edited", "line": 5, "seq": 5}
     assert last[1]["seq"] == N + 2
-
-
-def test_verify_path_exit_codes(tmp_path: Path, audit_dir: Path) -> None:
-    path = audit_dir / "audit.jsonl"
-    expected = (0, f"OK {N} records, chain intact: {path}")
-    assert verify_path(path) == expected
-    assert verify_path(audit_dir) == expected
-    assert verify_path(tmp_path) == expected  # the data dir holding audit/
-    code, text = verify_path(tmp_path / "nowhere")
-    assert code == 2
-    assert "nowhere" in text
-    assert verify_path(tmp_path / "audit" / "audit.head")[0] == 1  # not a trail at all
-
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(b"".join(lines[:10] + lines[11:]))
-    assert verify_path(audit_dir) == (
-        1,
-        "FAIL line 11 (seq 12): deleted: line 11 (seq 12): follows seq 10: seq 11 deleted",
-    )
-    path.write_bytes(b"".join(lines[:-1]))
-    code, text = verify_path(tmp_path)
-    assert code == 1
-    assert text.startswith(f"FAIL line {N} (seq {N}): deleted: ")
-
-
-def test_verify_path_reads_rotated_files_as_one_chain(audit_dir: Path) -> None:
-    path = audit_dir / "audit.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    (audit_dir / "audit-0001.jsonl").write_bytes(b"".join(lines[:12]))
-    path.write_bytes(b"".join(lines[12:]))
-    assert verify_path(audit_dir) == (0, f"OK {N} records, chain intact: {audit_dir} (2 files)")
-    path.write_bytes(b"".join(lines[12:14] + lines[15:]))
-    code, text = verify_path(audit_dir)
-    assert code == 1
-    assert text.startswith("FAIL line 15 (seq 16): deleted: ")
-    assert text.endswith("[audit.jsonl line 3]")
-    assert verify_path(path)[0] == 1  # the second file alone does not start the chain

@@ -1,0 +1,358 @@
+"""The keyed audit trail (issue 7): every tampering kind is named at its record, a chain
+recomputed with SHA-256 or re-sealed with a stolen current key fails, a rollback is found
+against a published checkpoint, a torn line is not tampering, rotation keeps one chain, and an
+export bundle verifies on its own and fails on any changed byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from station.audit_cli import verify_path
+from station.cli import main
+from station.domain.audit import encode_line, record_hash
+from station.domain.audit_keyed import CHECKPOINT_ACTION, Published, seal
+from station.services.audit_bundle import verify_bundle, write_bundle
+from station.services.audit_writer import HEAD_FILE, AuditWriter
+
+T0 = 1_790_000_000.0  # 2026-09-21
+KEY = Ed25519PrivateKey.generate()
+
+
+class Clock:
+    """A clock the test moves by hand, 1 s per reading."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            self.now += 1.0
+            return self.now
+
+
+def writer(directory: Path, **kwargs: Any) -> AuditWriter:
+    kwargs.setdefault("clock", Clock())
+    kwargs.setdefault("checkpoint_every", 5)
+    return AuditWriter(directory, station_key=KEY, station="ward-7", where="ward-7@nuc", **kwargs)
+
+
+def write(directory: Path, count: int, **kwargs: Any) -> list[Published]:
+    published: list[Published] = []
+    w = writer(directory, on_checkpoint=published.append, **kwargs)
+    w.start()
+    for i in range(count):
+        w.record("alarm.raise", actor="station", target=f"Bed {i % 4 + 1}", details={"i": i})
+    assert w.close() is True
+    return published
+
+
+@pytest.fixture
+def trail(tmp_path: Path) -> Path:
+    folder = tmp_path / "audit"
+    write(folder, 20)
+    return folder
+
+
+def lines_of(folder: Path) -> list[bytes]:
+    return (folder / "audit.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def put(folder: Path, lines: list[bytes]) -> None:
+    (folder / "audit.jsonl").write_bytes(b"".join(lines))
+
+
+def fail(folder: Path, kind: str, line: int, **kwargs: Any) -> str:
+    code, text = verify_path(folder, **kwargs)
+    assert code == 1, text
+    assert text.startswith(f"FAIL line {line} "), text
+    assert f": {kind}: " in text, text
+    return text
+
+
+def recomputed(lines: list[bytes], at: int, change: dict[str, Any]) -> list[bytes]:
+    """What a script with write access does: edit record ``at`` (0-based), then recompute every
+    later ``prev`` and SHA-256 ``hash`` so the chain holds again."""
+    out, prev = [], None
+    for i, line in enumerate(lines):
+        record = json.loads(line)
+        if i == at:
+            record.update(change)
+        if i >= at:
+            record["prev"] = prev if prev is not None else record["prev"]
+            record["hash"] = record_hash(record)
+        prev = record["hash"]
+        out.append(encode_line(record))
+    return out
+
+
+def rewrite_head(folder: Path, lines: list[bytes]) -> None:
+    last = json.loads(lines[-1])
+    head = {"seq": last["seq"], "hash": last["hash"], "epoch": last["epoch"]}
+    (folder / HEAD_FILE).write_text(json.dumps(head))
+
+
+def test_written_trail_is_keyed_and_verifies(trail: Path) -> None:
+    records = [json.loads(line) for line in lines_of(trail)]
+    checkpoints = [r for r in records if r["action"] == CHECKPOINT_ACTION]
+    # start, one per 5 records, stop: every record outside a checkpoint is sealed
+    assert [c["details"]["reason"] for c in checkpoints] == ["start"] + ["count"] * 4 + ["stop"]
+    assert all("seal" in r for r in records if r["action"] != CHECKPOINT_ACTION)
+    assert all(r["where"] == "ward-7@nuc" for r in records)
+    code, text = verify_path(trail)
+    assert code == 0, text
+    assert text.startswith(f"OK {len(records)} records, chain intact, sealed")
+
+
+def test_edited_record_is_named(trail: Path) -> None:
+    lines = lines_of(trail)
+    lines[7] = lines[7].replace(b"Bed ", b"Bad ", 1)
+    put(trail, lines)
+    fail(trail, "edited", 8)
+
+
+def test_deleted_record_is_named(trail: Path) -> None:
+    lines = lines_of(trail)
+    del lines[7]
+    put(trail, lines)
+    fail(trail, "deleted", 8)
+
+
+def test_inserted_record_is_named(trail: Path) -> None:
+    lines = lines_of(trail)
+    lines.insert(7, lines[3])  # a replay of an earlier, validly sealed record
+    put(trail, lines)
+    fail(trail, "inserted", 8)
+
+
+def test_reordered_records_are_named(trail: Path) -> None:
+    lines = lines_of(trail)
+    lines[7], lines[8] = lines[8], lines[7]
+    put(trail, lines)
+    fail(trail, "reordered", 8)
+
+
+def test_truncated_tail_is_named(trail: Path) -> None:
+    lines = lines_of(trail)
+    put(trail, lines[:-3])
+    fail(trail, "truncated", len(lines) - 2)
+
+
+def test_torn_last_line_is_not_tampering(trail: Path) -> None:
+    lines = lines_of(trail)
+    put(trail, [*lines[:-1], lines[-1][:30]])  # a power cut in the middle of the last write
+    text = fail(trail, "torn_tail", len(lines))
+    assert "recomputed" not in text
+
+
+def test_chain_recomputed_with_sha256_fails_at_the_edited_record(trail: Path) -> None:
+    lines = recomputed(lines_of(trail), 7, {"actor": "someone-else"})
+    put(trail, lines)
+    rewrite_head(trail, lines)
+    assert verify_path(trail)[1].count("FAIL") == 1
+    fail(trail, "recomputed", 8)
+
+
+def test_reseal_with_the_stolen_current_key_fails(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    w = writer(folder)
+    w.start()
+    for i in range(12):
+        w.record("alarm.raise", target=f"Bed {i}")
+    w.close()
+    stolen = w._epoch_key  # the attacker's loot: the open epoch's key
+    assert stolen is None  # dropped at stop: nothing left to steal after a clean stop
+    w2 = writer(folder)
+    w2.start()
+    w2.record("alarm.raise", target="Bed 99")
+    deadline = time.monotonic() + 5
+    while w2.written < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stolen = w2._epoch_key  # stolen while the station runs
+    current = w2._epoch
+    assert stolen is not None
+    lines = (folder / "audit.jsonl").read_bytes().splitlines(keepends=True)
+    forged, prev = [], None
+    for i, record in enumerate(json.loads(line) for line in lines):
+        if i == 4:
+            record["actor"] = "x"
+        if i >= 4:  # recompute the chain and re-seal every record with the stolen key
+            record["prev"] = prev
+            if record["action"] != CHECKPOINT_ACTION:
+                record["epoch"] = current
+            record["hash"] = record_hash(record)
+            if record["action"] != CHECKPOINT_ACTION:
+                seal(record, stolen)
+        prev = record["hash"]
+        forged.append(encode_line(record))
+    w2.close()
+    put(folder, forged)
+    rewrite_head(folder, forged)
+    fail(folder, "recomputed", 5)
+
+
+def test_rollback_to_an_older_copy_is_found_against_the_published_checkpoint(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "audit"
+    write(folder, 6)
+    old = tmp_path / "old-copy"
+    shutil.copytree(folder, old)
+    published = write(folder, 6)
+    assert published[-1].verifies(KEY.public_key())
+    shutil.rmtree(folder)
+    shutil.copytree(old, folder)  # the whole folder, head and all, put back
+    assert verify_path(folder)[0] == 0  # on its own it is a consistent, older trail
+    kept = tmp_path / "checkpoint.json"
+    kept.write_text(published[-1].to_json())
+    text = fail(folder, "rolled_back", len(lines_of(folder)) + 1, checkpoints=[kept])
+    assert f"seq {published[-1].seq}" in text
+    # The station finds it too, at its next start, from the checkpoint kept in the keyring.
+    w = writer(folder)
+    w.start(published=[published[-1]])
+    w.close()
+    assert "rolled back" in str(w.fault)
+    records = [json.loads(line) for line in lines_of(folder)]
+    assert any(
+        r["action"] == "audit.verify" and r["details"].get("kind") == "rolled_back" for r in records
+    )
+
+
+def test_a_forged_published_checkpoint_is_refused(trail: Path, tmp_path: Path) -> None:
+    published = write(tmp_path / "other", 2)
+    forged = Published("ward-7", {**published[-1].record, "seq": 999})
+    path = tmp_path / "forged.json"
+    path.write_text(forged.to_json())
+    code, text = verify_path(trail, checkpoints=[path])
+    assert code == 2
+    assert "not signed" in text
+
+
+def test_untrusted_text_cannot_forge_a_line(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    w = writer(folder)
+    w.start()
+    evil = 'mon-1"}\n{"seq":99,"action":"alarm.acknowledge"}\u2028x'
+    w.record("device.spoofed", actor=evil, target=evil, details={"device_id": evil})
+    w.close()
+    lines = lines_of(folder)
+    assert len(lines) == 3  # start checkpoint, the record, stop checkpoint
+    assert json.loads(lines[1])["actor"] == evil
+    assert verify_path(folder)[0] == 0
+
+
+def test_rotation_by_size_keeps_one_chain_across_files(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    write(folder, 40, rotate_bytes=2000)
+    files = sorted(folder.glob("*.jsonl"))
+    assert len(files) > 3
+    assert files[-1].name == "audit.jsonl"
+    code, text = verify_path(folder)
+    assert code == 0, text
+    files[1].unlink()  # a whole middle file removed
+    code, text = verify_path(folder)
+    assert code == 1
+    assert ": deleted: " in text
+    assert text.endswith(f"[{files[2].name} line 1]")
+
+
+def test_rotation_at_a_new_day(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    clock = Clock(start=1_790_035_170.0)  # 23:59:30 UTC: within 30 records it is tomorrow
+    write(folder, 60, clock=clock)
+    days = {
+        json.loads(f.read_bytes().splitlines()[0])["ts"][:10]: f.name
+        for f in sorted(folder.glob("*.jsonl"))
+    }
+    assert len(days) == 2, days
+    assert verify_path(folder)[0] == 0
+
+
+def test_unkeyed_records_are_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    write(folder, 3)
+    plain = AuditWriter(folder, clock=Clock(T0 + 100))  # a start without the station key
+    plain.start()
+    plain.record("alarm.raise", target="Bed 1")
+    plain.close()
+    fail(folder, "unkeyed", len(lines_of(folder)))
+
+
+@pytest.fixture
+def bundle(trail: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "bundle"
+    done = write_bundle(trail, out, KEY, station="ward-7", exported_by="audrey", now=T0 + 500)
+    assert done.intact
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, moved)  # another machine: nothing but the bundle
+    return moved
+
+
+BUNDLE_FILES = [
+    "records.jsonl",
+    "checkpoints.jsonl",
+    "records.csv",
+    "summary.pdf",
+    "verification.json",
+    "station-audit.pub",
+    "manifest.json",
+    "manifest.sig",
+]
+
+
+def test_bundle_verifies_on_its_own(bundle: Path) -> None:
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(BUNDLE_FILES)
+    code, text = verify_bundle(bundle)
+    assert code == 0, text
+    assert main(["audit", "verify", str(bundle)]) == 0
+    assert (bundle / "summary.pdf").read_bytes().startswith(b"%PDF-")
+    assert b"seq,ts,actor" in (bundle / "records.csv").read_bytes()
+
+
+@pytest.mark.parametrize("name", BUNDLE_FILES)
+def test_one_changed_byte_in_any_bundle_file_fails(bundle: Path, name: str) -> None:
+    path = bundle / name
+    data = bytearray(path.read_bytes())
+    if not data:
+        data = bytearray(b"x")
+    else:
+        at = len(data) // 2
+        data[at] = (data[at] + 1) % 256
+    path.write_bytes(bytes(data))
+    code, text = verify_bundle(bundle)
+    assert code == 1, text
+    assert text.startswith("FAIL bundle: ")
+
+
+def test_bundle_of_a_period_starts_mid_trail_and_verifies(trail: Path, tmp_path: Path) -> None:
+    records = [json.loads(line) for line in lines_of(trail)]
+    since = T0 + 10.5  # somewhere in the second epoch
+    out = tmp_path / "period"
+    done = write_bundle(
+        trail, out, KEY, station="ward-7", exported_by="audrey", since=since, now=T0 + 900
+    )
+    assert 0 < done.records < len(records)
+    assert (out / "checkpoints.jsonl").read_bytes()  # the checkpoint that opened its epoch
+    code, text = verify_bundle(out)
+    assert code == 0, text
+    assert verify_bundle(out, trusted=Ed25519PrivateKey.generate().public_key())[0] == 1
+
+
+def test_export_refuses_a_folder_in_use(trail: Path, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    export: Callable[[], object] = lambda: write_bundle(  # noqa: E731
+        trail, out, KEY, station="ward-7", exported_by="audrey", now=T0
+    )
+    with pytest.raises(Exception, match="not empty"):
+        export()
