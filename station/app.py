@@ -211,6 +211,7 @@ class Station(QObject):
             self.actions.session.login(user or "demo-nurse", Role.NURSE, clock())
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         self.mqtt = MqttWorker(settings, password, clock)
+        self.mqtt.on_checkpoint_seen = self._checkpoint_seen
         self.core = CoreWorker(
             settings,
             self.audit,
@@ -416,6 +417,27 @@ class Station(QObject):
         if mqtt is not None:
             mqtt.publish_checkpoint(checkpoint.to_json())
 
+    def _checkpoint_seen(self, payload: bytes) -> None:
+        """The broker's retained checkpoint (``mqtt`` thread): one the station key signed but
+        the trail does not hold means the folder was rolled back; anything else is logged."""
+        try:
+            checkpoint = Published.from_json(payload)
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring an unreadable audit checkpoint on the broker: %s", exc)
+            return
+        key = self._audit_key
+        if key is None or not checkpoint.verifies(key.public_key()):
+            log.warning("ignoring an audit checkpoint on the broker not signed by this station")
+            return
+        problem = self.audit.check_published(checkpoint)
+        if problem is not None:
+            self.audit.record(
+                "audit.verify",
+                target="broker checkpoint",
+                outcome="failure",
+                details={"kind": "rolled_back", "seq": checkpoint.seq, "why": problem},
+            )
+
     def start(self) -> None:
         """Start every part in order and show the window."""
         anchor = read_anchor(self.settings.station.id)
@@ -472,6 +494,7 @@ class Station(QObject):
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.mqtt.stop(1.5)
+        self.mqtt.on_checkpoint_seen = None
         # No blocking call into the core: under a flood it would wait behind every queued
         # message. Ending its event loop stops its timer with it.
         self.core_thread.quit()

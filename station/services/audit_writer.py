@@ -180,6 +180,7 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._file_first: tuple[int, str] | None = None  # (seq, UTC day) of the live file
         self._file_size = 0
+        self._checked_from = 1  # the first seq whose checkpoints _checkpoints knows
 
     @property
     def path(self) -> Path:
@@ -245,6 +246,8 @@ class AuditWriter:
         first = parse_record(lines[0]) if lines else None
         self._file_first = (first["seq"], first["ts"][:10]) if first else None
         source = lines or self._newest_rotated()
+        opening = parse_record(source[0]) if source else None
+        self._checked_from = opening["seq"] if opening is not None else 1
         self._seq, self._hash = last_chain_state(source)
         if not source:
             self._hash = GENESIS
@@ -291,8 +294,8 @@ class AuditWriter:
         with self._lock:
             held = self._checkpoints.get(checkpoint.seq)
             seq = self._seq
-        if held == checkpoint.hash:
-            return None
+        if held == checkpoint.hash or (held is None and checkpoint.seq < self._checked_from):
+            return None  # held, or in a rotated file this check does not read
         if held is None and checkpoint.seq > seq:
             problem = (
                 f"audit trail rolled back: it ends at seq {seq}, but a checkpoint at seq"
@@ -429,7 +432,8 @@ class AuditWriter:
 
     def _append(self, rec: dict[str, Any]) -> None:
         self._backlog.append(_Line(rec["seq"], rec["ts"][:10], encode_line(rec)))
-        self._seq, self._hash = rec["seq"], rec["hash"]
+        with self._lock:  # check_published reads it from other threads
+            self._seq, self._hash = rec["seq"], rec["hash"]
 
     def _chain(self, pending: _Pending) -> None:
         try:

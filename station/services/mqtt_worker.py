@@ -247,6 +247,9 @@ class MqttWorker(QObject):
         self._alarms_topic = alarms_topic(settings.station.id)
         self._audit_topic = audit_topic(settings.station.id)
         self._checkpoint: bytes | None = None
+        self._subscribed = False
+        self.on_checkpoint_seen: Callable[[bytes], None] | None = None
+        """Called on the ``mqtt`` thread with the retained audit checkpoint (set by the app)."""
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -354,11 +357,12 @@ class MqttWorker(QObject):
     def publish_checkpoint(self, payload: str) -> None:
         """Publish the audit trail's latest signed checkpoint, retained (QoS 1), from any
         thread: the broker then holds a copy outside the station's folder, which finds a
-        rollback of that folder. The last one is sent again on every (re)connect, since a
-        checkpoint made while the broker was away is not queued by paho once it reconnects
-        with a clean session."""
+        rollback of that folder. It is sent only once the subscription to the same topic is
+        acknowledged, and again after every (re)connect: the retained copy a restarted station
+        finds there must reach it before its own new checkpoint replaces it."""
         self._checkpoint = payload.encode()
-        self._client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
+        if self._subscribed:
+            self._client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
 
     def publish_alarm(self, event: dict[str, object]) -> None:
         """Send one alarm state change (QoS 1). Queued by paho while disconnected."""
@@ -438,16 +442,15 @@ class MqttWorker(QObject):
         self._delay = None
         with self._ack_lock:
             self._generation += 1
-        topics = (*self._topics, PEER_ALARMS)
+        topics = (*self._topics, PEER_ALARMS, self._audit_topic)
         _no_delay(client)
         if self._v5:
             subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in topics]
         else:
             subs = [(t, 1) for t in topics]
+        self._subscribed = False
         client.subscribe(subs)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
-        if self._checkpoint is not None:
-            client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
         resumed = " (session resumed)" if flags.session_present else ""
         self._report(True, f"connected{resumed}")
 
@@ -484,14 +487,23 @@ class MqttWorker(QObject):
         reasons: list[ReasonCode],
         _props: Properties | None,
     ) -> None:
+        # The broker has sent the retained audit checkpoint with this acknowledgement's batch;
+        # only now may this station's own checkpoint replace it.
+        self._subscribed = True
+        if self._checkpoint is not None:
+            self._client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
         # A broker ACL that refuses the vitals topics leaves the station "connected" and deaf:
         # that must be an alarm, not a green light.
         refused = [str(r) for r in reasons if r.is_failure]
         vitals_refused = [str(r) for r in reasons[: len(self._topics)] if r.is_failure]
         if refused and not vitals_refused:
-            # Only the peer-alarms subscription (the last one) was refused: vitals still flow,
-            # so this is not a deaf station; acknowledgements from other stations won't arrive.
-            log.error("peer alarm sync unavailable: broker refused %s: %s", PEER_ALARMS, refused)
+            # Only the peer-alarms or audit-checkpoint subscription was refused: vitals still
+            # flow, so this is not a deaf station; acknowledgements from other stations (or the
+            # broker's copy of the last checkpoint) won't arrive.
+            topics = f"{PEER_ALARMS} / {self._audit_topic}"
+            log.error(
+                "peer alarms or audit checkpoint unavailable: %s refused: %s", topics, refused
+            )
             return
         if refused:
             self._report(False, f"subscription refused by broker: {', '.join(refused)}")
@@ -522,6 +534,13 @@ class MqttWorker(QObject):
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         delivery = Delivery(self._generation, msg.mid, msg.qos)
+        if msg.topic == self._audit_topic:
+            # The checkpoint the broker kept (retained) for this station: the audit writer
+            # compares it with the trail, which finds a folder put back to an older copy.
+            self.ack([delivery])
+            if self.on_checkpoint_seen is not None:
+                self.on_checkpoint_seen(bytes(msg.payload))
+            return
         peer = _peer_station(msg.topic)
         if peer is not None:
             # Peer alarm events are applied at once and kept nowhere: nothing to make durable.

@@ -16,10 +16,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
+from station import credentials
 from station.audit_cli import verify_path
 from station.credentials import use_memory_keyring
 from station.domain.audit_keyed import Published
 from station.services.audit_keys import station_key
+from station.settings import Settings
 from tests.integration.servers import Mosquitto, VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
@@ -101,15 +103,42 @@ def test_faults_are_audited_and_a_rolled_back_folder_is_found(
         assert code == 1
         assert ": rolled_back: " in text
 
-        # The station finds it at its next start from the checkpoint kept in the keyring.
-        with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
-            assert "rolled back" in str(station.audit.fault)
-            qtbot.waitUntil(
-                lambda: any(
-                    "Audit trail" in alarm.message for alarm in station.window.alarm_list.alarms()
-                ),
-                timeout=5000,
-            )
-    found = [r for r in actions(data) if r["action"] == "audit.verify"]
+        anchor = credentials.secret("audit_anchor", "ward-test")
+        assert anchor
+    # The station finds it by itself too. First with a keyring that has lost the last
+    # checkpoint: the broker's retained copy reaches it before its own new one replaces it.
+    with use_memory_keyring():
+        rolled_back_alarm(qtbot, mosquitto, settings, monkeypatch, "broker checkpoint")
+    # Then, on the same old copy again, from the last checkpoint the station kept (here given
+    # as a service would, in the environment) — with the broker's copy already replaced.
+    shutil.rmtree(data / "audit")
+    shutil.copytree(older, data / "audit")
+    monkeypatch.setenv("STATION_AUDIT_ANCHOR", anchor)
+    with use_memory_keyring():
+        rolled_back_alarm(qtbot, mosquitto, settings, monkeypatch, "audit.jsonl")
+
+
+def rolled_back_alarm(
+    qtbot: QtBot,
+    broker: Mosquitto,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+) -> None:
+    """Start the station on a rolled-back folder: a HIGH technical alarm names the audit trail,
+    and the trail records the finding (``audit.verify``, kind ``rolled_back``, ``target``)."""
+    with running_station(qtbot, broker, settings, monkeypatch) as station:
+        qtbot.waitUntil(lambda: "rolled back" in str(station.audit.fault), timeout=10000)
+        qtbot.waitUntil(
+            lambda: any(
+                "Audit trail" in alarm.message for alarm in station.window.alarm_list.alarms()
+            ),
+            timeout=5000,
+        )
+    found = [
+        r
+        for r in actions(settings.station.data_path)
+        if r["action"] == "audit.verify" and r["target"] == target
+    ]
     assert found
     assert found[-1]["details"]["kind"] == "rolled_back"  # type: ignore[index]
