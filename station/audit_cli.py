@@ -19,11 +19,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from station.domain.audit_keyed import Published
+from station.domain.audit_keyed import CHECKPOINT_ACTION, Published
 from station.domain.vouchers import VoucherError, key_id, load_public_key
 from station.services.audit_bundle import BundleError, is_bundle, verify_bundle, write_bundle
-from station.services.audit_keys import AuditKeyError, station_key
-from station.services.audit_trail import public_key_beside, read_trail, verify
+from station.services.audit_keys import AuditKeyError, read_anchor, station_key
+from station.services.audit_trail import Trail, public_key_beside, read_trail, verify
 from station.settings import load
 
 
@@ -61,8 +61,22 @@ def _key(path: Path | None, beside: Path) -> tuple[Ed25519PublicKey | None, str]
     return key, "key file beside the trail: compare its id with the one on record"
 
 
+def _kept_anchor(trail: Trail, public: Ed25519PublicKey) -> list[Published]:
+    """The last checkpoint the station kept in this machine's keyring (or environment), if
+    the trail names its station and the checkpoint is signed by the key in use."""
+    station = next(
+        (str(r["target"]) for r in trail.records() if r["action"] == CHECKPOINT_ACTION), ""
+    )
+    anchor = read_anchor(station) if station else None
+    return [anchor] if anchor is not None and anchor.verifies(public) else []
+
+
 def verify_path(
-    path: Path, *, key: Path | None = None, checkpoints: Sequence[Path] = ()
+    path: Path,
+    *,
+    key: Path | None = None,
+    checkpoints: Sequence[Path] = (),
+    use_anchor: bool = False,
 ) -> tuple[int, str]:
     """Verify the trail or bundle at ``path``.
 
@@ -70,6 +84,10 @@ def verify_path(
         ``(exit code, one line)``: 0 and ``OK ...`` when intact; 1 and ``FAIL line N (seq S):
         kind: why [file line n]`` naming the first bad record; 2 when there is nothing to read
         or an input (key, checkpoint) is unusable.
+
+    Args:
+        use_anchor: also compare with the last checkpoint this machine's keyring kept (the
+            command line does, on the station itself; elsewhere there is none).
     """
     if not path.exists():
         return 2, f"no such file or directory: {path}"
@@ -79,6 +97,8 @@ def verify_path(
     except (OSError, ValueError, VoucherError) as exc:
         return 2, f"unusable --key or --checkpoint: {exc}"
     if is_bundle(path):
+        if published:
+            return 2, "--checkpoint applies to a live trail; a bundle is checked by its manifest"
         return verify_bundle(path, trusted)
     try:
         trail = read_trail(path)
@@ -92,6 +112,13 @@ def verify_path(
             f"FAIL no station key to check the seals ({trail.directory} holds no"
             " station-audit.pub; pass --key)"
         )
+    if path.is_dir() and trail.head is None and trail.lines:
+        return 1, (
+            f"FAIL line {len(trail.lines) + 1} (seq ?): truncated: {trail.directory} has no"
+            " audit.head, so records cut off the end could not be seen: deleted"
+        )
+    if use_anchor:
+        published = [*published, *_kept_anchor(trail, public)]
     try:
         report = verify(trail, public, published)
     except ValueError as exc:
@@ -107,7 +134,9 @@ def verify_path(
 def run_audit(args: argparse.Namespace) -> int:
     """Run ``station audit verify`` or ``station audit export``; returns the exit code."""
     if args.audit_command == "verify":
-        code, message = verify_path(args.path, key=args.key, checkpoints=args.checkpoint)
+        code, message = verify_path(
+            args.path, key=args.key, checkpoints=args.checkpoint, use_anchor=True
+        )
         print(message)
         return code
     settings = load(args.config)

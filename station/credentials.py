@@ -222,14 +222,19 @@ def _report_once(problem: str) -> None:
         log.warning("%s", problem)
 
 
-def secret(kind: str, account: str) -> str | None:
+def secret(kind: str, account: str, *, strict: bool = False) -> str | None:
     """The secret of ``kind`` (a key of :data:`ENV`) for ``account``, or None if there is none.
 
     The environment wins (a service unit sets it); otherwise a secure keyring is asked. Without
     one the secret is missing (reported once in the log), never read from a file.
 
+    Args:
+        strict: a keyring that fails to answer raises instead of reading as "no secret", for a
+            caller that would otherwise replace a key it merely could not read.
+
     Raises:
         ValueError: ``kind`` is not a key of :data:`ENV`.
+        SecretStoreError: with ``strict``, the keyring failed to answer.
     """
     from_env = os.environ.get(_env(kind))
     if from_env:
@@ -241,6 +246,10 @@ def secret(kind: str, account: str) -> str | None:
     try:
         return backend.get_password(SERVICE, f"{kind}:{account}")
     except Exception as exc:  # a locked or broken keyring is a missing secret, not a crash
+        if strict:
+            raise SecretStoreError(
+                f"the {name} could not give the {LABELS[kind]}: {type(exc).__name__}"
+            ) from None
         _report_once(f"the {name} could not give the {LABELS[kind]}: {type(exc).__name__}: {exc}")
         return None
 

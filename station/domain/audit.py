@@ -264,7 +264,7 @@ def _check(line: str | bytes, is_last: bool, number: int) -> _Link | VerifyResul
         return _fail(number, claimed, "malformed", "no hash")
     try:
         intact = record_hash(obj) == obj["hash"]
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # NaN, a lone surrogate, absurd nesting
         return _fail(number, claimed, "malformed", f"cannot be hashed: {exc}")
     if not intact:
         return _fail(number, claimed, "edited", "content does not match its hash")
@@ -304,6 +304,11 @@ def verify_lines(
     for number, line, is_last in entries:
         checked = _check(line, is_last, number)
         if isinstance(checked, VerifyResult):
+            if checked.kind == "torn_tail" and head is not None and head[0] > last.seq:
+                # The head is written only after the batch is durable: a power cut cannot
+                # leave it ahead of a half-written line, so this tail was cut.
+                why = f"breaks off mid-line after seq {last.seq}, but seq {head[0]} was written"
+                return _fail(number, last.seq + 1, "truncated", why)
             return checked
         if not _follows(checked, last):
             ahead = [_check(text, False, n) for n, text, _ in islice(entries, 2)]

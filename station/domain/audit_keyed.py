@@ -7,7 +7,7 @@ not hold are added (CONTRACT §6, "what the keyed protection adds"):
 * The **station key** (Ed25519, kept in the keyring) signs *checkpoints*: ordinary chained records
   (action ``audit.checkpoint``) whose ``sig`` covers their own ``hash``, and so, through ``prev``,
   every record before them. Each checkpoint also opens a new *epoch* by naming that epoch's public
-  key. Checkpoints are written at start, every N records or T minutes, at rotation and at stop,
+  key. Checkpoints are written at start, every N records or T minutes and at stop,
   and published outside the trail (see :class:`Published`).
 * Each **epoch key** (Ed25519, generated in memory, never stored) ``seal``s every record of its
   epoch; when the epoch ends the private key is dropped. A thief of the current key therefore
@@ -138,12 +138,15 @@ class Published:
         Raises:
             ValueError: not one (with what is wrong).
         """
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or set(doc) != {"station", "record"}:
-            raise ValueError("not a published audit checkpoint")
-        record = doc["record"]
-        if not isinstance(doc["station"], str) or parse_record(encode_line(record)) is None:
-            raise ValueError("the published checkpoint holds no audit record")
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict) or set(doc) != {"station", "record"}:
+                raise ValueError("not a published audit checkpoint")
+            record = doc["record"]
+            if not isinstance(doc["station"], str) or parse_record(encode_line(record)) is None:
+                raise ValueError("the published checkpoint holds no audit record")
+        except RecursionError:
+            raise ValueError("not a published audit checkpoint (nested too deep)") from None
         if record["action"] != CHECKPOINT_ACTION:
             raise ValueError("the published record is not a checkpoint")
         return cls(doc["station"], record)
@@ -152,7 +155,7 @@ class Published:
         """Whether the record is intact and the station key signed it."""
         try:
             intact = record_hash(self.record) == self.record.get("hash")
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         sig = self.record.get("sig")
         return intact and _verifies(station_key, CHECKPOINT_CONTEXT, self.hash, sig)
@@ -171,7 +174,7 @@ def epoch_keys(lines: Iterable[str | bytes], station_key: Ed25519PublicKey) -> d
             continue
         try:
             intact = record_hash(obj) == obj.get("hash")
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         details = obj.get("details")
         if not intact or not _verifies(
@@ -236,7 +239,7 @@ class _KeyedPass:
         seq = obj.get("seq") if isinstance(obj.get("seq"), int) else None
         try:
             digest = record_hash(obj)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None  # not hashable: the chain pass names it
         if seq is not None and self.state.hashes is not None:
             self.state.hashes[seq] = (number, str(obj.get("hash")))

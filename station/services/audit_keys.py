@@ -60,7 +60,10 @@ def station_key(station_id: str) -> Ed25519PrivateKey:
         AuditKeyError: no key and no secure keyring to keep a new one (names the environment
             variable), a damaged key, or a keyring that did not keep the new key.
     """
-    existing = credentials.secret(KIND, station_id)
+    try:  # a keyring that cannot answer now must not have its key replaced by a new one
+        existing = credentials.secret(KIND, station_id, strict=True)
+    except credentials.SecretStoreError as exc:
+        raise AuditKeyError(f"the audit signing key cannot be read: {exc}") from None
     if existing:
         return _decode(existing)
     key = Ed25519PrivateKey.generate()

@@ -9,7 +9,7 @@ verification finds records cut off the end of the trail.
 With the station key (:mod:`station.domain.audit_keyed`) every record is also sealed by the
 current epoch's key, and a signed checkpoint opens a new epoch at start, every
 ``checkpoint_every`` records or ``checkpoint_interval_s`` seconds (when something was written),
-at rotation and at stop. Each durable checkpoint goes to ``on_checkpoint`` (the keyring and the
+and at stop. Each durable checkpoint goes to ``on_checkpoint`` (the keyring and the
 broker keep it). The live file ``audit.jsonl`` is rotated to ``audit-<first seq>.jsonl`` when it
 reaches ``rotate_bytes`` or a record of a new UTC day comes; the chain runs on across files.
 """
@@ -232,20 +232,22 @@ class AuditWriter:
             raise
         lines = io.BytesIO(data).readlines()  # split at b"\n" only, as verification does
         self._file_size = len(data)
-        self._resume(lines)
-        self._check_start(lines, published)
+        # Just after a rotation (or a crash between the rename and the first write) the live
+        # file is empty: the chain, its epochs and the head are those of the newest rotated one.
+        source = lines or self._newest_rotated()
+        self._resume(lines, source)
+        self._check_start(source, published)
         if self._station_key is not None:
             self._keep_public_key(self._station_key)
         self._thread = threading.Thread(target=self._run, name="audit", daemon=False)
         self._thread.start()
         log.info("audit trail %s open at seq %s", self._path, self._seq)
 
-    def _resume(self, lines: list[bytes]) -> None:
-        """Chain state, epochs and checkpoints from the live file (or, just after a rotation,
-        from the newest rotated one)."""
+    def _resume(self, lines: list[bytes], source: list[bytes]) -> None:
+        """Chain state, epochs and checkpoints from ``source``: the live file's ``lines`` or,
+        when it is empty, the newest rotated file."""
         first = parse_record(lines[0]) if lines else None
         self._file_first = (first["seq"], first["ts"][:10]) if first else None
-        source = lines or self._newest_rotated()
         opening = parse_record(source[0]) if source else None
         self._checked_from = opening["seq"] if opening is not None else 1
         self._seq, self._hash = last_chain_state(source)
@@ -259,10 +261,12 @@ class AuditWriter:
             self._epoch = max(
                 self._epoch, obj.get("epoch", 0) if isinstance(obj.get("epoch"), int) else 0
             )
-            opens = obj["details"].get("opens") if obj["action"] == CHECKPOINT_ACTION else None
+            if obj["action"] != CHECKPOINT_ACTION:
+                continue
+            self._checkpoints[obj["seq"]] = obj["hash"]  # the stop one too: it is the anchor
+            opens = obj["details"].get("opens")
             if isinstance(opens, int):
                 self._epoch = max(self._epoch, opens)
-                self._checkpoints[obj["seq"]] = obj["hash"]
 
     def _newest_rotated(self) -> list[bytes]:
         rotated = sorted(self._dir.glob("audit-*.jsonl"))

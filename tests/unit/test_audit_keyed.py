@@ -18,9 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station.audit_cli import verify_path
 from station.cli import main
+from station.credentials import SERVICE, use_memory_keyring
 from station.domain.audit import encode_line, record_hash
 from station.domain.audit_keyed import CHECKPOINT_ACTION, Published, seal
+from station.domain.vouchers import key_id
 from station.services.audit_bundle import verify_bundle, write_bundle
+from station.services.audit_keys import AuditKeyError, station_key
 from station.services.audit_writer import HEAD_FILE, AuditWriter
 
 T0 = 1_790_000_000.0  # 2026-09-21
@@ -150,6 +153,7 @@ def test_truncated_tail_is_named(trail: Path) -> None:
 def test_torn_last_line_is_not_tampering(trail: Path) -> None:
     lines = lines_of(trail)
     put(trail, [*lines[:-1], lines[-1][:30]])  # a power cut in the middle of the last write
+    rewrite_head(trail, lines[:-1])  # which was never fsynced, so the head is one behind
     text = fail(trail, "torn_tail", len(lines))
     assert "recomputed" not in text
 
@@ -356,3 +360,81 @@ def test_export_refuses_a_folder_in_use(trail: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="not empty"):
         export()
+
+
+# -- review fixes -------------------------------------------------------------------------------
+
+
+def test_a_clean_restart_finds_its_own_stop_checkpoint(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    published = write(folder, 3)
+    assert published[-1].record["details"]["reason"] == "stop"
+    w = writer(folder)
+    w.start(published=[published[-1]])  # what the keyring kept: the stop checkpoint
+    w.close()
+    assert w.fault is None
+
+
+def test_an_unreadable_keyring_never_replaces_the_station_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STATION_AUDIT_KEY", raising=False)
+    with use_memory_keyring() as ring:
+        first = station_key("ward-7")
+        stored = ring.get_password(SERVICE, "audit:ward-7")
+
+        def locked(_service: str, _user: str) -> str | None:
+            raise RuntimeError("keyring locked")
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ring, "get_password", locked)
+            with pytest.raises(AuditKeyError, match="cannot be read"):
+                station_key("ward-7")
+        assert ring.get_password(SERVICE, "audit:ward-7") == stored
+        assert key_id(station_key("ward-7").public_key()) == key_id(first.public_key())
+
+
+def test_a_cut_tail_with_its_head_deleted_is_still_found(trail: Path) -> None:
+    lines = lines_of(trail)
+    put(trail, lines[:-5])
+    (trail / HEAD_FILE).unlink()
+    fail(trail, "truncated", len(lines) - 4)
+
+
+def test_a_cut_in_the_middle_of_a_line_before_the_head_is_truncation(trail: Path) -> None:
+    lines = lines_of(trail)
+    put(trail, [*lines[:5], lines[5][:40]])
+    fail(trail, "truncated", 6)
+
+
+def test_an_empty_live_file_after_rotation_is_no_fault(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    write(folder, 10)
+    (folder / "audit.jsonl").rename(folder / "audit-000000000001.jsonl")
+    (folder / "audit.jsonl").touch()  # the crash came between the rename and the first write
+    w = writer(folder)
+    w.start()
+    w.record("alarm.raise", target="Bed 1")
+    w.close()
+    assert w.fault is None
+    assert verify_path(folder)[0] == 0
+
+
+def test_absurdly_nested_line_is_malformed_not_a_crash(trail: Path) -> None:
+    lines = lines_of(trail)
+    record = json.loads(lines[3])
+    record["details"] = json.loads("[" * 900 + "]" * 900)
+    put(trail, [*lines[:3], json.dumps(record).encode() + b"\n", *lines[4:]])
+    code, text = verify_path(trail)
+    assert code == 1
+    assert text.startswith("FAIL line 4 ")
+    w = writer(trail)
+    w.start()  # the station still starts, and says why the trail is not intact
+    w.close()
+    assert "line 4" in str(w.fault)
+
+
+def test_a_checkpoint_file_does_not_apply_to_a_bundle(bundle: Path, tmp_path: Path) -> None:
+    kept = tmp_path / "checkpoint.json"
+    kept.write_text(write(tmp_path / "x", 1)[-1].to_json())
+    assert verify_path(bundle, checkpoints=[kept])[0] == 2
