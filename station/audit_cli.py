@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from station.domain.audit import parse_record
 from station.domain.audit_keyed import CHECKPOINT_ACTION, Published
 from station.domain.vouchers import VoucherError, key_id, load_public_key
 from station.services.audit_bundle import BundleError, is_bundle, verify_bundle, write_bundle
@@ -64,8 +65,9 @@ def _key(path: Path | None, beside: Path) -> tuple[Ed25519PublicKey | None, str]
 def _kept_anchor(trail: Trail, public: Ed25519PublicKey) -> list[Published]:
     """The last checkpoint the station kept in this machine's keyring (or environment), if
     the trail names its station and the checkpoint is signed by the key in use."""
+    records = (parse_record(line) for line in trail.lines)
     station = next(
-        (str(r["target"]) for r in trail.records() if r["action"] == CHECKPOINT_ACTION), ""
+        (str(r["target"]) for r in records if r and r["action"] == CHECKPOINT_ACTION), ""
     )
     anchor = read_anchor(station) if station else None
     return [anchor] if anchor is not None and anchor.verifies(public) else []

@@ -245,7 +245,8 @@ def _follows(rec: _Link | None, before: _Link) -> bool:
     return rec is not None and rec.seq == before.seq + 1 and rec.prev == before.hash
 
 
-def _fail(line: int, seq: int | None, kind: str, why: str) -> VerifyResult:
+def failure(line: int, seq: int | None, kind: str, why: str) -> VerifyResult:
+    """The verdict on a trail whose first bad record is on ``line``."""
     # Every line before the first bad one is a verified record, so `records` is line - 1.
     where = f"line {line} (seq {seq if seq is not None else '?'})"
     return VerifyResult(False, line - 1, line, seq, kind, f"{where}: {why}")
@@ -257,20 +258,20 @@ def _check(line: str | bytes, is_last: bool, number: int) -> _Link | VerifyResul
     if isinstance(obj, str):
         ended = line.endswith(b"\n") if isinstance(line, bytes) else line.endswith("\n")
         if is_last and not ended:
-            return _fail(number, None, "torn_tail", f"last line is cut short: {obj}")
-        return _fail(number, None, "malformed", obj)
+            return failure(number, None, "torn_tail", f"last line is cut short: {obj}")
+        return failure(number, None, "malformed", obj)
     claimed = obj.get("seq") if isinstance(obj.get("seq"), int) else None
     if not isinstance(obj.get("hash"), str):
-        return _fail(number, claimed, "malformed", "no hash")
+        return failure(number, claimed, "malformed", "no hash")
     try:
         intact = record_hash(obj) == obj["hash"]
     except (ValueError, RecursionError) as exc:  # NaN, a lone surrogate, absurd nesting
-        return _fail(number, claimed, "malformed", f"cannot be hashed: {exc}")
+        return failure(number, claimed, "malformed", f"cannot be hashed: {exc}")
     if not intact:
-        return _fail(number, claimed, "edited", "content does not match its hash")
+        return failure(number, claimed, "edited", "content does not match its hash")
     problem = _shape_error(obj)
     if problem is not None:
-        return _fail(number, claimed, "malformed", problem)
+        return failure(number, claimed, "malformed", problem)
     return _Link(obj["seq"], obj["prev"], obj["hash"])
 
 
@@ -308,7 +309,7 @@ def verify_lines(
                 # The head is written only after the batch is durable: a power cut cannot
                 # leave it ahead of a half-written line, so this tail was cut.
                 why = f"breaks off mid-line after seq {last.seq}, but seq {head[0]} was written"
-                return _fail(number, last.seq + 1, "truncated", why)
+                return failure(number, last.seq + 1, "truncated", why)
             return checked
         if not _follows(checked, last):
             ahead = [_check(text, False, n) for n, text, _ in islice(entries, 2)]
@@ -319,10 +320,10 @@ def verify_lines(
             head_seen = (number, checked.hash)
     if head is not None and head[0] > last.seq:
         why = f"the trail ends at seq {last.seq}, but seq {head[0]} was written: tail cut off"
-        return _fail(records + 1, last.seq + 1, "truncated", why)
+        return failure(records + 1, last.seq + 1, "truncated", why)
     if head is not None and head_seen is not None and head_seen[1] != head[1]:
         why = "differs from the record written at that seq: edited and re-hashed"
-        return _fail(head_seen[0], head[0], "edited", why)
+        return failure(head_seen[0], head[0], "edited", why)
     return VerifyResult(True, records, message=f"{records} records, chain intact")
 
 
@@ -342,30 +343,30 @@ def _classify(
     if nxt is not None:
         if _follows(nxt, last) and _follows(rec, nxt) and (nxt2 is None or _follows(nxt2, rec)):
             why = f"comes before seq {nxt.seq} on line {j + 1}: the two were swapped"
-            return _fail(j, rec.seq, "reordered", why)
+            return failure(j, rec.seq, "reordered", why)
         if _follows(nxt, last):
             why = f"is not in the chain: line {j + 1} carries on from seq {last.seq}"
-            return _fail(j, rec.seq, "inserted", why)
+            return failure(j, rec.seq, "inserted", why)
         if earlier and _follows(rec, before) and _follows(nxt, rec):
             why = f"is not in the chain: line {j} carries on from the record before it"
-            return _fail(j - 1, last.seq, "inserted", why)
+            return failure(j - 1, last.seq, "inserted", why)
     elif head is not None and earlier:
         if head == (last.seq, last.hash):
             why = f"is not in the chain: the last record written was seq {last.seq} on line {j - 1}"
-            return _fail(j, rec.seq, "inserted", why)
+            return failure(j, rec.seq, "inserted", why)
         if head == (rec.seq, rec.hash) and _follows(rec, before):
             why = f"is not in the chain: line {j} carries on from the record before it"
-            return _fail(j - 1, last.seq, "inserted", why)
+            return failure(j - 1, last.seq, "inserted", why)
     expected = last.seq + 1
     if rec.seq > expected:
         gap = f"seq {expected}" + (f" to {rec.seq - 1}" if rec.seq - 1 > expected else "")
-        return _fail(j, rec.seq, "deleted", f"follows seq {last.seq}: {gap} deleted")
+        return failure(j, rec.seq, "deleted", f"follows seq {last.seq}: {gap} deleted")
     if rec.seq == expected and earlier and (nxt is None or _follows(nxt, rec)):
         why = f"no longer has the hash line {j} chains to: edited and re-hashed"
-        return _fail(j - 1, last.seq, "edited", why)
+        return failure(j - 1, last.seq, "edited", why)
     if rec.seq == expected:
-        return _fail(j, rec.seq, "edited", "its prev was changed and it was re-hashed")
+        return failure(j, rec.seq, "edited", "its prev was changed and it was re-hashed")
     # A seq the chain has passed: a swap or a move would have shown as a gap or a swap by now,
     # so this is a twin or a replay of an earlier record.
     where = f"of line {j - 1}" if rec.seq == last.seq else "from earlier in the trail"
-    return _fail(j, rec.seq, "inserted", f"repeats seq {rec.seq} {where}: inserted")
+    return failure(j, rec.seq, "inserted", f"repeats seq {rec.seq} {where}: inserted")

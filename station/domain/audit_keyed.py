@@ -27,7 +27,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from station.domain.audit import (
     VerifyResult,
     encode_line,
+    failure,
     load_object,
     parse_record,
     record_hash,
@@ -211,7 +212,7 @@ class _KeyedState:
     checkpoints: int = 0
     last_checkpoint: tuple[int, str] | None = None  # (seq, ts)
     sealed_after: int = 0  # records after the last checkpoint
-    hashes: dict[int, tuple[int, str]] | None = None  # seq -> (line, hash)
+    hashes: dict[int, tuple[int, str]] = field(default_factory=dict)  # seq -> (line, hash)
 
 
 class _KeyedPass:
@@ -223,7 +224,7 @@ class _KeyedPass:
         self._open: int | None = None
         self._highest = 0
         self._started = bool(epochs)  # a slice: its first epoch comes from the carried keys
-        self.state = _KeyedState(hashes={})
+        self.state = _KeyedState()
 
     def run(self, lines: Sequence[str | bytes], stop: int) -> _Fault | None:
         for number, line in enumerate(lines[:stop], start=1):
@@ -241,7 +242,7 @@ class _KeyedPass:
             digest = record_hash(obj)
         except (ValueError, RecursionError):
             return None  # not hashable: the chain pass names it
-        if seq is not None and self.state.hashes is not None:
+        if seq is not None:
             self.state.hashes[seq] = (number, str(obj.get("hash")))
         if obj.get("action") == CHECKPOINT_ACTION:
             return self._checkpoint(number, seq, obj, digest)
@@ -315,11 +316,6 @@ class TrailReport:
         return text
 
 
-def _fail(line: int, seq: int | None, kind: str, why: str) -> VerifyResult:
-    where = f"line {line} (seq {seq if seq is not None else '?'})"
-    return VerifyResult(False, line - 1, line, seq, kind, f"{where}: {why}")
-
-
 def verify_trail(
     lines: Sequence[str | bytes],
     station_key: Ed25519PublicKey,
@@ -354,14 +350,34 @@ def verify_trail(
     stop = len(lines) if chain.ok or chain.line is None else chain.line
     fault = keyed.run(lines, stop)
     if fault is not None and (chain.ok or chain.line is None or fault.line < chain.line):
-        return TrailReport(_fail(fault.line, fault.seq, fault.kind, fault.why), kid)
+        return TrailReport(failure(fault.line, fault.seq, fault.kind, fault.why), kid)
     if not chain.ok:
         return TrailReport(chain, kid)
     state = keyed.state
-    rolled = _rolled_back(chain.records, state.hashes or {}, published, start)
+    rolled = _rolled_back(chain.records, state.hashes, published, start)
     if rolled is not None:
         return TrailReport(rolled, kid)
     return TrailReport(chain, kid, state.checkpoints, state.last_checkpoint, state.sealed_after)
+
+
+def rollback_problem(checkpoint: Published, held: str | None, last_seq: int) -> str | None:
+    """Why a trail does not hold a checkpoint published outside it, or None if it does.
+
+    Args:
+        held: the hash the trail has at the checkpoint's ``seq`` (None: no record there).
+        last_seq: the trail's last ``seq``.
+    """
+    if held == checkpoint.hash:
+        return None
+    if held is None and checkpoint.seq > last_seq:
+        return (
+            f"the trail ends at seq {last_seq}, but a checkpoint at seq {checkpoint.seq}"
+            f" ({checkpoint.ts}) was published: rolled back to an older copy"
+        )
+    return (
+        f"the trail does not hold the checkpoint published at seq {checkpoint.seq}"
+        f" ({checkpoint.ts}): replaced by another copy"
+    )
 
 
 def _rolled_back(
@@ -372,17 +388,11 @@ def _rolled_back(
 ) -> VerifyResult | None:
     last_seq = max(hashes, default=(start[0] - 1) if start else 0)
     for checkpoint in sorted(published, key=lambda c: c.seq):
-        held = hashes.get(checkpoint.seq)
-        if held is None and checkpoint.seq > last_seq:
-            why = (
-                f"the trail ends at seq {last_seq}, but a checkpoint at seq {checkpoint.seq}"
-                f" ({checkpoint.ts}) was published: rolled back to an older copy"
-            )
-            return _fail(records + 1, last_seq + 1, "rolled_back", why)
-        if held is not None and held[1] != checkpoint.hash:
-            why = (
-                f"differs from the checkpoint published at seq {checkpoint.seq} ({checkpoint.ts}):"
-                " the trail was replaced by another copy"
-            )
-            return _fail(held[0], checkpoint.seq, "rolled_back", why)
+        line, held = hashes.get(checkpoint.seq, (records + 1, None))
+        if held is None and checkpoint.seq <= last_seq:
+            continue  # before this slice of the trail
+        why = rollback_problem(checkpoint, held, last_seq)
+        if why is not None:
+            seq = checkpoint.seq if held is not None else last_seq + 1
+            return failure(line, seq, "rolled_back", why)
     return None

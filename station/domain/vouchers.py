@@ -210,12 +210,16 @@ def save_private_key(path: Path, key: Ed25519PrivateKey, *, overwrite: bool = Fa
     _write_atomic(Path(path), pem, 0o600, overwrite=overwrite)
 
 
-def save_public_key(path: Path, public: Ed25519PublicKey, *, overwrite: bool = True) -> None:
-    """Write ``public`` as SubjectPublicKeyInfo PEM (mode 0644), atomically."""
-    pem = public.public_bytes(
+def public_pem(public: Ed25519PublicKey) -> bytes:
+    """``public`` as SubjectPublicKeyInfo PEM, the form key files and bundles carry."""
+    return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_atomic(Path(path), pem, 0o644, overwrite=overwrite)
+
+
+def save_public_key(path: Path, public: Ed25519PublicKey, *, overwrite: bool = True) -> None:
+    """Write ``public`` as SubjectPublicKeyInfo PEM (mode 0644), atomically."""
+    _write_atomic(Path(path), public_pem(public), 0o644, overwrite=overwrite)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

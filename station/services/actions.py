@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
@@ -221,31 +222,32 @@ class ActionLayer(QObject):
 
     def logout(self) -> None:
         """End the session (Manage ▾ Log out): unlike a lock, the next login is a new one."""
-        user, role = self.session.user, self.session.role
-        if self.session.lock():
-            self._locked_by_lock = False
-            self.audit.record(
-                "session.logout",
-                actor=user or "station",
-                role=role.value if role else "none",
-                target=self._station,
-                details={"reason": "by user"},
-            )
+        self._end_session(self.session.lock, "session.logout", "by user", unlock_next=False)
         self.session_changed.emit(self.session.view())
 
     def lock(self, reason: str = "by user") -> None:
         """Lock the station now (the lock button, or leaving the station)."""
-        user, role = self.session.user, self.session.role
-        if self.session.lock():
-            self._locked_by_lock = True
-            self.audit.record(
-                "session.lock",
-                actor=user or "station",
-                role=role.value if role else "none",
-                target=self._station,
-                details={"reason": reason},
-            )
+        self._end_session(self.session.lock, "session.lock", reason, unlock_next=True)
         self.session_changed.emit(self.session.view())
+
+    def _end_session(
+        self, end: Callable[[], bool], action: str, reason: str, *, unlock_next: bool
+    ) -> bool:
+        """End the session with ``end`` and audit it under the user who was logged in;
+        False (nothing audited) if nobody was. After a lock, that user's next login is an
+        unlock; after a logout it is a login."""
+        user, role = self.session.user, self.session.role
+        if not end():
+            return False
+        self._locked_by_lock = unlock_next
+        self.audit.record(
+            action,
+            actor=user or "station",
+            role=role.value if role else "none",
+            target=self._station,
+            details={"reason": reason},
+        )
+        return True
 
     def activity(self) -> None:
         """Keyboard or mouse activity at the station."""
@@ -254,16 +256,9 @@ class ActionLayer(QObject):
     @Slot()
     def check_idle(self) -> None:
         """Lock after the configured inactivity (called every second)."""
-        user, role = self.session.user, self.session.role
-        if self.session.idle_lock(self._clock()):
-            self._locked_by_lock = True
-            self.audit.record(
-                "session.lock",
-                actor=user or "station",
-                role=role.value if role else "none",
-                target=self._station,
-                details={"reason": f"inactive {self.session.lock_after_s:.0f} s"},
-            )
+        reason = f"inactive {self.session.lock_after_s:.0f} s"
+        idle_lock = partial(self.session.idle_lock, self._clock())
+        if self._end_session(idle_lock, "session.lock", reason, unlock_next=True):
             self.session_changed.emit(self.session.view())
 
     def current_role(self) -> Role | None:

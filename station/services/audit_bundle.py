@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -40,7 +39,7 @@ from station.domain.audit_keyed import CHECKPOINT_ACTION, epoch_keys, verify_tra
 from station.domain.audit_query import record_time
 from station.domain.pdf_report import text_pdf
 from station.domain.timefmt import iso_ms
-from station.domain.vouchers import VoucherError, key_id, load_public_key
+from station.domain.vouchers import VoucherError, key_id, load_public_key, public_pem
 from station.private_file import write_private
 from station.services.audit_trail import read_trail, verify
 
@@ -115,12 +114,6 @@ def _summary(records: list[dict[str, Any]], facts: list[str], verdicts: list[str
     return lines
 
 
-def _public_pem(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def write_bundle(
     source: Path,
     out: Path,
@@ -178,7 +171,7 @@ def write_bundle(
             author=exported_by,
         ),
         VERIFICATION: json.dumps(verification, indent=2, ensure_ascii=False).encode() + b"\n",
-        PUBLIC_KEY: _public_pem(public),
+        PUBLIC_KEY: public_pem(public),
     }
     manifest = {
         "format": BUNDLE_FORMAT,

@@ -42,11 +42,12 @@ from station.domain.audit_keyed import (
     CHECKPOINT_ACTION,
     Published,
     checkpoint_details,
+    rollback_problem,
     seal,
     sign_checkpoint,
 )
 from station.domain.vouchers import key_id, load_public_key, save_public_key
-from station.private_file import fsync_folder
+from station.private_file import fsync_folder, write_private
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file only the station's user can read, and make it durable."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditWriter:
@@ -298,18 +289,12 @@ class AuditWriter:
         with self._lock:
             held = self._checkpoints.get(checkpoint.seq)
             seq = self._seq
-        if held == checkpoint.hash or (held is None and checkpoint.seq < self._checked_from):
-            return None  # held, or in a rotated file this check does not read
-        if held is None and checkpoint.seq > seq:
-            problem = (
-                f"audit trail rolled back: it ends at seq {seq}, but a checkpoint at seq"
-                f" {checkpoint.seq} ({checkpoint.ts}) was published"
-            )
-        else:
-            problem = (
-                f"audit trail rolled back or replaced: it does not hold the checkpoint published"
-                f" at seq {checkpoint.seq} ({checkpoint.ts})"
-            )
+        if held is None and checkpoint.seq < self._checked_from:
+            return None  # in a rotated file this check does not read
+        why = rollback_problem(checkpoint, held, seq)
+        if why is None:
+            return None
+        problem = f"audit trail rolled back: {why}"
         if self._integrity_fault is None:
             self._integrity_fault = problem
         log.error("%s", problem)
@@ -342,7 +327,7 @@ class AuditWriter:
             _write_all(fd, b"\n")
             return data + b"\n"
         torn = self._dir / f"{AUDIT_FILE}.torn-{int(self._clock() * 1000)}"
-        _write_private(torn, data[cut:])
+        write_private(torn, data[cut:])
         os.ftruncate(fd, cut)
         log.warning("audit trail ended mid-line; moved %s bytes to %s", len(data) - cut, torn)
         details = {"bytes": len(data) - cut, "moved_to": torn.name}
@@ -579,11 +564,9 @@ class AuditWriter:
                 log.exception("could not publish audit checkpoint %s", checkpoint.seq)
 
     def _write_head(self) -> None:
-        tmp = self._dir / f"{HEAD_FILE}.tmp"
         head = {"seq": self._seq, "hash": self._hash, "epoch": self._epoch}
-        try:  # write then rename, so a crash leaves the old head or the new, never half of one
-            _write_private(tmp, json.dumps(head).encode())
-            os.replace(tmp, self._dir / HEAD_FILE)
+        try:  # atomic: a crash leaves the old head or the new, never half of one
+            write_private(self._dir / HEAD_FILE, json.dumps(head).encode())
         except OSError as exc:
             self._set_write_fault(f"cannot write {self._dir / HEAD_FILE}: {exc}")
             return
