@@ -2,7 +2,10 @@
 
 Threads and owners (ARCHITECTURE.md):
     GUI thread   — :class:`MainWindow`, this object, the render timer.
-    ``mqtt``     — paho's network loop, owned by :class:`MqttWorker`.
+    ``mqtt``     — paho's network loop of the persistent session (the record path), owned by
+                   :class:`MqttWorker`.
+    ``live-mqtt``— paho's network loop of the clean live session (display and alarms), owned by
+                   :class:`LiveFeed`.
     ``core``     — a ``QThread`` running :class:`CoreWorker` (alarms, watch, fan-out).
     ``historian``— :class:`Historian` (only when ``[influx] enabled``), draining the spool.
     ``audit``    — :class:`AuditWriter`.
@@ -12,8 +15,11 @@ Local stores under the data folder: ``spool.sqlite`` (with the historian: every 
 PUBACK) and ``trends.sqlite`` (72 h per bed for the trend view). Either failing to open is a
 technical alarm, not a failed start: the ward must still be monitored.
 
-Start order: audit → stores → historian → core → window → MQTT (→ simulator). Stop is the
-reverse, each step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
+Start order: audit → stores → historian → core → window → MQTT, live feed (→ simulator). Stop is
+the reverse, each step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
+
+Clocks: one :class:`StationClock` gives the wall time (what devices and people read) and the
+monotonic time every duration is measured with (no-data, escalation, lock, pause, reminder).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import getpass
 import logging
 import math
+import os
 import socket
 import sqlite3
 import time
@@ -32,11 +39,11 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PySide6.QtCore import QObject, Qt, QThread
-from PySide6.QtWidgets import QMessageBox
 
 from station import __version__
 from station.credentials import backend_status, from_environment, secret
 from station.domain.audit_keyed import Published
+from station.domain.clock import StationClock
 from station.domain.patients import PatientError, Purpose
 from station.domain.roles import Role
 from station.domain.vouchers import key_id
@@ -50,6 +57,7 @@ from station.services.core import CoreWorker
 from station.services.demo_broker import DemoCredentials
 from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.historian import Historian, HistorianStatus
+from station.services.live_feed import LiveFeed
 from station.services.mqtt_worker import MqttWorker
 from station.services.patient_store import PatientStoreError
 from station.services.simulator import Simulator, SimulatorConfig
@@ -64,6 +72,7 @@ from station.ui.settings_dialog import SettingsDialog
 log = logging.getLogger(__name__)
 
 QUEUED = Qt.ConnectionType.QueuedConnection
+LIVE_PASSWORD_ENV = "STATION_MQTT_LIVE_PASSWORD"
 
 
 _Store = TypeVar("_Store", Spool, TrendStore)
@@ -152,6 +161,8 @@ class Station(QObject):
     ) -> None:
         super().__init__()
         self.settings = settings
+        # Tests drive one fake clock; on the ward, durations run on the monotonic clock.
+        self.clock = StationClock(clock) if clock is time.time else StationClock.single(clock)
         self._config_path = config_path
         self._demo = demo
         self._stopped = False
@@ -205,13 +216,16 @@ class Station(QObject):
         # The demo has no accounts: it starts with a nurse's session that never locks.
         lock_after = math.inf if demo is not None else settings.security.lock_after_s
         self.actions = ActionLayer(
-            self.accounts, self.audit, settings.station.id, lock_after, clock
+            self.accounts, self.audit, settings.station.id, lock_after, self.clock.monotonic
         )
         if demo is not None:
-            self.actions.session.login(user or "demo-nurse", Role.NURSE, clock())
+            self.actions.session.login(user or "demo-nurse", Role.NURSE, self.clock.monotonic())
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
-        self.mqtt = MqttWorker(settings, password, clock)
+        self.mqtt = MqttWorker(settings, password, self.clock.now)
         self.mqtt.on_checkpoint_seen = self._checkpoint_seen
+        self.live = LiveFeed(
+            settings, self._live_password(password), self.clock.now, self.clock.monotonic
+        )
         self.core = CoreWorker(
             settings,
             self.audit,
@@ -223,7 +237,9 @@ class Station(QObject):
             trends=self.trends,
             acknowledge=self.mqtt.ack,
             registry=DeviceRegistry(data_dir / REGISTRY_FILE),
+            monotonic=self.clock.monotonic,
         )
+        self.core.attach(self.mqtt.take, self.live.inbox.take, self.live.flooding, self.live.route)
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
         self.core.moveToThread(self.core_thread)
@@ -261,6 +277,15 @@ class Station(QObject):
         self.simulator: Simulator | None = None
         self._wire()
 
+    def _live_password(self, password: str | None) -> str | None:
+        """The live session's password: the station user's, unless it has a user of its own
+        (a broker with use_username_as_clientid), whose password is ``STATION_MQTT_LIVE_PASSWORD``
+        or, as for the station user, ``STATION_MQTT_PASSWORD`` or the keyring."""
+        user = self.settings.mqtt.live_username
+        if not user:
+            return password
+        return os.environ.get(LIVE_PASSWORD_ENV) or secret("mqtt", user)
+
     def _open(self, name: str, store: _Store, problem: str) -> _Store | None:
         """Open a local store; a failure is kept for a technical alarm at start, not a crash."""
         try:
@@ -285,8 +310,8 @@ class Station(QObject):
     def _open_settings(self, user: str) -> SettingsDialog | None:
         """The admin's settings dialog (the action layer has checked the role). Not modal: the
         ward stays in view and usable behind it."""
-        if self._config_path is None:
-            QMessageBox.information(self.window, "Settings", "No configuration file to edit.")
+        if self._config_path is None:  # said in the status bar: nothing modal over the ward
+            self.window.statusBar().showMessage("No configuration file to edit.", 5000)
             return None
         if self._settings_dialog is not None and self._settings_dialog.isVisible():
             self._settings_dialog.raise_()
@@ -347,9 +372,9 @@ class Station(QObject):
                 if number > len(self.ward.beds):
                     continue
                 bed = self.ward.beds[number - 1]
-                patient = self.ward.admit(bed, name, mrn, born, "demo-nurse")
+                patient = self.ward.admit_now(bed, name, mrn, born, "demo-nurse")
                 for purpose, granted in purposes.items():
-                    self.ward.record_consent(
+                    self.ward.record_consent_now(
                         patient,
                         purpose,
                         granted=granted,
@@ -383,8 +408,9 @@ class Station(QObject):
 
     def _wire(self) -> None:
         m, c, w = self.mqtt, self.core, self.window
-        m.message_accepted.connect(c.on_message_accepted, QUEUED)
-        m.message_rejected.connect(c.on_message_rejected, QUEUED)
+        m.messages_ready.connect(c.drain_record, QUEUED)
+        self.live.ready.connect(c.drain_live, QUEUED)
+        self.live.connection_changed.connect(c.on_live_connection, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
         m.peer_event.connect(c.on_peer_event, QUEUED)
         c.vitals_received.connect(w.on_vitals, QUEUED)
@@ -467,6 +493,7 @@ class Station(QObject):
             self.window.open_users()  # the first run creates the admin
         self.window.audio.self_test()
         self.mqtt.start()
+        self.live.start()
         if self._demo is not None:
             d = self._demo
             self.simulator = Simulator(
@@ -491,14 +518,24 @@ class Station(QObject):
         ok = True
         self.window.stop_timers()
         self.actions.shutdown(1.0)
+        # A change asked for just before the stop (an admission, a settings save) finishes and
+        # is audited on its worker before the trail closes.
+        ok &= self.ward.stop(2.0)
+        if self._settings_dialog is not None:
+            ok &= self._settings_dialog.shutdown(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
+        ok &= self.live.stop(1.0)
         ok &= self.mqtt.stop(1.5)
         self.mqtt.on_checkpoint_seen = None
-        # No blocking call into the core: under a flood it would wait behind every queued
-        # message. Ending its event loop stops its timer with it.
+        # No blocking call into the core: it ends its event loop after the chunk it is on (each
+        # producer has at most one wake-up queued there), which stops its timers with it.
         self.core_thread.quit()
-        core_stopped = self.core_thread.wait(1500)
+        core_stopped = self.core_thread.wait(3000)
+        if not core_stopped:
+            # Destroying a running QThread aborts the process: give it the rest of the budget.
+            log.error("core thread still busy after 3 s; waiting 2 s more")
+            core_stopped = self.core_thread.wait(2000)
         ok &= core_stopped
         historian_stopped = True
         if self.historian is not None:

@@ -97,6 +97,14 @@ class MqttSection(BaseModel):
     allow_plain_remote: Annotated[
         bool, Field(description="Admin override: plain MQTT to a non-loopback host")
     ] = False
+    live_username: Annotated[
+        str,
+        Field(
+            description="Broker user of the live subscription (display and alarms; client id "
+            "<client id>-live); empty: the same user. A broker with use_username_as_clientid "
+            "needs a user of its own here (its password: keyring, or STATION_MQTT_PASSWORD)"
+        ),
+    ] = ""
 
     @model_validator(mode="after")
     def _safe(self) -> MqttSection:
@@ -263,6 +271,16 @@ class DevicesSection(BaseModel):
             "open: any valid device takes the next free bed (demo and trial wards)"
         ),
     ] = "onboarded"
+    live_budget_hz: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description="Messages a second each device may put on the live view and alarms; "
+            "past it the device is 'flooding': its newest value is still shown, the rest is "
+            "kept for the record only",
+        ),
+    ] = 20
     trust_dir: Annotated[
         str,
         Field(
@@ -319,6 +337,11 @@ class Settings(BaseModel):
     def client_id(self) -> str:
         """The fixed MQTT client id: a restart resumes the same broker session."""
         return self.mqtt.client_id or f"station-{self.station.id}"
+
+    @property
+    def live_client_id(self) -> str:
+        """The live subscription's client id: never the persistent session's."""
+        return f"{self.client_id}-live"
 
 
 def user_config_path() -> Path:

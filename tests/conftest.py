@@ -19,13 +19,16 @@ os.environ.setdefault("STATION_AUDIT_KEY", base64.b64encode(os.urandom(32)).deco
 OWNED_THREADS = frozenset(
     {
         "mqtt",
+        "live-mqtt",
         "historian",
         "audit",
         "simulator",
         "demo-broker",
         "trend-query",
         "settings-test",
-        "login-check",
+        "ward-admin",
+        "accounts",
+        "settings-save",
         "audit-load",
         "audit-export",
     }

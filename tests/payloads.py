@@ -40,8 +40,11 @@ class Clock:
         return self.now
 
 
-def accepted(device: str, now: float, **values: Any) -> Accepted:
-    """A valid message from ``device`` at ``now``, parsed exactly as ingest parses it."""
-    result = ingest.parse("healthcare/sensor_data", vitals(device, at=now, **values), now, FILTERS)
+def accepted(device: str, now: float, topic: str | None = None, **values: Any) -> Accepted:
+    """A valid message from ``device`` at ``now``, parsed exactly as ingest parses it, on the
+    device's own topic unless ``topic`` says otherwise (a device pinned in ``[ward]`` is taken
+    on a shared topic only under open admission)."""
+    raw = vitals(device, at=now, **values)
+    result = ingest.parse(topic or f"healthcare/devices/{device}/vitals", raw, now, FILTERS)
     assert isinstance(result, Accepted), result
     return result

@@ -187,6 +187,10 @@ class AlarmEngine:
         clock: UTC epoch seconds; injected so tests drive time.
         new_id: alarm id factory overriding the deterministic ids (tests only).
         escalate_after_s: a high alarm unacknowledged this long is escalated.
+        monotonic: the clock escalation is timed with (default: the alarm's ``at``, from
+            ``clock``). The station passes
+            a monotonic one: a wall clock stepped back an hour must not hold an escalation back
+            an hour.
     """
 
     def __init__(
@@ -195,8 +199,11 @@ class AlarmEngine:
         clock: Callable[[], float],
         new_id: Callable[[], str] | None = None,
         escalate_after_s: float = 60.0,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._limits = dict(limits)
+        self._mono = monotonic  # None: escalation is timed from the alarm's own wall time
+        self._active_since: dict[Key, float] = {}  # monotonic time each alarm became active
         self._bed_limits: dict[str, dict[str, AlarmLimits]] = {}
         self._clock = clock
         self._new_id = new_id
@@ -352,6 +359,7 @@ class AlarmEngine:
             now = self._clock()
             if alarm.state == AlarmState.LATCHED:
                 del self._open[key]
+                self._active_since.pop(key, None)
                 return replace(alarm, state=AlarmState.CLEARED, at=now, by=user, acked_at=now)
             return self._put(
                 replace(alarm, state=AlarmState.ACKNOWLEDGED, at=now, by=user, acked_at=now)
@@ -363,12 +371,13 @@ class AlarmEngine:
         unacknowledged for ``escalate_after_s`` since it last became active (``at``: its raise,
         or its return from latched, so a re-activated alarm gets the full time again)."""
         now = self._clock()
+        mono = self._mono() if self._mono is not None else now
         return [
             self._put(replace(alarm, state=AlarmState.ESCALATED, at=now))
             for alarm in list(self._open.values())
             if alarm.state == AlarmState.ACTIVE
             and alarm.priority == Priority.HIGH
-            and now - alarm.at >= self._escalate_after
+            and mono - self._active_since.get(alarm.key, mono) >= self._escalate_after
         ]
 
     def forget_device(self, device_id: str) -> list[Alarm]:
@@ -380,6 +389,10 @@ class AlarmEngine:
     # -- transitions -----------------------------------------------------------------------
 
     def _put(self, alarm: Alarm) -> Alarm:
+        old = self._open.get(alarm.key)
+        if alarm.state == AlarmState.ACTIVE and (old is None or old.state != AlarmState.ACTIVE):
+            since = self._mono() if self._mono is not None else alarm.at
+            self._active_since[alarm.key] = since
         self._open[alarm.key] = alarm
         return alarm
 
@@ -428,6 +441,7 @@ class AlarmEngine:
 
     def _clear(self, key: Key) -> Alarm:
         alarm = self._open.pop(key)
+        self._active_since.pop(key, None)
         return replace(alarm, state=AlarmState.CLEARED, condition=False, at=self._clock())
 
 

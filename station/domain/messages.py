@@ -9,9 +9,10 @@ in :mod:`station.domain.ingest`; these models hold the shape and the ranges.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -38,6 +39,15 @@ Celsius = Annotated[float, Field(ge=25, le=45, allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 _STRICT = ConfigDict(strict=True, frozen=True, extra="forbid")
+_DERIVED = "__derived"
+
+
+@dataclass(frozen=True, slots=True)
+class _Derived:
+    """What a payload's readers compute from it, computed once (see ``VitalsPayload._cached``)."""
+
+    timestamp_s: float
+    numeric: dict[str, float]
 
 
 class BloodPressure(BaseModel):
@@ -100,8 +110,38 @@ class VitalsPayload(BaseModel):
             return None
         return self.alert
 
+    @property
+    def timestamp_s(self) -> float:
+        """The device's timestamp as UTC epoch seconds, computed once: ingest, the line, the
+        trend sample and the order checks all ask for it."""
+        return self._cached().timestamp_s
+
     def numeric_fields(self) -> dict[str, float]:
-        """The historian's fields (CONTRACT §5): the numbers present, flattened."""
+        """The historian's fields (CONTRACT §5): the numbers present, flattened.
+
+        A new dict on every call (callers keep or change theirs), copied from one built on the
+        first call: the record and live paths ask for it up to five times per message.
+        """
+        return dict(self._cached().numeric)
+
+    def _cached(self) -> _Derived:
+        # Kept in the instance's __dict__ under a name no field can have: pydantic compares,
+        # hashes and dumps fields only, and the model is frozen, so it never goes stale. Not
+        # functools.cached_property: on Python 3.11 its first access takes a lock shared by
+        # every instance (~1.5 µs), and each payload is read only a few times.
+        derived: _Derived | None = self.__dict__.get(_DERIVED)
+        if derived is None:
+            derived = _Derived(self.timestamp.timestamp(), self._numeric())
+            self.__dict__[_DERIVED] = derived
+        return derived
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, without the computed values when ``update`` changes fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop(_DERIVED, None)
+        return copied
+
+    def _numeric(self) -> dict[str, float]:
         out: dict[str, float] = {}
         if self.heartrate is not None:
             out["heartrate"] = self.heartrate
@@ -144,7 +184,7 @@ class Accepted:
     @property
     def device_time(self) -> float:
         """The device's timestamp as UTC epoch seconds."""
-        return self.payload.timestamp.timestamp()
+        return self.payload.timestamp_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,22 @@ point by its time, keeps only the last of them. Rules, per device:
   ``NEW`` (``clock_back``); data older than the live window is still kept off the screen by the
   core's age rule.
 
-Pure and single-threaded (the core's thread); memory is bounded per device.
+Untrusted ordering (issue 13): one message must not be able to move a device's ordering state
+far ahead, or every genuine message after it would count as ``LATE`` (measured before this rule: a
+single forged message with ``seq`` 2**63-1 kept a real bed's HR 170 from alarming for 40 s, and
+for as long as the forgery was renewed). With ``now`` given:
+
+- a ``seq`` that jumps further than a device could have counted since its newest message
+  (:data:`MAX_RATE_HZ` per second of device time, plus one second) is ``SUSPECT``: remembered
+  (a redelivery is a duplicate) but it moves nothing, and it is not live. Should the device's
+  next message continue from that ``seq`` at a plausible step, its counter really did jump: the
+  stream follows it (``reset``);
+- a device time more than :data:`AHEAD_TOLERANCE_S` ahead of the station is ``NEW`` but flagged
+  (``suspect="ahead"``): it is shown (a device with a fast clock must not be hidden) but does not
+  move the newest time, so it cannot make later messages late.
+
+Pure and single-threaded; memory is bounded per device and in the number of devices
+(:data:`MAX_STREAMS`, least recently heard forgotten first), so random claimed ids cannot grow it.
 """
 
 from __future__ import annotations
@@ -38,7 +53,18 @@ redelivery takes; an older replay is caught by the ``LATE`` rule (with ``seq``) 
 live-window age rule instead."""
 
 MAX_GAP = 10_000_000
-"""A jump larger than this is a counter that wrapped or was corrupted, reported as a reset."""
+"""A jump larger than this is a counter that wrapped or was corrupted, reported as a reset
+(only without ``now``; with it, :data:`MAX_RATE_HZ` decides)."""
+
+MAX_RATE_HZ = 1000.0
+"""The fastest a device's counter is believed to move, per second of its own clock."""
+
+AHEAD_TOLERANCE_S = 10.0
+"""Device clocks may run this far ahead of the station's before a message is flagged."""
+
+MAX_STREAMS = 4096
+"""Devices remembered at once; far above a ward's (256 beds at most), far below what random ids
+from a hostile client could make."""
 
 
 class Order(Enum):
@@ -47,6 +73,8 @@ class Order(Enum):
     NEW = "new"
     DUPLICATE = "duplicate"
     LATE = "late"
+    SUSPECT = "suspect"
+    """An implausible ``seq`` jump: stored, flagged, never live, moves nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +87,8 @@ class Verdict:
     reset: bool = False
     clock_back: bool = False
     """A new message whose device time is older than the newest before it."""
+    suspect: str | None = None
+    """``"ahead"`` (device time ahead of the station) or ``"sequence"`` (absurd ``seq`` jump)."""
 
 
 Key = tuple[int, int | None, Hashable]
@@ -68,6 +98,7 @@ Key = tuple[int, int | None, Hashable]
 class _Stream:
     newest_ms: int
     newest_seq: int | None
+    suspect_seq: int | None = None  # the last implausible seq, to follow a real counter jump
     seen: set[Key] = field(default_factory=set)
     order: deque[Key] = field(default_factory=deque)
 
@@ -81,32 +112,75 @@ class _Stream:
 class SequenceTracker:
     """Classifies each accepted message of each device; see the module docstring."""
 
-    def __init__(self) -> None:
-        self._streams: dict[str, _Stream] = {}
+    def __init__(self, max_streams: int = MAX_STREAMS) -> None:
+        self._streams: dict[str, _Stream] = {}  # insertion order = least recently heard first
+        self._max_streams = max_streams
         self.duplicates = 0
         self.late = 0
         self.missing = 0
+        self.suspect = 0
 
     def observe(
-        self, device: str, device_time_s: float, seq: int | None, fingerprint: Hashable = None
+        self,
+        device: str,
+        device_time_s: float,
+        seq: int | None,
+        fingerprint: Hashable = None,
+        now: float | None = None,
     ) -> Verdict:
-        """Classify one message and remember it; ``fingerprint`` stands for its values."""
+        """Classify one message and remember it; ``fingerprint`` stands for its values and
+        ``now`` (the station's wall time) turns on the untrusted-ordering rules."""
         ms = round(device_time_s * 1000)
         key: Key = (ms, seq, fingerprint)
-        stream = self._streams.get(device)
+        stream = self._streams.pop(device, None)
         if stream is None:
+            if len(self._streams) >= self._max_streams:
+                del self._streams[next(iter(self._streams))]
             stream = _Stream(newest_ms=ms, newest_seq=seq)
             stream.remember(key)
             self._streams[device] = stream
             return Verdict(Order.NEW)
+        self._streams[device] = stream  # most recently heard last
         if key in stream.seen:
             self.duplicates += 1
             return Verdict(Order.DUPLICATE)
         stream.remember(key)
+        ahead = now is not None and device_time_s - now > AHEAD_TOLERANCE_S
+        if now is not None and seq is not None and stream.newest_seq is not None:
+            verdict = self._plausible(stream, ms, seq, ahead)
+            if verdict is not None:
+                return verdict
+        if ahead:
+            # Shown, but it cannot make later messages late: the newest time stays put.
+            self.suspect += 1
+            if seq is not None and stream.newest_seq is not None and seq > stream.newest_seq:
+                self.missing += seq - stream.newest_seq - 1
+                stream.newest_seq = seq
+            return Verdict(Order.NEW, suspect="ahead")
+        return self._classify(stream, ms, seq, now is None)
+
+    def _plausible(self, stream: _Stream, ms: int, seq: int, ahead: bool) -> Verdict | None:
+        """``SUSPECT`` for a jump no device could have counted, unless it continues an earlier
+        such jump (the counter really moved); None when the jump is plausible."""
+        before = stream.newest_seq
+        assert before is not None
+        elapsed_s = max(0.0, (ms - stream.newest_ms) / 1000)
+        if seq - before <= MAX_RATE_HZ * (elapsed_s + 1):
+            return None
+        follows = stream.suspect_seq
+        if not ahead and follows is not None and 0 < seq - follows <= MAX_RATE_HZ:
+            stream.suspect_seq = None
+            stream.newest_ms, stream.newest_seq = ms, seq
+            return Verdict(Order.NEW, after_seq=before, reset=True)
+        stream.suspect_seq = seq
+        self.suspect += 1
+        return Verdict(Order.SUSPECT, suspect="sequence")
+
+    def _classify(self, stream: _Stream, ms: int, seq: int | None, legacy: bool) -> Verdict:
         before, newest_ms = stream.newest_seq, stream.newest_ms
         if seq is not None and before is not None:
             jump = seq - before
-            if 0 < jump <= MAX_GAP:
+            if jump > 0 and (jump <= MAX_GAP or not legacy):
                 # The counter moves on: a new message, even if the device's clock stepped back.
                 stream.newest_ms, stream.newest_seq = ms, seq
                 self.missing += jump - 1
@@ -126,3 +200,6 @@ class SequenceTracker:
     def forget(self, device: str) -> None:
         """Drop a device's history (it was decommissioned or moved)."""
         self._streams.pop(device, None)
+
+    def __len__(self) -> int:
+        return len(self._streams)

@@ -19,6 +19,11 @@ from dataclasses import dataclass, replace
 
 from station.domain.devices import DeviceBook
 
+MAX_UNASSIGNED = 256
+"""Devices listed for an admin at once. Random ids from a hostile client must not grow memory or
+the panel without limit: past this, the least recently heard are dropped from the list (they
+come back if they speak again) and counted in :attr:`Ward.unassigned_dropped`."""
+
 
 def bed_labels(beds: int, prefix: str = "Bed ") -> tuple[str, ...]:
     """The labels of a ward's beds, in order: the one place they are spelt."""
@@ -57,7 +62,8 @@ class Ward:
             self._fixed[device] = self.labels[number - 1]
         self._book = book or DeviceBook()
         self._auto: dict[str, str] = {}  # open admission: device → bed taken on first sight
-        self.unassigned: dict[str, Unassigned] = {}
+        self.unassigned: dict[str, Unassigned] = {}  # least recently heard first
+        self.unassigned_dropped = 0
 
     @property
     def book(self) -> DeviceBook:
@@ -91,6 +97,14 @@ class Ward:
         after = {d: self.assigned(d) for d in before}
         return {d: (before[d], after[d]) for d in before if before[d] != after[d]}
 
+    def routed(self) -> frozenset[str] | None:
+        """The devices that reach a bed now; None under open admission, where any device may
+        take the next free bed (the live feed drops the others before parsing them)."""
+        if self.admission == "open":
+            return None
+        on_beds = (d for d in self._book.records if self.assigned(d) is not None)
+        return frozenset((*self._fixed, *on_beds))
+
     def assigned(self, device_id: str) -> str | None:
         """The device's bed if it has one; never assigns."""
         fixed = self._fixed.get(device_id)
@@ -118,9 +132,12 @@ class Ward:
                     self._auto[device_id] = label
                     self.unassigned.pop(device_id, None)
                     return label
-        entry = self.unassigned.get(device_id)
+        entry = self.unassigned.pop(device_id, None)
         if entry is None:
             entry = Unassigned(device_id, at, at, 0, rec is not None)
+            if len(self.unassigned) >= MAX_UNASSIGNED:
+                del self.unassigned[next(iter(self.unassigned))]
+                self.unassigned_dropped += 1
         self.unassigned[device_id] = replace(entry, last_seen=at, count=entry.count + 1)
         return None
 

@@ -76,6 +76,16 @@ class DeviceWatch:
         return found
 
 
+MAX_WATCHED = 1024
+"""Devices whose rejections are counted at once: the caller counts only devices the topic or a
+signature proves, but the bound holds whatever it is given (oldest entries go first)."""
+
+
+MAX_COUNTED = 1000
+"""Rejections remembered per device: a flood of bad messages must not grow memory ("1000 in 60 s"
+then means at least that many)."""
+
+
 class InvalidDataWatch:
     """Rejections per device in a sliding window: a device that keeps sending what the contract
     refuses is a technical problem (firmware, spoofing), not noise."""
@@ -88,7 +98,10 @@ class InvalidDataWatch:
 
     def rejected(self, device: str, now: float) -> bool:
         """Count one rejection; True when the device has just become persistently invalid."""
-        times = self._times.setdefault(device, deque())
+        times = self._times.get(device)
+        if times is None:
+            self._evict()
+            times = self._times[device] = deque(maxlen=MAX_COUNTED)
         times.append(now)
         self._trim(times, now)
         if device not in self._flagged and len(times) >= self._threshold:
@@ -106,6 +119,16 @@ class InvalidDataWatch:
                 self._flagged.discard(device)
                 done.append(device)
         return done
+
+    def _evict(self) -> None:
+        """Make room for one more device: drop the oldest one not flagged (a flagged device
+        keeps its alarm until it recovers)."""
+        if len(self._times) < MAX_WATCHED:
+            return
+        for device in self._times:
+            if device not in self._flagged:
+                del self._times[device]
+                return
 
     def count(self, device: str) -> int:
         """Rejections of a device within the current window."""

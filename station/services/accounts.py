@@ -18,8 +18,10 @@ lists them for a quick switch.) A name that is not a valid user name is never lo
 audited: it may be a password typed into the wrong field.
 
 The file is re-read before every change, so an account added with ``station users add`` while
-the station runs is not overwritten. Thread-safe (one lock): logins are checked on a worker
-thread; only the admin's users dialog hashes on the GUI thread (~0.3 s per password set).
+the station runs is not overwritten. Thread-safe (one lock). Every method that hashes or writes
+the file blocks (~0.3 s per scrypt, an fsync per save): the station calls them on the accounts'
+worker thread (:class:`~station.services.jobs.Jobs`), never on the GUI thread; only the queries
+(:meth:`Accounts.users`, :meth:`~Accounts.role_of`, :meth:`~Accounts.has_users`) read memory.
 """
 
 from __future__ import annotations

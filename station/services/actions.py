@@ -2,8 +2,10 @@
 audited when denied. A disabled button is not the check; this is.
 
 Lives on the GUI thread (a check is a dictionary lookup; audit records are queued, never
-written here). Logins are verified on a short-lived thread (scrypt takes ~0.3 s), so the ward
-screen keeps painting while a password is checked.
+written here). Logins are verified on the accounts' worker thread (:attr:`ActionLayer.jobs`,
+thread ``accounts``: scrypt takes ~0.3 s and a check rewrites ``users.json``), so the ward screen
+keeps painting while a password is checked; the users dialog's changes share that worker, so
+writes to the users file stay in order.
 
 Flow for an action that needs a login (acknowledge, pause audio, change limits, settings, users,
 devices, audit export): the window asks; if the session's role allows it, the request goes on to
@@ -22,7 +24,6 @@ Signals:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -34,10 +35,11 @@ from station.domain.roles import EMERGENCY_USER, LABELS, Action, Role, allowed
 from station.domain.session import Session
 from station.services.accounts import Accounts, AuthResult
 from station.services.core import AuditSink
+from station.services.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
-LOGIN_THREAD = "login-check"
+ACCOUNTS_THREAD = "accounts"
 MIN_REASON = 5
 
 
@@ -49,7 +51,6 @@ class ActionLayer(QObject):
     login_required = Signal(str, object)
     session_changed = Signal(object)
     login_failed = Signal(str)
-    _login_done = Signal(object, bool)
 
     def __init__(
         self,
@@ -66,8 +67,8 @@ class ActionLayer(QObject):
         self._locked_by_lock = False  # the session ended by a lock (not a logout): unlock next
         self._clock = clock
         self.session = Session(lock_after_s, clock())
-        self._login_thread: threading.Thread | None = None
-        self._login_done.connect(self._on_login_done)
+        self.jobs = Jobs(ACCOUNTS_THREAD, self)
+        self._checking = False  # a login check is on the worker
         self._idle_timer = QTimer(self)
         self._idle_timer.setInterval(1000)
         self._idle_timer.timeout.connect(self.check_idle)
@@ -159,37 +160,38 @@ class ActionLayer(QObject):
     def login(self, name: str, secret: str, *, pin: bool = False) -> bool:
         """Check a login off the GUI thread; ``session_changed`` or ``login_failed`` follows.
         False (and nothing follows) while another check is still running: one at a time."""
-        if self._login_thread is not None:
+        if self._checking:
             return False
 
-        def check() -> None:
+        def check() -> AuthResult:
             try:
-                result = self.accounts.authenticate(name, secret, pin=pin)
+                return self.accounts.authenticate(name, secret, pin=pin)
             except Exception as exc:  # a corrupt users file must not end in silence
                 log.exception("login check failed")
-                result = AuthResult(False, name, None, f"cannot check the login: {exc}")
-            self._login_done.emit(result, pin)
+                return AuthResult(False, name, None, f"cannot check the login: {exc}")
 
-        self._login_thread = threading.Thread(target=check, name=LOGIN_THREAD, daemon=True)
-        self._login_thread.start()
+        def refused(exc: Exception) -> None:  # the station is stopping
+            self._on_login_done(AuthResult(False, name, None, f"cannot check: {exc}"), pin)
+
+        self._checking = True
+        self.jobs.submit(check, lambda result: self._on_login_done(result, pin), refused)
         return True
 
     def wait_for_login_check(self, timeout: float = 5.0) -> None:
-        """Join the login thread (for shutdown and tests)."""
-        if self._login_thread is not None:
-            self._login_thread.join(timeout)
+        """Wait for the accounts' worker (for shutdown and tests)."""
+        self.jobs.wait(timeout)
 
     def shutdown(self, timeout: float = 1.0) -> None:
-        """Stop the idle check and let a login check end. Called when the station stops: an
-        idle lock firing later would audit into a closed trail and signal a window that is
-        gone (seen here: a crash in Qt when that window had been deleted)."""
+        """Stop the idle check and the accounts' worker (a login check or a user change still
+        running gets ``timeout`` s). Called when the station stops: an idle lock firing later
+        would audit into a closed trail and signal a window that is gone (seen here: a crash
+        in Qt when that window had been deleted)."""
         self._idle_timer.stop()
-        self.wait_for_login_check(timeout)
+        self.jobs.stop(timeout)
 
-    @Slot(object, bool)
     def _on_login_done(self, result: AuthResult, pin: bool) -> None:
-        # The check is over (its thread only returns now): the next login may start one.
-        self._login_thread = None
+        # The check is over: the next login may start one.
+        self._checking = False
         how = "pin" if pin else "password"
         if not result.ok or result.role is None:
             self.audit.record(

@@ -19,6 +19,23 @@ they reach a plot or the alarm engine, keeps late (out-of-order) data off the li
 still storing it at its device time, and turns a jump in ``seq`` into a data gap on the bed and a
 ``data.gap`` audit record.
 
+Two paths (issue 13): the **record path** takes every message of the persistent session in order
+(:meth:`drain_record`: spool, acknowledgement, trends, duplicates and gaps, the quarantine) and
+the **live path** takes each device's newest messages from the live feed within its budget
+(:meth:`drain_live`: live order, age, alarms, no-data, the screen). Neither waits behind the
+other: each producer has at most one wake-up queued here, and the record path is taken in chunks
+of :data:`RECORD_CHUNK`. A device the live feed has not delivered for :data:`LIVE_STALE_S` (the
+live session down, or refused by the broker's ACL) is fed to the live path by the record path, so
+the ward is never blind while either session works. :meth:`on_accepted` runs both, for a message
+that only one session brought.
+
+Time: durations (no-data, escalation, flags) run on the monotonic clock of a
+:class:`~station.domain.clock.StationClock`; a station clock step raises a technical alarm and
+changes no timeout. Ordering cannot be moved far ahead by one message (see
+:mod:`station.domain.sequence`): an implausible ``seq`` or a device clock ahead of the station is
+flagged on the bed and cannot make later genuine data late. Rejections put a technical alarm on a
+bed only when the topic proves which device sent them.
+
 Signals:
     vitals_received(str bed, Accepted): a live message for a bed's tile.
     data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
@@ -38,7 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from station.domain.alarms import (
     Alarm,
@@ -48,8 +65,9 @@ from station.domain.alarms import (
     Priority,
     event_payload,
 )
+from station.domain.clock import STEP_ALARM_S, StationClock
 from station.domain.devices import DeviceBook, RegistryError
-from station.domain.ingest import topic_device
+from station.domain.ingest import parse, topic_device
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.profiles import describe_change
@@ -59,6 +77,7 @@ from station.domain.ward import Unassigned, Ward
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.device_registry import DeviceRegistry
 from station.services.historian import Historian
+from station.services.live_inbox import Flooding, LiveItem
 from station.services.mqtt_worker import ConnectionState, Delivery
 from station.services.spool import Row, Spool, SpoolFull
 from station.services.trends import TrendSample, TrendStore
@@ -74,6 +93,29 @@ COMMIT_BATCH = 16
 in-flight window of 20: the broker sends no more until some are acknowledged, so waiting for
 more than the window would only wait out the interval (throughput ≤ window / interval)."""
 COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-min aggregates
+RECORD_CHUNK = 64
+"""Record-path messages handled per turn of the core's event loop: a live wake-up waits at most
+one chunk (a few ms), however long the persistent session's backlog."""
+LIVE_STALE_S = 2.0
+"""A device the live feed has not delivered for this long is fed live by the record path."""
+WATCH_MS = 250
+"""The no-data watch runs this often: a silence is reported within a quarter second of its
+threshold (1 s on ``main``)."""
+FLAG_HOLD_S = 60.0
+"""A flag (implausible seq, clock ahead) stays this long after its last message: a forgery must
+be seen by a nurse, not blink for one message."""
+FLOOD_HOLD_S = 5.0
+LIVE_GRACE_S = 10.0
+"""The live feed may be down this long (connecting at start) before it is a technical alarm."""
+MAX_TRACKED = 1024
+"""Per-id counters (unknown keys, flooding sources) kept at once: random ids cannot grow them."""
+
+Record = tuple[Accepted | Rejection, Delivery]
+
+
+def _fingerprint(msg: Accepted) -> tuple[object, ...]:
+    """What tells two messages of a device at the same time and ``seq`` apart: their values."""
+    return (tuple(sorted(msg.payload.numeric_fields().items())), msg.payload.device_alert)
 
 
 def _role_of(actor: str | None) -> str:
@@ -154,6 +196,7 @@ class CoreWorker(QObject):
     alarm_changed = Signal(object)
     stats_changed = Signal(object)
     connection_changed = Signal(object)
+    _records_waiting = Signal()  # queued to itself: the next record chunk after live work
 
     def __init__(
         self,
@@ -168,8 +211,12 @@ class CoreWorker(QObject):
         trends: TrendStore | None = None,
         acknowledge: Callable[[list[Delivery]], None] | None = None,
         registry: DeviceRegistry | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
+        # Tests drive one fake clock; the station gives the wall and the monotonic one.
+        mono = monotonic or (time.monotonic if clock is time.time else clock)
+        self._time = StationClock(clock, mono)
         self._settings = settings
         self._station = settings.station.id
         self._audit = audit
@@ -178,7 +225,10 @@ class CoreWorker(QObject):
         self._ingest_alive = ingest_alive
         self._clock = clock
         self._engine = AlarmEngine(
-            settings.alarms.limits(), clock, escalate_after_s=settings.alarms.escalate_after_s
+            settings.alarms.limits(),
+            clock,
+            escalate_after_s=settings.alarms.escalate_after_s,
+            monotonic=mono,
         )
         self._registry = registry
         self._registry_stamp: tuple[int, int, int] | None = None
@@ -192,7 +242,7 @@ class CoreWorker(QObject):
         self._policy: dict[str, BedPolicy] = {}
         # Devices pinned to a bed are expected from the start: one that never speaks after a
         # restart must still raise "no data".
-        started = clock()
+        started = mono()
         self._watch = DeviceWatch(settings.alarms.no_data_s)
         for device in settings.ward.devices:
             self._watch.expect(device, started)
@@ -209,7 +259,21 @@ class CoreWorker(QObject):
         self._suppressed: Counter[str] = Counter()
         self._timer: QTimer | None = None
         self._spool, self._trends, self._ack = spool, trends, acknowledge
-        self._sequence = SequenceTracker()
+        self._sequence = SequenceTracker()  # record path: duplicates, gaps
+        self._live_order = SequenceTracker()  # live path: what is newest, what is flagged
+        self._live_seen: dict[str, float] = {}  # device → monotonic time the live feed had it
+        self._flags: dict[tuple[str, str], float] = {}  # (device, parameter) → last flagged
+        self._flooding: dict[str, float] = {}  # source device → monotonic time last flooding
+        self._step_reported = 0.0
+        self._step_at: float | None = None
+        self._take_records: Callable[[int], tuple[list[Record], bool]] | None = None
+        self._take_live: Callable[[], list[LiveItem]] | None = None
+        self._flood_check: Callable[[float], list[Flooding]] | None = None
+        self._routed: Callable[[frozenset[str] | None], None] | None = None
+        self._live_up = False
+        self._live_down_since: float | None = None
+        self._watch_turn = 0
+        self.live_rejected = 0
         self._rows: list[Row] = []
         self._deliveries: list[Delivery] = []
         self._samples: list[TrendSample] = []
@@ -239,9 +303,10 @@ class CoreWorker(QObject):
         """Start the 1 s watch; called in the core thread once it runs."""
         threading.current_thread().name = "core"  # Qt's thread is 'Dummy-N' in logs otherwise
         self._timer = QTimer(self)
-        self._timer.setInterval(1000)
-        self._timer.timeout.connect(self.tick)
+        self._timer.setInterval(WATCH_MS)
+        self._timer.timeout.connect(self._on_timer)
         self._timer.start()
+        self._records_waiting.connect(self.drain_record, Qt.ConnectionType.QueuedConnection)
         self._commit_timer = QTimer(self)
         self._commit_timer.setSingleShot(True)
         self._commit_timer.setInterval(self._settings.spool.commit_interval_ms)
@@ -262,70 +327,142 @@ class CoreWorker(QObject):
             self._commit_timer = None
         self.commit()  # what arrived last is spooled; its acknowledgement goes nowhere now
 
-    # -- inbound ---------------------------------------------------------------------------
+    def attach(
+        self,
+        take_records: Callable[[int], tuple[list[Record], bool]],
+        take_live: Callable[[], list[LiveItem]] | None = None,
+        flooding: Callable[[float], list[Flooding]] | None = None,
+        routed: Callable[[frozenset[str] | None], None] | None = None,
+    ) -> None:
+        """Where :meth:`drain_record` and :meth:`drain_live` take their messages (the MQTT
+        worker's and the live feed's queues), and whom to tell which devices reach a bed (the
+        live feed); set by the app before the thread runs."""
+        self._take_records = take_records
+        self._take_live = take_live
+        self._flood_check = flooding
+        self._routed = routed
+        if routed is not None:
+            routed(self._ward.routed())
+        self._live_down_since = self._time.monotonic()
 
-    @Slot(object, object)
-    def on_message_accepted(self, msg: Accepted, delivery: Delivery) -> None:
-        """From the MQTT worker. Both arguments required: PySide passes a slot only as many
-        arguments as it *requires*, so a defaulted ``delivery`` would arrive as None and the
-        message would never be acknowledged."""
-        self.on_accepted(msg, delivery)
+    # -- inbound: the record path ----------------------------------------------------------
 
-    @Slot(object, object)
-    def on_message_rejected(self, rej: Rejection, delivery: Delivery) -> None:
-        """From the MQTT worker; see :meth:`on_message_accepted`."""
-        self.on_rejected(rej, delivery)
+    @Slot()
+    def drain_record(self) -> None:
+        """Take one chunk of the persistent session's messages; if more wait, come back after
+        whatever else is queued here (a live wake-up goes first)."""
+        if self._take_records is None:
+            return
+        items, more = self._take_records(RECORD_CHUNK)
+        for result, delivery in items:
+            if isinstance(result, Accepted):
+                self.on_accepted(result, delivery)
+            else:
+                self.on_rejected(result, delivery)
+        if more:
+            self._records_waiting.emit()
 
     def on_accepted(self, msg: Accepted, delivery: Delivery | None = None) -> None:
-        """A valid message: order, bed, spool, alarms, screen; acknowledged at the commit."""
-        refused = self._registry_refusal(msg)
+        """A valid message of the persistent session (or of a test): recorded, and shown live
+        unless the live feed already delivers its device."""
+        if self._record(msg, delivery) and self._live_stale(msg.device_id):
+            self._live(msg, from_feed=False)
+
+    def _live_stale(self, device: str) -> bool:
+        seen = self._live_seen.get(device)
+        return seen is None or self._time.monotonic() - seen > LIVE_STALE_S
+
+    def _record(self, msg: Accepted, delivery: Delivery | None) -> bool:
+        """Order, bed, spool; acknowledged at the commit. True if the message may go live."""
+        refused = self._registry_refusal(msg, audit=True)
         if refused is not None:
             self.on_rejected(refused, delivery)
-            return
+            return False
         self._accepted += 1
-        if msg.unknown_keys:
+        if msg.unknown_keys and (
+            msg.device_id in self._unknown_keys or len(self._unknown_keys) < MAX_TRACKED
+        ):
             self._unknown_keys[msg.device_id] += 1
         bed = self._ward.bed_of(msg.device_id, msg.received_at)
         policy = self._policy.get(bed, MONITORED) if bed is not None else MONITORED
         # A device without a bed is still recorded (bed tag empty): nothing accepted is lost.
         # Without the patient's storage consent nothing of theirs goes to the historian.
         point = vitals_line(self._station, bed or "", msg) if policy.store else None
-        values = msg.payload.numeric_fields()
         sample = None
         if bed is not None and self._trends is not None:
+            values = msg.payload.numeric_fields()
             sample = TrendSample(bed, msg.device_id, round(msg.device_time * 1000), values)
         # Classified only once everything that could fail is built: a message the tracker has
         # seen is a duplicate on redelivery, so it must not be remembered and then dropped.
-        fingerprint = (tuple(sorted(values.items())), msg.payload.device_alert)
         verdict = self._sequence.observe(
-            msg.device_id, msg.device_time, msg.payload.seq, fingerprint
+            msg.device_id, msg.device_time, msg.payload.seq, _fingerprint(msg), msg.received_at
         )
         if verdict.order is Order.DUPLICATE:
             self._stage(None, None, delivery)  # stored already; acknowledged with the rest
-            return
+            return False
         row = None if point is None else (msg.device_id, msg.payload.seq, point)
         self._stage(row, sample, delivery)
         if verdict.missing:
             self._gap(msg, bed, verdict.missing, verdict.after_seq)
+        return True
+
+    # -- inbound: the live path ------------------------------------------------------------
+
+    @Slot()
+    def drain_live(self) -> None:
+        """Everything the live feed queued (each device within its budget): parse, check,
+        alarm, show. Rejections are the record path's to count: it sees every message."""
+        if self._take_live is None:
+            return
+        filters = self._settings.mqtt.topics
+        for item in self._take_live():
+            result = parse(item.topic, item.payload, item.received_at, filters)
+            if isinstance(result, Rejection) or (
+                self._registry_refusal(result, audit=False) is not None
+            ):
+                self.live_rejected += 1
+                continue
+            self._live(result, from_feed=True)
+
+    def _live(self, msg: Accepted, from_feed: bool) -> None:
+        """Live order, age, alarms, screen for one accepted message."""
+        device = msg.device_id
+        bed = self._ward.assigned(device)
+        if bed is None and self._ward.admission == "open":
+            bed = self._ward.bed_of(device, msg.received_at)
         if bed is None:
             return
+        mono = self._time.monotonic()
+        if from_feed:
+            self._live_seen[device] = mono
+        policy = self._policy.get(bed, MONITORED)
         if policy.standby:
-            self._watch.seen(msg.device_id, msg.received_at)
+            self._watch.seen(device, mono)
             return  # discharged: kept, never shown or alarmed until the next admission
+        values = msg.payload.numeric_fields()
+        verdict = self._live_order.observe(
+            device, msg.device_time, msg.payload.seq, _fingerprint(msg), msg.received_at
+        )
+        if verdict.order is Order.DUPLICATE:
+            return  # the other session's copy, or a redelivery
         if verdict.order is Order.LATE:
             self._late += 1  # out of order: stored at its device time, never live
             return
-        lag = msg.received_at - msg.device_time
+        if verdict.suspect is not None:
+            self._flag(msg, bed, verdict.suspect, mono)
+            if verdict.order is Order.SUSPECT:
+                return
+        lag = self._time.lag(msg.received_at, msg.device_time)
         if lag > self._settings.alarms.live_window_s:
             # Old data (retained, replayed after an outage) is stored, never alarmed or shown
             # live. A device whose every message is late has a clock behind the station's:
             # say so, or its bed would sit silent with no alarm at all.
             self._late += 1
-            if msg.device_id not in self._skewed:
-                self._skewed.add(msg.device_id)
+            if device not in self._skewed:
+                self._skewed.add(device)
                 self._emit(
                     self._engine.technical(
-                        msg.device_id,
+                        device,
                         bed,
                         "clock",
                         True,
@@ -334,23 +471,51 @@ class CoreWorker(QObject):
                     )
                 )
             return
-        if msg.device_id in self._skewed:
-            self._skewed.discard(msg.device_id)
-            self._emit(self._engine.technical(msg.device_id, bed, "clock", False))
-        if self._watch.seen(msg.device_id, msg.received_at):
-            self._emit(self._engine.technical(msg.device_id, bed, "no_data", False))
+        if device in self._skewed:
+            self._skewed.discard(device)
+            self._emit(self._engine.technical(device, bed, "clock", False))
+        if self._watch.seen(device, mono):
+            self._emit(self._engine.technical(device, bed, "no_data", False))
         self._emit(
-            self._engine.evaluate(
-                msg.device_id, bed, values, msg.payload.device_alert, at=msg.device_time
-            )
+            self._engine.evaluate(device, bed, values, msg.payload.device_alert, at=msg.device_time)
         )
-        self._check_battery(msg.device_id, bed, msg.payload.battery)
+        self._check_battery(device, bed, msg.payload.battery)
         self.vitals_received.emit(bed, msg)
 
-    def _registry_refusal(self, msg: Accepted) -> Rejection | None:
-        """A rejection for a revoked device or a bad or missing signature of a signing one."""
+    def _flag(self, msg: Accepted, bed: str, kind: str, mono: float) -> None:
+        """A message that could have moved the device's order far ahead: a technical alarm on
+        the bed, held :data:`FLAG_HOLD_S`, and an audit record (at most one a minute)."""
+        parameter = "sequence" if kind == "sequence" else "clock_ahead"
+        if kind == "sequence":
+            text = f"Implausible sequence number {msg.payload.seq}: message not shown"
+        else:
+            ahead = msg.device_time - msg.received_at
+            text = f"Device clock {ahead:.0f} s ahead of the station"
+        key = (msg.device_id, parameter)
+        if key not in self._flags:
+            self._emit(
+                self._engine.technical(msg.device_id, bed, parameter, True, Priority.MEDIUM, text)
+            )
+        self._flags[key] = mono
+        self._audit_refusal(msg, f"suspect_{kind}", text)
+
+    def _registry_refusal(self, msg: Accepted, audit: bool) -> Rejection | None:
+        """A rejection for a revoked device, a bad or missing signature of a signing one, or a
+        device pinned in ``[ward]`` on a shared topic under onboarded admission (anyone allowed
+        to publish there could speak for it). Audited (``audit``) by the record path only: it
+        sees every message, the live path a budgeted share of them."""
         rec = self._ward.book.get(msg.device_id)
         if rec is None:
+            if (
+                self._ward.admission != "open"
+                and msg.device_id in self._settings.ward.devices
+                and topic_device(msg.topic, self._settings.mqtt.topics) is None
+            ):
+                reason = "spoofed"
+                detail = "pinned device on a topic that does not name it (admission onboarded)"
+                if audit:
+                    self._audit_refusal(msg, reason, detail)
+                return Rejection(reason, detail, msg.topic, msg.received_at, msg.device_id)
             return None
         if not rec.active:
             reason, detail = "revoked", f"device {msg.device_id} was decommissioned"
@@ -364,20 +529,23 @@ class CoreWorker(QObject):
             if why is None:
                 return None
             reason, detail = "spoofed", why
-        self._audit_refusal(msg, reason, detail)
+        if audit:
+            self._audit_refusal(msg, reason, detail)
         return Rejection(reason, detail, msg.topic, msg.received_at, msg.device_id)
 
     def _audit_refusal(self, msg: Accepted, reason: str, detail: str) -> None:
-        """Audit a refused device message: the first of each device and kind, then at most one
-        record a minute with the count in between, so a flood cannot flood the trail."""
+        """Audit a refused or flagged device message: the first of each device and kind, then at
+        most one record a minute with the count in between, so a flood cannot flood the trail.
+        Callers pass only devices the registry, the config or a bed knows: the keys are bounded."""
         key = f"{reason}:{msg.device_id}"
-        now = self._clock()
+        now = self._time.monotonic()
         if now - self._logged_at.get(key, -LOG_WINDOW_S) < LOG_WINDOW_S:
             self._suppressed[key] += 1
             return
         self._logged_at[key] = now
+        action = {"spoofed": "device.spoofed", "revoked": "device.revoked_message"}
         self._audit.record(
-            "device.spoofed" if reason == "spoofed" else "device.revoked_message",
+            action.get(reason, "device.suspect"),
             target=msg.device_id,
             outcome="failure",
             details={
@@ -423,6 +591,8 @@ class CoreWorker(QObject):
         if book is old:
             return
         moves = self._ward.set_book(book)
+        if self._routed is not None:
+            self._routed(self._ward.routed())
         self._audit_registry(old, book)
         for device, (before, after) in moves.items():
             if before is not None:
@@ -464,7 +634,7 @@ class CoreWorker(QObject):
     def _fresh_watch(self, device: str) -> None:
         """Watch a device as new (moved, or its bed back from standby): its no-data, clock and
         battery alarms must be raised again where it now is."""
-        self._watch.restart(device, self._clock())
+        self._watch.restart(device, self._time.monotonic())
         self._skewed.discard(device)
         self._battery_low.discard(device)
 
@@ -626,14 +796,17 @@ class CoreWorker(QObject):
         )
 
     def on_rejected(self, rej: Rejection, delivery: Delivery | None = None) -> None:
-        """Count, keep in the quarantine, log without flooding. Never slows ingest."""
+        """Count, keep in the quarantine, log without flooding. Never slows ingest. A technical
+        alarm goes on a bed only when the topic names the device that sent the message (the
+        broker's ACL vouches for it): on a shared topic anyone can claim any id, and a claimed
+        id must not let one credential put alarms on every bed."""
         self._stage(None, None, delivery)  # acknowledged in order with the accepted ones
         self._reasons[rej.reason] += 1
         self._quarantine.append(rej)
-        now = self._clock()
-        device = rej.device_id
-        if device is not None and self._invalid.rejected(device, now):
-            bed = self._ward.assigned(device) or ""
+        now = self._time.monotonic()
+        device = topic_device(rej.topic, self._settings.mqtt.topics)
+        bed = self._ward.assigned(device) if device is not None else None
+        if device is not None and bed is not None and self._invalid.rejected(device, now):
             self._emit(
                 self._engine.technical(
                     device,
@@ -658,6 +831,13 @@ class CoreWorker(QObject):
             self._logged_at[rej.reason] = now
         else:
             self._suppressed[rej.reason] += 1
+
+    @Slot(bool, str)
+    def on_live_connection(self, connected: bool, detail: str) -> None:
+        """The live feed connected or was lost (the record path feeds the screen meanwhile)."""
+        log.info("live feed: %s", detail)
+        self._live_up = connected
+        self._live_down_since = None if connected else self._time.monotonic()
 
     @Slot(object)
     def on_connection(self, state: ConnectionState) -> None:
@@ -753,12 +933,18 @@ class CoreWorker(QObject):
     # -- periodic watch --------------------------------------------------------------------
 
     @Slot()
-    def tick(self) -> None:
-        """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
-        now = self._clock()
-        if self._registry is not None and self._registry.stamp() != self._registry_stamp:
-            self.reload_devices()
-        for device in self._watch.newly_silent(now):
+    def _on_timer(self) -> None:
+        """Every :data:`WATCH_MS`: the silence watch; every fourth time, the whole tick."""
+        self._watch_turn = (self._watch_turn + 1) % 4
+        if self._watch_turn:
+            self._watch_silence()
+        else:
+            self.tick()
+
+    def _watch_silence(self) -> None:
+        """Devices gone quiet (monotonic: a clock step neither delays nor hastens it)."""
+        mono = self._time.monotonic()
+        for device in self._watch.newly_silent(mono):
             bed = self._ward.assigned(device) or ""
             if self._policy.get(bed, MONITORED).standby:
                 continue
@@ -768,8 +954,113 @@ class CoreWorker(QObject):
                     device, bed, "no_data", True, Priority.MEDIUM, f"No data for {timeout:.0f} s"
                 )
             )
-        for device in self._invalid.recovered(now):
+
+    def _watch_flags(self, mono: float) -> None:
+        """End flags and flooding that have stopped; raise flooding where it started."""
+        for (device, parameter), since in list(self._flags.items()):
+            if mono - since > FLAG_HOLD_S:
+                del self._flags[(device, parameter)]
+                self._emit(self._engine.technical(device, "", parameter, False))
+        for f in self._flood_check(mono) if self._flood_check is not None else []:
+            self._flooded(f, mono)
+        for device, since in list(self._flooding.items()):
+            if mono - since > FLOOD_HOLD_S:
+                del self._flooding[device]
+                self._emit(self._engine.technical(device, "", "flooding", False))
+                self._audit.record("device.flooding_ended", target=device, details={})
+
+    def _flooded(self, f: Flooding, mono: float) -> None:
+        """A source over its live budget: a technical alarm on its bed when the topic proves
+        the device (or admission is open, where the shared topic is how devices speak), and an
+        audit record when it starts. Its excess is kept for the record, not shown."""
+        attributable = f.proven or self._ward.admission == "open"
+        bed = self._ward.assigned(f.source) if attributable else None
+        first = f.source not in self._flooding
+        if first and len(self._flooding) >= MAX_TRACKED:
+            return
+        self._flooding[f.source] = mono
+        if not first:
+            return
+        budget = self._settings.devices.live_budget_hz
+        self._audit.record(
+            "device.flooding",
+            target=f.source,
+            outcome="failure",
+            details={
+                "device": f.source,
+                "proven": f.proven,
+                "bed": bed,
+                "rate": f.rate,
+                "budget": budget,
+                "excess": "kept for the record; the newest value shown at the budget rate",
+            },
+        )
+        log.warning("device %s floods: %d msg/s over a budget of %d", f.source, f.rate, budget)
+        self._emit(
+            self._engine.technical(
+                f.source,
+                bed or "",
+                "flooding",
+                True,
+                Priority.MEDIUM,
+                f"Device flooding: {f.rate} msg/s (live budget {budget}/s); excess recorded, "
+                "not shown",
+            )
+        )
+
+    def _watch_clock(self, mono: float) -> None:
+        """A station clock step: a technical alarm for a minute and an audit record. Nothing
+        else changes: timeouts are monotonic and ages are judged by both readings."""
+        step = self._time.step()
+        if abs(step - self._step_reported) > STEP_ALARM_S:
+            self._audit.record(
+                "clock.step",
+                target=self._station,
+                outcome="failure",
+                details={"step_s": round(step - self._step_reported, 3), "since_start": step},
+            )
+            self._step_reported, self._step_at = step, mono
+            self._station_alarm("clock", False, Priority.MEDIUM, "")
+            self._station_alarm(
+                "clock",
+                True,
+                Priority.MEDIUM,
+                f"Station clock changed by {step:+.0f} s: timers and alarms unaffected",
+            )
+        elif self._step_at is not None and mono - self._step_at > FLAG_HOLD_S:
+            self._step_at = None
+            self._station_alarm("clock", False, Priority.MEDIUM, "")
+
+    def _watch_live(self, mono: float) -> None:
+        """The live feed down while the broker is up: the screen is fed by the recording
+        session, which may lag behind a backlog; the nurse should know."""
+        down = self._live_down_since
+        missing = (
+            self._take_live is not None
+            and self._connected is True
+            and down is not None
+            and mono - down > LIVE_GRACE_S
+        )
+        self._station_alarm(
+            "live",
+            missing,
+            Priority.MEDIUM,
+            "Live feed down: screen and alarms fed by the recording session (may lag)",
+        )
+
+    @Slot()
+    def tick(self) -> None:
+        """Once a second: devices gone quiet, ingest thread alive, writers healthy, stats."""
+        now = self._clock()
+        mono = self._time.monotonic()
+        if self._registry is not None and self._registry.stamp() != self._registry_stamp:
+            self.reload_devices()
+        self._watch_silence()
+        for device in self._invalid.recovered(mono):
             self._emit(self._engine.technical(device, "", "invalid_data", False))
+        self._watch_flags(mono)
+        self._watch_clock(mono)
+        self._watch_live(mono)
         self._emit(self._engine.tick())
         self._station_alarm(
             "ingest", not self._ingest_alive(), Priority.HIGH, "Ingest stopped: no MQTT loop"

@@ -281,11 +281,14 @@ class Historian:
     def _post(self, items: list[Item], backoff: float) -> tuple[int, str] | None:
         """One write: ``None`` when accepted, ``(status, message)`` when the content is refused;
         raises :class:`_RetryLaterError` when the batch must wait (see the module's list)."""
+        # One body, joined here: influxdb-client would send the same bytes for a list of lines,
+        # but walks it item by item (~1.2 µs per point); a bytes record is sent as it is.
+        body = "\n".join([text for _, text in items]).encode("utf-8")
         try:
             self._write.write(
                 bucket=self._bucket,
                 org=self._org,
-                record=[text for _, text in items],
+                record=body,
                 write_precision=WritePrecision.MS,  # type: ignore[arg-type]
             )
         except ApiException as exc:

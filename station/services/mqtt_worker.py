@@ -25,8 +25,16 @@ at the first read), and the CONNACK reason code; :mod:`station.services.mqtt_rea
 into the ``detail`` shown and the wait before the next attempt. A state is emitted only when it
 changes: the same refusal every minute is one report, not a new one each time.
 
+Hand-off to the core (issue 13): messages are not sent one signal each. They wait in
+:attr:`MqttWorker.received`, and :attr:`messages_ready` is emitted only when that queue goes from
+empty to not empty; the core takes them in chunks (:meth:`take`). So the core's event queue holds
+at most one record wake-up whatever the message rate, and the live feed's wake-up never waits
+behind thousands of queued record events (it waited behind them on ``main``: a QoS 0 flood grew
+the core's queue without bound). The queue itself is bounded by the broker's in-flight window
+for QoS 1, as nothing is acknowledged before the core has spooled it.
+
 Signals:
-    message_accepted(Accepted, Delivery), message_rejected(Rejection, Delivery),
+    messages_ready(): :meth:`take` has messages for the core.
     connection_changed(ConnectionState),
     peer_event(str station_id, dict event): an alarm event of another station of the ward
 """
@@ -39,6 +47,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +63,7 @@ from PySide6.QtCore import QObject, Signal
 
 from station import __version__
 from station.domain import ingest
-from station.domain.messages import Accepted
+from station.domain.messages import Accepted, Rejection
 from station.domain.timefmt import iso_ms
 from station.services.mqtt_reasons import (
     RECONNECT_MAX_S,
@@ -208,12 +217,13 @@ class MqttWorker(QObject):
     Args:
         settings: the validated configuration.
         password: the broker password from the keyring or environment (never logged).
-        clock: UTC epoch seconds, injected for tests.
+        clock: UTC epoch seconds, injected for tests (the station passes
+            :meth:`StationClock.now`, so a clock step back does not reject live data as
+            "from the future").
     """
 
-    message_accepted = Signal(object, object)
+    messages_ready = Signal()
     peer_event = Signal(str, object)
-    message_rejected = Signal(object, object)
     connection_changed = Signal(object)
 
     def __init__(
@@ -230,6 +240,9 @@ class MqttWorker(QObject):
         self._started = False
         self._generation = 0  # bumped at every connect and disconnect; see Delivery
         self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
+        self._received: deque[tuple[Accepted | Rejection, Delivery]] = deque()
+        self._received_lock = threading.Lock()
+        self._scheduled = False  # a messages_ready is on its way to the core
         self.loop_restarts = 0
         self.acks_skipped = 0
         # Per connection attempt, touched only by paho's thread (reset in _on_pre_connect).
@@ -382,6 +395,25 @@ class MqttWorker(QObject):
                     self.acks_skipped += 1
                     continue
                 self._client.ack(d.mid, d.qos)
+
+    def take(self, limit: int) -> tuple[list[tuple[Accepted | Rejection, Delivery]], bool]:
+        """Up to ``limit`` received messages in arrival order (any thread; the core's), and
+        whether more are waiting. When none are left, the next message wakes the core again."""
+        with self._received_lock:
+            n = min(limit, len(self._received))
+            items = [self._received.popleft() for _ in range(n)]
+            more = bool(self._received)
+            if not more:
+                self._scheduled = False
+            return items, more
+
+    def _hand_over(self, item: tuple[Accepted | Rejection, Delivery]) -> None:
+        with self._received_lock:
+            self._received.append(item)
+            wake = not self._scheduled
+            self._scheduled = True
+        if wake:
+            self.messages_ready.emit()
 
     # -- callbacks (mqtt thread) -----------------------------------------------------------
 
@@ -553,7 +585,4 @@ class MqttWorker(QObject):
         except Exception:
             self.ack([delivery])  # parse never raises; if it did, redelivery would loop for ever
             raise
-        if isinstance(result, Accepted):
-            self.message_accepted.emit(result, delivery)
-        else:
-            self.message_rejected.emit(result, delivery)
+        self._hand_over((result, delivery))

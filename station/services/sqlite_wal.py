@@ -10,7 +10,7 @@ trend store does not (``NORMAL``: WAL still survives a process crash).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -25,9 +25,13 @@ def open_wal(
     synchronous: Literal["FULL", "NORMAL"],
     schema: str,
     meta: Mapping[str, str],
+    migrate: Callable[[sqlite3.Connection], None] | None = None,
 ) -> sqlite3.Connection:
     """Open or create ``path`` in WAL mode, create ``schema`` and record ``meta`` (kept if
     already there) in its ``meta(key, value)`` table. Closes the connection on any failure.
+
+    ``migrate``, if given, runs before ``schema``: it brings a file of an older schema up to
+    date (a ``CREATE ... IF NOT EXISTS`` cannot change an existing table).
 
     Raises:
         sqlite3.Error: the file cannot be opened or refuses WAL.
@@ -40,6 +44,8 @@ def open_wal(
             raise sqlite3.OperationalError(f"{path}: WAL refused (journal_mode={mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        if migrate is not None:
+            migrate(conn)
         conn.executescript(schema)
         conn.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
     except BaseException:

@@ -1,16 +1,24 @@
 """Admissions, consent and onboarding at the station: the one place that changes them.
 
-Lives on the GUI thread, behind the dialogs (the action layer has checked the role before any
-method here runs). Each change is validated by the pure models (:mod:`station.domain.patients`,
-:mod:`station.domain.devices`, :mod:`station.domain.vouchers`), written to its file, audited, and
-only then put in force:
+Two threads share the work (the GUI thread never waits on the keyring, a file or a lock):
 
-- the patient table is saved encrypted (:class:`PatientStore`); a save that fails (no keyring, full
-  disk) undoes the change in memory and raises, so the screen never shows an admission the station
-  would forget;
-- the core gets the new bed policy (standby, storage consent) over a queued signal;
-- a registry change is written to ``devices.json``; the core reloads it, audits it and re-routes
-  the device (the same path as a change made with ``station devices`` in a shell).
+- **GUI thread**: the queries (:meth:`WardAdmin.occupant`, :meth:`~WardAdmin.policy`, ...) read
+  :attr:`WardAdmin.table`, a snapshot of the saved table that is replaced, never changed in place;
+  the changes the dialogs call (:meth:`~WardAdmin.admit`, :meth:`~WardAdmin.onboard`, ...) return
+  at once, and their ``done`` or ``failed`` callback runs later on this thread. The signals are
+  emitted here too, once the change is saved.
+- **worker** (:class:`~station.services.jobs.Jobs`, thread ``ward-admin``): each change is
+  validated by the pure models (:mod:`station.domain.patients`, :mod:`station.domain.devices`,
+  :mod:`station.domain.vouchers`), written to its file (registry under its ``flock``; the patient
+  table encrypted with its key from the keyring, fsynced) and audited, one change at a time in the
+  order asked. The ``*_now`` methods do the same on the calling thread, for the start-up before
+  the event loop runs (the demo's admissions) and for scripts.
+
+A patient table that cannot be saved (no keyring, full disk) changes nothing: the snapshot stays
+as it was and the caller gets :class:`PatientStoreError`, so the screen never shows an admission
+the station would forget. The core gets the new bed policy (standby, storage consent) over
+``policy_changed``; a registry change is written to ``devices.json`` and ``devices_written`` makes
+the core reload it, audit it and re-route the device (the path of ``station devices`` in a shell).
 
 Patient identity (name, MRN, birth date) stays here and in the encrypted file: audit records and
 logs name the patient by its pseudonymous id only, and nothing of it goes to MQTT (CONTRACT §2).
@@ -23,30 +31,33 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from station.domain.broker_credentials import DeviceCredential, make_credential
-from station.domain.devices import DeviceBook, RegistryError
-from station.domain.patients import ConsentEvent, Patient, PatientError, PatientTable, Purpose
-from station.domain.vouchers import TrustStore, VoucherCheck, check_voucher, load_trust
+from station.domain.broker_credentials import DeviceCredential
+from station.domain.devices import DeviceBook
+from station.domain.patients import ConsentEvent, Patient, PatientTable, Purpose
+from station.domain.vouchers import TrustStore, VoucherCheck
 from station.domain.ward import bed_labels
 from station.services.core import AuditSink, BedPolicy
 from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.services.patient_store import PatientStore, PatientStoreError
+from station.services.jobs import Failed, Jobs, alive
+from station.services.patient_store import PatientStore
+from station.services.ward_changes import Outcome, WardChanges
 from station.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PATIENT_FILE = "patients.enc"
+JOBS_THREAD = "ward-admin"
 _T = TypeVar("_T")
 
 
 class WardAdmin(QObject):
-    """See the module docstring.
+    """See the module docstring. Lives on the GUI thread; its writes run on ``jobs``.
 
-    Signals:
+    Signals (emitted on the GUI thread, after the change is saved):
         changed(): patients or devices changed; views refresh.
         policy_changed(dict): bed → :class:`BedPolicy`, for the core (queued).
         devices_written(): the registry file changed; the core reloads it (queued).
@@ -65,31 +76,32 @@ class WardAdmin(QObject):
         apply_credential: Callable[[DeviceCredential], None] | None = None,
         role: Callable[[], str] = lambda: "user",
         parent: QObject | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
         super().__init__(parent)
         self._role = role
         self._settings = settings
-        self._audit = audit
-        self._clock = clock
-        self._apply_credential = apply_credential
+        self.jobs = jobs if jobs is not None else Jobs(JOBS_THREAD, self)
         data = settings.station.data_path
         self.registry = DeviceRegistry(data / REGISTRY_FILE)
         self.trust_dir = Path(settings.devices.trust_dir or data / "trust").expanduser()
         self.beds = bed_labels(settings.ward.beds, settings.ward.bed_prefix)
-        self._store = PatientStore(data / PATIENT_FILE, settings.station.id)
-        self.fault: str | None = None
-        try:
-            self.table = self._store.load()
-        except PatientStoreError as exc:
-            # The ward still runs (anonymous beds); admissions wait until the key is back.
-            self.fault = str(exc)
-            self.table = PatientTable()
-            log.error("patient table unavailable: %s", exc)
-            audit.record("patients.fault", outcome="failure", details={"error": str(exc)[:300]})
-        else:
-            self._purge_discharged()
+        store = PatientStore(data / PATIENT_FILE, settings.station.id)
+        self._changes = WardChanges(
+            settings, audit, clock, apply_credential, store, self.registry, self.trust_dir,
+            self.beds,
+        )  # fmt: skip
+        self.fault = self._changes.fault
+        # The GUI thread's snapshot of the saved table: replaced after each change, never
+        # changed in place (the worker changes a copy).
+        self.table: PatientTable = self._changes.saved
 
-    # -- queries ---------------------------------------------------------------------------
+    def stop(self, timeout: float) -> bool:
+        """Finish the changes asked for (at most ``timeout`` s) and take no more: the station is
+        stopping. True if none is left running."""
+        return self.jobs.stop(timeout)
+
+    # -- queries (GUI thread, from the snapshot) --------------------------------------------
 
     def occupant(self, bed: str) -> Patient | None:
         """The patient admitted to ``bed``."""
@@ -147,166 +159,92 @@ class WardAdmin(QObject):
             return "OPEN admission: any valid device takes a free bed (demo/trial ward)"
         return "only onboarded devices reach a bed"
 
+    # -- reading files (blocking: the worker, or through the async forms below) -------------
+
     def book(self) -> DeviceBook:
-        """The registry as it is on disk.
+        """The registry as it is on disk. Blocking: the GUI thread uses :meth:`load_book`.
 
         Raises:
             RegistryError, OSError: the file is damaged or unreadable.
         """
-        return self.registry.load()
+        return self._changes.book()
 
     def trust(self) -> TrustStore:
-        """The voucher keys in the trust folder (read afresh: an admin may have added one).
+        """The voucher keys in the trust folder. Blocking (reads the folder).
 
         Raises:
             TrustError: a key file there is unreadable.
         """
-        return load_trust(self.trust_dir)
+        return self._changes.trust()
 
     def check(self, voucher: str | bytes) -> VoucherCheck:
-        """Verify a voucher against the trust folder and the registry (replay, revocation)."""
-        book = self.book()
-        return check_voucher(
-            voucher,
-            self.trust(),
-            now=self._clock(),
-            used=book.used_vouchers,
-            revoked=book.revoked,
-        )
+        """Verify a voucher against the trust folder and the registry (replay, revocation).
+        Blocking: the GUI thread uses :meth:`check_voucher`."""
+        return self._changes.check(voucher)
 
-    # -- devices ---------------------------------------------------------------------------
+    def load_book(
+        self, done: Callable[[DeviceBook], None], failed: Failed, context: QObject | None = None
+    ) -> None:
+        """:meth:`book` on the worker; ``done`` or ``failed`` on the GUI thread."""
+        self.jobs.submit(self._changes.book, done, failed, context=context)
 
-    def onboard(self, voucher: str | bytes, bed: str, signing: bool, user: str) -> DeviceCredential:
-        """Enrol the voucher's device on ``bed`` and make its broker credential (shown once;
-        in the demo also given to the embedded broker).
+    def check_voucher(
+        self,
+        voucher: str | bytes,
+        done: Callable[[VoucherCheck], None],
+        failed: Failed,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`check` on the worker; ``done`` or ``failed`` on the GUI thread."""
+        self.jobs.submit(lambda: self._changes.check(voucher), done, failed, context=context)
 
-        Raises:
-            RegistryError: the voucher does not verify, or the device or bed is taken.
-        """
-        self._bed_usable(bed)
-        check = self.check(voucher)
-        if check.claims is not None:
-            try:  # before anything is written: an id the broker cannot take is refused here
-                make_credential(check.claims.device_id)
-            except ValueError as exc:
-                raise RegistryError(str(exc)) from None
-        rec = self.registry.onboard(check, bed=bed, signing=signing, by=user, at=self._clock())
-        credential = make_credential(rec.device_id)
-        if self._apply_credential is not None:
-            self._apply_credential(credential)
-        self._devices_changed()
-        return credential
+    # -- changes: the dialogs' (GUI thread, asynchronous) ------------------------------------
 
-    def reassign(self, device_id: str, bed: str, user: str) -> None:
-        """Move an onboarded device to ``bed`` ("" releases it from any bed); it leaves the
-        patient it was associated with."""
-        self._bed_usable(bed)
-        self.registry.reassign(device_id, bed, by=user, at=self._clock())
-        self._release(device_id)
-        self._devices_changed()
+    def admit(
+        self,
+        bed: str,
+        name: str,
+        mrn: str,
+        birth_date: date,
+        user: str,
+        *,
+        done: Callable[[Patient], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`admit_now` on the worker; ``done(patient)`` or ``failed(error)`` follows on the
+        GUI thread (not at all once ``context`` is deleted). The same for every change below."""
+        role = self._role()
+        work = lambda: self._changes.admit(bed, name, mrn, birth_date, user, role)  # noqa: E731
+        self._submit(work, done, failed, context)
 
-    def revoke(self, device_id: str, user: str) -> None:
-        """Decommission a device: its later messages are refused."""
-        self.registry.revoke(device_id, by=user, at=self._clock())
-        self._release(device_id)
-        self._devices_changed()
+    def discharge(
+        self,
+        bed: str,
+        user: str,
+        *,
+        done: Callable[[Patient], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`discharge_now` on the worker."""
+        role = self._role()
+        self._submit(lambda: self._changes.discharge(bed, user, role), done, failed, context)
 
-    def _bed_usable(self, bed: str) -> None:
-        if bed and bed not in self.beds:
-            raise RegistryError(f"no bed {bed!r} on this ward")
-        pinned = {self.beds[n - 1]: d for d, n in self._settings.ward.devices.items()}
-        if bed in pinned:
-            raise RegistryError(f"{bed} is fed by {pinned[bed]} ([ward] devices in the config)")
-
-    def _release(self, device_id: str) -> None:
-        """Take a moved or revoked device off its patient's record (best effort: the registry
-        is what routes; a table that cannot be saved keeps a stale device list only)."""
-        bed = self.table.bed_of_device(device_id)
-        if bed is None or self.fault is not None:
-            return
-        try:
-            self._change(lambda: self.table.release_device(bed, device_id, at=self._clock()))
-        except (PatientError, PatientStoreError) as exc:
-            log.warning("device %s not released from its patient: %s", device_id, exc)
-
-    def _devices_changed(self) -> None:
-        self.devices_written.emit()
-        self.changed.emit()
-
-    # -- patients --------------------------------------------------------------------------
-
-    def admit(self, bed: str, name: str, mrn: str, birth_date: date, user: str) -> Patient:
-        """Admit a patient to a free bed; the bed's onboarded device goes with the patient.
-
-        Raises:
-            PatientError: a rule refused it; PatientStoreError: it could not be kept.
-        """
-        self._available()
-        now = self._clock()
-
-        def change() -> Patient:
-            patient = self.table.admit(
-                bed, name=name, mrn=mrn, birth_date=birth_date, by=user, at=now
-            )
-            rec = self.book().on_bed(bed)
-            if rec is not None and self.table.bed_of_device(rec.device_id) is None:
-                patient = self.table.associate_device(bed, rec.device_id, at=now)
-            return patient
-
-        patient = self._change(change)
-        self._record("patient.admit", user, bed, {"patient": patient.patient_id})
-        return patient
-
-    def discharge(self, bed: str, user: str) -> Patient:
-        """Discharge the bed's patient: the bed goes to standby and its alarms end."""
-        self._available()
-        patient = self._change(lambda: self.table.discharge(bed, by=user, at=self._clock()))
-        self._record("patient.discharge", user, bed, {"patient": patient.patient_id})
-        return patient
-
-    def transfer(self, from_bed: str, to_bed: str, user: str) -> Patient:
-        """Move a patient and their onboarded devices to a free bed; history follows them.
-
-        Raises:
-            PatientError, RegistryError: a rule refused it (nothing changed);
-            PatientStoreError: it could not be kept (the devices are moved back).
-        """
-        self._available()
-        patient = self.table.occupant(from_bed)
-        if patient is None:
-            raise PatientError(f"no patient in {from_bed}")
-        if self.table.occupant(to_bed) is not None:
-            raise PatientError(f"{to_bed} has a patient")
-        self._bed_usable(to_bed)
-        book = self.book()
-        # Only what feeds the patient's bed now: a device moved elsewhere since stays there.
-        moved = [
-            d
-            for d in patient.devices
-            if (r := book.get(d)) is not None and r.active and r.bed == from_bed
-        ]
-        done: list[str] = []
-        try:
-            for device in moved:
-                self.registry.reassign(device, to_bed, by=user, at=self._clock())
-                done.append(device)
-            patient = self._change(
-                lambda: self.table.transfer(from_bed, to_bed, by=user, at=self._clock())
-            )
-        except (PatientError, PatientStoreError, RegistryError, OSError):
-            for device in done:
-                self.registry.reassign(device, from_bed, by=user, at=self._clock())
-            raise
-        finally:
-            if moved:
-                self.devices_written.emit()
-        self._record(
-            "patient.transfer",
-            user,
-            to_bed,
-            {"patient": patient.patient_id, "from": from_bed, "devices": moved},
-        )
-        return patient
+    def transfer(
+        self,
+        from_bed: str,
+        to_bed: str,
+        user: str,
+        *,
+        done: Callable[[Patient], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`transfer_now` on the worker."""
+        role = self._role()
+        work = lambda: self._changes.transfer(from_bed, to_bed, user, role)  # noqa: E731
+        self._submit(work, done, failed, context)
 
     def record_consent(
         self,
@@ -318,79 +256,151 @@ class WardAdmin(QObject):
         representative: str,
         user: str,
         note: str = "",
+        done: Callable[[ConsentEvent], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`record_consent_now` on the worker."""
+        role = self._role()
+        consent = (patient, purpose, granted, given_by, representative, user, note)
+        self._submit(lambda: self._changes.consent(*consent, role), done, failed, context)
+
+    def onboard(
+        self,
+        voucher: str | bytes,
+        bed: str,
+        signing: bool,
+        user: str,
+        *,
+        done: Callable[[DeviceCredential], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`onboard_now` on the worker."""
+        work = lambda: self._changes.onboard(voucher, bed, signing, user)  # noqa: E731
+        self._submit(work, done, failed, context)
+
+    def reassign(
+        self,
+        device_id: str,
+        bed: str,
+        user: str,
+        *,
+        done: Callable[[None], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`reassign_now` on the worker."""
+        self._submit(lambda: self._changes.reassign(device_id, bed, user), done, failed, context)
+
+    def revoke(
+        self,
+        device_id: str,
+        user: str,
+        *,
+        done: Callable[[None], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """:meth:`revoke_now` on the worker."""
+        self._submit(lambda: self._changes.revoke(device_id, user), done, failed, context)
+
+    # -- changes: blocking (start-up before the event loop, scripts) -------------------------
+
+    def admit_now(self, bed: str, name: str, mrn: str, birth_date: date, user: str) -> Patient:
+        """Admit a patient to a free bed; the bed's onboarded device goes with the patient.
+
+        Raises:
+            PatientError: a rule refused it; PatientStoreError: it could not be kept.
+        """
+        return self._now(self._changes.admit(bed, name, mrn, birth_date, user, self._role()))
+
+    def discharge_now(self, bed: str, user: str) -> Patient:
+        """Discharge the bed's patient: the bed goes to standby and its alarms end."""
+        return self._now(self._changes.discharge(bed, user, self._role()))
+
+    def transfer_now(self, from_bed: str, to_bed: str, user: str) -> Patient:
+        """Move a patient and their onboarded devices to a free bed; history follows them.
+
+        Raises:
+            PatientError, RegistryError: a rule refused it (nothing changed);
+            PatientStoreError: it could not be kept (the devices are moved back).
+        """
+        return self._now(self._changes.transfer(from_bed, to_bed, user, self._role()))
+
+    def record_consent_now(
+        self,
+        patient: Patient,
+        purpose: Purpose,
+        *,
+        granted: bool,
+        given_by: str,
+        representative: str,
+        user: str,
+        note: str = "",
     ) -> ConsentEvent:
         """Record a consent given or withdrawn; enforced from the next message or export."""
-        self._available()
-        event = self._change(
-            lambda: self.table.record_consent(
-                patient.patient_id,
-                purpose,
-                granted=granted,
-                given_by=given_by,
-                representative=representative,
-                captured_by=user,
-                policy_version=self._settings.patients.consent_policy,
-                at=self._clock(),
-                note=note,
-            )
-        )
-        self._record(
-            "consent.give" if granted else "consent.withdraw",
-            user,
-            patient.bed or "",
-            {
-                "patient": patient.patient_id,
-                "purpose": purpose.value,
-                "given_by": given_by,  # the representative's name stays in the patient table
-                "policy": event.policy_version,
-            },
-        )
-        return event
+        consent = (patient, purpose, granted, given_by, representative, user, note)
+        return self._now(self._changes.consent(*consent, self._role()))
 
-    # -- internals -------------------------------------------------------------------------
+    def onboard_now(
+        self, voucher: str | bytes, bed: str, signing: bool, user: str
+    ) -> DeviceCredential:
+        """Enrol the voucher's device on ``bed`` and make its broker credential (shown once;
+        in the demo also given to the embedded broker).
 
-    def _available(self) -> None:
-        if self.fault is not None:
-            raise PatientStoreError(self.fault)
+        Raises:
+            RegistryError: the voucher does not verify, or the device or bed is taken.
+        """
+        return self._now(self._changes.onboard(voucher, bed, signing, user))
 
-    def _change(self, change: Callable[[], _T]) -> _T:
-        """Apply a change to the table and save it; on any failure the table is as before."""
-        before = self.table.to_dict()
-        try:
-            result = change()
-            self._store.save(self.table)
-        except (PatientError, RegistryError):
-            self.table = PatientTable.from_dict(before)
-            raise
-        except (PatientStoreError, OSError) as exc:
-            self.table = PatientTable.from_dict(before)
-            log.error("patient table not saved: %s", exc)
-            self._audit.record(
-                "patients.fault", outcome="failure", details={"error": str(exc)[:300]}
-            )
-            raise PatientStoreError(f"not saved, nothing changed: {exc}") from exc
-        except BaseException:
-            self.table = PatientTable.from_dict(before)
-            raise
-        return result
+    def reassign_now(self, device_id: str, bed: str, user: str) -> None:
+        """Move an onboarded device to ``bed`` ("" releases it from any bed); it leaves the
+        patient it was associated with."""
+        self._now(self._changes.reassign(device_id, bed, user))
 
-    def _record(self, action: str, user: str, bed: str, details: dict[str, object]) -> None:
-        self._audit.record(action, actor=user, role=self._role(), target=bed, details=details)
-        self.policy_changed.emit(self.policy())
-        self.changed.emit()
+    def revoke_now(self, device_id: str, user: str) -> None:
+        """Decommission a device: its later messages are refused."""
+        self._now(self._changes.revoke(device_id, user))
 
-    def _purge_discharged(self) -> None:
-        """Forget the identity of patients discharged longer ago than the retention setting
-        (their vitals stay where the historian and trend store keep them, under the bed)."""
-        keep_s = self._settings.patients.keep_discharged_days * 86400
-        before = self.table.to_dict()
-        gone = self.table.purge_discharged(self._clock() - keep_s)
-        if not gone:
-            return
-        try:
-            self._store.save(self.table)
-        except (PatientStoreError, OSError) as exc:
-            self.table = PatientTable.from_dict(before)
-            log.error("discharged patients not purged: %s", exc)
-            return
-        self._audit.record("patient.purge", target="patients", details={"patients": list(gone)})
+    # -- putting a change in force (the calling thread: GUI) --------------------------------
+
+    def _submit(
+        self,
+        work: Callable[[], Outcome[_T]],
+        done: Callable[[_T], None] | None,
+        failed: Failed | None,
+        context: QObject | None,
+    ) -> None:
+        def finish(outcome: Outcome[_T]) -> None:
+            self._put_in_force(outcome)  # whoever asked may be gone; the ward is not
+            if not alive(context):
+                return
+            if outcome.error is not None:
+                if failed is not None:
+                    failed(outcome.error)
+            elif done is not None:
+                done(outcome.value)  # type: ignore[arg-type]  # set whenever error is None
+
+        def broken(exc: Exception) -> None:  # a bug, not a refusal: nothing was changed
+            log.error("ward change failed: %s", exc, exc_info=exc)
+            if failed is not None and alive(context):
+                failed(exc)
+
+        self.jobs.submit(work, finish, broken)
+
+    def _now(self, outcome: Outcome[_T]) -> _T:
+        self._put_in_force(outcome)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]  # set whenever error is None
+
+    def _put_in_force(self, outcome: Outcome[Any]) -> None:
+        if outcome.table is not None:
+            self.table = outcome.table
+        if outcome.devices:
+            self.devices_written.emit()
+        if outcome.policy:
+            self.policy_changed.emit(self.policy())
+        if outcome.policy or outcome.changed:
+            self.changed.emit()

@@ -10,11 +10,16 @@ it, because a nurse must know what a refusal does and does not stop:
 - storage in the historian: without it nothing of the patient goes to InfluxDB;
 - export and sharing: without it exports leave the patient out.
 
-Every event is audited by :class:`~station.services.ward_admin.WardAdmin`.
+Every event is saved on the ward admin's worker thread and audited by
+:class:`~station.services.ward_admin.WardAdmin`; the buttons wait ("Saving…") until it is kept.
+
+Signals:
+    answered(bool): a consent came back: kept (True) or refused (False, :attr:`message` says why).
 """
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -28,9 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.patients import LABELS, ConsentEvent, Patient, PatientError, Purpose
+from station.domain.patients import LABELS, ConsentEvent, Patient, Purpose
 from station.domain.timefmt import local_text
-from station.services.patient_store import PatientStoreError
 from station.services.ward_admin import WardAdmin
 from station.ui import theme
 
@@ -56,6 +60,8 @@ def describe(event: ConsentEvent | None) -> str:
 
 class ConsentDialog(QDialog):
     """See the module docstring. ``user``: who captures (checked by the action layer)."""
+
+    answered = Signal(bool)
 
     def __init__(
         self, admin: WardAdmin, patient: Patient, user: str, parent: QWidget | None = None
@@ -116,25 +122,37 @@ class ConsentDialog(QDialog):
         for event in events:
             self.history.addItem(f"{LABELS[event.purpose]}: {describe(event)}")
 
-    def record(self, purpose: Purpose, granted: bool) -> bool:
-        """Record that consent for ``purpose`` was given or withdrawn."""
+    def record(self, purpose: Purpose, granted: bool) -> None:
+        """Record that consent for ``purpose`` was given or withdrawn (saved on the worker;
+        :attr:`answered` follows)."""
         given_by = str(self.given_by.currentData())
         representative = self.representative.text().strip() if given_by != "patient" else ""
-        try:
-            self._admin.record_consent(
-                self.patient,
-                purpose,
-                granted=granted,
-                given_by=given_by,
-                representative=representative,
-                user=self._user,
-                note=self.note.text().strip(),
-            )
-        except (PatientError, PatientStoreError) as exc:
-            self.message.setStyleSheet(f"color:{theme.BAD};")
-            self.message.setText(str(exc))
-            return False
-        self.message.setStyleSheet(f"color:{theme.OK};")
-        self.message.setText(f"{LABELS[purpose]}: {'given' if granted else 'withdrawn'}.")
-        self.refresh()
-        return True
+        self._busy(True)
+        self.message.setStyleSheet("")
+        self.message.setText("Saving…")
+        self._admin.record_consent(
+            self.patient,
+            purpose,
+            granted=granted,
+            given_by=given_by,
+            representative=representative,
+            user=self._user,
+            note=self.note.text().strip(),
+            done=lambda _event: self._answer(
+                f"{LABELS[purpose]}: {'given' if granted else 'withdrawn'}.", ok=True
+            ),
+            failed=lambda exc: self._answer(str(exc), ok=False),
+            context=self,
+        )
+
+    def _busy(self, busy: bool) -> None:
+        for button in (*self.give.values(), *self.withdraw.values()):
+            button.setEnabled(not busy)
+
+    def _answer(self, text: str, ok: bool) -> None:
+        self._busy(False)
+        self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
+        self.message.setText(text)
+        if ok:
+            self.refresh()
+        self.answered.emit(ok)

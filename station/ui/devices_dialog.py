@@ -4,13 +4,19 @@ Two tables: onboarded devices (bed, signing, state) and the **unassigned devices
 messages reach no bed because nobody onboarded them — with when each was first and last seen and
 how many messages it sent, for the admin to onboard. Moving, releasing and revoking go through
 :class:`~station.services.ward_admin.WardAdmin`, which writes the registry; the core audits and
-applies the change within a second.
+applies the change within a second. The registry is read and written on the ward admin's worker
+thread; the table fills, and the buttons come back, when it answers.
+
+Signals:
+    refreshed(): the registry table shows the file as it was just read.
+    answered(bool): a move or decommission came back: done (True) or refused (False).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.devices import RegistryError
+from station.domain.devices import DeviceBook
 from station.domain.timefmt import local_text
 from station.domain.ward import Unassigned
 from station.services.ward_admin import WardAdmin
@@ -62,6 +68,9 @@ class DevicesDialog(QDialog):
         onboard: opens the onboarding dialog.
     """
 
+    refreshed = Signal()
+    answered = Signal(bool)
+
     def __init__(
         self,
         admin: WardAdmin,
@@ -82,18 +91,18 @@ class DevicesDialog(QDialog):
         self.target.addItem(RELEASE, "")
         for bed in admin.beds:
             self.target.addItem(bed, bed)
-        move = QPushButton("Move selected to")
-        move.clicked.connect(self.move_selected)
-        revoke = QPushButton("Decommission selected")
-        revoke.clicked.connect(self.revoke_selected)
+        self.move_button = QPushButton("Move selected to")
+        self.move_button.clicked.connect(self.move_selected)
+        self.revoke_button = QPushButton("Decommission selected")
+        self.revoke_button.clicked.connect(self.revoke_selected)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         admission = admin.admission_text()
         actions = QHBoxLayout()
-        actions.addWidget(move)
+        actions.addWidget(self.move_button)
         actions.addWidget(self.target)
         actions.addStretch(1)
-        actions.addWidget(revoke)
+        actions.addWidget(self.revoke_button)
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel(f"<b>Onboarded devices</b> · {admission}"))
         lay.addWidget(self.registry, 2)
@@ -106,12 +115,14 @@ class DevicesDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        """Reload both tables."""
-        try:
-            book = self._admin.book()
-        except (RegistryError, OSError) as exc:
-            self._say(f"Device registry unreadable: {exc}", ok=False)
-            return
+        """Reload both tables (the registry read on the worker; :attr:`refreshed` follows)."""
+        self.show_unassigned(self._unassigned())
+        self._admin.load_book(self._show_book, self._unreadable, context=self)
+
+    def _unreadable(self, exc: Exception) -> None:
+        self._say(f"Device registry unreadable: {exc}", ok=False)
+
+    def _show_book(self, book: DeviceBook) -> None:
         _fill(
             self.registry,
             [
@@ -128,7 +139,7 @@ class DevicesDialog(QDialog):
                 for r in book
             ],
         )
-        self.show_unassigned(self._unassigned())
+        self.refreshed.emit()
 
     def show_unassigned(self, devices: tuple[Unassigned, ...]) -> None:
         """Refresh the unassigned panel (the window calls this with each stats update)."""
@@ -158,29 +169,49 @@ class DevicesDialog(QDialog):
         self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
         self.message.setText(text)
 
+    def _busy(self, busy: bool) -> None:
+        for button in (self.move_button, self.revoke_button):
+            button.setEnabled(not busy)
+        if busy:
+            self.message.setStyleSheet("")
+            self.message.setText("Saving…")
+
+    def _answer(self, text: str, ok: bool) -> None:
+        self._busy(False)
+        self._say(text, ok)
+        self.answered.emit(ok)
+
     def move_selected(self) -> bool:
-        """Move the selected device to the chosen bed, or release it."""
+        """Move the selected device to the chosen bed, or release it (on the worker;
+        :attr:`answered` follows). False if no device is selected."""
         device = self._selected()
         if device is None:
             return False
         bed = str(self.target.currentData())
-        try:
-            self._admin.reassign(device, bed, self._user)
-        except (RegistryError, OSError) as exc:
-            self._say(str(exc), ok=False)
-            return False
-        self._say(f"{device} → {bed or 'no bed'}.", ok=True)
+        self._busy(True)
+        self._admin.reassign(
+            device,
+            bed,
+            self._user,
+            done=lambda _none: self._answer(f"{device} → {bed or 'no bed'}.", ok=True),
+            failed=lambda exc: self._answer(str(exc), ok=False),
+            context=self,
+        )
         return True
 
     def revoke_selected(self) -> bool:
-        """Decommission the selected device: its later messages are refused."""
+        """Decommission the selected device: its later messages are refused (on the worker;
+        :attr:`answered` follows). False if no device is selected."""
         device = self._selected()
         if device is None:
             return False
-        try:
-            self._admin.revoke(device, self._user)
-        except (RegistryError, OSError) as exc:
-            self._say(str(exc), ok=False)
-            return False
-        self._say(f"{device} decommissioned: its messages are refused from now on.", ok=True)
+        self._busy(True)
+        text = f"{device} decommissioned: its messages are refused from now on."
+        self._admin.revoke(
+            device,
+            self._user,
+            done=lambda _none: self._answer(text, ok=True),
+            failed=lambda exc: self._answer(str(exc), ok=False),
+            context=self,
+        )
         return True

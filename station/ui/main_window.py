@@ -557,11 +557,11 @@ class MainWindow(QMainWindow):
             return
         if not actions.accounts.has_users():
             # Not modal: until an admin exists the ward must stay usable (emergency acknowledge).
-            UsersDialog(actions.accounts, actions.audit, None, self).show()
+            UsersDialog(actions.accounts, actions.audit, None, self, actions.jobs).show()
             return
         user = actions.request(Action.USERS, "users", "users")
         if user is not None:
-            dialog = UsersDialog(actions.accounts, actions.audit, user, self)
+            dialog = UsersDialog(actions.accounts, actions.audit, user, self, actions.jobs)
             self._admin_dialogs.append(dialog)
             dialog.show()
 

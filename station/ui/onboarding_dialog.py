@@ -5,12 +5,20 @@ reason when it does not) before anything changes. Onboarding enrols the device i
 and shows its broker credential once: a generated password and the Mosquitto ``password_file``
 and ACL lines to deploy. The password is not kept anywhere by the station (the password line is a
 salted hash); in ``--demo`` the credential is given to the embedded broker at once.
+
+Reading the voucher file, verifying (trust folder and registry) and enrolling (the registry under
+its lock) run on the ward admin's worker thread; the buttons wait until the answer is back.
+
+Signals:
+    verified(object): the :class:`VoucherCheck` shown, or None when it could not be checked.
+    answered(bool): an onboarding came back: done (True) or refused (False, the message says).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.devices import RegistryError
+from station.domain.broker_credentials import DeviceCredential
 from station.domain.timefmt import local_text
-from station.domain.vouchers import TrustError, VoucherCheck
+from station.domain.vouchers import VoucherCheck
 from station.services.ward_admin import WardAdmin
 from station.ui import theme
 
@@ -36,6 +44,9 @@ NO_BED = "(no bed yet)"
 
 class OnboardingDialog(QDialog):
     """See the module docstring. ``user``: the admin (checked by the action layer)."""
+
+    verified = Signal(object)
+    answered = Signal(bool)
 
     def __init__(
         self, admin: WardAdmin, user: str, demo: bool = False, parent: QWidget | None = None
@@ -47,8 +58,8 @@ class OnboardingDialog(QDialog):
         self.voucher.setPlaceholderText("Paste the device's voucher (JSON) or load its file")
         load = QPushButton("Load file…")
         load.clicked.connect(self._load_file)
-        verify = QPushButton("Verify")
-        verify.clicked.connect(self.verify)
+        self.verify_button = QPushButton("Verify")
+        self.verify_button.clicked.connect(self.verify)
         self.claims = QLabel("")
         self.claims.setWordWrap(True)
         self.bed = QComboBox()
@@ -68,7 +79,7 @@ class OnboardingDialog(QDialog):
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(load)
-        buttons.addWidget(verify)
+        buttons.addWidget(self.verify_button)
         buttons.addStretch(1)
         form = QFormLayout()
         form.addRow("Bed", self.bed)
@@ -89,25 +100,42 @@ class OnboardingDialog(QDialog):
             self.load(Path(name))
 
     def load(self, path: Path) -> None:
-        """Put a voucher file's text in the box and verify it."""
-        try:
-            self.voucher.setPlainText(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
+        """Put a voucher file's text in the box and verify it (read on the worker)."""
+
+        def done(text: str) -> None:
+            self.voucher.setPlainText(text)
+            self.verify()
+
+        def failed(exc: Exception) -> None:
             self._say(f"Cannot read {path}: {exc}", ok=False)
-            return
-        self.verify()
+            self.verified.emit(None)
+
+        self._admin.jobs.submit(
+            lambda: path.read_text(encoding="utf-8"), done, failed, context=self
+        )
 
     def _say(self, text: str, ok: bool) -> None:
         self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
         self.message.setText(text)
 
-    def verify(self) -> VoucherCheck | None:
-        """Check the voucher and show what it claims and the verdict."""
-        try:
-            check = self._admin.check(self.voucher.toPlainText())
-        except (TrustError, RegistryError, OSError) as exc:
-            self._say(f"Cannot verify: {exc}", ok=False)
-            return None
+    def verify(self) -> None:
+        """Check the voucher (on the worker), then show what it claims and the verdict;
+        :attr:`verified` follows."""
+        self.verify_button.setEnabled(False)
+        self.onboard_button.setEnabled(False)
+        self.message.setStyleSheet("")
+        self.message.setText("Verifying…")
+        self._admin.check_voucher(
+            self.voucher.toPlainText(), self._checked, self._not_checked, context=self
+        )
+
+    def _not_checked(self, exc: Exception) -> None:
+        self.verify_button.setEnabled(True)
+        self._say(f"Cannot verify: {exc}", ok=False)
+        self.verified.emit(None)
+
+    def _checked(self, check: VoucherCheck) -> None:
+        self.verify_button.setEnabled(True)
         c = check.claims
         if c is not None:
             chain = " → ".join((c.manufacturer, *check.owners))
@@ -121,18 +149,34 @@ class OnboardingDialog(QDialog):
         verdict = "Voucher verifies." if check.ok else f"Refused: {check.reason}"
         self._say(verdict, ok=check.ok)
         self.onboard_button.setEnabled(check.ok)
-        return check
+        self.verified.emit(check)
 
-    def onboard(self) -> bool:
-        """Enrol the device and show its credential once."""
+    def onboard(self) -> None:
+        """Enrol the device (on the worker) and show its credential once; :attr:`answered`
+        follows."""
         bed = str(self.bed.currentData())
-        try:
-            cred = self._admin.onboard(
-                self.voucher.toPlainText(), bed, self.signing.isChecked(), self._user
-            )
-        except (RegistryError, TrustError, OSError, ValueError) as exc:
-            self._say(str(exc), ok=False)
-            return False
+        self.onboard_button.setEnabled(False)
+        self.verify_button.setEnabled(False)
+        self.message.setStyleSheet("")
+        self.message.setText("Onboarding…")
+        self._admin.onboard(
+            self.voucher.toPlainText(),
+            bed,
+            self.signing.isChecked(),
+            self._user,
+            done=lambda cred: self._onboarded(cred, bed),
+            failed=self._refused,
+            context=self,
+        )
+
+    def _refused(self, exc: Exception) -> None:
+        self.verify_button.setEnabled(True)
+        self.onboard_button.setEnabled(True)  # another bed, say, may be tried
+        self._say(str(exc), ok=False)
+        self.answered.emit(False)
+
+    def _onboarded(self, cred: DeviceCredential, bed: str) -> None:
+        self.verify_button.setEnabled(True)
         applied = (
             "Applied to the demo's embedded broker."
             if self._demo
@@ -143,6 +187,5 @@ class OnboardingDialog(QDialog):
             f"# password_file\n{cred.password_line}\n\n# acl_file\n" + "\n".join(cred.acl)
         )
         self.credential.setVisible(True)
-        self.onboard_button.setEnabled(False)
         self._say(f"{cred.username} onboarded to {bed or 'no bed'}. {applied}", ok=True)
-        return True
+        self.answered.emit(True)

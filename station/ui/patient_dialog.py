@@ -1,15 +1,20 @@
 """Admit, transfer and discharge the patient of one bed (nurse or admin).
 
-Not modal: the ward stays in view and usable behind it. Identity typed here goes only to the
-encrypted patient table (:class:`~station.services.ward_admin.WardAdmin`); the audit trail gets
-the patient's pseudonymous id. Every refusal is shown in words in the dialog, never as a crash.
+Not modal, and nothing modal over the ward: the discharge is confirmed inline. Identity typed
+here goes only to the encrypted patient table (:class:`~station.services.ward_admin.WardAdmin`);
+the audit trail gets the patient's pseudonymous id. Each change is saved on the ward admin's
+worker thread: the buttons wait ("Saving…") until it is kept, and every refusal is shown in words
+in the dialog, never as a crash.
+
+Signals:
+    answered(bool): a change came back: kept (True) or refused (False, :attr:`message` says why).
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from PySide6.QtCore import QDate
+from PySide6.QtCore import QDate, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -18,22 +23,21 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from station.domain.devices import RegistryError
-from station.domain.patients import PatientError
+from station.domain.patients import Patient
 from station.domain.timefmt import local_text
-from station.services.patient_store import PatientStoreError
 from station.services.ward_admin import WardAdmin
 from station.ui import theme
 
 
 class PatientDialog(QDialog):
     """See the module docstring. ``user``: who acts (checked by the action layer)."""
+
+    answered = Signal(bool)
 
     def __init__(
         self, admin: WardAdmin, bed: str, user: str, parent: QWidget | None = None
@@ -58,6 +62,17 @@ class PatientDialog(QDialog):
         self.transfer_button.clicked.connect(self.transfer)
         self.discharge_button = QPushButton("Discharge…")
         self.discharge_button.clicked.connect(self._ask_discharge)
+        # The discharge is confirmed here, not in a modal box over the ward.
+        self.confirm_button = QPushButton("Discharge now")
+        self.confirm_button.clicked.connect(self.discharge)
+        self.keep_button = QPushButton("Keep")
+        self._confirm = QWidget()
+        self.keep_button.clicked.connect(self._confirm.hide)
+        confirm = QHBoxLayout(self._confirm)
+        confirm.addWidget(QLabel(f"Discharge the patient of {bed}? The bed goes to standby."), 1)
+        confirm.addWidget(self.confirm_button)
+        confirm.addWidget(self.keep_button)
+        self._confirm.setVisible(False)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self._admit_form = QWidget()
@@ -76,6 +91,7 @@ class PatientDialog(QDialog):
         lay.addWidget(self.summary)
         lay.addWidget(self._admit_form)
         lay.addWidget(self._occupied)
+        lay.addWidget(self._confirm)
         lay.addWidget(self.message)
         admin.changed.connect(self.refresh)
         self.refresh()
@@ -108,49 +124,69 @@ class PatientDialog(QDialog):
         self.message.setStyleSheet(f"color:{theme.OK if ok else theme.BAD};")
         self.message.setText(text)
 
-    def admit(self) -> bool:
-        """Admit the typed patient to this bed."""
-        qd = self.birth.date()
-        try:
-            self._admin.admit(
-                self.bed,
-                self.name.text(),
-                self.mrn.text(),
-                date(qd.year(), qd.month(), qd.day()),
-                self._user,
-            )
-        except (PatientError, PatientStoreError, RegistryError, OSError) as exc:
-            self._say(str(exc), ok=False)
-            return False
-        self.name.clear()
-        self.mrn.clear()
-        self._say(f"Admitted to {self.bed}. Record consent from the bed's menu.", ok=True)
-        return True
+    def _busy(self) -> None:
+        """A change is on its way to the disk: no second one until it is kept or refused."""
+        self._confirm.setVisible(False)
+        for widget in (self._admit_form, self._occupied):
+            widget.setEnabled(False)
+        self.message.setStyleSheet("")
+        self.message.setText("Saving…")
 
-    def transfer(self) -> bool:
-        """Move the patient to the chosen bed."""
+    def _answer(self, text: str, ok: bool) -> None:
+        for widget in (self._admit_form, self._occupied):
+            widget.setEnabled(True)
+        self.refresh()
+        self._say(text, ok)
+        self.answered.emit(ok)
+
+    def _refused(self, exc: Exception) -> None:
+        self._answer(str(exc), ok=False)
+
+    def admit(self) -> None:
+        """Admit the typed patient to this bed (saved on the worker; :attr:`answered` follows)."""
+        qd = self.birth.date()
+
+        def done(_patient: Patient) -> None:
+            self.name.clear()
+            self.mrn.clear()
+            self._answer(f"Admitted to {self.bed}. Record consent from the bed's menu.", ok=True)
+
+        self._busy()
+        self._admin.admit(
+            self.bed,
+            self.name.text(),
+            self.mrn.text(),
+            date(qd.year(), qd.month(), qd.day()),
+            self._user,
+            done=done,
+            failed=self._refused,
+            context=self,
+        )
+
+    def transfer(self) -> None:
+        """Move the patient to the chosen bed (:attr:`answered` follows)."""
         target = self.target.currentText()
-        try:
-            self._admin.transfer(self.bed, target, self._user)
-        except (PatientError, PatientStoreError, RegistryError) as exc:
-            self._say(str(exc), ok=False)
-            return False
-        self._say(f"Transferred to {target}.", ok=True)
-        return True
+        self._busy()
+        self._admin.transfer(
+            self.bed,
+            target,
+            self._user,
+            done=lambda _p: self._answer(f"Transferred to {target}.", ok=True),
+            failed=self._refused,
+            context=self,
+        )
 
     def _ask_discharge(self) -> None:
-        answer = QMessageBox.question(
-            self, "Discharge", f"Discharge the patient of {self.bed}? The bed goes to standby."
-        )
-        if answer == QMessageBox.StandardButton.Yes:
-            self.discharge()
+        self._confirm.setVisible(True)
 
-    def discharge(self) -> bool:
-        """Discharge the patient: the bed goes to standby and its alarms end."""
-        try:
-            self._admin.discharge(self.bed, self._user)
-        except (PatientError, PatientStoreError) as exc:
-            self._say(str(exc), ok=False)
-            return False
-        self._say(f"Discharged; {self.bed} is on standby.", ok=True)
-        return True
+    def discharge(self) -> None:
+        """Discharge the patient: the bed goes to standby and its alarms end (:attr:`answered`
+        follows)."""
+        self._busy()
+        self._admin.discharge(
+            self.bed,
+            self._user,
+            done=lambda _p: self._answer(f"Discharged; {self.bed} is on standby.", ok=True),
+            failed=self._refused,
+            context=self,
+        )

@@ -13,12 +13,18 @@ keyring (:mod:`station.credentials`). Without one the dialog says so at the fiel
 environment alternative, and saves the rest. Every save is one ``settings.change`` audit record
 with each change as old → new and the names, never the values, of the secrets changed.
 
-"Test connection" runs off the GUI thread, in a short-lived thread named ``settings-test``, and
-hands its sentence back through a queued signal; closing the dialog joins it. The station reads
-the file only at start, so the dialog says that saved settings apply at the next start.
+Saving never blocks the GUI thread: writing the file (fsync, rename) and the keyring (D-Bus,
+which may wait on an unlock prompt) run on the dialog's worker (a
+:class:`~station.services.jobs.Jobs`, thread ``settings-save``), which also writes the audit
+record; the form waits ("Saving…") and then shows the outcome. "Test connection" runs off the
+GUI thread, in a short-lived thread named ``settings-test``, and hands its sentence back through
+a queued signal; closing the dialog joins it. The station reads the file only at start, so the
+dialog says that saved settings apply at the next start.
 
 Signals:
     saved(object): the new :class:`~station.settings.Settings`, after the file was written.
+    save_finished(bool): a save came back: everything asked for was kept (True), or not (False:
+        the status, the field or the general error says why).
     connection_tested(str, str): ``"broker"`` or ``"historian"`` and the result shown.
 """
 
@@ -65,8 +71,9 @@ from station.credentials import (
 from station.domain.alarms import LABELS, AlarmLimits, Priority
 from station.services.connection_check import check_broker, check_historian
 from station.services.core import AuditSink
+from station.services.jobs import Jobs
 from station.settings import ConfigError, Settings, from_mapping
-from station.settings_file import flat, settings_diff, write_settings
+from station.settings_file import Change, flat, settings_diff, write_settings
 from station.ui import theme
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,7 @@ Tester = Callable[[Settings, str | None], str]
 """A connection test: the settings to try and the secret (or None); returns a sentence."""
 
 THREAD_NAME = "settings-test"
+SAVE_THREAD = "settings-save"
 JOIN_TIMEOUT_S = 1.0
 RESTART_NOTE = (
     "Saved settings take effect when the station next starts: it reads its file only at start."
@@ -93,6 +101,18 @@ QTabBar::tab:selected {{ background: {theme.TILE}; color: {theme.TEXT}; }}
 _FIELD_FIRST = re.compile(r"^([a-z_]+): (.*)$", re.DOTALL)
 
 Kind = Literal["str", "int", "float", "bool", "choice"]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    """What a save on the worker did: nothing to do, the file refused (``error``), or the file
+    written with the secrets ``stored`` and those the keyring ``refused`` (kind → why)."""
+
+    new: Settings
+    nothing: bool = False
+    error: str | None = None
+    stored: tuple[str, ...] = ()
+    refused: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +180,11 @@ class SettingsDialog(QDialog):
         parent: the owning widget.
         test_broker: the broker test (default :func:`check_broker`).
         test_historian: the historian test (default :func:`check_historian`).
+        jobs: where saves run (default: the dialog's own worker, ``settings-save``).
     """
 
     saved = Signal(object)
+    save_finished = Signal(bool)
     connection_tested = Signal(str, str)
     _tested = Signal(str, str)  # from the test thread: which, result
 
@@ -175,8 +197,11 @@ class SettingsDialog(QDialog):
         parent: QWidget | None = None,
         test_broker: Tester | None = None,
         test_historian: Tester | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
         super().__init__(parent)
+        self._jobs = jobs if jobs is not None else Jobs(SAVE_THREAD, self)
+        self._saving = False
         self.setWindowTitle("Station settings")
         self._settings = settings
         self._path = path
@@ -261,47 +286,28 @@ class SettingsDialog(QDialog):
         return self._validate()
 
     def save(self) -> bool:
-        """Write the file, store typed secrets in the keyring, audit, emit :attr:`saved`.
-
-        Returns whether everything asked for was saved; the dialog closes only then. A secret
+        """Start a save on the worker: write the file, store typed secrets in the keyring,
+        audit; :attr:`saved` (once the file is written) and :attr:`save_finished` follow on
+        the GUI thread. The dialog closes only when everything asked for was saved; a secret
         the keyring cannot take is reported at its field, and the rest is saved anyway.
+
+        Returns whether a save started: False while the form is refused or a save runs.
         """
+        if self._saving:
+            return False
         new = self._validate()
         if new is None:
             self.status.setText("Not saved: fix the fields marked in red first.")
             return False
         typed = {kind: edit.text() for kind, edit in self.secrets.items() if edit.text()}
         changes = settings_diff(self._settings, new)
-        write = bool(changes) or not self._path.exists()  # a first save writes the defaults
-        if not write and not typed:
-            self.status.setText("Nothing changed.")
-            super().accept()
-            return True
-        listed = [{"key": k, "old": old, "new": value} for k, old, value in changes]
-        try:
-            if write:
-                write_settings(new, self._path)
-        except (OSError, ValueError) as exc:
-            log.error("settings not saved to %s: %s", self._path, exc)
-            self.general_error.setText(f"Not saved: {exc}")
-            self.general_error.show()
-            self._record("failure", {"changes": listed, "secrets_changed": [], "error": str(exc)})
-            return False
-        stored, refused = self._store_secrets(new, typed)
-        details: dict[str, object] = {"changes": listed, "secrets_changed": stored}
-        if refused:
-            details["secrets_not_stored"] = refused
-        self._record("failure" if refused else "success", details)
-        self._settings = new
-        self.saved.emit(new)
-        if refused:
-            self.status.setText(
-                f"Settings saved to {self._path}; not stored: {', '.join(refused)} (see the "
-                f"field). {RESTART_NOTE}"
-            )
-            return False
-        self.status.setText(f"Saved to {self._path}. {RESTART_NOTE}")
-        super().accept()
+        self._set_saving(True)
+        self._jobs.submit(
+            lambda: self._write(new, typed, changes),
+            lambda result: self._written(result, typed),
+            self._broken,
+            context=self,
+        )
         return True
 
     def accept(self) -> None:
@@ -333,8 +339,12 @@ class SettingsDialog(QDialog):
         thread.start()
 
     def shutdown(self, timeout: float = JOIN_TIMEOUT_S) -> bool:
-        """Join running connection tests (results still to come are dropped); True if none is
-        left running."""
+        """Join running connection tests (results still to come are dropped) and wait for a
+        save in progress; True if nothing is left running."""
+        tests_done = self._join_tests(timeout)
+        return self._jobs.wait(timeout) and tests_done
+
+    def _join_tests(self, timeout: float) -> bool:
         self._closed = True
         for thread in self._threads:
             thread.join(timeout)
@@ -344,13 +354,14 @@ class SettingsDialog(QDialog):
         return not self._threads
 
     def done(self, arg__1: int, /) -> None:
-        """Close (Save, Cancel, Escape) after joining the connection tests."""
-        self.shutdown()
+        """Close (Save, Cancel, Escape) after joining the connection tests. A save still
+        running finishes on its worker (and is audited there): closing does not wait for it."""
+        self._join_tests(JOIN_TIMEOUT_S)
         super().done(arg__1)
 
     def closeEvent(self, arg__1: QCloseEvent, /) -> None:
         """Join the connection tests when the window is closed."""
-        self.shutdown()
+        self._join_tests(JOIN_TIMEOUT_S)
         super().closeEvent(arg__1)
 
     def showEvent(self, arg__1: QShowEvent, /) -> None:
@@ -695,29 +706,78 @@ class SettingsDialog(QDialog):
         for index, (title, prefix) in enumerate(self._tab_keys):
             bad = any(key.startswith(prefix) for key in self._problems)
             self.tabs.setTabText(index, f"{title} (!)" if bad else title)
-        self.save_button.setEnabled(not self._problems)
+        self.save_button.setEnabled(not self._problems and not self._saving)
 
     # -- saving ------------------------------------------------------------------------------
 
-    def _store_secrets(
-        self, new: Settings, typed: Mapping[str, str]
-    ) -> tuple[list[str], list[str]]:
-        """Store each typed secret; the names stored and the names refused (shown at the
-        field). The fields are emptied either way: a secret does not linger in a widget."""
-        stored: list[str] = []
-        refused: list[str] = []
-        values = flat(new)
-        for kind, value in typed.items():
-            account = str(values[_ACCOUNT[kind][0]])
-            try:
-                store_secret(kind, account, value)
-            except (SecretStoreError, ValueError) as exc:
-                refused.append(SECRET_NAMES[kind])
-                self._store_errors[SECRET_KEYS[kind]] = str(exc)
-            else:
-                stored.append(SECRET_NAMES[kind])
-            self.secrets[kind].clear()  # re-validates, which shows the refusal at the field
-        return stored, refused
+    def _set_saving(self, saving: bool) -> None:
+        self._saving = saving
+        self.tabs.setEnabled(not saving)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setEnabled(not saving)
+        self.save_button.setEnabled(not saving and not self._problems)
+        if saving:
+            self.status.setText("Saving…")
+
+    def _write(self, new: Settings, typed: Mapping[str, str], changes: list[Change]) -> SaveResult:
+        """The worker: write the file if anything in it changed (a first save writes the
+        defaults), then the typed secrets, then the one audit record."""
+        write = bool(changes) or not self._path.exists()
+        if not write and not typed:
+            return SaveResult(new, nothing=True)
+        listed = [{"key": k, "old": old, "new": value} for k, old, value in changes]
+        try:
+            if write:
+                write_settings(new, self._path)
+        except (OSError, ValueError) as exc:
+            log.error("settings not saved to %s: %s", self._path, exc)
+            self._record("failure", {"changes": listed, "secrets_changed": [], "error": str(exc)})
+            return SaveResult(new, error=str(exc))
+        stored, refused = _store_secrets(new, typed)
+        details: dict[str, object] = {"changes": listed, "secrets_changed": stored}
+        if refused:
+            details["secrets_not_stored"] = [SECRET_NAMES[kind] for kind in refused]
+        self._record("failure" if refused else "success", details)
+        return SaveResult(new, stored=tuple(stored), refused=refused)
+
+    def _written(self, result: SaveResult, typed: Mapping[str, str]) -> None:
+        """The GUI thread: show what the save did; close if everything was kept."""
+        self._set_saving(False)
+        if result.nothing:
+            self.status.setText("Nothing changed.")
+            super().accept()
+            self.save_finished.emit(True)
+            return
+        if result.error is not None:
+            self.general_error.setText(f"Not saved: {result.error}")
+            self.general_error.show()
+            self.status.setText("")
+            self.save_finished.emit(False)
+            return
+        refused = result.refused or {}
+        for kind, why in refused.items():
+            self._store_errors[SECRET_KEYS[kind]] = why
+        for kind in typed:
+            self.secrets[kind].clear()  # re-validates, which shows a refusal at its field
+        self._settings = result.new
+        self.saved.emit(result.new)
+        if refused:
+            names = ", ".join(SECRET_NAMES[kind] for kind in refused)
+            self.status.setText(
+                f"Settings saved to {self._path}; not stored: {names} (see the field). "
+                f"{RESTART_NOTE}"
+            )
+            self.save_finished.emit(False)
+            return
+        self.status.setText(f"Saved to {self._path}. {RESTART_NOTE}")
+        super().accept()
+        self.save_finished.emit(True)
+
+    def _broken(self, exc: Exception) -> None:
+        """A save that failed unexpectedly (a bug): said, never silent."""
+        self._set_saving(False)
+        self.general_error.setText(f"Not saved: {type(exc).__name__}: {exc}")
+        self.general_error.show()
+        self.save_finished.emit(False)
 
     def _record(self, outcome: str, details: dict[str, object]) -> None:
         self._audit.record(
@@ -762,3 +822,20 @@ class SettingsDialog(QDialog):
         button.setEnabled(True)
         result.setText(text)
         self.connection_tested.emit(which, text)
+
+
+def _store_secrets(new: Settings, typed: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Store each typed secret in the keyring (the worker: it may block); the names stored,
+    and the kinds refused with why (shown at the field)."""
+    stored: list[str] = []
+    refused: dict[str, str] = {}
+    values = flat(new)
+    for kind, value in typed.items():
+        account = str(values[_ACCOUNT[kind][0]])
+        try:
+            store_secret(kind, account, value)
+        except (SecretStoreError, ValueError) as exc:
+            refused[kind] = str(exc)
+        else:
+            stored.append(SECRET_NAMES[kind])
+    return stored, refused

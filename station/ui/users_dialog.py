@@ -2,13 +2,21 @@
 
 Opened only through the action layer (``users``), except on the first run, when there is no
 account at all and the first one — an admin — must be created. Every change is audited with the
-admin's name; no password or PIN ever reaches the audit trail or a log. Setting a password
-hashes it here, on the GUI thread (~0.3 s): an admin task, rare enough to accept the pause.
-The window closes the dialog when the session is locked or changes hands.
+admin's name; no password or PIN ever reaches the audit trail or a log. Hashing a password
+(scrypt, ~0.3 s) and writing ``users.json`` run on the accounts' worker thread (the action
+layer's :class:`~station.services.jobs.Jobs`, shared with login checks so the file's writes stay
+in order); the buttons wait ("Saving…") until the change is kept or refused, and the ward keeps
+painting meanwhile. The window closes the dialog when the session is locked or changes hands.
+
+Signals:
+    answered(bool): a change came back: done (True) or refused (False, :attr:`message` says).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -23,20 +31,31 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.roles import LABELS, Role
-from station.services.accounts import AccountError, Accounts
+from station.services.accounts import Accounts
 from station.services.core import AuditSink
+from station.services.jobs import Jobs
 from station.ui import theme
 
 
 class UsersDialog(QDialog):
-    """See the module docstring. ``admin``: who acts (None on the first run)."""
+    """See the module docstring. ``admin``: who acts (None on the first run); ``jobs``: the
+    accounts' worker (the action layer's; the dialog makes its own when none is given)."""
+
+    answered = Signal(bool)
 
     def __init__(
-        self, accounts: Accounts, audit: AuditSink, admin: str | None, parent: QWidget | None = None
+        self,
+        accounts: Accounts,
+        audit: AuditSink,
+        admin: str | None,
+        parent: QWidget | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
         super().__init__(parent)
         self._accounts, self._audit, self._admin = accounts, audit, admin
+        self._jobs = jobs if jobs is not None else Jobs("accounts", self)
         first = not accounts.has_users()
+        self._first = first
         self.setWindowTitle("Create the administrator" if first else "User accounts")
         self.listing = QListWidget()
         self.name = QLineEdit()
@@ -116,24 +135,45 @@ class UsersDialog(QDialog):
             details=details,
         )
 
+    def _run(
+        self, work: Callable[[], object], text: str, then: Callable[[], None] | None = None
+    ) -> None:
+        """``work`` on the accounts' worker; then ``text`` (or the refusal) here."""
+        self._busy(True)
+        self.message.setStyleSheet("")
+        self.message.setText("Saving…")
+
+        def done(_result: object) -> None:
+            self._answer(text, True)
+            if then is not None:
+                then()
+
+        self._jobs.submit(work, done, lambda exc: self._answer(str(exc), False), context=self)
+
+    def _busy(self, busy: bool) -> None:
+        for button in (self.add_button, self.reset_button, self.unlock_button, self.remove_button):
+            button.setEnabled(not busy)
+
+    def _answer(self, text: str, ok: bool) -> None:
+        self._busy(False)
+        self._say(text, ok)
+        self.refresh()
+        self.answered.emit(ok)
+
     def add(self) -> None:
-        """Create the account typed in the form."""
+        """Create the account typed in the form (hashed and saved on the worker)."""
         secrets = self._secrets()
         if secrets is None:
             return
         name, role = self.name.text().strip(), self.role.currentData()
-        try:
-            self._accounts.create(name, role, secrets[0], secrets[1])
-        except AccountError as exc:
-            self._say(str(exc), False)
-            return
-        finally:
-            self._clear()
-        self._record("user.create", name, {"role": role.value, "pin": secrets[1] is not None})
-        self._say(f"{name} ({LABELS[role]}) created.", True)
-        self.refresh()
-        if self.windowTitle() == "Create the administrator":
-            self.accept()
+        password, pin = secrets
+        self._clear()
+
+        def work() -> None:
+            self._accounts.create(name, role, password, pin)
+            self._record("user.create", name, {"role": role.value, "pin": pin is not None})
+
+        self._run(work, f"{name} ({LABELS[role]}) created.", self.accept if self._first else None)
 
     def reset(self) -> None:
         """Set the selected user's password (and PIN, if typed); whatever changed is audited,
@@ -141,42 +181,44 @@ class UsersDialog(QDialog):
         name, secrets = self._selected(), self._secrets()
         if name is None or secrets is None:
             return
-        changed: list[str] = []
-        try:
-            self._accounts.set_password(name, secrets[0])
-            changed.append("password")
-            if secrets[1] is not None:
-                self._accounts.set_pin(name, secrets[1])
-                changed.append("pin")
-        except AccountError as exc:
-            self._say(str(exc), False)
-        else:
-            self._say(f"{' and '.join(changed).capitalize()} of {name} set.", True)
-        finally:
-            self._clear()
-            if changed:
-                self._record("user.password_reset", name, {"changed": changed})
+        password, pin = secrets
+        self._clear()
+
+        def work() -> None:
+            changed: list[str] = []
+            try:
+                self._accounts.set_password(name, password)
+                changed.append("password")
+                if pin is not None:
+                    self._accounts.set_pin(name, pin)
+                    changed.append("pin")
+            finally:
+                if changed:
+                    self._record("user.password_reset", name, {"changed": changed})
+
+        what = "Password and PIN" if pin is not None else "Password"
+        self._run(work, f"{what} of {name} set.")
 
     def unlock(self) -> None:
         """Clear the selected user's lockout."""
         name = self._selected()
         if name is None:
             return
-        self._accounts.unlock(name)
-        self._record("user.unlock", name, {})
-        self._say(f"{name} unlocked.", True)
-        self.refresh()
+
+        def work() -> None:
+            self._accounts.unlock(name)
+            self._record("user.unlock", name, {})
+
+        self._run(work, f"{name} unlocked.")
 
     def remove(self) -> None:
         """Delete the selected account (never the last admin)."""
         name = self._selected()
         if name is None:
             return
-        try:
+
+        def work() -> None:
             self._accounts.remove(name)
-        except AccountError as exc:
-            self._say(str(exc), False)
-            return
-        self._record("user.remove", name, {})
-        self._say(f"{name} removed.", True)
-        self.refresh()
+            self._record("user.remove", name, {})
+
+        self._run(work, f"{name} removed.")

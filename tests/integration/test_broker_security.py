@@ -20,15 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from station.app import Station
 from station.domain.messages import Accepted, Rejection
 from station.services.mqtt_reasons import REFUSED_MIN_S
-from station.services.mqtt_worker import ConnectionState, Delivery, MqttWorker
+from station.services.mqtt_worker import ConnectionState, MqttWorker
 from station.settings import Settings
 from tests.integration.servers import (
     HardenedMosquitto,
@@ -76,17 +78,14 @@ def running_worker(settings: Settings, password: str) -> Iterator[Observed]:
     seen = Observed(worker)
     direct = Qt.ConnectionType.DirectConnection  # recorded in paho's thread, no event loop needed
 
-    def on_accepted(msg: Accepted, delivery: Delivery) -> None:
-        seen.accepted.append(msg)
-        worker.ack([delivery])
-
-    def on_rejected(rej: Rejection, delivery: Delivery) -> None:
-        seen.rejected.append(rej)
-        worker.ack([delivery])
+    def on_ready() -> None:
+        items, _more = worker.take(1000)
+        for result, delivery in items:
+            (seen.accepted if isinstance(result, Accepted) else seen.rejected).append(result)
+            worker.ack([delivery])
 
     worker.connection_changed.connect(seen.states.append, direct)
-    worker.message_accepted.connect(on_accepted, direct)
-    worker.message_rejected.connect(on_rejected, direct)
+    worker.messages_ready.connect(on_ready, direct)
     worker.peer_event.connect(lambda station, ev: seen.peer_events.append((station, ev)), direct)
     worker.start()
     try:
@@ -444,3 +443,37 @@ def test_without_use_username_as_clientid_a_device_pushes_the_station_off(
     assert "Client station-ward-test already connected, closing old connection" in broker_log(
         mosquitto
     )
+
+
+def test_hardened_the_station_runs_both_sessions_with_their_own_users(
+    qtbot: QtBot,
+    hardened_mosquitto: HardenedMosquitto,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """use_username_as_clientid: the live session has a user of its own, so the two sessions
+    do not push each other off, and a device's message reaches the tile through it."""
+    broker = hardened_mosquitto
+    live_user = f"{HARDENED_USER}-live"
+    settings = station_settings(
+        broker,
+        tmp_path,
+        station=HARDENED_STATION,
+        mqtt={"username": HARDENED_USER, "live_username": live_user},
+    )
+    monkeypatch.setenv("STATION_MQTT_PASSWORD", broker.passwords[HARDENED_USER])
+    monkeypatch.setenv("STATION_MQTT_LIVE_PASSWORD", broker.passwords[live_user])
+    station = Station(settings, user="nurse-test")
+    qtbot.addWidget(station.window)
+    station.start()
+    try:
+        qtbot.waitUntil(lambda: station.live.connected, timeout=WAIT_MS)
+        with device(broker, "monitor-a") as dev:
+            dev.publish("healthcare/devices/monitor-a/vitals", vitals("monitor-a", heartrate=93))
+        tile = station.window.tiles["Bed 1"]
+        qtbot.waitUntil(lambda: tile.hr.value.text() == "93", timeout=WAIT_MS)
+        assert station.live.connected
+        assert station.mqtt._client.is_connected()
+    finally:
+        assert station.stop()
+    assert "session taken over" not in broker_log(broker)

@@ -50,7 +50,7 @@ def _onboard(
     station: Station, maker: Ed25519PrivateKey, device: str, bed: str, signing: bool
 ) -> Ed25519PrivateKey:
     text, key = voucher_for(maker, device)
-    station.ward.onboard(text, bed, signing, "admin-test")
+    station.ward.onboard_now(text, bed, signing, "admin-test")
     return key
 
 
@@ -97,25 +97,25 @@ def test_signatures_revocation_and_consent_through_broker_and_historian(
         # -- decommissioned device: accepted before, rejected after ------------------------------
         _send(mosquitto, OLD, None, heartrate=70)
         qtbot.waitUntil(lambda: window.beds["Bed 2"].latest is not None, timeout=10_000)
-        st.ward.revoke(OLD, "admin-test")
+        st.ward.revoke_now(OLD, "admin-test")
         qtbot.waitUntil(lambda: st.core.book.get(OLD) is not None, timeout=5_000)
         qtbot.wait(300)  # the queued reload reaches the core thread
         _send(mosquitto, OLD, None, heartrate=71)
         qtbot.waitUntil(lambda: bool(_quarantined(st, OLD, "revoked")), timeout=10_000)
 
         # -- storage consent: stored while given, nothing after withdrawal, display goes on --
-        st.ward.admit("Bed 3", "Ada Example", "MRN-1", date(1960, 1, 2), "nurse-test")
+        st.ward.admit_now("Bed 3", "Ada Example", "MRN-1", date(1960, 1, 2), "nurse-test")
         patient = st.ward.occupant("Bed 3")
         assert patient is not None
         for purpose in (Purpose.DISPLAY, Purpose.STORAGE):
-            st.ward.record_consent(
+            st.ward.record_consent_now(
                 patient, purpose, granted=True, given_by="patient", representative="",
                 user="nurse-test",
             )  # fmt: skip
         qtbot.wait(300)
         _send(mosquitto, CONSENTING, None, heartrate=80)
         victoria.wait_for('{__name__="vitals_heartrate",bed="Bed 3"}', bool, timeout=20)
-        st.ward.record_consent(
+        st.ward.record_consent_now(
             patient, Purpose.STORAGE, granted=False, given_by="patient", representative="",
             user="nurse-test",
         )  # fmt: skip

@@ -142,6 +142,9 @@ def settings_for(broker: Mosquitto, victoria: VictoriaMetrics, data_dir: Path) -
         data_dir,
         ward={"beds": BEDS, "devices": DEVICES},
         influx={"enabled": True, "url": victoria.url, "flush_interval_s": 0.2},
+        # The simulated monitors speak on the document's single topic, as legacy devices do:
+        # pinned devices are taken there only under open admission.
+        devices={"admission": "open"},
     )
 
 
@@ -204,6 +207,8 @@ flush_interval_s = 0.2
 [ward]
 beds = {BEDS}
 devices = {{ {", ".join(f'"{d}" = {n}' for d, n in DEVICES.items())} }}
+[devices]
+admission = "{settings.devices.admission}"
 """,
         encoding="utf-8",
     )

@@ -36,16 +36,22 @@ def test_published_vitals_update_the_tile(
         qtbot.waitUntil(lambda: tile.hr.value.text() == "77", timeout=WAIT_MS)
         assert tile.spo2.value.text() == "96"
         assert tile.device.text() == "monitor-a"
-        # The single document topic works too; the device is named in the payload.
+        # On the single document topic anyone may claim any id: under onboarded admission a
+        # device pinned in [ward] is not taken there (it must use its own topic).
         publish(
             mosquitto,
             "sensor",
             [vitals("monitor-b", heartrate=66)],
             topic="healthcare/sensor_data",
         )
+        window = station.window
         qtbot.waitUntil(
-            lambda: station.window.tiles["Bed 2"].hr.value.text() == "66", timeout=WAIT_MS
+            lambda: window.stats is not None and window.stats.rejected == 1, timeout=WAIT_MS
         )
+        assert window.stats is not None
+        assert dict(window.stats.by_reason) == {"spoofed": 1}
+        assert window.tiles["Bed 2"].hr.value.text() != "66"
+        assert [a for a in window.alarm_list.alarms() if a.bed] == []  # none on the claimed bed
 
 
 def test_malformed_is_counted_and_the_next_valid_message_still_shows(

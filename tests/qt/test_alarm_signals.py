@@ -279,14 +279,25 @@ def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
         assert audit.close(5.0)
 
 
-def test_a_device_sending_only_invalid_data_gets_an_alarm_but_no_bed(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_data_alarms_only_the_bed_whose_topic_proves_the_sender(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
     from station.domain.messages import Rejection
 
     window, core = ward
+    shared, own = "healthcare/sensor_data", "healthcare/devices/{}/vitals"
+    # Anyone may claim mon-1's id on the shared topic: no alarm on Bed 1 for that.
     for _ in range(5):
-        core.on_rejected(Rejection("schema", "heartrate: bad", "t", clock.now, "rogue-7", ""))
+        core.on_rejected(Rejection("schema", "heartrate: bad", shared, clock.now, "mon-1", ""))
+    # A device without a bed, proven by its topic: listed for an admin, no alarm, no bed.
+    for _ in range(5):
+        core.on_rejected(Rejection("schema", "bad", own.format("rogue-7"), clock.now, "rogue-7"))
+    assert window.alarm_list.alarms() == []
+    # mon-1 on its own topic (the broker's ACL vouches): its bed gets the technical alarm.
+    for _ in range(5):
+        core.on_rejected(Rejection("schema", "bad", own.format("mon-1"), clock.now, "mon-1", ""))
     alarms = window.alarm_list.alarms()
-    assert [(a.device_id, a.parameter, a.bed) for a in alarms] == [("rogue-7", "invalid_data", "")]
+    assert [(a.device_id, a.parameter, a.bed) for a in alarms] == [
+        ("mon-1", "invalid_data", "Bed 1")
+    ]
     # The next valid device still finds Bed 2 free: the rogue did not take it.
     core.on_accepted(accepted("mon-9", clock.now))
     assert core._ward.assigned("mon-9") == "Bed 2"

@@ -103,10 +103,10 @@ def test_a_scripted_session_leaves_every_event_with_its_au3_fields(
         # Onboarding, a patient, consent, and an alarm acknowledged by the nurse.
         maker = trusted_maker(data / "trust")
         text, _device_key = voucher_for(maker, "mon-1")
-        admin.onboard(text, "Bed 1", False, "adm")
-        patient = admin.admit("Bed 1", "Test Person", "MRN-1", date(1950, 1, 1), "ann")
+        admin.onboard_now(text, "Bed 1", False, "adm")
+        patient = admin.admit_now("Bed 1", "Test Person", "MRN-1", date(1950, 1, 1), "ann")
         for granted in (True, False):
-            admin.record_consent(
+            admin.record_consent_now(
                 patient, Purpose.STORAGE, granted=granted, given_by="patient",
                 representative="", user="ann",
             )  # fmt: skip
@@ -118,8 +118,8 @@ def test_a_scripted_session_leaves_every_event_with_its_au3_fields(
         assert raised
         actions.on_acknowledge(raised[0].alarm_id, "ann")
         actions.on_limits("Bed 1", {"heartrate": AlarmLimits(low=40, high=150)}, None, "ann")
-        admin.transfer("Bed 1", "Bed 2", "ann")
-        admin.discharge("Bed 2", "ann")
+        admin.transfer_now("Bed 1", "Bed 2", "ann")
+        admin.discharge_now("Bed 2", "ann")
         core.on_connection(ConnectionState(False, "broker gone", clock.now))
 
         # The admin changes a setting and revokes the device.
@@ -129,7 +129,7 @@ def test_a_scripted_session_leaves_every_event_with_its_au3_fields(
         dialog.set_value("alarms.oxygen.latching", True)
         with qtbot.waitSignal(dialog.saved, timeout=5000):
             dialog.save_button.click()
-        admin.revoke("mon-1", "adm")
+        admin.revoke_now("mon-1", "adm")
 
         # The auditor: filters and exports, and cannot acknowledge or change anything.
         login("aud")

@@ -41,13 +41,17 @@ def ring() -> Iterator[MemoryKeyring]:
         yield backend
 
 
-def _fill_user(dialog: UsersDialog, name: str, role: Role, password: str, pin: str = "") -> None:
+def _fill_user(
+    qtbot: QtBot, dialog: UsersDialog, name: str, role: Role, password: str, pin: str = ""
+) -> None:
     dialog.name.setText(name)
     dialog.role.setCurrentIndex(list(Role).index(role))
     dialog.password.setText(password)
     dialog.confirm.setText(password)
     dialog.pin.setText(pin)
-    dialog.add()
+    with qtbot.waitSignal(dialog.answered, timeout=10_000) as answer:
+        dialog.add()  # hashed and saved on the accounts' worker
+    assert answer.args == [True], dialog.message.text()
 
 
 def _log_in(qtbot: QtBot, station: Station, name: str, secret: str, pin: bool = False) -> None:
@@ -72,7 +76,7 @@ def test_no_secret_is_at_rest_in_any_file_after_a_session_that_sets_them_all(
     try:
         first_run = [w for w in station.window.findChildren(UsersDialog) if w.isVisible()]
         assert len(first_run) == 1  # the first run asks for the admin
-        _fill_user(first_run[0], "boss", Role.ADMIN, SECRETS["admin"])
+        _fill_user(qtbot, first_run[0], "boss", Role.ADMIN, SECRETS["admin"])
         assert station.accounts.role_of("boss") is Role.ADMIN
         with qtbot.waitSignal(station.actions.login_failed, timeout=10_000):
             station.actions.login("boss", SECRETS["typo"])
@@ -80,12 +84,14 @@ def test_no_secret_is_at_rest_in_any_file_after_a_session_that_sets_them_all(
         _log_in(qtbot, station, "boss", SECRETS["admin"])
         users = UsersDialog(station.accounts, station.audit, "boss", station.window)
         qtbot.addWidget(users)
-        _fill_user(users, "ann", Role.NURSE, SECRETS["nurse"], SECRETS["pin"])
+        _fill_user(qtbot, users, "ann", Role.NURSE, SECRETS["nurse"], SECRETS["pin"])
         station.window.open_settings()
         [dialog] = [w for w in station.window.findChildren(SettingsDialog) if w.isVisible()]
         dialog.secrets["mqtt"].setText(SECRETS["mqtt"])
         dialog.secrets["influx"].setText(SECRETS["influx"])
-        assert dialog.save() is True
+        with qtbot.waitSignal(dialog.save_finished, timeout=10_000) as saved:
+            assert dialog.save()
+        assert saved.args == [True]
         assert dialog.shutdown()
         _log_in(qtbot, station, "ann", SECRETS["pin"], pin=True)
         assert station.actions.session.user == "ann"

@@ -124,6 +124,13 @@ def audit_records(writer: AuditWriter) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def save(qtbot: QtBot, dialog: SettingsDialog) -> bool:
+    """Start a save and wait for the worker's answer: whether everything asked for was kept."""
+    with qtbot.waitSignal(dialog.save_finished, timeout=5000) as done:
+        assert dialog.save(), "the save did not start"
+    return bool(done.args[0])
+
+
 def changes_recorded(writer: AuditWriter) -> list[dict[str, Any]]:
     return [r for r in audit_records(writer) if r["action"] == "settings.change"]
 
@@ -324,6 +331,7 @@ def test_saving_writes_toml_puts_secrets_in_the_keyring_and_audits_old_to_new(
 
 
 def test_the_secret_alone_is_stored_and_audited_by_name_without_rewriting_the_file(
+    qtbot: QtBot,
     ring: MemoryKeyring,
     make_dialog: Callable[..., SettingsDialog],
     audit: AuditWriter,
@@ -335,7 +343,7 @@ def test_the_secret_alone_is_stored_and_audited_by_name_without_rewriting_the_fi
     config.write_text("# as the admin left it\n")  # not rewritten: nothing in it changes
     dialog = make_dialog(saved)
     dialog.secrets["mqtt"].setText(PASSWORD)
-    assert dialog.save() is True
+    assert save(qtbot, dialog) is True
     assert ring.get_password(SERVICE, "mqtt:u1") == PASSWORD
     assert config.read_text() == "# as the admin left it\n"
     (record,) = changes_recorded(audit)
@@ -343,17 +351,18 @@ def test_the_secret_alone_is_stored_and_audited_by_name_without_rewriting_the_fi
 
 
 def test_saving_with_nothing_changed_writes_and_audits_nothing(
+    qtbot: QtBot,
     ring: MemoryKeyring,
     make_dialog: Callable[..., SettingsDialog],
     audit: AuditWriter,
     config: Path,
 ) -> None:
     first = make_dialog()
-    assert first.save() is True
+    assert save(qtbot, first) is True
     assert config.exists()  # the file did not exist yet: the first save wrote it
     written = config.stat().st_mtime_ns
     again = make_dialog(load(config))
-    assert again.save() is True
+    assert save(qtbot, again) is True
     assert again.status.text() == "Nothing changed."
     assert again.result() == SettingsDialog.DialogCode.Accepted
     assert config.stat().st_mtime_ns == written
@@ -375,7 +384,7 @@ def test_without_a_secure_keyring_the_secret_is_refused_at_its_field_and_the_res
         type_into(dialog, "mqtt.username", "station-1")
         dialog.secrets["mqtt"].setText(PASSWORD)
         with qtbot.waitSignal(dialog.saved, timeout=2000):
-            assert dialog.save() is False
+            assert save(qtbot, dialog) is False
         message = dialog.error_text("mqtt.password")
     assert message.startswith("No secure keyring on this machine")
     assert "STATION_MQTT_PASSWORD" in message
@@ -395,12 +404,12 @@ def test_without_a_secure_keyring_the_secret_is_refused_at_its_field_and_the_res
 
 
 def test_a_file_that_cannot_be_written_is_reported_and_audited(
-    dialog: SettingsDialog, audit: AuditWriter, config: Path
+    qtbot: QtBot, dialog: SettingsDialog, audit: AuditWriter, config: Path
 ) -> None:
     config.parent.mkdir(parents=True)
     config.mkdir()  # a folder where the file should be: os.replace fails
     type_into(dialog, "station.name", "Other")
-    assert dialog.save() is False
+    assert save(qtbot, dialog) is False
     assert "Not saved" in dialog.general_error.text()
     (record,) = changes_recorded(audit)
     assert record["outcome"] == "failure"
@@ -515,7 +524,7 @@ def test_no_secret_in_any_file_after_a_session_that_sets_them_all(
     with qtbot.waitSignal(dialog.connection_tested, timeout=3000):
         dialog.test_connection("historian")
     assert (broker.calls[0][1], historian.calls[0][1]) == (PASSWORD, TOKEN)
-    assert dialog.save() is True
+    assert save(qtbot, dialog) is True
     assert dialog.shutdown()
     audit.close(2.0)
 

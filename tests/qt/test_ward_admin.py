@@ -9,7 +9,7 @@ keyring the tests' memory one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +23,7 @@ from station.domain import ingest
 from station.domain.devices import RegistryError, sign_message
 from station.domain.messages import Accepted
 from station.domain.patients import Purpose
+from station.domain.vouchers import VoucherCheck
 from station.services.audit_writer import AuditWriter
 from station.services.core import CoreWorker
 from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
@@ -37,6 +38,7 @@ from tests.device_kit import trusted_maker, voucher_for
 from tests.payloads import FILTERS, Clock, vitals
 
 NAME, MRN = "Zelda Quixote-Marchetti", "MRN-99017"
+Answering = PatientDialog | ConsentDialog | OnboardingDialog | DevicesDialog
 
 
 @dataclass
@@ -48,6 +50,21 @@ class Ward:
     settings: Settings
     maker: Ed25519PrivateKey
     clock: Clock
+    qtbot: QtBot
+
+    def answer(self, dialog: Answering, act: Callable[[], object]) -> bool:
+        """Do ``act`` in the dialog and wait for the worker's answer: kept (True) or refused."""
+        with self.qtbot.waitSignal(dialog.answered, timeout=5000) as got:
+            act()
+        return bool(got.args[0])
+
+    def verify(self, dialog: OnboardingDialog) -> VoucherCheck | None:
+        """Press Verify and wait for the verdict."""
+        with self.qtbot.waitSignal(dialog.verified, timeout=5000) as got:
+            dialog.verify()
+        check = got.args[0]
+        assert check is None or isinstance(check, VoucherCheck)
+        return check
 
     def send(self, device: str, key: Ed25519PrivateKey | None = None, **values: object) -> None:
         raw = vitals(device, at=self.clock.now, **values)
@@ -90,13 +107,14 @@ def ward(qtbot: QtBot, tmp_path: Path) -> Iterator[Ward]:
         core.stats_changed.connect(window.on_stats)
         core.alarm_changed.connect(window.on_alarm)
         window.set_ward_admin(admin, demo=False)
-        yield Ward(window, core, admin, audit, settings, trusted_maker(data / "trust"), clock)
+        maker = trusted_maker(data / "trust")
+        yield Ward(window, core, admin, audit, settings, maker, clock, qtbot)
         audit.close(5.0)
 
 
 def _onboard(ward: Ward, device: str, bed: str, signing: bool = False) -> Ed25519PrivateKey:
     text, key = voucher_for(ward.maker, device)
-    ward.admin.onboard(text, bed, signing, "root-admin")
+    ward.admin.onboard_now(text, bed, signing, "root-admin")
     return key
 
 
@@ -104,14 +122,14 @@ def test_onboarding_through_the_dialog_puts_the_device_on_its_bed(ward: Ward) ->
     text, key = voucher_for(ward.maker, "mon-77")
     dialog = OnboardingDialog(ward.admin, "root-admin", parent=ward.window)
     dialog.voucher.setPlainText(text)
-    check = dialog.verify()
+    check = ward.verify(dialog)
     assert check is not None
     assert check.ok
     assert "mon-77" in dialog.claims.text()
     assert "Acme Medical" in dialog.claims.text()
     assert dialog.onboard_button.isEnabled()
     dialog.bed.setCurrentIndex(dialog.bed.findData("Bed 3"))
-    assert dialog.onboard()
+    assert ward.answer(dialog, dialog.onboard)
     shown = dialog.credential.toPlainText()
     assert "mon-77:$7$" in shown
     assert "topic write healthcare/devices/mon-77/vitals" in shown
@@ -122,7 +140,7 @@ def test_onboarding_through_the_dialog_puts_the_device_on_its_bed(ward: Ward) ->
     # The same voucher a second time is refused, with its reason, and changes nothing.
     again = OnboardingDialog(ward.admin, "root-admin", parent=ward.window)
     again.voucher.setPlainText(text)
-    check = again.verify()
+    check = ward.verify(again)
     assert check is not None
     assert not check.ok
     assert "already used" in again.message.text()
@@ -136,7 +154,7 @@ def test_a_tampered_voucher_is_refused_in_the_dialog(ward: Ward) -> None:
     doc["device"]["serial"] = "SN-OTHER"
     dialog = OnboardingDialog(ward.admin, "root-admin", parent=ward.window)
     dialog.voucher.setPlainText(json.dumps(doc))
-    check = dialog.verify()
+    check = ward.verify(dialog)
     assert check is not None
     assert not check.ok
     assert dialog.message.text().startswith("Refused:")
@@ -170,7 +188,7 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
     dialog = PatientDialog(ward.admin, "Bed 1", "ann", ward.window)
     dialog.name.setText(NAME)
     dialog.mrn.setText(MRN)
-    assert dialog.admit(), dialog.message.text()
+    assert ward.answer(dialog, dialog.admit), dialog.message.text()
     tile = ward.window.tiles["Bed 1"]
     # A new patient starts with a blank bed: never the previous occupant's values.
     assert ward.window.beds["Bed 1"].latest is None
@@ -179,7 +197,7 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
     patient = ward.admin.occupant("Bed 1")
     assert patient is not None
     assert patient.devices == ("mon-1",)
-    ward.admin.record_consent(
+    ward.admin.record_consent_now(
         patient, Purpose.DISPLAY, granted=True, given_by="patient", representative="", user="ann"
     )
     assert NAME in tile.patient.text()
@@ -187,7 +205,7 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
     assert ward.shown("Bed 1") == "71"
 
     dialog.target.setCurrentIndex(dialog.target.findText("Bed 3"))
-    assert dialog.transfer(), dialog.message.text()
+    assert ward.answer(dialog, dialog.transfer), dialog.message.text()
     assert ward.window.beds["Bed 1"].latest is None
     assert tile.patient.text() == ""
     assert NAME in ward.window.tiles["Bed 3"].patient.text()
@@ -199,7 +217,9 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
     assert [s.bed for s in stays] == ["Bed 1", "Bed 3"]
 
     out = PatientDialog(ward.admin, "Bed 3", "ann", ward.window)
-    assert out.discharge(), out.message.text()
+    out.discharge_button.click()  # asks inline, nothing modal over the ward
+    assert not out._confirm.isHidden()
+    assert ward.answer(out, out.confirm_button.click), out.message.text()
     bed3 = ward.window.tiles["Bed 3"]
     bed3.refresh(ward.clock.now)
     assert bed3.banner.text().startswith("STANDBY")
@@ -215,20 +235,21 @@ def test_admit_transfer_and_discharge_move_what_the_bed_shows(ward: Ward) -> Non
 
 def test_consent_dialog_records_and_withdraws_and_storage_follows(ward: Ward) -> None:
     _onboard(ward, "mon-2", "Bed 2")
-    ward.admin.admit("Bed 2", NAME, MRN, date(1950, 5, 17), "ann")
+    ward.admin.admit_now("Bed 2", NAME, MRN, date(1950, 5, 17), "ann")
     patient = ward.admin.occupant("Bed 2")
     assert patient is not None
     assert ward.core._policy["Bed 2"].store is False  # no consent yet: not stored
     dialog = ConsentDialog(ward.admin, patient, "ann", ward.window)
     dialog.given_by.setCurrentIndex(dialog.given_by.findData("representative"))
-    assert not dialog.record(Purpose.STORAGE, True)  # a representative must be named
+    # A representative must be named.
+    assert not ward.answer(dialog, lambda: dialog.record(Purpose.STORAGE, True))
     assert "representative" in dialog.message.text().lower()
     dialog.representative.setText("Paolo Marchetti (son)")
-    assert dialog.record(Purpose.STORAGE, True)
+    assert ward.answer(dialog, lambda: dialog.record(Purpose.STORAGE, True))
     assert dialog.state[Purpose.STORAGE].text().startswith("GIVEN by Paolo Marchetti")
     assert "captured by ann" in dialog.state[Purpose.STORAGE].text()
     assert ward.core._policy["Bed 2"].store is True
-    assert dialog.record(Purpose.STORAGE, False)
+    assert ward.answer(dialog, lambda: dialog.record(Purpose.STORAGE, False))
     assert dialog.state[Purpose.STORAGE].text().startswith("WITHDRAWN")
     assert ward.core._policy["Bed 2"].store is False
     assert dialog.history.count() == 2
@@ -247,7 +268,7 @@ def test_consent_dialog_records_and_withdraws_and_storage_follows(ward: Ward) ->
 
 
 def test_the_patient_file_holds_no_readable_identity(ward: Ward) -> None:
-    ward.admin.admit("Bed 4", NAME, MRN, date(1950, 5, 17), "ann")
+    ward.admin.admit_now("Bed 4", NAME, MRN, date(1950, 5, 17), "ann")
     raw = (ward.settings.station.data_path / PATIENT_FILE).read_bytes()
     for text in (NAME, MRN, "Zelda", "99017", "1950-05-17"):
         for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
@@ -266,7 +287,7 @@ def test_the_patient_file_holds_no_readable_identity(ward: Ward) -> None:
 def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path: Path) -> None:
     _onboard(ward, "mon-3", "Bed 2")
     _onboard(ward, "mon-4", "Bed 4")
-    ward.admin.admit("Bed 2", NAME, MRN, date(1950, 5, 17), "ann")  # no export consent
+    ward.admin.admit_now("Bed 2", NAME, MRN, date(1950, 5, 17), "ann")  # no export consent
     ward.send("mon-3", heartrate=170)
     ward.send("mon-4", heartrate=171)  # Bed 4: no patient admitted, nobody to ask
     ward.clock.now += 15
@@ -287,7 +308,7 @@ def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path
     assert "left out: no export consent" in dialog.status.text()
     patient = ward.admin.occupant("Bed 2")
     assert patient is not None
-    ward.admin.record_consent(
+    ward.admin.record_consent_now(
         patient, Purpose.EXPORT, granted=True, given_by="patient", representative="", user="ann"
     )
     assert dialog.export_to(target) >= 2
@@ -296,12 +317,12 @@ def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path
 
 def test_transfer_takes_only_the_devices_still_on_the_patients_bed(ward: Ward) -> None:
     _onboard(ward, "mon-a", "Bed 1")
-    ward.admin.admit("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
-    ward.admin.reassign("mon-a", "Bed 3", "root-admin")  # the monitor now feeds someone else
+    ward.admin.admit_now("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
+    ward.admin.reassign_now("mon-a", "Bed 3", "root-admin")  # the monitor now feeds someone else
     patient = ward.admin.occupant("Bed 1")
     assert patient is not None
     assert patient.devices == ()  # released from the patient with the move
-    ward.admin.transfer("Bed 1", "Bed 2", "ann")
+    ward.admin.transfer_now("Bed 1", "Bed 2", "ann")
     rec = ward.admin.book().get("mon-a")
     assert rec is not None
     assert rec.bed == "Bed 3"
@@ -318,7 +339,7 @@ def test_a_pinned_bed_cannot_be_given_to_an_onboarded_device(tmp_path: Path) -> 
         admin = WardAdmin(settings, audit)
         text, _ = voucher_for(trusted_maker(data / "trust"), "mon-b")
         with pytest.raises(RegistryError, match="Bed 1 is fed by wired-1"):
-            admin.onboard(text, "Bed 1", False, "root-admin")
+            admin.onboard_now(text, "Bed 1", False, "root-admin")
         assert len(admin.book()) == 0
         assert audit.close(5.0)
 
@@ -330,7 +351,7 @@ def test_a_device_moved_while_silent_raises_no_data_again_at_its_new_bed(ward: W
     ward.core.tick()
     silent = [a for a in ward.window.alarm_list.alarms() if a.parameter == "no_data"]
     assert [a.bed for a in silent] == ["Bed 1"]
-    ward.admin.reassign("mon-q", "Bed 2", "root-admin")
+    ward.admin.reassign_now("mon-q", "Bed 2", "root-admin")
     assert not [a for a in ward.window.alarm_list.alarms() if a.parameter == "no_data"]
     ward.clock.now += ward.settings.alarms.no_data_s + 5
     ward.core.tick()
@@ -343,11 +364,11 @@ def test_a_new_patient_gets_the_wards_limits_not_the_previous_ones(ward: Ward) -
     tight = default.model_copy(update={"high": 100.0})
     ward.core.change_limits("Bed 1", {"heartrate": tight}, None, "ann")
     assert ward.core._engine.limits_for("Bed 1")["heartrate"].high == 100.0
-    ward.admin.admit("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
+    ward.admin.admit_now("Bed 1", NAME, MRN, date(1950, 5, 17), "ann")
     assert ward.core._engine.limits_for("Bed 1")["heartrate"] == default
     # ...and limits set for that patient follow them on a transfer.
     ward.core.change_limits("Bed 1", {"heartrate": tight}, None, "ann")
-    ward.admin.transfer("Bed 1", "Bed 2", "ann")
+    ward.admin.transfer_now("Bed 1", "Bed 2", "ann")
     assert ward.core._engine.limits_for("Bed 2")["heartrate"].high == 100.0
     assert ward.core._engine.limits_for("Bed 1")["heartrate"] == default
 
@@ -368,6 +389,30 @@ def test_admission_with_a_damaged_registry_is_refused_and_changes_nothing(ward: 
     dialog = PatientDialog(ward.admin, "Bed 1", "ann", ward.window)
     dialog.name.setText(NAME)
     dialog.mrn.setText(MRN)
-    assert not dialog.admit()
+    assert not ward.answer(dialog, dialog.admit)
     assert "not JSON" in dialog.message.text()
     assert ward.admin.occupant("Bed 1") is None
+
+
+def test_the_devices_dialog_moves_and_decommissions_on_the_worker(ward: Ward) -> None:
+    _onboard(ward, "mon-d", "Bed 1")
+    dialog = DevicesDialog(ward.admin, "root-admin", lambda: (), lambda: None, ward.window)
+    ward.qtbot.waitUntil(lambda: dialog.registry.rowCount() == 1, timeout=5000)
+    dialog.registry.selectRow(0)
+    dialog.target.setCurrentIndex(dialog.target.findData("Bed 2"))
+    assert ward.answer(dialog, dialog.move_selected), dialog.message.text()
+    assert dialog.message.text() == "mon-d → Bed 2."
+    rec = ward.admin.book().get("mon-d")
+    assert rec is not None
+    assert rec.bed == "Bed 2"
+    with ward.qtbot.waitSignal(dialog.refreshed, timeout=5000):
+        pass  # the table follows the registry file the worker just wrote
+    item = dialog.registry.item(0, 3)
+    assert item is not None
+    assert item.text() == "Bed 2"
+    dialog.registry.selectRow(0)
+    assert ward.answer(dialog, dialog.revoke_selected), dialog.message.text()
+    assert "decommissioned" in dialog.message.text()
+    rec = ward.admin.book().get("mon-d")
+    assert rec is not None
+    assert not rec.active

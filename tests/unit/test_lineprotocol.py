@@ -271,3 +271,34 @@ def test_alarm_line_from_engine_snapshot() -> None:
         r"alarms,bed=Bed\ 9,device=dev-9,parameter=oxygen,priority=medium,state=cleared,station=w "
         "value=88.0,limit=90.0 1738411202250"
     )
+
+
+# -- the fast vitals line is the generic line ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("station", "bed"),
+    [("ward-1", "Bed 1"), ("", "Bed 1"), ("ward-1", ""), ("", ""), ("w,1", "a=b c\\d\n")],
+    ids=["both", "no-station", "no-bed", "neither", "separators"],
+)
+def test_vitals_line_equals_the_generic_line(station: str, bed: str) -> None:
+    msg = _accepted(
+        heartrate=72,
+        bloodpressure={"systolic": 120.5, "diastolic": 80},
+        oxygen=0.1,
+        location={"latitude": -0.0, "longitude": 1e-7},
+        battery=100,
+    )
+    tags = {"station": station, "device": msg.device_id, "bed": bed}
+    fields = msg.payload.numeric_fields()
+    want = line("vitals", tags, fields, round(msg.device_time * 1000))
+    assert vitals_line(station, bed, msg) == want
+    assert vitals_line(station, bed, msg) == want  # again, from the remembered escapes
+
+
+def test_escape_cache_is_bounded() -> None:
+    from station.domain import lineprotocol
+
+    for i in range(lineprotocol._ESCAPE_CACHE_MAX + 10):
+        assert escape_tag(f"bed {i}") == rf"bed\ {i}"
+    assert len(lineprotocol._escaped) <= lineprotocol._ESCAPE_CACHE_MAX

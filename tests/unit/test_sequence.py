@@ -125,3 +125,58 @@ def test_without_seq_an_older_time_is_new_because_it_may_be_a_clock_step() -> No
     assert tracker.observe("mon-1", T0 + 1, None, 2) == Verdict(Order.NEW, clock_back=True)
     assert tracker.observe("mon-1", T0 + 2, None, 3) == Verdict(Order.NEW)
     assert tracker.observe("mon-1", T0 + 1, None, 2).order is Order.DUPLICATE
+
+
+# -- untrusted ordering (issue 13) ------------------------------------------------------------
+
+
+def test_a_forged_huge_seq_is_suspect_and_moves_nothing() -> None:
+    tracker = SequenceTracker()
+    assert tracker.observe("mon-1", T0, 1, now=T0).order is Order.NEW
+    forged = tracker.observe("mon-1", T0 + 180, 2**63 - 1, ("forged",), now=T0 + 1)
+    assert forged.order is Order.SUSPECT
+    assert forged.suspect == "sequence"
+    genuine = tracker.observe("mon-1", T0 + 1, 2, now=T0 + 1)
+    assert genuine == Verdict(Order.NEW)  # not late: the forgery moved nothing
+    assert tracker.observe("mon-1", T0 + 180, 2**63 - 1, ("forged",), now=T0 + 2).order is (
+        Order.DUPLICATE
+    )
+
+
+def test_a_counter_that_really_jumped_is_followed_after_one_more_message() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 5, now=T0)
+    assert tracker.observe("mon-1", T0 + 1, 5_000_000, now=T0 + 1).order is Order.SUSPECT
+    followed = tracker.observe("mon-1", T0 + 2, 5_000_001, now=T0 + 2)
+    assert followed.order is Order.NEW
+    assert followed.reset
+    assert tracker.observe("mon-1", T0 + 3, 5_000_002, now=T0 + 3) == Verdict(Order.NEW)
+
+
+def test_a_plausible_jump_after_a_long_silence_is_a_gap_not_suspect() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, 1, now=T0)
+    verdict = tracker.observe("mon-1", T0 + 3600, 3601, now=T0 + 3600)
+    assert verdict == Verdict(Order.NEW, 3599, 1)
+
+
+def test_a_device_time_ahead_is_shown_but_cannot_make_later_messages_late() -> None:
+    tracker = SequenceTracker()
+    tracker.observe("mon-1", T0, None, ("a",), now=T0)
+    ahead = tracker.observe("mon-1", T0 + 240, None, ("b",), now=T0 + 1)
+    assert ahead.order is Order.NEW
+    assert ahead.suspect == "ahead"
+    assert tracker.observe("mon-1", T0 + 2, None, ("c",), now=T0 + 2) == Verdict(Order.NEW)
+    # With seq: the flagged message moves the counter, not the newest time.
+    tracker.observe("mon-2", T0, 1, now=T0)
+    assert tracker.observe("mon-2", T0 + 240, 2, now=T0 + 1).suspect == "ahead"
+    assert tracker.observe("mon-2", T0 + 2, 3, now=T0 + 2) == Verdict(Order.NEW)
+
+
+def test_streams_are_bounded_whatever_the_number_of_ids() -> None:
+    tracker = SequenceTracker(max_streams=100)
+    for i in range(10_000):
+        tracker.observe(f"rogue-{i}", T0, 1, now=T0)
+    assert len(tracker) == 100
+    tracker.observe("rogue-9999", T0 + 1, 2, now=T0 + 1)  # the newest are kept
+    assert tracker.observe("rogue-9999", T0 + 1, 2, now=T0 + 1).order is Order.DUPLICATE

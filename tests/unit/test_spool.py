@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from station.services.spool import PRUNE_CHUNK, Row, Spool, SpoolFull
+from station.services.spool import PRUNE_CHUNK, Row, Spool, SpoolFull, time_key
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_714_564_800.0
@@ -72,7 +72,7 @@ def test_open_uses_wal_and_full_sync(spool: Spool) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        assert meta["schema_version"] == "1"
+        assert meta["schema_version"] == "2"
     finally:
         conn.close()
 
@@ -247,3 +247,86 @@ def test_prune_deletes_in_chunks_and_all_of_them(spool: Spool, clock: Clock) -> 
     clock.now += 100
     assert spool.prune(keep_written_s=50) == n
     assert spool.pending(10) == []
+
+
+# -- schema 2: the (time_ms, line) key, and files of schema 1 ------------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE points (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    device TEXT,
+    seq INTEGER,
+    line TEXT NOT NULL UNIQUE,
+    written INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX points_written ON points(written);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1'), ('created_at', '1.0');
+"""
+
+
+def test_a_schema_1_spool_is_migrated_keeping_ids_order_and_marks(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(_SCHEMA_1)
+    rows = [(T0, device, seq, text) for device, seq, text in points(0, 6)]
+    conn.executemany("INSERT INTO points(received_at, device, seq, line) VALUES (?, ?, ?, ?)", rows)
+    conn.execute("UPDATE points SET written = 1 WHERE seq < 2")
+    conn.commit()
+    ids = [i for (i,) in conn.execute("SELECT id FROM points ORDER BY id")]
+    conn.close()
+
+    spool = Spool(db, clock=Clock())
+    spool.open()
+    try:
+        assert spool.backlog() == (4, 0.0)
+        assert [i for i, _ in spool.pending(10)] == ids[2:]
+        assert spool.append(points(3, 4)) == 1  # 3..5 were there before the migration
+        assert spool._conn is not None
+        meta = dict(spool._conn.execute("SELECT key, value FROM meta"))
+        assert meta == {"schema_version": "2", "created_at": "1.0"}
+        assert spool._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = list(spool._conn.execute("SELECT time_ms, seq FROM points ORDER BY id"))
+        assert keys == [(s, s) for s in range(7)]  # the lines of points() end in their seq
+        indexes = {r[1] for r in spool._conn.execute("PRAGMA index_list(points)")}
+        assert indexes == {"points_key", "points_written"}
+    finally:
+        spool.close()
+    reopened = Spool(db)
+    reopened.open()  # already schema 2: nothing to do
+    reopened.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("vitals,device=d heartrate=72.0 1738411198123", 1738411198123),
+        ("m f=1.0 -5", -5),
+        ("m f=1.0 " + "9" * 18, int("9" * 18)),
+        ("m f=1.0 " + "9" * 19, 0),  # beyond what SQLite's INTEGER surely holds
+        ("m f=1.0 12a", 0),
+        ("m f=1.0 \u0663", 0),  # a non-ASCII digit
+        ("m f=1.0 -", 0),
+        ("m f=1.0 ", 0),
+        ("no-spaces", 0),
+    ],
+)
+def test_time_key(line: str, key: int) -> None:
+    assert time_key(line) == key
+
+
+def test_same_line_is_one_point_whatever_its_time_key(spool: Spool) -> None:
+    odd = [("d", None, "m f=1.0 x"), ("d", None, "n f=1.0 x"), ("d", None, "m f=1.0 x")]
+    assert spool.append(odd) == 2
+    assert spool.append([("d", 1, "m f=1.0 7"), ("d", 1, "m f=2.0 7")]) == 2
+
+
+def test_mark_written_takes_any_ids_in_any_order(spool: Spool) -> None:
+    spool.append(points(0, 10))
+    ids = [i for i, _ in spool.pending(10)]
+    chosen = [ids[7], ids[0], ids[1], ids[2], ids[5], ids[1], ids[9]]
+    assert spool.mark_written(chosen) == 6
+    assert [i for i, _ in spool.pending(10)] == [ids[3], ids[4], ids[6], ids[8]]
+    assert spool.mark_written(iter([ids[3], ids[9]])) == 1
+    assert spool.backlog()[0] == 3
