@@ -251,6 +251,7 @@ class Station(QObject):
             demo=demo is not None,
             trends=self.trends,
             actions=self.actions,
+            monotonic=self.clock.monotonic,
         )
         apply = None
         if broker_credentials is not None:

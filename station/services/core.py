@@ -89,13 +89,18 @@ QUARANTINE_SIZE = 200
 LOG_WINDOW_S = 60.0
 STATION_DEVICE = ""  # technical alarms of the station itself have no device and no bed
 COMMIT_BATCH = 16
-"""Messages that trigger a group commit before the interval ends. Below Mosquitto's default
-in-flight window of 20: the broker sends no more until some are acknowledged, so waiting for
-more than the window would only wait out the interval (throughput ≤ window / interval)."""
+"""Messages that trigger a group commit before the interval ends, over MQTT 3.1.1: below
+Mosquitto's default in-flight window of 20, since the broker sends no more until some are
+acknowledged, and waiting for more than the window would only wait out the interval."""
+COMMIT_BATCH_V5 = 128
+"""The same over MQTT 5, where the station sets its own window (``RECEIVE_MAXIMUM`` = 256):
+half of it, so the broker keeps sending while a commit is on disk."""
 COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-min aggregates
 RECORD_CHUNK = 64
 """Record-path messages handled per turn of the core's event loop: a live wake-up waits at most
 one chunk (a few ms), however long the persistent session's backlog."""
+TREND_BATCH = 256
+"""Trend samples written at once when they come faster than :data:`WATCH_MS`."""
 LIVE_STALE_S = 2.0
 """A device the live feed has not delivered for this long is fed live by the record path."""
 WATCH_MS = 250
@@ -259,6 +264,8 @@ class CoreWorker(QObject):
         self._suppressed: Counter[str] = Counter()
         self._timer: QTimer | None = None
         self._spool, self._trends, self._ack = spool, trends, acknowledge
+        v5 = settings.mqtt.protocol == "5"
+        self._commit_batch = COMMIT_BATCH_V5 if v5 else COMMIT_BATCH
         self._sequence = SequenceTracker()  # record path: duplicates, gaps
         self._live_order = SequenceTracker()  # live path: what is newest, what is flagged
         self._live_seen: dict[str, float] = {}  # device → monotonic time the live feed had it
@@ -537,12 +544,9 @@ class CoreWorker(QObject):
         """Audit a refused or flagged device message: the first of each device and kind, then at
         most one record a minute with the count in between, so a flood cannot flood the trail.
         Callers pass only devices the registry, the config or a bed knows: the keys are bounded."""
-        key = f"{reason}:{msg.device_id}"
-        now = self._time.monotonic()
-        if now - self._logged_at.get(key, -LOG_WINDOW_S) < LOG_WINDOW_S:
-            self._suppressed[key] += 1
+        more = self._throttle(f"{reason}:{msg.device_id}")
+        if more is None:
             return
-        self._logged_at[key] = now
         action = {"spoofed": "device.spoofed", "revoked": "device.revoked_message"}
         self._audit.record(
             action.get(reason, "device.suspect"),
@@ -553,9 +557,25 @@ class CoreWorker(QObject):
                 "reason": detail,
                 "topic": msg.topic,
                 "seq": msg.payload.seq,
-                "more_since_last_record": self._suppressed.pop(key, 0),
+                "more_since_last_record": more,
             },
         )
+
+    def _throttle(self, key: str, count: int = 1) -> int | None:
+        """None while ``key`` was recorded less than a minute ago (``count`` is added to what
+        the next record will say it left out); else how much was left out since the last one.
+        At most :data:`MAX_TRACKED` keys are remembered (the oldest go first)."""
+        now = self._time.monotonic()
+        if now - self._logged_at.get(key, -LOG_WINDOW_S) < LOG_WINDOW_S:
+            self._suppressed[key] += count
+            return None
+        self._logged_at.pop(key, None)
+        if len(self._logged_at) >= MAX_TRACKED:
+            oldest = next(iter(self._logged_at))
+            del self._logged_at[oldest]
+            self._suppressed.pop(oldest, None)
+        self._logged_at[key] = now
+        return self._suppressed.pop(key, 0)
 
     def _load_registry(self) -> DeviceBook:
         """The registry on disk; a damaged file keeps the last good book in force and raises a
@@ -700,12 +720,20 @@ class CoreWorker(QObject):
         if delivery is not None:
             self._deliveries.append(delivery)
         timer = self._commit_timer
-        if timer is None or len(self._deliveries) >= COMMIT_BATCH:
+        if timer is None or len(self._deliveries) >= self._commit_batch:
             self.commit()  # no event loop yet (tests), or a burst: commit now
         elif not timer.isActive():
             timer.start()
 
     def _gap(self, msg: Accepted, bed: str | None, missing: int, after: int | None) -> None:
+        """A ``seq`` gap: shown on the bed every time, recorded and logged at most once a
+        minute per device (with what was missed since), so a device with a bad link cannot
+        flood the trail."""
+        if bed is not None:
+            self.data_gap.emit(bed, missing, msg.received_at)
+        earlier = self._throttle(f"gap:{msg.device_id}", missing)
+        if earlier is None:
+            return
         log.warning("data gap: %s missed %d messages after seq %s", msg.device_id, missing, after)
         self._audit.record(
             "data.gap",
@@ -717,11 +745,10 @@ class CoreWorker(QObject):
                 "after_seq": after,
                 "seq": msg.payload.seq,
                 "missing": missing,
+                "missing_since_last_record": earlier,
                 "device_time": msg.payload.timestamp.isoformat(),
             },
         )
-        if bed is not None:
-            self.data_gap.emit(bed, missing, msg.received_at)
 
     @Slot()
     def commit(self) -> None:
@@ -729,11 +756,19 @@ class CoreWorker(QObject):
         then the trend store. Never raises: a refusal is the budget policy, not a crash."""
         rows, self._rows = self._rows, []
         deliveries, self._deliveries = self._deliveries, []
-        samples, self._samples = self._samples, []
         if rows:
             self._store(rows)
         if deliveries and self._ack is not None:
             self._ack(deliveries)
+        if self._timer is None or len(self._samples) >= TREND_BATCH:
+            self.flush_trends()
+
+    def flush_trends(self) -> None:
+        """Write the collected trend samples. The trend store is the screen's history, not the
+        durable record (the spool is): it is written every :data:`WATCH_MS` or per
+        :data:`TREND_BATCH` samples rather than at every commit, a quarter of the cost a sample
+        (measured: 12–19 µs at 16 a batch, 4.5 µs at 256)."""
+        samples, self._samples = self._samples, []
         if samples and self._trends is not None:
             try:
                 self._trends.add(samples)
@@ -818,19 +853,16 @@ class CoreWorker(QObject):
                     f" ({self._invalid.count(device)} in 60 s)",
                 )
             )
-        if now - self._logged_at.get(rej.reason, -LOG_WINDOW_S) >= LOG_WINDOW_S:
-            extra = self._suppressed.pop(rej.reason, 0)
+        more = self._throttle(rej.reason)
+        if more is not None:
             log.warning(
                 "rejected message on %s from %s: %s: %s (%d more like it not logged)",
                 rej.topic,
                 rej.device_id or "?",
                 rej.reason,
                 rej.detail,
-                extra,
+                more,
             )
-            self._logged_at[rej.reason] = now
-        else:
-            self._suppressed[rej.reason] += 1
 
     @Slot(bool, str)
     def on_live_connection(self, connected: bool, detail: str) -> None:
@@ -934,7 +966,9 @@ class CoreWorker(QObject):
 
     @Slot()
     def _on_timer(self) -> None:
-        """Every :data:`WATCH_MS`: the silence watch; every fourth time, the whole tick."""
+        """Every :data:`WATCH_MS`: the silence watch and the trend store; every fourth time,
+        the whole tick."""
+        self.flush_trends()
         self._watch_turn = (self._watch_turn + 1) % 4
         if self._watch_turn:
             self._watch_silence()

@@ -117,6 +117,15 @@ def audit_topic(station_id: str) -> str:
     return f"healthcare/station/{station_id}/audit"
 
 
+RECEIVE_MAXIMUM = 256
+"""QoS 1 messages the broker may send before the station acknowledges any (MQTT 5 Receive
+Maximum; Mosquitto honours it over its ``max_inflight_messages``, measured: 20 unacknowledged
+without it, 200 with 200). Acknowledgements wait for the spool's group commit, so the window
+bounds what one commit carries: 20 made a commit of 16 messages pay a disk sync each (about
+20 µs a message); the core commits per :data:`~station.services.core.COMMIT_BATCH_V5`. A larger
+window only means more messages redelivered after a crash, which the spool and the order
+tracker drop as duplicates."""
+
 PEER_ALARMS = "healthcare/station/+/alarms"
 MAX_PEER_EVENT_BYTES = 4096
 
@@ -294,6 +303,7 @@ class MqttWorker(QObject):
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = m.session_expiry_s
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect_async(
             m.host,
             m.port,

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         sound: AlarmSound | None = None,
         trends: TrendStore | None = None,
         actions: ActionLayer | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
@@ -164,8 +165,14 @@ class MainWindow(QMainWindow):
         top.addWidget(self.title)
         top.addSpacing(20)
         top.addWidget(self.mode, 1)
+        # Pause and reminder are durations: on the monotonic clock, which a wall-clock step
+        # cannot stretch or cut short (``clock`` when a test drives a single one).
         self.audio = AudioBar(
-            user, clock, settings.alarms.audio_pause_s, settings.alarms.reminder_s, sound
+            user,
+            monotonic or clock,
+            settings.alarms.audio_pause_s,
+            settings.alarms.reminder_s,
+            sound,
         )
         top.addWidget(self.audio)
         top.addSpacing(20)

@@ -4,8 +4,13 @@ publishers, a restart behind a backlog, a forged message, rejected and random id
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +31,7 @@ from tests.integration.live_load import (
 )
 from tests.integration.servers import Mosquitto, VictoriaMetrics
 from tests.integration.station_harness import running_station, station_settings
-from tests.integration.test_durable_ingest import wait_until_stored
+from tests.integration.test_durable_ingest import Recorder, wait_until_stored
 from tests.payloads import vitals
 
 BEDS = 8
@@ -37,6 +42,13 @@ WARD = {"beds": BEDS, "devices": {d: n for n, d in enumerate(DEVICES, 1)}}
 @pytest.fixture
 def mosquitto_devices() -> tuple[str, ...]:
     return DEVICES
+
+
+@pytest.fixture
+def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
+    rec = Recorder(mosquitto)
+    yield rec
+    rec.close()
 
 
 def _high_hr(bed: str) -> Any:
@@ -231,3 +243,96 @@ def test_a_restart_behind_a_backlog_alarms_live_and_stores_every_point_once(
     assert backlog_values == BEDS * per_bed
     live_values = 1 + 2  # bed-5's live message and at most a sample of the first station run
     assert values - backlog_values <= live_values, "a backlog point was stored twice"
+
+
+def _config(settings: Any, path: Path) -> None:
+    m, i = settings.mqtt, settings.influx
+    pins = ", ".join(f'"{d}" = {n}' for d, n in WARD["devices"].items())  # type: ignore[attr-defined]
+    path.write_text(
+        f"""
+[station]
+id = "{settings.station.id}"
+data_dir = "{settings.station.data_dir}"
+[mqtt]
+host = "{m.host}"
+port = {m.port}
+tls = true
+ca_file = "{m.ca_file}"
+username = "{m.username}"
+[influx]
+enabled = true
+url = "{i.url}"
+flush_interval_s = 0.2
+[ward]
+beds = {BEDS}
+devices = {{ {pins} }}
+""",
+        encoding="utf-8",
+    )
+
+
+def _station_process(config: Path, log: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        STATION_MQTT_PASSWORD=broker.passwords["station"],
+        STATION_INFLUX_TOKEN="token-not-checked-by-vm",
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "station", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def _wait_online(rec: Recorder, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while rec.station_state != "online":
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_during_a_flood_exits_0_in_time_and_loses_nothing(
+    mosquitto: Mosquitto, victoria: VictoriaMetrics, recorder: Recorder, tmp_path: Path
+) -> None:
+    settings = station_settings(
+        mosquitto,
+        tmp_path / "data",
+        ward=WARD,
+        influx={"enabled": True, "url": victoria.url},
+    )
+    config, log = tmp_path / "station.toml", tmp_path / "station.log"
+    _config(settings, config)
+    count, base = 60_000, float(round(time.time()))
+    lines = [vitals("bed-1", at=base + i / 1000, seq=i + 1) for i in range(count)]
+    proc = _station_process(config, log, mosquitto)
+    flood: list[subprocess.Popen[bytes]] = []
+    try:
+        _wait_online(recorder, proc, log)
+        flood = c_publishers(mosquitto, "bed-1", lines, tmp_path / "flood", own_topic("bed-1"))
+        time.sleep(3)
+        assert flood[0].poll() is None, "the flood ended before the signal: nothing was measured"
+        recorder.station_state = None
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(15)
+        took = time.monotonic() - signalled
+        output = log.read_text()
+        assert code == 0, output[-3000:]
+        assert took <= 10, f"the station took {took:.1f} s to stop"
+        assert "Destroyed while thread" not in output
+        assert "did not stop in time" not in output
+        assert flood[0].wait(120) == 0  # the rest waits in the station's session
+        proc = _station_process(config, log, mosquitto)
+        _wait_online(recorder, proc, log)
+        expected = {"bed-1": {round(base * 1000) + i for i in range(count)}}
+        _got, values = wait_until_stored(victoria, expected, timeout=300)
+        assert values == count, f"{values - count} points stored twice"
+    finally:
+        stop_all(flood)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, log.read_text()[-3000:]
