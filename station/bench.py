@@ -3,9 +3,10 @@
 The station runs in this process exactly as on the ward (window offscreen, every thread up);
 whatever feeds it runs in other processes (``station simulate``, ``mosquitto_pub``) so it does
 not share the GIL with what is measured. The broker is a private Mosquitto on a free loopback
-port (``max_queued_messages 1000000``, as a ward broker). The station admits the simulated
-devices (``[devices] admission = "open"``): they are not onboarded, and under the default
-``onboarded`` none would reach a bed and the bench would measure an empty ward.
+port (``max_queued_messages 1000000``, as a ward broker). The station's simulated devices are
+pinned to its beds (``[ward] devices``, each on its own topic, onboarded admission), as on a
+ward that knows its devices; until issue 13 the bench admitted none of them and measured an
+empty ward, which its self-check now refuses.
 
 Scenarios (``--scenario``):
 

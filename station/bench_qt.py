@@ -1,7 +1,7 @@
 """What ``station bench`` measures on the GUI thread: what the screen got, how late timers fire,
 render time, CPU. Imported only once ``QT_QPA_PLATFORM`` is set (see :mod:`station.bench`).
 
-Only the station's public surface is read: ``core.accepted``, ``core.vitals_received``,
+Only the station's public surface is read: ``core.accepted``, ``core.vitals_batch``,
 ``window.frame_ms``, ``window.alarm_paint_ms`` and ``historian.status()``.
 """
 
@@ -31,18 +31,19 @@ class _ScreenReceiver(QObject):
         super().__init__()
         self._on_value = on_value
 
-    @Slot(str, object)
-    def vitals(self, bed: str, msg: Any) -> None:
-        self._on_value(bed, msg.device_id, msg.device_time)
+    @Slot(object)
+    def vitals(self, batch: Any) -> None:
+        for bed, msg in batch:
+            self._on_value(bed, msg.device_id, msg.device_time)
 
 
 def watch_screen(station: Station, on_value: Callable[[str, str, float], None]) -> QObject:
     """Call ``on_value(bed, device_id, device_time)`` on the GUI thread for each live value the
-    window is given. The one place that knows how values reach the screen (today one
-    ``vitals_received(str bed, Accepted)`` per message; if it becomes a batched signal, only
-    this function changes). Keep the returned object alive while watching."""
+    window is given. The one place that knows how values reach the screen: the core's
+    ``vitals_batch`` (a tuple of ``(bed, Accepted)`` every 50 ms), as the window takes them.
+    Keep the returned object alive while watching."""
     receiver = _ScreenReceiver(on_value)
-    station.core.vitals_received.connect(receiver.vitals)
+    station.core.vitals_batch.connect(receiver.vitals)
     return receiver
 
 

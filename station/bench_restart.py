@@ -58,7 +58,12 @@ def restart_backlog_run(opt: BenchOptions) -> dict[str, object]:
     with Rig(opt.historian) as rig:
         # One bed per backlog device and one for the probe.
         settings = bench_settings(
-            beds + 1, rig.port, rig.work / "data", rig.influx_url, opt.admission
+            beds + 1,
+            rig.port,
+            rig.work / "data",
+            rig.influx_url,
+            opt.admission,
+            (PROBE_DEVICE,),
         )
         events = rig.alarm_clock(transit=False)
         first = rig.station(settings)

@@ -102,18 +102,25 @@ def bench_settings(
     port: int,
     data_dir: Path,
     influx_url: str | None = None,
-    admission: str = "open",
+    admission: str = "pinned",
+    extra: tuple[str, ...] = (),
 ) -> Settings:
-    """The station's settings on the bench. ``admission = "open"``: the simulated devices are
-    not onboarded, so under the default (``onboarded``) none would reach a bed and the bench
-    would measure an empty ward (as it did until issue 13). No device is pinned to a bed: a pin
-    would admit it whatever the admission, and the self-check must see admission work."""
+    """The station's settings on the bench. ``"pinned"`` (the default): the simulated devices
+    (``sim-bedNN``, then ``extra``) are pinned to the beds in ``[ward] devices`` and publish on
+    their own topics under onboarded admission, as a ward that knows its devices runs: the
+    live session then subscribes per device and can cut a flooding one off. ``"open"``: open
+    admission, no pins (the wildcard live subscription). ``"onboarded"``: no pins, so no
+    device reaches a bed: the bench as it was until issue 13, which its self-check must refuse."""
+    pins: dict[str, int] = {}
+    if admission == "pinned":
+        names = [f"sim-bed{n:02d}" for n in range(1, beds - len(extra) + 1)] + list(extra)
+        pins = {name: n for n, name in enumerate(names, 1)}
     data: dict[str, object] = {
         "station": {"id": STATION_ID, "name": "Bench", "data_dir": str(data_dir)},
         "mqtt": {"host": "127.0.0.1", "port": port, "protocol": "5"},
-        "ward": {"beds": beds},
+        "ward": {"beds": beds, "devices": pins},
         "ui": {"columns": 8 if beds > 16 else 4},
-        "devices": {"admission": admission},
+        "devices": {"admission": "onboarded" if admission == "pinned" else admission},
     }
     if influx_url is not None:
         data["influx"] = {"enabled": True, "url": influx_url, "flush_interval_s": 0.5}
@@ -311,7 +318,7 @@ class BenchOptions:
     flood: bool = False
     historian: bool = False
     repeat: int = 1
-    admission: str = "open"
+    admission: str = "pinned"
     naive: bool = True
     backlog_beds: int = 64
     backlog_seconds: int = 3600

@@ -250,7 +250,12 @@ def flood_ward_run(opt: BenchOptions) -> dict[str, object]:
     alarms and values reach the pager topic and the screen?"""
     with Rig(opt.historian) as rig:
         settings = bench_settings(
-            opt.beds + 1, rig.port, rig.work / "data", rig.influx_url, opt.admission
+            opt.beds + 1,
+            rig.port,
+            rig.work / "data",
+            rig.influx_url,
+            opt.admission,
+            (FLOOD_DEVICE,),
         )
         station = rig.station(settings)
         screen = ScreenData(station)

@@ -126,7 +126,10 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     # Hidden: the bench's own self-check is tested by measuring a ward that is never admitted.
     bench.add_argument(
-        "--admission", choices=["open", "onboarded"], default="open", help=argparse.SUPPRESS
+        "--admission",
+        choices=["pinned", "open", "onboarded"],
+        default="pinned",
+        help=argparse.SUPPRESS,
     )
 
 

@@ -37,7 +37,10 @@ flagged on the bed and cannot make later genuine data late. Rejections put a tec
 bed only when the topic proves which device sent them.
 
 Signals:
-    vitals_received(str bed, Accepted): a live message for a bed's tile.
+    vitals_received(str bed, Accepted): a live message for a bed's tile (for direct watchers).
+    vitals_batch(tuple[tuple[str, Accepted], ...]): the live messages of the last
+        :data:`VITALS_BATCH_MS`, what the window takes: one queued event per batch instead of
+        one per message (each costs the GUI thread an interpreter-lock hand-over).
     data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
     alarm_changed(Alarm): every alarm state change.
     stats_changed(IngestStats): counters and the quarantine, once a second.
@@ -99,6 +102,8 @@ COMPACT_EVERY_S = 60.0  # trend store: raw samples past their window become 1-mi
 RECORD_CHUNK = 64
 """Record-path messages handled per turn of the core's event loop: a live wake-up waits at most
 one chunk (a few ms), however long the persistent session's backlog."""
+VITALS_BATCH_MS = 50
+"""Live messages reach the window in batches this far apart (alarms do not wait for them)."""
 TREND_BATCH = 256
 """Trend samples written at once when they come faster than :data:`WATCH_MS`."""
 LIVE_STALE_S = 2.0
@@ -195,6 +200,7 @@ class CoreWorker(QObject):
     """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
 
     vitals_received = Signal(str, object)
+    vitals_batch = Signal(object)
     devices_changed = Signal(object)
     data_gap = Signal(str, int, float)
     limits_changed = Signal(str, object)
@@ -269,6 +275,7 @@ class CoreWorker(QObject):
         self._sequence = SequenceTracker()  # record path: duplicates, gaps
         self._live_order = SequenceTracker()  # live path: what is newest, what is flagged
         self._live_seen: dict[str, float] = {}  # device → monotonic time the live feed had it
+        self._fallback: dict[str, tuple[float, int]] = {}  # device → (second began, count)
         self._flags: dict[tuple[str, str], float] = {}  # (device, parameter) → last flagged
         self._flooding: dict[str, float] = {}  # source device → monotonic time last flooding
         self._step_reported = 0.0
@@ -280,6 +287,8 @@ class CoreWorker(QObject):
         self._live_up = False
         self._live_down_since: float | None = None
         self._watch_turn = 0
+        self._shown: list[tuple[str, Accepted]] = []
+        self._vitals_timer: QTimer | None = None
         self.live_rejected = 0
         self._rows: list[Row] = []
         self._deliveries: list[Delivery] = []
@@ -314,6 +323,10 @@ class CoreWorker(QObject):
         self._timer.timeout.connect(self._on_timer)
         self._timer.start()
         self._records_waiting.connect(self.drain_record, Qt.ConnectionType.QueuedConnection)
+        self._vitals_timer = QTimer(self)
+        self._vitals_timer.setSingleShot(True)
+        self._vitals_timer.setInterval(VITALS_BATCH_MS)
+        self._vitals_timer.timeout.connect(self.flush_vitals)
         self._commit_timer = QTimer(self)
         self._commit_timer.setSingleShot(True)
         self._commit_timer.setInterval(self._settings.spool.commit_interval_ms)
@@ -332,6 +345,10 @@ class CoreWorker(QObject):
             self._commit_timer.stop()
             self._commit_timer.deleteLater()
             self._commit_timer = None
+        if self._vitals_timer is not None:
+            self._vitals_timer.stop()
+            self._vitals_timer.deleteLater()
+            self._vitals_timer = None
         self.commit()  # what arrived last is spooled; its acknowledgement goes nowhere now
 
     def attach(
@@ -371,13 +388,25 @@ class CoreWorker(QObject):
 
     def on_accepted(self, msg: Accepted, delivery: Delivery | None = None) -> None:
         """A valid message of the persistent session (or of a test): recorded, and shown live
-        unless the live feed already delivers its device."""
-        if self._record(msg, delivery) and self._live_stale(msg.device_id):
+        unless the live feed already delivers its device, within the device's live budget (a
+        flooding device cut off from the live session must not flood the screen from here)."""
+        if self._record(msg, delivery) and self._live_fallback(msg.device_id):
             self._live(msg, from_feed=False)
 
-    def _live_stale(self, device: str) -> bool:
+    def _live_fallback(self, device: str) -> bool:
+        """Whether a record-path message of ``device`` goes live: the live feed has not had
+        the device for :data:`LIVE_STALE_S`, and the device is within its budget this second."""
+        mono = self._time.monotonic()
         seen = self._live_seen.get(device)
-        return seen is None or self._time.monotonic() - seen > LIVE_STALE_S
+        if seen is not None and mono - seen <= LIVE_STALE_S:
+            return False
+        start, count = self._fallback.pop(device, (mono, 0))
+        if mono - start >= 1.0:
+            start, count = mono, 0
+        if len(self._fallback) >= MAX_TRACKED:
+            del self._fallback[next(iter(self._fallback))]
+        self._fallback[device] = (start, count + 1)
+        return count < self._settings.devices.live_budget_hz
 
     def _record(self, msg: Accepted, delivery: Delivery | None) -> bool:
         """Order, bed, spool; acknowledged at the commit. True if the message may go live."""
@@ -488,6 +517,19 @@ class CoreWorker(QObject):
         )
         self._check_battery(device, bed, msg.payload.battery)
         self.vitals_received.emit(bed, msg)
+        self._shown.append((bed, msg))
+        timer = self._vitals_timer
+        if timer is None:
+            self.flush_vitals()  # no event loop yet (tests): at once
+        elif not timer.isActive():
+            timer.start()
+
+    @Slot()
+    def flush_vitals(self) -> None:
+        """Hand the window what went live since the last batch."""
+        if self._shown:
+            batch, self._shown = tuple(self._shown), []
+            self.vitals_batch.emit(batch)
 
     def _flag(self, msg: Accepted, bed: str, kind: str, mono: float) -> None:
         """A message that could have moved the device's order far ahead: a technical alarm on

@@ -16,7 +16,8 @@ topic), which keeps a budget per device; parsing and checks happen on the core t
 what the budget lets through.
 
 A flooding device is cut off at the broker: a device the topic names that sends more than
-:data:`MUTE_AFTER` times its budget within a second is unsubscribed from this session for
+:data:`MUTE_AFTER` times its budget within a second, or more than its budget two seconds
+running, is unsubscribed from this session for
 :data:`MUTE_S` (then tried again). Why: parsing MQTT in Python costs tens of µs a message, and
 under a flood the record path competes for the same interpreter, so a live session that must
 read every flooding message falls behind the broker (measured: 16 s behind, every bed's data
@@ -58,8 +59,10 @@ from station.settings import Settings
 log = logging.getLogger(__name__)
 
 UNREADABLE = "?"  # the source of shared-topic messages whose claimed id cannot be read
-MUTE_AFTER = 3
-"""A device sending more than this many times its budget within one second is unsubscribed."""
+MUTE_AFTER = 2
+"""A device sending more than this many times its budget within one second, or over its budget
+two seconds running, is unsubscribed. Counted here, where the messages are read: under a flood
+this thread reads fewer than the broker has, so the threshold must be low to be reached."""
 MUTE_S = 30.0
 """How long a flooding device stays unsubscribed from the live session before a new try."""
 
@@ -308,6 +311,7 @@ class LiveFeed(QObject):
         item = LiveItem(msg.topic, payload, self._now())
         if self.inbox.put(source, item, self._monotonic()):
             self.ready.emit()
-        count = self.inbox.last_count
-        if named is not None and count > MUTE_AFTER * self.inbox.budget:
-            self._mute(named, count)
+        count, budget = self.inbox.last_count, self.inbox.budget
+        over = count > MUTE_AFTER * budget or (count > budget and self.inbox.last_previous > budget)
+        if named is not None and over:
+            self._mute(named, max(count, self.inbox.last_previous))

@@ -67,6 +67,7 @@ class LiveInbox:
         self.excess = 0  # messages over budget (replaced or not queued), since the start
         self.evicted = 0
         self.last_count = 0  # arrivals of the source of the last put in its current second
+        self.last_previous = 0  # and in its second before
 
     def put(self, source: str, item: LiveItem, now: float) -> bool:
         """Queue one message of ``source`` (``now``: monotonic seconds). Returns True when the
@@ -85,7 +86,7 @@ class LiveInbox:
                 src.previous = src.count if now - src.window_start < 2 * WINDOW_S else 0
                 src.window_start, src.count = now, 0
             src.count += 1
-            self.last_count = src.count
+            self.last_count, self.last_previous = src.count, src.previous
             if src.count <= self.budget:
                 src.queued.append(item)
             else:

@@ -36,6 +36,8 @@ class BedData:
     """What the bed's patient does not allow (e.g. not stored in the historian)."""
     standby: bool = False
     """Discharged: not monitored until the next admission."""
+    resets: int = 0
+    """Times the bed was blanked for a new occupant: its next value is shown at once."""
     buffers: dict[str, RingBuffer] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +58,7 @@ class BedData:
         """Forget the curves and values: a new patient (admit) or a patient gone (discharge,
         transfer) must never show the previous occupant's data."""
         self.__post_init__()
+        self.resets += 1
         self.latest = None
         self.device_id = None
         self.missing = 0

@@ -8,6 +8,8 @@ last values as if they were live.
 
 from __future__ import annotations
 
+import math
+
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QContextMenuEvent, QMouseEvent
@@ -22,11 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, Priority, most_urgent
+from station.domain.messages import Accepted
 from station.ui import theme
 from station.ui.beddata import BedData
 
 # Fixed ranges: auto-range re-layout costs ~3x per repaint (PLATFORM-NOTES).
 MIN_SPAN_S = 10.0
+VALUE_REFRESH_S = 0.5
+"""Numbers on a tile change at most this often (alarms, staleness and flashing at once)."""
 GAP_NOTICE_S = 600.0  # a seq gap is named on the tile this long (the curve keeps its break)
 CURVE_RANGES = {"heartrate": (30.0, 180.0), "oxygen": (75.0, 101.0)}
 
@@ -51,17 +56,22 @@ class ValueBox(QWidget):
         self.value = QLabel("--")
         self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._size = size
-        self._shown: tuple[str, bool, bool] | None = None
+        self._text: str | None = None
+        self._style: tuple[bool, bool] | None = None
         lay.addWidget(head)
         lay.addWidget(self.value)
         self.show_value("--", stale=True, alarm=False)
 
     def show_value(self, text: str, *, stale: bool, alarm: bool) -> None:
         """Set the number; stale values are grey dashes, alarmed ones inverted. Only touches
-        the widget when something changed: a style sheet change re-polishes the label."""
-        if self._shown == (text, stale, alarm):
+        the widget when something changed, and the style sheet only when the look changed: a
+        style sheet change re-polishes the label (measured the costliest line of a frame)."""
+        if text != self._text:
+            self._text = text
+            self.value.setText(text)
+        if self._style == (stale, alarm):
             return
-        self._shown = (text, stale, alarm)
+        self._style = (stale, alarm)
         colour = theme.STALE if stale else self._colour
         style = f"color:{colour}; font-size:{self._size}px; font-weight:600;"
         if alarm and not stale:
@@ -69,7 +79,6 @@ class ValueBox(QWidget):
                 f"color:{theme.BACKGROUND}; background:{self._colour};"
                 f" font-size:{self._size}px; font-weight:700; padding:0 3px;"
             )
-        self.value.setText(text)
         self.value.setStyleSheet(style)
 
 
@@ -96,6 +105,10 @@ class BedTile(QFrame):
         self._border: tuple[str, int] | None = None
         self._banner_style = ""
         self._age_text = ""
+        self._device_text = ""
+        self._painted_latest: Accepted | None = None
+        self._values_at = -math.inf
+        self._resets = 0
         self._pens_stale = False
         self.setObjectName("tile")
         self.setMinimumSize(250, 190)
@@ -245,11 +258,21 @@ class BedTile(QFrame):
             hz = theme.FLASH_HZ[alarm.priority]
             flash_on = hz == 0 or int(now * hz * 2) % 2 == 0
         self._paint_header(now, stale)
-        key = (stale, alarm, flash_on, data.latest, len(data.alarms), data.standby)
+        # New numbers at most every VALUE_REFRESH_S (a monitor's numerics update about once a
+        # second; a device sending 20 a second must not cost 20 label updates a second); any
+        # change of alarm, staleness or flashing is painted at once, and so are a blank bed (a
+        # new occupant) and its first value.
+        latest = self._painted_latest
+        due = now - self._values_at >= VALUE_REFRESH_S or now < self._values_at
+        if due or latest is None or data.latest is None or data.resets != self._resets:
+            latest, self._resets = data.latest, data.resets
+        key = (stale, alarm, flash_on, latest, len(data.alarms), data.standby)
         if key == self._shown:
             return
         self._shown = key
-        self._paint_values(stale, alarm_params={a.parameter for a in data.alarms.values()})
+        if latest is not self._painted_latest:
+            self._painted_latest, self._values_at = latest, now
+        self._paint_values(latest, stale, {a.parameter for a in data.alarms.values()})
         self._paint_alarm(alarm, stale, flash_on)
         if stale != self._pens_stale:  # a new pen redraws the curve: only when staleness flips
             self._pens_stale = stale
@@ -260,7 +283,10 @@ class BedTile(QFrame):
 
     def _paint_header(self, now: float, stale: bool) -> None:
         data = self.data
-        self.device.setText(data.device_id or "no device")
+        device = data.device_id or "no device"
+        if device != self._device_text:  # every Qt call costs a GIL hand-over: only on change
+            self._device_text = device
+            self.device.setText(device)
         age = data.age(now)
         if age is None:
             text = "waiting for data"
@@ -278,8 +304,8 @@ class BedTile(QFrame):
             self._age_text = text
             self.age.setText(text)
 
-    def _paint_values(self, stale: bool, alarm_params: set[str]) -> None:
-        p = self.data.latest.payload if self.data.latest is not None else None
+    def _paint_values(self, latest: Accepted | None, stale: bool, alarm_params: set[str]) -> None:
+        p = latest.payload if latest is not None else None
         hr = p.heartrate if p and not stale else None
         spo2 = p.oxygen if p and not stale else None
         bp = p.bloodpressure if p and not stale else None
