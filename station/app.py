@@ -255,7 +255,7 @@ class Station(QObject):
             settings,
             user or getpass.getuser(),
             self._historian_status,
-            clock,
+            self.clock.now,  # what messages are stamped with: a tile's age reads them alike
             demo=demo is not None,
             trends=self.trends,
             actions=self.actions,

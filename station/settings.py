@@ -277,8 +277,8 @@ class DevicesSection(BaseModel):
             ge=1,
             le=1000,
             description="Messages a second each device may put on the live view and alarms; "
-            "past it the device is 'flooding': its newest value is still shown, the rest is "
-            "kept for the record only",
+            "past it the device is 'flooding': the rest of that second is kept for the record "
+            "only (a newer message replaces one still waiting to be shown)",
         ),
     ] = 20
     trust_dir: Annotated[

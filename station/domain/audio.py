@@ -41,15 +41,24 @@ class AudioPolicy:
     """Decides bursts, pause and reminders. Owned by the GUI thread.
 
     Args:
-        clock: UTC epoch seconds.
+        clock: the clock durations are timed with (pause, bursts, reminders): monotonic on the
+            ward, so a wall-clock step neither stretches nor cuts short a pause.
         pause_s: length of the audio pause.
         reminder_s: interval of reminders for acknowledged alarms still present.
+        wall: UTC epoch seconds, what alarm times (``raised_at``, ``acked_at``) are in; default
+            ``clock`` (tests drive one clock).
     """
 
     def __init__(
-        self, clock: Callable[[], float], pause_s: float = 120.0, reminder_s: float = 180.0
+        self,
+        clock: Callable[[], float],
+        pause_s: float = 120.0,
+        reminder_s: float = 180.0,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self._clock = clock
+        self._wall = wall or clock
+        self._paused_wall = 0.0
         self._pause_s = pause_s
         self._reminder_s = reminder_s
         self._paused_at: float | None = None
@@ -65,6 +74,7 @@ class AudioPolicy:
         sounding = most_urgent(a for a in alarms if a.state in UNACKNOWLEDGED)
         self._pause_ceiling = sounding.priority if sounding else Priority.LOW
         self._paused_at = self._clock()
+        self._paused_wall = self._wall()  # compared with the alarms' own (wall) raise times
 
     def resume(self) -> None:
         """End the pause early."""
@@ -92,8 +102,7 @@ class AudioPolicy:
         paused = self.pause_remaining() > 0
         sounding = [a for a in alarms if a.state in UNACKNOWLEDGED]
         if paused:
-            assert self._paused_at is not None
-            paused_at = self._paused_at
+            paused_at = self._paused_wall
             sounding = [
                 a
                 for a in sounding
@@ -116,8 +125,12 @@ class AudioPolicy:
 
     def _reminder(self, alarms: list[Alarm], now: float) -> SoundCue | None:
         acked = [a for a in alarms if a.state == AlarmState.ACKNOWLEDGED and a.condition]
+        wall = self._wall()
         for alarm in sorted(acked, key=Alarm.sort_key):
-            since = self._last_reminder.get(alarm.alarm_id, alarm.acked_at or alarm.at)
+            since = self._last_reminder.get(alarm.alarm_id)
+            if since is None:
+                # First look at it: its age since the acknowledgement (wall times) on this clock.
+                since = now - (wall - (alarm.acked_at or alarm.at))
             if now - since >= self._reminder_s:
                 self._last_reminder[alarm.alarm_id] = now
                 return SoundCue(alarm.priority, BASE_VOLUME, "reminder", alarm.alarm_id)

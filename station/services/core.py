@@ -284,7 +284,6 @@ class CoreWorker(QObject):
         self._take_live: Callable[[], list[LiveItem]] | None = None
         self._flood_check: Callable[[float], list[Flooding]] | None = None
         self._routed: Callable[[frozenset[str] | None], None] | None = None
-        self._live_up = False
         self._live_down_since: float | None = None
         self._watch_turn = 0
         self._shown: list[tuple[str, Accepted]] = []
@@ -378,13 +377,21 @@ class CoreWorker(QObject):
         if self._take_records is None:
             return
         items, more = self._take_records(RECORD_CHUNK)
-        for result, delivery in items:
-            if isinstance(result, Accepted):
-                self.on_accepted(result, delivery)
-            else:
-                self.on_rejected(result, delivery)
-        if more:
-            self._records_waiting.emit()
+        try:
+            for result, delivery in items:
+                try:
+                    if isinstance(result, Accepted):
+                        self.on_accepted(result, delivery)
+                    else:
+                        self.on_rejected(result, delivery)
+                except Exception:
+                    # A bug must cost one message, not the record path: staged, so it is
+                    # acknowledged with the others (its redelivery would fail the same way).
+                    log.exception("record path failed on a message; it goes on")
+                    self._stage(None, None, delivery)
+        finally:
+            if more:
+                self._records_waiting.emit()
 
     def on_accepted(self, msg: Accepted, delivery: Delivery | None = None) -> None:
         """A valid message of the persistent session (or of a test): recorded, and shown live
@@ -910,7 +917,6 @@ class CoreWorker(QObject):
     def on_live_connection(self, connected: bool, detail: str) -> None:
         """The live feed connected or was lost (the record path feeds the screen meanwhile)."""
         log.info("live feed: %s", detail)
-        self._live_up = connected
         self._live_down_since = None if connected else self._time.monotonic()
 
     @Slot(object)
@@ -1049,6 +1055,9 @@ class CoreWorker(QObject):
         """A source over its live budget: a technical alarm on its bed when the topic proves
         the device (or admission is open, where the shared topic is how devices speak), and an
         audit record when it starts. Its excess is kept for the record, not shown."""
+        # Cut off from the live session (or about to be): its bed is fed by the record path
+        # from now on, not after LIVE_STALE_S of silence.
+        self._live_seen.pop(f.source, None)
         attributable = f.proven or self._ward.admission == "open"
         bed = self._ward.assigned(f.source) if attributable else None
         first = f.source not in self._flooding

@@ -2,7 +2,7 @@
 
 Why a second session: the persistent session (:class:`~station.services.mqtt_worker.MqttWorker`)
 delivers every message in order, each acknowledged only once it is in the spool, with the
-broker's in-flight window (20 by default) between them. Whatever is queued there comes first:
+broker's in-flight window between them. Whatever is queued there comes first:
 measured on one shared session, a device flooding at QoS 1 delayed another bed's HR 170 alarm by
 19 s, and after a restart the backlog of the persistent session held live alarms back by 8.6 s.
 The live session is clean (nothing queued for it while away, no in-flight window: QoS 0), so the
@@ -42,7 +42,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -54,6 +53,7 @@ from station.domain.ingest import MAX_PAYLOAD_BYTES, topic_device
 from station.services.live_inbox import Flooding, LiveInbox, LiveItem, source_key
 from station.services.mqtt_reasons import RECONNECT_MAX_S, RECONNECT_MIN_S
 from station.services.mqtt_worker import _Client, _tls_context
+from station.services.paho_loop import guard, join_loop, loop_alive, start_loop
 from station.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def device_topics(filters: tuple[str, ...], devices: frozenset[str] | None) -> s
         if devices is None or "+" not in levels or "#" in levels:
             topics.add(flt)
             continue
-        at = levels.index("+")
+        at = len(levels) - 1 - levels[::-1].index("+")  # the level topic_device reads
         topics.update("/".join([*levels[:at], d, *levels[at + 1 :]]) for d in devices)
     return topics
 
@@ -190,7 +190,8 @@ class LiveFeed(QObject):
 
     def _resubscribe(self) -> None:
         """Bring the session's subscriptions to what the devices and mutes say (any thread:
-        paho queues the packets for its own thread)."""
+        paho only queues the packets for its own thread). The packets are queued under the lock,
+        so two threads cannot send their changes in the opposite order to their decisions."""
         with self._subs_lock:
             if not self._session:
                 return
@@ -200,10 +201,13 @@ class LiveFeed(QObject):
             want = device_topics(self._topics, wanted)
             new, gone = want - self._subscribed, self._subscribed - want
             self._subscribed = want
-        if gone:
-            self._client.unsubscribe(sorted(gone))
-        if new:
-            self._client.subscribe([(t, 0) for t in sorted(new)])
+            if gone:
+                self._client.unsubscribe(sorted(gone))
+            if new:
+                self._client.subscribe([(t, 0) for t in sorted(new)])
+            elif not want:
+                # No device to follow yet (a new ward): connected, with nothing to hear.
+                self._set_connected(True, "live feed connected (no device on a bed yet)")
 
     def start(self) -> None:
         """Connect in the background; paho reconnects until :meth:`stop`."""
@@ -214,44 +218,22 @@ class LiveFeed(QObject):
             keepalive=m.keepalive,
             clean_start=True if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
         )
-        self._client.loop_start()
-        thread = self._thread()
-        if thread is not None:
-            thread.name = "live-mqtt"
-
-    def _thread(self) -> threading.Thread | None:
-        thread: threading.Thread | None = getattr(self._client, "_thread", None)
-        return thread
+        start_loop(self._client, "live-mqtt")
 
     def alive(self) -> bool:
         """True while paho's network thread runs."""
-        thread = self._thread()
-        return thread is not None and thread.is_alive()
+        return loop_alive(self._client)
 
     def stop(self, timeout: float = 1.0) -> bool:
         """Disconnect and join the thread; whether it stopped within ``timeout``."""
         self._stopping.set()
         self._client.disconnect()
-        thread = self._thread()
-        if thread is None:
-            return True
-        thread.join(timeout)
-        if thread.is_alive():
-            log.error("live MQTT thread did not stop within %.1f s", timeout)
-            return False
-        self._client.loop_stop()
-        return True
+        return join_loop(self._client, timeout)
 
     # -- callbacks (live-mqtt thread) --------------------------------------------------------
 
     def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("live MQTT callback %s failed; the feed continues", fn.__name__)
-
-        return wrapped
+        return guard(fn, "the live feed")
 
     def _on_connect(
         self,

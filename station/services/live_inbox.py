@@ -5,10 +5,11 @@ bed is seen. Measured before the live path (one broker session for everything): 
 flooding at QoS 1 delayed another bed's HR 170 alarm by 19 s. Here every message is taken by the
 live MQTT thread at the cost of a dictionary update, and per *source* (a device the topic names,
 or the id a message on the shared topic claims) at most ``budget_hz`` messages a second are
-queued for the core; past that, the newest message replaces the last one queued ("latest wins"),
-and the excess is counted. The core then sees a flooding device at the budget rate, with its
-newest values, and reports it (technical alarm "device flooding", audit record). Nothing is
-lost by this: the persistent session keeps every message for the record.
+queued for the core; past that, a newer message replaces the last one still queued ("latest
+wins"), the rest of the second is left to the record path, and the excess is counted. The core
+then sees a flooding device at the budget rate and reports it (technical alarm "device
+flooding", audit record). Nothing is lost by this: the persistent session keeps every message
+for the record.
 
 Memory is bounded: at most :data:`MAX_SOURCES` sources (least recently heard forgotten first) and
 :data:`QUEUE_PER_SOURCE` messages queued per source, so random ids cannot grow it.

@@ -31,7 +31,8 @@ empty to not empty; the core takes them in chunks (:meth:`take`). So the core's 
 at most one record wake-up whatever the message rate, and the live feed's wake-up never waits
 behind thousands of queued record events (it waited behind them on ``main``: a QoS 0 flood grew
 the core's queue without bound). The queue itself is bounded by the broker's in-flight window
-for QoS 1, as nothing is acknowledged before the core has spooled it.
+for QoS 1, as nothing is acknowledged before the core has spooled it, and by
+:data:`MAX_RECEIVED` for QoS 0 (past it QoS 0 messages are dropped and counted).
 
 Signals:
     messages_ready(): :meth:`take` has messages for the core.
@@ -75,6 +76,7 @@ from station.services.mqtt_reasons import (
     describe_refusal,
     next_delay,
 )
+from station.services.paho_loop import guard, join_loop, loop_alive, start_loop
 from station.settings import MqttSection, Settings
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,11 @@ bounds what one commit carries: 20 made a commit of 16 messages pay a disk sync 
 20 µs a message); the core commits per :data:`~station.services.core.COMMIT_BATCH_V5`. A larger
 window only means more messages redelivered after a crash, which the spool and the order
 tracker drop as duplicates."""
+
+OUTBOUND_IN_FLIGHT = 1000
+"""Alarm events and status sent and not yet acknowledged by the broker at most."""
+MAX_RECEIVED = 20_000
+"""Received messages waiting for the core at most, for QoS 0 (QoS 1 waits in the broker)."""
 
 PEER_ALARMS = "healthcare/station/+/alarms"
 MAX_PEER_EVENT_BYTES = 4096
@@ -252,6 +259,7 @@ class MqttWorker(QObject):
         self._received: deque[tuple[Accepted | Rejection, Delivery]] = deque()
         self._received_lock = threading.Lock()
         self._scheduled = False  # a messages_ready is on its way to the core
+        self.dropped_qos0 = 0
         self.loop_restarts = 0
         self.acks_skipped = 0
         # Per connection attempt, touched only by paho's thread (reset in _on_pre_connect).
@@ -280,6 +288,10 @@ class MqttWorker(QObject):
             manual_ack=True,
         )
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # paho sends at most 20 unacknowledged QoS 1 publishes by default; the broker's PUBACKs
+        # come back behind the in-flight vitals on the same stream, so under a flood alarm
+        # events queued behind that window (measured: seconds late on the alarms topic).
+        client.max_inflight_messages_set(OUTBOUND_IN_FLIGHT)
         if m.tls:
             client.tls_set_context(_tls_context(m, self._record_tls_error))
             client.tls_insecure_set(False)
@@ -315,20 +327,11 @@ class MqttWorker(QObject):
         self._started = True
 
     def _start_loop(self) -> None:
-        self._client.loop_start()
-        thread = self._loop_thread()
-        if thread is not None:
-            thread.name = "mqtt"
-
-    def _loop_thread(self) -> threading.Thread | None:
-        # paho keeps its network thread in a private attribute; it is the only handle there is.
-        thread: threading.Thread | None = getattr(self._client, "_thread", None)
-        return thread
+        start_loop(self._client, "mqtt")
 
     def alive(self) -> bool:
         """True while paho's network thread runs."""
-        thread = self._loop_thread()
-        return thread is not None and thread.is_alive()
+        return loop_alive(self._client)
 
     def watch(self) -> bool:
         """Called by the core once a second: True if the network thread was alive. If it died
@@ -355,16 +358,7 @@ class MqttWorker(QObject):
             except (RuntimeError, ValueError):
                 log.warning("offline status not confirmed before disconnect")
         self._client.disconnect()
-        thread = self._loop_thread()
-        if thread is None:
-            return True
-        # paho's loop_stop() joins without a limit; join with ours first, then let it tidy up.
-        thread.join(timeout)
-        if thread.is_alive():
-            log.error("MQTT network thread did not stop within %.1f s", timeout)
-            return False
-        self._client.loop_stop()
-        return True
+        return join_loop(self._client, timeout)
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -419,6 +413,11 @@ class MqttWorker(QObject):
 
     def _hand_over(self, item: tuple[Accepted | Rejection, Delivery]) -> None:
         with self._received_lock:
+            if len(self._received) >= MAX_RECEIVED and item[1].qos == 0:
+                # QoS 1 is bounded by the in-flight window; a QoS 0 flood is not: past the
+                # bound its messages are dropped here (counted), never the core's memory.
+                self.dropped_qos0 += 1
+                return
             self._received.append(item)
             wake = not self._scheduled
             self._scheduled = True
@@ -428,13 +427,7 @@ class MqttWorker(QObject):
     # -- callbacks (mqtt thread) -----------------------------------------------------------
 
     def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
-        def wrapped(*args: Any) -> None:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("MQTT callback %s failed; ingest continues", fn.__name__)
-
-        return wrapped
+        return guard(fn, "ingest")
 
     def _report(self, connected: bool, detail: str, deliberate: bool = False) -> None:
         """Emit the connection state if it differs from the last one emitted: a refusal repeated

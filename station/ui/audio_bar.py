@@ -40,13 +40,14 @@ class AudioBar(QWidget):
         pause_s: float = 120.0,
         reminder_s: float = 180.0,
         sound: AlarmSound | None = None,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self._user = user
         self._clock = clock
         self.gate: Callable[[], str | None] | None = None
         """Who may pause now (the action layer's check); None: no check (tests)."""
-        self.policy = AudioPolicy(clock, pause_s, reminder_s)
+        self.policy = AudioPolicy(clock, pause_s, reminder_s, wall)
         self.sound = sound or AlarmSound()
         self.last_cue: SoundCue | None = None
         self._alarms: list[Alarm] = []

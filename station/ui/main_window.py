@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
             settings.alarms.audio_pause_s,
             settings.alarms.reminder_s,
             sound,
+            wall=clock,
         )
         top.addWidget(self.audio)
         top.addSpacing(20)

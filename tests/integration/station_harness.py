@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -101,3 +104,51 @@ def publish(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def write_config(settings: Settings, path: Path) -> None:
+    """The TOML a station process started by a test reads: the broker over TLS, the historian,
+    the ward and its admission from ``settings``."""
+    m, i = settings.mqtt, settings.influx
+    pins = ", ".join(f'"{d}" = {n}' for d, n in settings.ward.devices.items())
+    path.write_text(
+        f"""
+[station]
+id = "{settings.station.id}"
+data_dir = "{settings.station.data_dir}"
+[mqtt]
+host = "{m.host}"
+port = {m.port}
+tls = true
+ca_file = "{m.ca_file}"
+username = "{m.username}"
+[influx]
+enabled = true
+url = "{i.url}"
+flush_interval_s = 0.2
+[ward]
+beds = {settings.ward.beds}
+devices = {{ {pins} }}
+[devices]
+admission = "{settings.devices.admission}"
+""",
+        encoding="utf-8",
+    )
+
+
+def start_station_process(config: Path, log: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
+    """``station --config CONFIG`` in its own process (offscreen), its output appended to
+    ``log``; the caller stops it (SIGTERM) and checks its exit code."""
+    env = dict(os.environ)
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        STATION_MQTT_PASSWORD=broker.passwords["station"],
+        STATION_INFLUX_TOKEN="token-not-checked-by-vm",
+    )
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "station", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )

@@ -10,10 +10,7 @@ station in between.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -30,7 +27,12 @@ from station.services.simulator import Simulator, SimulatorConfig
 from station.services.spool import Spool
 from station.settings import Settings
 from tests.integration.servers import Mosquitto, VictoriaMetrics
-from tests.integration.station_harness import running_station, station_settings
+from tests.integration.station_harness import (
+    running_station,
+    start_station_process,
+    station_settings,
+    write_config,
+)
 
 BEDS = 16
 # Pinned as on a real ward: a device that merely takes the next free bed may get another one
@@ -187,49 +189,6 @@ def test_a_60_s_historian_outage_at_16_beds_loses_and_doubles_nothing(
     assert values == sum(len(v) for v in published.values())  # each exactly once
 
 
-def _write_config(settings: Settings, path: Path) -> None:
-    m, i = settings.mqtt, settings.influx
-    path.write_text(
-        f"""
-[station]
-id = "{settings.station.id}"
-data_dir = "{settings.station.data_dir}"
-[mqtt]
-host = "{m.host}"
-port = {m.port}
-tls = true
-ca_file = "{m.ca_file}"
-username = "{m.username}"
-[influx]
-enabled = true
-url = "{i.url}"
-flush_interval_s = 0.2
-[ward]
-beds = {BEDS}
-devices = {{ {", ".join(f'"{d}" = {n}' for d, n in DEVICES.items())} }}
-[devices]
-admission = "{settings.devices.admission}"
-""",
-        encoding="utf-8",
-    )
-
-
-def _start_station(config: Path, log: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        STATION_MQTT_PASSWORD=broker.passwords["station"],
-        STATION_INFLUX_TOKEN="token-not-checked-by-vm",
-    )
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "station", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
 def test_station_killed_mid_stream_and_restarted_every_seq_reaches_the_historian(
     mosquitto: Mosquitto,
     victoria: VictoriaMetrics,
@@ -238,10 +197,10 @@ def test_station_killed_mid_stream_and_restarted_every_seq_reaches_the_historian
 ) -> None:
     settings = settings_for(mosquitto, victoria, tmp_path / "station")
     config = tmp_path / "station.toml"
-    _write_config(settings, config)
+    write_config(settings, config)
     log = tmp_path / "station.log"
     sim = ward_simulator(mosquitto, rate=10.0)  # 160 msg/s: a kill lands mid-commit
-    proc = _start_station(config, log, mosquitto)
+    proc = start_station_process(config, log, mosquitto)
     try:
         deadline = time.monotonic() + 30
         while recorder.station_state != "online":  # the station is up and subscribed
@@ -254,7 +213,7 @@ def test_station_killed_mid_stream_and_restarted_every_seq_reaches_the_historian
         assert proc.wait(10) == -signal.SIGKILL
         time.sleep(2)  # devices go on publishing; the broker queues for the station's session
         recorder.station_state = None
-        proc = _start_station(config, log, mosquitto)
+        proc = start_station_process(config, log, mosquitto)
         time.sleep(4)
         assert recorder.station_state == "online", log.read_text()[-3000:]
     finally:

@@ -4,11 +4,9 @@ publishers, a restart behind a backlog, a forged message, rejected and random id
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,12 @@ from tests.integration.live_load import (
     stop_all,
 )
 from tests.integration.servers import Mosquitto, VictoriaMetrics
-from tests.integration.station_harness import running_station, station_settings
+from tests.integration.station_harness import (
+    running_station,
+    start_station_process,
+    station_settings,
+    write_config,
+)
 from tests.integration.test_durable_ingest import Recorder, wait_until_stored
 from tests.payloads import vitals
 
@@ -245,48 +248,6 @@ def test_a_restart_behind_a_backlog_alarms_live_and_stores_every_point_once(
     assert values - backlog_values <= live_values, "a backlog point was stored twice"
 
 
-def _config(settings: Any, path: Path) -> None:
-    m, i = settings.mqtt, settings.influx
-    pins = ", ".join(f'"{d}" = {n}' for d, n in WARD["devices"].items())  # type: ignore[attr-defined]
-    path.write_text(
-        f"""
-[station]
-id = "{settings.station.id}"
-data_dir = "{settings.station.data_dir}"
-[mqtt]
-host = "{m.host}"
-port = {m.port}
-tls = true
-ca_file = "{m.ca_file}"
-username = "{m.username}"
-[influx]
-enabled = true
-url = "{i.url}"
-flush_interval_s = 0.2
-[ward]
-beds = {BEDS}
-devices = {{ {pins} }}
-""",
-        encoding="utf-8",
-    )
-
-
-def _station_process(config: Path, log: Path, broker: Mosquitto) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        QT_QPA_PLATFORM="offscreen",
-        STATION_MQTT_PASSWORD=broker.passwords["station"],
-        STATION_INFLUX_TOKEN="token-not-checked-by-vm",
-    )
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "station", "--config", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-
-
 def _wait_online(rec: Recorder, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while rec.station_state != "online":
@@ -306,10 +267,10 @@ def test_sigterm_during_a_flood_exits_0_in_time_and_loses_nothing(
         influx={"enabled": True, "url": victoria.url},
     )
     config, log = tmp_path / "station.toml", tmp_path / "station.log"
-    _config(settings, config)
+    write_config(settings, config)
     count, base = 90_000, float(round(time.time()))  # under the broker's queue limit (100k)
     lines = [vitals("bed-1", at=base + i / 1000, seq=i + 1) for i in range(count)]
-    proc = _station_process(config, log, mosquitto)
+    proc = start_station_process(config, log, mosquitto)
     flood: list[subprocess.Popen[bytes]] = []
     try:
         _wait_online(recorder, proc, log)
@@ -329,7 +290,7 @@ def test_sigterm_during_a_flood_exits_0_in_time_and_loses_nothing(
         assert "Destroyed while thread" not in output
         assert "did not stop in time" not in output
         assert all(p.wait(120) == 0 for p in flood)  # the rest waits in the station's session
-        proc = _station_process(config, log, mosquitto)
+        proc = start_station_process(config, log, mosquitto)
         _wait_online(recorder, proc, log)
         expected = {"bed-1": {round(base * 1000) + i for i in range(count)}}
         _got, values = wait_until_stored(victoria, expected, timeout=300)

@@ -188,3 +188,26 @@ def test_a_message_both_sessions_bring_is_shown_once(live: Live) -> None:
     live.core.on_accepted(msg)  # the persistent session's copy, recorded only
     assert len(live.shown) == 1
     assert live.core.accepted == 1
+
+
+def test_a_message_the_record_path_fails_on_costs_that_message_only(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from station.services.mqtt_worker import Delivery
+
+    acked: list[list[Delivery]] = []
+    live.core._ack = acked.append
+    queue = [(live.message(d, seq=1), Delivery(1, n, 1)) for n, d in enumerate(["mon-1", "mon-2"])]
+    record = live.core._record
+
+    def failing(msg: Accepted, delivery: Delivery | None) -> bool:
+        if msg.device_id == "mon-1":
+            raise RuntimeError("a bug")
+        return record(msg, delivery)
+
+    monkeypatch.setattr(live.core, "_record", failing)
+    live.core.attach(lambda n: (queue[:n], False))
+    live.core.drain_record()
+    live.core.commit()
+    assert [d.mid for batch in acked for d in batch] == [0, 1]  # both acknowledged, in order
+    assert [bed for bed, _ in live.shown] == ["Bed 2"]

@@ -323,3 +323,25 @@ def test_escalation_from_engine_raises_volume(clock: Clock, policy: AudioPolicy)
 
     assert (louder.volume, louder.reason) == (ESCALATED_VOLUME, "escalated")
     assert louder.alarm_id == first.alarm_id
+
+
+# -- two clocks: monotonic durations, wall alarm times (issue 13) --------------------------------
+
+
+def test_with_a_monotonic_clock_reminders_and_pauses_still_follow_alarm_times() -> None:
+    wall, mono = Clock(), Clock(start=1000.0)
+    policy = AudioPolicy(mono.now, pause_s=PAUSE_S, reminder_s=REMINDER_S, wall=wall.now)
+    alarms = [acked("a", T0, Priority.MEDIUM)]
+    assert policy.next_cue(alarms) is None
+    wall.advance(REMINDER_S)
+    mono.advance(REMINDER_S)
+    assert cue_for(policy, alarms).reason == "reminder"
+    # A pause: an alarm raised after it (by the wall clock) of higher priority still sounds,
+    # and the pause lasts PAUSE_S by the monotonic clock even if the wall clock steps back.
+    policy.pause([make_alarm("low", Priority.LOW, raised_at=wall.now())])
+    wall.advance(-3600)
+    mono.advance(1)
+    high = make_alarm("high", Priority.HIGH, raised_at=T0 + REMINDER_S + 0.5)
+    assert cue_for(policy, [high]).priority is Priority.HIGH
+    mono.advance(PAUSE_S)
+    assert policy.pause_remaining() == 0

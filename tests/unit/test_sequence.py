@@ -180,3 +180,11 @@ def test_streams_are_bounded_whatever_the_number_of_ids() -> None:
     assert len(tracker) == 100
     tracker.observe("rogue-9999", T0 + 1, 2, now=T0 + 1)  # the newest are kept
     assert tracker.observe("rogue-9999", T0 + 1, 2, now=T0 + 1).order is Order.DUPLICATE
+
+
+def test_a_first_message_ahead_of_the_station_cannot_make_the_next_ones_late() -> None:
+    tracker = SequenceTracker()
+    forged = tracker.observe("mon-1", T0 + 240, 2**40, ("forged",), now=T0)
+    assert forged.suspect == "ahead"
+    assert tracker.observe("mon-1", T0 + 1, 7, now=T0 + 1).order is Order.NEW
+    assert tracker.observe("mon-1", T0 + 2, 8, now=T0 + 2) == Verdict(Order.NEW)
