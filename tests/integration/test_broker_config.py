@@ -124,8 +124,11 @@ def test_broker_restarted_while_the_station_is_down_loses_nothing(
     mosquitto.start()
     with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
         bed = station.window.beds[BED]
-        qtbot.waitUntil(lambda: len(bed.buffers["heartrate"]) == count, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: station.core.accepted >= count, timeout=WAIT_MS)
         assert station.core.accepted == count
+        # The burst (200 messages in 0.4 s of device time) reaches the screen within the
+        # device's live budget; every one of them is in the record.
+        qtbot.waitUntil(lambda: len(bed.buffers["heartrate"]) > 0, timeout=WAIT_MS)
     assert sorted(seen_seqs) == list(range(1, count + 1))
 
 
