@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from typing import Any
@@ -18,7 +17,6 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs mosquitto"),
 ]
 
 
