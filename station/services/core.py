@@ -6,13 +6,14 @@ connections; it evaluates alarms with the pure :class:`AlarmEngine`, then hands 
 GUI (signals), the spool and the trend store, the audit writer (thread-safe ``record``) and the
 broker (thread-safe ``publish_alarm``). Nothing here waits on the network or paints.
 
-Durability (issue 4): each message's point is collected with its :class:`Delivery`; a group
-commit (``[spool] commit_interval_ms``, or at once past :data:`COMMIT_BATCH_V5` messages over
-MQTT 5, :data:`COMMIT_BATCH` over 3.1.1) writes the points to the spool in one transaction
-and only then acknowledges the messages to the broker, in arrival order. A message's alarms
-are evaluated before its commit; a commit (one fsync, a few ms) delays only the messages queued behind it, and never by a network wait. When the
-spool refuses (budget, full disk) the policy of :mod:`station.services.spool` applies: acknowledge
-anyway, hand the points to the historian's memory queue, raise and audit a technical alarm.
+Durability (issue 4): each message's point is collected with its :class:`Delivery`; a group commit
+(``[spool] commit_interval_ms``, or at once past :data:`COMMIT_BATCH_V5` messages over MQTT 5,
+:data:`COMMIT_BATCH` over 3.1.1) writes the points to the spool in one transaction and only then
+acknowledges the messages to the broker, in arrival order. A message's alarms are evaluated before
+its commit; a commit (one fsync, a few ms) delays only the messages queued behind it, and never by a
+network wait. When the spool refuses (budget, full disk) the policy of :mod:`station.services.spool`
+applies: acknowledge anyway, hand the points to the historian's memory queue, raise and audit a
+technical alarm.
 
 Order (issue 4): :class:`SequenceTracker` drops duplicates (QoS 1 redeliveries, replays) before
 they reach a plot or the alarm engine, keeps late (out-of-order) data off the live view while
