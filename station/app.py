@@ -42,30 +42,30 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PySide6.QtCore import QObject, Qt, QThread
 
 from station import __version__
-from station.credentials import backend_status, from_environment, secret
-from station.domain.audit_keyed import Published
+from station.config.credentials import backend_status, from_environment, secret
+from station.config.settings import Settings
+from station.domain.audit.keyed import Published
 from station.domain.clock import StationClock
 from station.domain.patients import PatientError, Purpose
 from station.domain.roles import Role
 from station.domain.vouchers import key_id
-from station.services.accounts import Accounts
-from station.services.actions import ActionLayer
-from station.services.audit_bundle import write_bundle
-from station.services.audit_keys import AuditKeyError, read_anchor, station_key, write_anchor
-from station.services.audit_trail import public_key_beside, read_trail, verify
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.services.demo_broker import DemoCredentials
-from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.services.historian import Historian, HistorianStatus
-from station.services.live_feed import LiveFeed
-from station.services.mqtt_worker import MqttWorker
-from station.services.patient_store import PatientStoreError
-from station.services.simulator import Simulator, SimulatorConfig
-from station.services.spool import Spool
-from station.services.trends import TrendStore
-from station.services.ward_admin import WardAdmin
-from station.settings import Settings
+from station.presenters.actions import ActionLayer
+from station.presenters.ward_admin import WardAdmin
+from station.services.audit.bundle import write_bundle
+from station.services.audit.keys import AuditKeyError, read_anchor, station_key, write_anchor
+from station.services.audit.trail import public_key_beside, read_trail, verify
+from station.services.audit.writer import AuditWriter
+from station.services.demo.broker import DemoCredentials
+from station.services.demo.simulator import Simulator, SimulatorConfig
+from station.services.ingest.core import CoreWorker
+from station.services.ingest.historian import Historian, HistorianStatus
+from station.services.ingest.live_feed import LiveFeed
+from station.services.ingest.mqtt_worker import MqttWorker
+from station.services.storage.accounts import Accounts
+from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
+from station.services.storage.patient_store import PatientStoreError
+from station.services.storage.spool import Spool
+from station.services.storage.trends import TrendStore
 from station.ui.audit_view import AuditSnapshot, AuditView
 from station.ui.main_window import MainWindow
 from station.ui.settings_dialog import SettingsDialog

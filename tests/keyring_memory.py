@@ -2,8 +2,9 @@
 
 keyrings.alt (the plaintext and "encrypted" file backends) is not installed here, so
 :class:`PlaintextStandIn` plays its part: a real ``keyring`` backend that keeps passwords in a file
-in the clear, which :mod:`station.credentials` must refuse. Its ``priority`` raises, so ``keyring``
-itself never picks it for another test; it is used only through :func:`installed_keyring`.
+in the clear, which :mod:`station.config.credentials` must refuse. Its ``priority`` raises, so
+``keyring`` itself never picks it for another test; it is used only through
+:func:`installed_keyring`.
 """
 
 from __future__ import annotations

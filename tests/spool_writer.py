@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from station.services.spool import Spool
+from station.services.storage.spool import Spool
 
 BATCH = 64
 

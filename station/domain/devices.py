@@ -1,9 +1,10 @@
 """The device registry's values: which devices are onboarded, to which bed, signing or not.
 
-Pure data with its rules, no file access (the file is :mod:`station.services.device_registry`'s):
-the core thread holds a :class:`DeviceBook` snapshot to route and check every message, the
-onboarding dialog and ``station devices`` change it through the registry. A revoked device stays
-in the book, so its later messages are refused by name and its voucher can never be used again.
+Pure data with its rules, no file access (the file is
+:mod:`station.services.storage.device_registry`'s): the core thread holds a :class:`DeviceBook`
+snapshot to route and check every message, the onboarding dialog and ``station devices`` change it
+through the registry. A revoked device stays in the book, so its later messages are refused by name
+and its voucher can never be used again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from station.domain.audit import canonical_json
+from station.domain.audit.chain import canonical_json
 from station.domain.messages import DEVICE_ID_PATTERN
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)

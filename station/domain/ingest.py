@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from station.domain.audit import canonical_json
+from station.domain.audit.chain import canonical_json
 from station.domain.messages import Accepted, Rejection, VitalsPayload
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Deny by default: an action is allowed only when the table names it for the role, and a role or
 action the table does not know is denied. The check lives in the action layer
-(:mod:`station.services.actions`), never in a button: a disabled button is convenience, not
+(:mod:`station.presenters.actions`), never in a button: a disabled button is convenience, not
 protection. Without a login one may view the ward (the screen and the alarms stay visible and
 audible while the station is locked), resume paused audio (it only makes the ward louder), and
 acknowledge an alarm in an emergency, with a reason that is audited.

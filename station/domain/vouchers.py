@@ -14,8 +14,8 @@ Wire format (``station-voucher/1``, JSON)::
      expires_at}, "signer": <manufacturer key id>, "signature": <b64>,
      "chain": [{"owner": ..., "owner_key": <b64>, "signature": <b64>}, ...]}
 
-Everything signed or hashed is :func:`~station.domain.audit.canonical_json`. The manufacturer signs
-``{format, device, signer}``; the voucher id is the SHA-256 of ``{format, device, signer,
+Everything signed or hashed is :func:`~station.domain.audit.chain.canonical_json`. The manufacturer
+signs ``{format, device, signer}``; the voucher id is the SHA-256 of ``{format, device, signer,
 signature}``; link *i* is signed by the previous holder over ``{prev, owner, owner_key}`` where
 ``prev`` is the voucher id for the first link and the SHA-256 of the whole previous link after.
 Links are numbered from 1 in messages. Keys are raw 32-byte Ed25519 keys in standard base64.
@@ -46,7 +46,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from station.domain.audit import canonical_json
+from station.domain.audit.chain import canonical_json
 from station.domain.messages import DEVICE_ID_PATTERN
 
 FORMAT = "station-voucher/1"

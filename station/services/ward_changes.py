@@ -1,4 +1,4 @@
-"""The worker side of :class:`~station.services.ward_admin.WardAdmin`: the changes themselves.
+"""The worker side of :class:`~station.presenters.ward_admin.WardAdmin`: the changes themselves.
 
 Every method here blocks (the registry's ``flock``, the keyring for the patient table's key, an
 fsynced write) and runs on the ward admin's worker thread (``ward-admin``), or on the GUI thread
@@ -19,14 +19,14 @@ from datetime import date
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from station.config.settings import Settings
 from station.domain.broker_credentials import DeviceCredential, make_credential
 from station.domain.devices import DeviceBook, RegistryError
 from station.domain.patients import ConsentEvent, Patient, PatientError, PatientTable, Purpose
 from station.domain.vouchers import TrustError, TrustStore, VoucherCheck, check_voucher, load_trust
-from station.services.core import AuditSink
-from station.services.device_registry import DeviceRegistry
-from station.services.patient_store import PatientStore, PatientStoreError
-from station.settings import Settings
+from station.services.ingest.core import AuditSink
+from station.services.storage.device_registry import DeviceRegistry
+from station.services.storage.patient_store import PatientStore, PatientStoreError
 
 log = logging.getLogger(__name__)
 

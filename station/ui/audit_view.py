@@ -62,7 +62,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.audit_query import (
+from station.domain.audit.query import (
     AuditFilter,
     action_groups,
     beds,

@@ -11,7 +11,7 @@ it, because a nurse must know what a refusal does and does not stop:
 - export and sharing: without it exports leave the patient out.
 
 Every event is saved on the ward admin's worker thread and audited by
-:class:`~station.services.ward_admin.WardAdmin`; the buttons wait ("Saving…") until it is kept.
+:class:`~station.presenters.ward_admin.WardAdmin`; the buttons wait ("Saving…") until it is kept.
 
 Signals:
     answered(bool): a consent came back: kept (True) or refused (False, :attr:`message` says why).
@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.patients import LABELS, ConsentEvent, Patient, Purpose
 from station.domain.timefmt import local_text
-from station.services.ward_admin import WardAdmin
+from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
 
 EFFECT = {

@@ -3,7 +3,7 @@
 Two tables: onboarded devices (bed, signing, state) and the **unassigned devices** — those whose
 messages reach no bed because nobody onboarded them — with when each was first and last seen and
 how many messages it sent, for the admin to onboard. Moving, releasing and revoking go through
-:class:`~station.services.ward_admin.WardAdmin`, which writes the registry; the core audits and
+:class:`~station.presenters.ward_admin.WardAdmin`, which writes the registry; the core audits and
 applies the change within a second. The registry is read and written on the ward admin's worker
 thread; the table fills, and the buttons come back, when it answers.
 
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from station.domain.devices import DeviceBook
 from station.domain.timefmt import local_text
 from station.domain.ward import Unassigned
-from station.services.ward_admin import WardAdmin
+from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
 
 RELEASE = "(release: no bed)"

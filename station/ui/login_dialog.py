@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.session import SessionView
-from station.services.actions import MIN_REASON, ActionLayer
+from station.presenters.actions import MIN_REASON, ActionLayer
 from station.ui import theme
 
 

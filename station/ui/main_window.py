@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.config.settings import Settings, is_loopback
 from station.domain.alarm_history import AlarmHistory
 from station.domain.alarms import Alarm, AlarmLimits, AlarmState
 from station.domain.messages import Accepted
@@ -36,13 +37,12 @@ from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import LABELS, Action, allowed
 from station.domain.session import SessionView
 from station.domain.ward import bed_labels
-from station.services.actions import ActionLayer
-from station.services.core import IngestStats
-from station.services.historian import HistorianStatus
-from station.services.mqtt_worker import ConnectionState
-from station.services.trends import TrendStore
-from station.services.ward_admin import WardAdmin
-from station.settings import Settings, is_loopback
+from station.presenters.actions import ActionLayer
+from station.presenters.ward_admin import WardAdmin
+from station.services.ingest.core import IngestStats
+from station.services.ingest.historian import HistorianStatus
+from station.services.ingest.mqtt_worker import ConnectionState
+from station.services.storage.trends import TrendStore
 from station.ui import theme
 from station.ui.alarm_list import AlarmList
 from station.ui.audio_bar import AudioBar

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from station.domain.broker_credentials import DeviceCredential
 from station.domain.timefmt import local_text
 from station.domain.vouchers import VoucherCheck
-from station.services.ward_admin import WardAdmin
+from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
 
 NO_BED = "(no bed yet)"

@@ -1,7 +1,7 @@
 """Admit, transfer and discharge the patient of one bed (nurse or admin).
 
 Not modal, and nothing modal over the ward: the discharge is confirmed inline. Identity typed
-here goes only to the encrypted patient table (:class:`~station.services.ward_admin.WardAdmin`);
+here goes only to the encrypted patient table (:class:`~station.presenters.ward_admin.WardAdmin`);
 the audit trail gets the patient's pseudonymous id. Each change is saved on the ward admin's
 worker thread: the buttons wait ("Saving…") until it is kept, and every refusal is shown in words
 in the dialog, never as a crash.
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.patients import Patient
 from station.domain.timefmt import local_text
-from station.services.ward_admin import WardAdmin
+from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
 
 

@@ -1,15 +1,15 @@
 """The admin's settings dialog: broker, TLS files, credentials, historian, alarm defaults and the
 station's identity, saved to the TOML file the station starts from.
 
-The form is judged by the very schema that judges the file at start (``station.settings``,
-through :func:`~station.settings.from_mapping`, strict JSON mode), so the dialog can never save
-what the station would then refuse, and no rule lives twice. Each of the schema's complaints is
+The form is judged by the very schema that judges the file at start (``station.config.settings``,
+through :func:`~station.config.settings.from_mapping`, strict JSON mode), so the dialog can never
+save what the station would then refuse, and no rule lives twice. Each of the schema's complaints is
 shown in red at the field it names (a section-level rule such as "plain MQTT to a remote host"
 names its key first, and an alarm parameter's "low below high" goes to its row); Save stays
 disabled while any remains.
 
 Secrets never touch the file: the MQTT password and the InfluxDB token go only to the secure
-keyring (:mod:`station.credentials`). Without one the dialog says so at the field, names the
+keyring (:mod:`station.config.credentials`). Without one the dialog says so at the field, names the
 environment alternative, and saves the rest. Every save is one ``settings.change`` audit record
 with each change as old → new and the names, never the values, of the secrets changed.
 
@@ -22,7 +22,7 @@ a queued signal; closing the dialog joins it. The station reads the file only at
 dialog says that saved settings apply at the next start.
 
 Signals:
-    saved(object): the new :class:`~station.settings.Settings`, after the file was written.
+    saved(object): the new :class:`~station.config.settings.Settings`, after the file was written.
     save_finished(bool): a save came back: everything asked for was kept (True), or not (False:
         the status, the field or the general error says why).
     connection_tested(str, str): ``"broker"`` or ``"historian"`` and the result shown.
@@ -60,7 +60,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.credentials import (
+from station.config.credentials import (
     ENV,
     SecretStoreError,
     backend_status,
@@ -68,12 +68,12 @@ from station.credentials import (
     secret,
     store_secret,
 )
+from station.config.settings import ConfigError, Settings, from_mapping
+from station.config.settings_file import Change, flat, settings_diff, write_settings
 from station.domain.alarms import LABELS, AlarmLimits, Priority
-from station.services.connection_check import check_broker, check_historian
-from station.services.core import AuditSink
+from station.services.ingest.connection_check import check_broker, check_historian
+from station.services.ingest.core import AuditSink
 from station.services.jobs import Jobs
-from station.settings import ConfigError, Settings, from_mapping
-from station.settings_file import Change, flat, settings_diff, write_settings
 from station.ui import theme
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Trend view of one bed: the last 1, 8, 24 or 72 h from the station's local trend store.
 
-It reads only the :class:`~station.services.trends.TrendStore`, never InfluxDB, so a nurse can
-review a trend while the historian is down; the status line says so. 1 h shows every sample;
+It reads only the :class:`~station.services.storage.trends.TrendStore`, never InfluxDB, so a nurse
+can review a trend while the historian is down; the status line says so. 1 h shows every sample;
 longer ranges show 1-minute means with a band from the minute's min to its max, so a brief
 desaturation stays visible on a 72 h plot.
 
@@ -46,8 +46,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.services.trend_csv import without_spans, write_csv
-from station.services.trends import (
+from station.services.storage.trend_csv import without_spans, write_csv
+from station.services.storage.trends import (
     MINUTE,
     RAW,
     FloatArray,

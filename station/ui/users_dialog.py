@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.roles import LABELS, Role
-from station.services.accounts import Accounts
-from station.services.core import AuditSink
+from station.services.ingest.core import AuditSink
 from station.services.jobs import Jobs
+from station.services.storage.accounts import Accounts
 from station.ui import theme
 
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QDialog
 from station.domain.patients import Purpose
 from station.domain.roles import Action
 from station.domain.ward import Unassigned
-from station.services.ward_admin import WardAdmin
+from station.presenters.ward_admin import WardAdmin
 from station.ui.consent_dialog import ConsentDialog
 from station.ui.devices_dialog import DevicesDialog
 from station.ui.onboarding_dialog import OnboardingDialog

@@ -17,9 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
+from station.config.settings import Settings, from_mapping
 from station.domain.roles import Role
-from station.services.accounts import Accounts
-from station.settings import Settings, from_mapping
+from station.services.storage.accounts import Accounts
 from tests.integration.servers import Mosquitto
 
 CONNECT_TIMEOUT_MS = 15_000

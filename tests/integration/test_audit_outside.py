@@ -16,12 +16,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
-from station import credentials
-from station.audit_cli import verify_path
-from station.credentials import use_memory_keyring
-from station.domain.audit_keyed import Published
-from station.services.audit_keys import station_key
-from station.settings import Settings
+from station.cli.audit import verify_path
+from station.config import credentials
+from station.config.credentials import use_memory_keyring
+from station.config.settings import Settings
+from station.domain.audit.keyed import Published
+from station.services.audit.keys import station_key
 from tests.integration.servers import Mosquitto, VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals

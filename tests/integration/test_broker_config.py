@@ -15,8 +15,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from station.domain.messages import Accepted
-from station.services.core import CoreWorker
-from station.services.mqtt_worker import Delivery
+from station.services.ingest.core import CoreWorker
+from station.services.ingest.mqtt_worker import Delivery
 from tests.integration.conftest import _run
 from tests.integration.servers import Mosquitto, Pki
 from tests.integration.station_harness import publish, running_station, station_settings

@@ -28,10 +28,10 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
+from station.config.settings import Settings
 from station.domain.messages import Accepted, Rejection
-from station.services.mqtt_reasons import REFUSED_MIN_S
-from station.services.mqtt_worker import ConnectionState, MqttWorker
-from station.settings import Settings
+from station.services.ingest.mqtt_reasons import REFUSED_MIN_S
+from station.services.ingest.mqtt_worker import ConnectionState, MqttWorker
 from tests.integration.servers import (
     HardenedMosquitto,
     Mosquitto,

@@ -185,9 +185,9 @@ def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Pa
     from PySide6.QtWidgets import QApplication
 
     from station.app import DemoOptions, Station
-    from station.cli import demo_settings
-    from station.services.demo_broker import EmbeddedBroker
-    from station.settings import Settings
+    from station.cli.main import demo_settings
+    from station.config.settings import Settings
+    from station.services.demo.broker import EmbeddedBroker
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)

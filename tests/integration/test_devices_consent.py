@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
-from station.credentials import use_memory_keyring
+from station.config.credentials import use_memory_keyring
 from station.domain.devices import sign_message
 from station.domain.patients import Purpose
 from tests.device_kit import trusted_maker, voucher_for

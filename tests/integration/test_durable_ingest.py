@@ -23,9 +23,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
-from station.services.simulator import Simulator, SimulatorConfig
-from station.services.spool import Spool
-from station.settings import Settings
+from station.config.settings import Settings
+from station.services.demo.simulator import Simulator, SimulatorConfig
+from station.services.storage.spool import Spool
 from tests.integration.servers import Mosquitto, VictoriaMetrics
 from tests.integration.station_harness import (
     running_station,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from station.services.historian import Historian
-from station.services.spool import Spool
+from station.services.ingest.historian import Historian
+from station.services.storage.spool import Spool
 from tests.integration.scripted_http import Reply, ScriptedWriteServer, gaps, json_error
 from tests.integration.servers import Mosquitto, VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings

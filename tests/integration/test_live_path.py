@@ -64,7 +64,7 @@ def _high_hr(bed: str) -> Any:
 
 
 def _audit_text(station: Any) -> str:
-    folder = station.settings.station.data_path / "audit"
+    folder = station.config.settings.station.data_path / "audit"
     return "".join(p.read_text() for p in sorted(folder.glob("*.jsonl")))
 
 

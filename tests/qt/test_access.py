@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import Settings, from_mapping
 from station.domain.alarms import AlarmState
 from station.domain.roles import EMERGENCY_USER, Action, Role
-from station.services.accounts import Accounts
-from station.services.actions import ActionLayer
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.services.trends import TrendSample, TrendStore
-from station.settings import Settings, from_mapping
+from station.presenters.actions import ActionLayer
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
+from station.services.storage.accounts import Accounts
+from station.services.storage.trends import TrendSample, TrendStore
 from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow
 from tests.payloads import Clock, accepted

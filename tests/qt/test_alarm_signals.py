@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import Settings, from_mapping
 from station.domain.alarms import Priority
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.settings import Settings, from_mapping
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
 from station.ui import theme
 from station.ui.audio_bar import AudioBar
 from station.ui.main_window import MainWindow

@@ -13,22 +13,22 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from station.app import AuditTrailSource
-from station.audit_cli import verify_path
-from station.credentials import use_memory_keyring
+from station.cli.audit import verify_path
+from station.config.credentials import use_memory_keyring
+from station.config.settings import from_mapping
 from station.domain import ingest
 from station.domain.alarms import Alarm, AlarmLimits
 from station.domain.ingest import Accepted
 from station.domain.patients import Purpose
 from station.domain.roles import Role
-from station.services import audit_keys
-from station.services.accounts import Accounts
-from station.services.actions import ActionLayer
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.services.mqtt_worker import ConnectionState
-from station.services.ward_admin import WardAdmin
-from station.settings import from_mapping
+from station.presenters.actions import ActionLayer
+from station.presenters.ward_admin import WardAdmin
+from station.services.audit import keys as audit_keys
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
+from station.services.ingest.mqtt_worker import ConnectionState
+from station.services.storage.accounts import Accounts
+from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.ui.audit_view import AuditView
 from station.ui.settings_dialog import SettingsDialog
 from tests.device_kit import trusted_maker, voucher_for

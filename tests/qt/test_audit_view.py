@@ -18,10 +18,10 @@ from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import QComboBox, QLabel
 from pytestqt.qtbot import QtBot
 
-from station.domain.audit import encode_line, parse_record, verify_lines
-from station.domain.audit_query import AuditFilter, select
+from station.domain.audit.chain import encode_line, parse_record, verify_lines
+from station.domain.audit.query import AuditFilter, select
 from station.domain.timefmt import local_text
-from station.services.audit_writer import AUDIT_FILE, AuditWriter, read_head
+from station.services.audit.writer import AUDIT_FILE, AuditWriter, read_head
 from station.ui.audit_view import (
     ACTION,
     ANY_USER,

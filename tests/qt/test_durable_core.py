@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import Settings, from_mapping
 from station.domain.alarms import AlarmState
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.services.historian import Historian
-from station.services.mqtt_worker import Delivery
-from station.services.spool import Spool
-from station.services.trends import TrendStore
-from station.settings import Settings, from_mapping
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
+from station.services.ingest.historian import Historian
+from station.services.ingest.mqtt_worker import Delivery
+from station.services.storage.spool import Spool
+from station.services.storage.trends import TrendStore
 from station.ui.main_window import MainWindow
 from tests.payloads import Clock, accepted
 

@@ -28,15 +28,15 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
-from station.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config.settings import Settings, from_mapping
 from station.domain.patients import Purpose
 from station.domain.roles import Role
-from station.services import accounts as accounts_module
-from station.services.accounts import Accounts
-from station.services.actions import ACCOUNTS_THREAD, ActionLayer
-from station.services.audit_writer import AuditWriter
-from station.services.ward_admin import JOBS_THREAD, WardAdmin
-from station.settings import Settings, from_mapping
+from station.presenters.actions import ACCOUNTS_THREAD, ActionLayer
+from station.presenters.ward_admin import JOBS_THREAD, WardAdmin
+from station.services.audit.writer import AuditWriter
+from station.services.storage import accounts as accounts_module
+from station.services.storage.accounts import Accounts
 from station.ui.consent_dialog import ConsentDialog
 from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow

@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import AlarmsSection
 from station.domain.alarms import AlarmLimits, Priority
 from station.domain.profiles import available_profiles, load_profile
-from station.settings import AlarmsSection
 from station.ui.limits_dialog import CUSTOM, OFF, LimitsDialog
 
 

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import Settings, from_mapping
 from station.domain import ingest
 from station.domain.alarms import Alarm, AlarmState
 from station.domain.messages import Accepted
-from station.services.core import CoreWorker
-from station.services.live_inbox import LiveInbox, LiveItem, source_key
-from station.settings import Settings, from_mapping
+from station.services.ingest.core import CoreWorker
+from station.services.ingest.live_inbox import LiveInbox, LiveItem, source_key
 from tests.payloads import FILTERS, vitals
 
 T0 = 1_800_000_000.0
@@ -193,7 +193,7 @@ def test_a_message_both_sessions_bring_is_shown_once(live: Live) -> None:
 def test_a_message_the_record_path_fails_on_costs_that_message_only(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from station.services.mqtt_worker import Delivery
+    from station.services.ingest.mqtt_worker import Delivery
 
     acked: list[list[Delivery]] = []
     live.core._ack = acked.append

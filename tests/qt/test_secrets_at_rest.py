@@ -12,9 +12,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
-from station.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config.settings import from_mapping
 from station.domain.roles import Role
-from station.settings import from_mapping
 from station.ui.settings_dialog import SettingsDialog
 from station.ui.users_dialog import UsersDialog
 

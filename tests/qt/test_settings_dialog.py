@@ -24,11 +24,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QLineEdit
 from pytestqt.qtbot import QtBot
 
-from station import credentials
-from station.credentials import SERVICE, MemoryKeyring, use_memory_keyring
-from station.services.audit_writer import AuditWriter
-from station.services.connection_check import check_broker, check_historian
-from station.settings import Settings, from_mapping, load
+from station.config import credentials
+from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config.settings import Settings, from_mapping, load
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.connection_check import check_broker, check_historian
 from station.ui.settings_dialog import RESTART_NOTE, THREAD_NAME, SettingsDialog, Tester
 from tests.keyring_memory import PlaintextStandIn, installed_keyring
 

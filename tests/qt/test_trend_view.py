@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from station.services.trends import MINUTE, RAW, TrendData, TrendSample, TrendStore
+from station.services.storage.trends import MINUTE, RAW, TrendData, TrendSample, TrendStore
 from station.ui.trend_view import NO_DATA, THREAD_NAME, TrendView
 
 NOW = 1_738_411_200.0  # 2025-02-01T12:00:00Z

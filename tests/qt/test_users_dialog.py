@@ -9,8 +9,8 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from station.domain.roles import Role
-from station.services.accounts import Accounts
-from station.services.audit_writer import AuditWriter
+from station.services.audit.writer import AuditWriter
+from station.services.storage.accounts import Accounts
 from station.ui.users_dialog import UsersDialog
 
 

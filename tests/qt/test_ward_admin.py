@@ -18,17 +18,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pytestqt.qtbot import QtBot
 
-from station.credentials import use_memory_keyring
+from station.config.credentials import use_memory_keyring
+from station.config.settings import Settings, from_mapping
 from station.domain import ingest
 from station.domain.devices import RegistryError, sign_message
 from station.domain.messages import Accepted
 from station.domain.patients import Purpose
 from station.domain.vouchers import VoucherCheck
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.services.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.services.ward_admin import PATIENT_FILE, WardAdmin
-from station.settings import Settings, from_mapping
+from station.presenters.ward_admin import PATIENT_FILE, WardAdmin
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
+from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.ui.consent_dialog import ConsentDialog
 from station.ui.devices_dialog import DevicesDialog
 from station.ui.main_window import MainWindow

@@ -13,10 +13,10 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from station.config.settings import Settings, from_mapping
 from station.domain.alarms import AlarmState
-from station.services.audit_writer import AuditWriter
-from station.services.core import CoreWorker
-from station.settings import Settings, from_mapping
+from station.services.audit.writer import AuditWriter
+from station.services.ingest.core import CoreWorker
 from station.ui.main_window import MainWindow
 from tests.payloads import Clock, accepted
 

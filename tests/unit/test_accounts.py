@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from station.domain.roles import Role
-from station.services.accounts import BACKOFF_MAX_S, INVALID_NAME, AccountError, Accounts
+from station.services.storage.accounts import BACKOFF_MAX_S, INVALID_NAME, AccountError, Accounts
 
 FAST_N = 2**10  # the real cost (2**17) is measured for the note; tests need speed, not strength
 PASSWORD, OTHER = "correct horse 1", "battery staple 2"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from station.domain.audit import (
+from station.domain.audit.chain import (
     GENESIS,
     canonical_json,
     last_chain_state,
@@ -26,8 +26,8 @@ from station.domain.audit import (
     record_hash,
     verify_lines,
 )
-from station.services import audit_writer
-from station.services.audit_writer import AuditWriter, read_head
+from station.services.audit import writer as audit_writer
+from station.services.audit.writer import AuditWriter, read_head
 
 N = 20
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z

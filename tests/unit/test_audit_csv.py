@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from station.domain.audit_csv import CSV_COLUMNS, neutralise, records_csv
+from station.domain.audit.csv_export import CSV_COLUMNS, neutralise, records_csv
 
 BOM = b"\xef\xbb\xbf"
 

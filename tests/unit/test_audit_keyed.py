@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station.audit_cli import verify_path
-from station.cli import main
-from station.credentials import SERVICE, use_memory_keyring
-from station.domain.audit import encode_line, record_hash
-from station.domain.audit_keyed import CHECKPOINT_ACTION, Published, seal
+from station.cli.audit import verify_path
+from station.cli.main import main
+from station.config.credentials import SERVICE, use_memory_keyring
+from station.domain.audit.chain import encode_line, record_hash
+from station.domain.audit.keyed import CHECKPOINT_ACTION, Published, seal
 from station.domain.vouchers import key_id
-from station.services.audit_bundle import verify_bundle, write_bundle
-from station.services.audit_keys import AuditKeyError, station_key
-from station.services.audit_writer import HEAD_FILE, AuditWriter
+from station.services.audit.bundle import verify_bundle, write_bundle
+from station.services.audit.keys import AuditKeyError, station_key
+from station.services.audit.writer import HEAD_FILE, AuditWriter
 
 T0 = 1_790_000_000.0  # 2026-09-21
 KEY = Ed25519PrivateKey.generate()

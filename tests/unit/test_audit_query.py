@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from station.domain.audit_query import (
+from station.domain.audit.query import (
     AuditFilter,
     action_groups,
     beds,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from station.bench import medians
-from station.bench_rig import parse_last_json, pct, ratio
+from station.bench.command import medians
+from station.bench.rig import parse_last_json, pct, ratio
 
 
 def test_medians_cover_every_numeric_figure_and_skip_text_and_flags() -> None:

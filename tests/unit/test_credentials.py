@@ -1,5 +1,5 @@
-"""Unit tests of :mod:`station.credentials`: only secure keyrings, the environment first, never a
-file and never a log line.
+"""Unit tests of :mod:`station.config.credentials`: only secure keyrings, the environment first,
+never a file and never a log line.
 
 Every test decides the keyring itself (the in-memory one, or a stand-in for a plaintext file
 backend through ``keyring.set_keyring``), so none touches the machine's real keyring.
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from keyring.backends import SecretService, chainer, fail
 
-from station import credentials
-from station.credentials import (
+from station.config import credentials
+from station.config.credentials import (
     SERVICE,
     MemoryKeyring,
     SecretStoreError,
@@ -193,7 +193,7 @@ def test_the_environment_serves_an_unattended_service_without_keyring(
 def test_no_secure_keyring_and_no_environment_is_no_secret_logged_once(
     plaintext: PlaintextStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="station.credentials"):
+    with caplog.at_level(logging.WARNING, logger="station.config.credentials"):
         assert secret("mqtt", "station-1") is None
         assert secret("mqtt", "station-1") is None
     messages = [r.getMessage() for r in caplog.records]

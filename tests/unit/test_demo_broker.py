@@ -15,10 +15,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from station.services.demo_broker import THREAD_NAME as BROKER_THREAD
-from station.services.demo_broker import EmbeddedBroker
-from station.services.simulator import THREAD_NAME as SIM_THREAD
-from station.services.simulator import Simulator, SimulatorConfig
+from station.services.demo.broker import THREAD_NAME as BROKER_THREAD
+from station.services.demo.broker import EmbeddedBroker
+from station.services.demo.simulator import THREAD_NAME as SIM_THREAD
+from station.services.demo.simulator import Simulator, SimulatorConfig
 
 DEADLINE_S = 10.0
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from station.cli import main
+from station.cli.main import main
 from station.domain.devices import DeviceBook, RegistryError
 from station.domain.vouchers import VoucherCheck, check_voucher, load_trust, save_public_key
-from station.services.device_registry import DeviceRegistry
+from station.services.storage.device_registry import DeviceRegistry
 from tests.device_kit import trusted_maker, voucher_for
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from station.services.live_inbox import Flooding, LiveInbox, LiveItem, source_key, split_source
+from station.services.ingest.live_inbox import (
+    Flooding,
+    LiveInbox,
+    LiveItem,
+    source_key,
+    split_source,
+)
 
 
 def _item(n: int) -> LiveItem:

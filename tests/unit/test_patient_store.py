@@ -1,5 +1,5 @@
-"""Unit tests of :mod:`station.services.patient_store`: the patient table is encrypted at rest, its
-key is in the keyring (or ``STATION_PATIENT_KEY``), and a file that cannot be decrypted is
+"""Unit tests of :mod:`station.services.storage.patient_store`: the patient table is encrypted at
+rest, its key is in the keyring (or ``STATION_PATIENT_KEY``), and a file that cannot be decrypted is
 refused and never overwritten.
 
 Every test installs the in-memory keyring (or a plaintext stand-in that must be refused), so none
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from station import credentials
-from station.credentials import SERVICE, MemoryKeyring, use_memory_keyring
+from station.config import credentials
+from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
 from station.domain.patients import PatientTable, Purpose
-from station.services.patient_store import MAGIC, PatientStore, PatientStoreError
+from station.services.storage.patient_store import MAGIC, PatientStore, PatientStoreError
 from tests.keyring_memory import PlaintextStandIn, installed_keyring
 
 T0 = 1_700_000_000.0

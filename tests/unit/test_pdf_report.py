@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from station.domain.pdf_report import (
+from station.domain.audit.pdf_report import (
     BODY_CHARS_PER_LINE,
     MARGIN,
     PAGE_HEIGHT,

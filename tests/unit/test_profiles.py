@@ -103,7 +103,7 @@ def test_neonatal_profile_alarms_on_hyperoxia() -> None:
 
 
 def test_adult_profile_matches_the_config_defaults() -> None:
-    from station.settings import AlarmsSection
+    from station.config.settings import AlarmsSection
 
     adult = load_profile("adult")
     defaults = AlarmsSection().limits()

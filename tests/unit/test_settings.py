@@ -1,4 +1,4 @@
-"""Unit tests of the configuration schema in :mod:`station.settings` (CONTRACT §4).
+"""Unit tests of the configuration schema in :mod:`station.config.settings` (CONTRACT §4).
 
 The example file must load to exactly the built-in defaults and document every key of the schema;
 a bad file (unknown key, wrong type, unsafe value, not TOML, unreadable) must stop the start with
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from station.cli import main
+from station.cli.main import main
+from station.config.settings import ConfigError, Settings, from_mapping, load
 from station.domain.alarms import AlarmLimits, Priority
-from station.settings import ConfigError, Settings, from_mapping, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "station.example.toml"
 

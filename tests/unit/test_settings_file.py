@@ -1,6 +1,6 @@
-"""Unit tests of :mod:`station.settings_file`: the TOML written loads back to the same settings,
-replaces the old file atomically and privately, never holds a secret, and the diff names each
-change for the audit trail.
+"""Unit tests of :mod:`station.config.settings_file`: the TOML written loads back to the same
+settings, replaces the old file atomically and privately, never holds a secret, and the diff names
+each change for the audit trail.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from station import private_file
-from station.domain.alarms import AlarmLimits, Priority
-from station.settings import AlarmsSection, MqttSection, Settings, from_mapping, load
-from station.settings_file import (
+from station.config import private_file
+from station.config.settings import AlarmsSection, MqttSection, Settings, from_mapping, load
+from station.config.settings_file import (
     SECRET_WORDS,
     settings_diff,
     to_toml,
     write_settings,
 )
+from station.domain.alarms import AlarmLimits, Priority
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "station.example.toml"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from station.services.spool import PRUNE_CHUNK, Row, Spool, SpoolFull, time_key
+from station.services.storage.spool import PRUNE_CHUNK, Row, Spool, SpoolFull, time_key
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_714_564_800.0

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from station.services.trend_csv import CSV_HEADER, without_spans, write_csv
-from station.services.trends import (
+from station.services.storage.trend_csv import CSV_HEADER, without_spans, write_csv
+from station.services.storage.trends import (
     KEEP_MARGIN_S,
     MAX_FOLD_MINUTES,
     MINUTE,

@@ -1,6 +1,6 @@
 """Unit tests of ``station devices keygen | voucher | endorse``, through a parser built as
-``station.cli`` builds it: the whole keygen → voucher → endorse round trip ends in a voucher the
-ward accepts, and every refusal is one line on stderr with exit code 2."""
+``station.cli.main`` builds it: the whole keygen → voucher → endorse round trip ends in a voucher
+the ward accepts, and every refusal is one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from station.cli.vouchers import add_voucher_commands, run_voucher_command
 from station.domain.vouchers import (
     Problem,
     check_voucher,
@@ -18,7 +19,6 @@ from station.domain.vouchers import (
     load_trust,
     parse_voucher,
 )
-from station.voucher_cli import add_voucher_commands, run_voucher_command
 
 
 def parser() -> argparse.ArgumentParser:

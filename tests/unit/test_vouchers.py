@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station.domain.audit import canonical_json
+from station.domain.audit.chain import canonical_json
 from station.domain.vouchers import (
     FORMAT,
     MAX_VOUCHER_BYTES,

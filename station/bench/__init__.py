@@ -1,0 +1,1 @@
+"""`station bench`: the honest benchmark (its rig, scenarios, reference subscribers and probes)."""

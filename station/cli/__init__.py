@@ -1,0 +1,1 @@
+"""The `station` command line: parsing, and one module per group of sub-commands (no Qt)."""

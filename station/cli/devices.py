@@ -1,0 +1,141 @@
+"""``station devices list | trust | onboard | reassign | revoke``: the ward's side of onboarding,
+for an admin who scripts a whole ward.
+
+They work on the same registry file as the onboarding dialog (under a file lock), so they may run
+while the station is up: it picks the change up within a second and audits it (the station alone
+writes the audit trail; the registry records who made each change). ``onboard`` prints the
+device's broker credential once — the password is not kept anywhere — for the admin to deploy.
+Every refusal is one line on stderr and exit code 2. The manufacturer's side (``keygen``,
+``voucher``, ``endorse``) is in :mod:`station.cli.vouchers`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from station.cli.vouchers import add_voucher_commands, run_voucher_command
+from station.config.settings import Settings, load
+from station.domain.broker_credentials import make_credential
+from station.domain.devices import RegistryError
+from station.domain.vouchers import TrustError, check_voucher, key_id, load_public_key, load_trust
+from station.domain.ward import bed_labels
+from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
+
+WARD_COMMANDS = ("list", "trust", "onboard", "reassign", "revoke")
+
+
+def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``devices`` and all its sub-commands to the top-level parser."""
+    devices = sub.add_parser("devices", help="device registry, vouchers and onboarding")
+    dsub = devices.add_subparsers(dest="devices_command", required=True)
+    dsub.add_parser("list", help="onboarded devices with bed, signing and state")
+    trust = dsub.add_parser("trust", help="trust a manufacturer's (or owner's) public key")
+    trust.add_argument("key", type=Path, help="the public key (.pub)")
+    trust.add_argument(
+        "--owner", action="store_true", help="an owner key: vouchers must end their chain here"
+    )
+    onboard = dsub.add_parser("onboard", help="onboard the device a voucher names")
+    onboard.add_argument("voucher", type=Path)
+    onboard.add_argument("--bed", default="", help="bed number or label (default: no bed yet)")
+    onboard.add_argument(
+        "--unsigned", action="store_true", help="the device does not sign (default: it must)"
+    )
+    move = dsub.add_parser("reassign", help="move a device to another bed ('none' releases it)")
+    move.add_argument("device")
+    move.add_argument("bed")
+    revoke = dsub.add_parser("revoke", help="decommission a device: its messages are refused")
+    revoke.add_argument("device")
+    add_voucher_commands(dsub)
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    """Run ``station devices ...``; 0, or 2 after one line on stderr."""
+    if args.devices_command not in WARD_COMMANDS:
+        return run_voucher_command(args)
+    settings = load(args.config)
+    registry = DeviceRegistry(settings.station.data_path / REGISTRY_FILE)
+    try:
+        if args.devices_command == "list":
+            _list(registry)
+        elif args.devices_command == "trust":
+            _trust(settings, args.key, owner=args.owner)
+        elif args.devices_command == "onboard":
+            _onboard(settings, registry, args)
+        elif args.devices_command == "reassign":
+            bed = "" if args.bed.lower() == "none" else _bed(settings, args.bed)
+            registry.reassign(args.device, bed, by=_who(), at=time.time())
+            print(f"{args.device} → {bed or 'no bed'}")
+        else:
+            registry.revoke(args.device, by=_who(), at=time.time())
+            print(f"{args.device} decommissioned")
+    except (RegistryError, TrustError, OSError, ValueError) as exc:
+        print(f"station devices {args.devices_command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _who() -> str:
+    return f"{getpass.getuser()} (shell)"
+
+
+def _trust_dir(settings: Settings) -> Path:
+    return Path(settings.devices.trust_dir or settings.station.data_path / "trust").expanduser()
+
+
+def _bed(settings: Settings, text: str) -> str:
+    labels = bed_labels(settings.ward.beds, settings.ward.bed_prefix)
+    if text.isdigit() and 1 <= int(text) <= len(labels):
+        text = labels[int(text) - 1]
+    if text not in labels:
+        raise ValueError(f"no bed {text!r} on this ward (1…{len(labels)} or a label)")
+    pinned = {labels[n - 1]: d for d, n in settings.ward.devices.items()}
+    if text in pinned:
+        raise ValueError(f"{text} is fed by {pinned[text]} ([ward] devices in the config)")
+    return text
+
+
+def _list(registry: DeviceRegistry) -> None:
+    for rec in registry.load():
+        state = "active" if rec.active else f"revoked by {rec.revoked_by}"
+        signing = "signing" if rec.signing else "unsigned"
+        print("\t".join([rec.device_id, rec.bed or "-", signing, state, rec.model, rec.serial]))
+
+
+def _trust(settings: Settings, key: Path, *, owner: bool) -> None:
+    public = load_public_key(key)
+    folder = _trust_dir(settings) / ("owners" if owner else "manufacturers")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = folder / f"{key_id(public)}.pem"
+    shutil.copyfile(key, target)
+    load_trust(_trust_dir(settings))  # the folder must still load: fail here, not at the ward
+    print(f"trusted {'owner' if owner else 'manufacturer'} key {key_id(public)}: {target}")
+
+
+def _onboard(settings: Settings, registry: DeviceRegistry, args: argparse.Namespace) -> None:
+    bed = _bed(settings, args.bed) if args.bed else ""
+    book = registry.load()
+    check = check_voucher(
+        args.voucher.read_bytes(),
+        load_trust(_trust_dir(settings)),
+        now=time.time(),
+        used=book.used_vouchers,
+        revoked=book.revoked,
+    )
+    if check.claims is not None:
+        make_credential(check.claims.device_id)  # an id the broker cannot take: refused first
+    rec = registry.onboard(check, bed=bed, signing=not args.unsigned, by=_who(), at=time.time())
+    cred = make_credential(rec.device_id)
+    signing = "unsigned" if args.unsigned else "signing"
+    print(f"{rec.device_id} onboarded to {bed or 'no bed'} ({signing})")
+    print(f"broker user: {cred.username}")
+    print(f"broker password (shown once, not kept): {cred.password}")
+    print("# password_file line")
+    print(cred.password_line)
+    print("# acl_file lines")
+    for line in cred.acl:
+        print(line)

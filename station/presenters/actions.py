@@ -1,0 +1,268 @@
+"""The action layer: every user action passes here, is checked against the role table, and is
+audited when denied. A disabled button is not the check; this is.
+
+Lives on the GUI thread (a check is a dictionary lookup; audit records are queued, never
+written here). Logins are verified on the accounts' worker thread (:attr:`ActionLayer.jobs`,
+thread ``accounts``: scrypt takes ~0.3 s and a check rewrites ``users.json``), so the ward screen
+keeps painting while a password is checked; the users dialog's changes share that worker, so
+writes to the users file stay in order.
+
+Flow for an action that needs a login (acknowledge, pause audio, change limits, settings, users,
+devices, audit export): the window asks; if the session's role allows it, the request goes on to
+the core with the session's user name; otherwise the denial is audited (``access.denied``: who,
+what, why) and ``login_required`` asks the window for a login — or, for an acknowledgement, an
+emergency acknowledge with a reason, audited as such.
+
+Signals:
+    acknowledge(str alarm_id, str user): to the core.
+    limits(str bed, object limits, object profile, str user): to the core.
+    login_required(str action, object request): the window shows the login dialog.
+    session_changed(SessionView): the header shows who is logged in, or that it is locked.
+    login_failed(str reason): for the login dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from station.domain.alarms import AlarmLimits
+from station.domain.roles import EMERGENCY_USER, LABELS, Action, Role, allowed
+from station.domain.session import Session
+from station.services.ingest.core import AuditSink
+from station.services.jobs import Jobs
+from station.services.storage.accounts import Accounts, AuthResult
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_THREAD = "accounts"
+MIN_REASON = 5
+
+
+class ActionLayer(QObject):
+    """See the module docstring. GUI thread."""
+
+    acknowledge = Signal(str, str)
+    limits = Signal(str, object, object, str)
+    login_required = Signal(str, object)
+    session_changed = Signal(object)
+    login_failed = Signal(str)
+
+    def __init__(
+        self,
+        accounts: Accounts,
+        audit: AuditSink,
+        station_id: str,
+        lock_after_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.accounts = accounts
+        self.audit = audit
+        self._station = station_id
+        self._locked_by_lock = False  # the session ended by a lock (not a logout): unlock next
+        self._clock = clock
+        self.session = Session(lock_after_s, clock())
+        self.jobs = Jobs(ACCOUNTS_THREAD, self)
+        self._checking = False  # a login check is on the worker
+        self._idle_timer = QTimer(self)
+        self._idle_timer.setInterval(1000)
+        self._idle_timer.timeout.connect(self.check_idle)
+        self._idle_timer.start()
+
+    # -- the check -------------------------------------------------------------------------
+
+    def authorize(self, action: Action, target: str = "") -> str | None:
+        """The user name if the session may do ``action``; else None, with the denial audited."""
+        role = self.session.role
+        if allowed(role, action):
+            return self.session.user or "anyone"
+        who = self.session.user or "nobody logged in"
+        reason = "no login (station locked)" if role is None else f"role {LABELS[role]}"
+        self.audit.record(
+            "access.denied",
+            actor=who,
+            role=role.value if role else "none",
+            target=target or self._station,
+            outcome="failure",
+            details={"action": action.value, "reason": reason},
+        )
+        log.info("denied %s to %s: %s", action.value, who, reason)
+        return None
+
+    def request(self, action: Action, target: str = "", request: object = None) -> str | None:
+        """:meth:`authorize`, and on a denial ask the window for a login. A request is activity
+        at the station: the idle time starts again."""
+        self.activity()
+        user = self.authorize(action, target)
+        if user is None:
+            self.login_required.emit(action.value, request)
+        return user
+
+    # -- actions ---------------------------------------------------------------------------
+
+    @Slot(str, str)
+    def on_acknowledge(self, alarm_id: str, _shown_user: str) -> None:
+        """A nurse pressed acknowledge; the session, not the button, says who it is."""
+        user = self.request(Action.ACKNOWLEDGE, alarm_id, alarm_id)
+        if user is not None:
+            self.acknowledge.emit(alarm_id, user)
+
+    def emergency_acknowledge(self, alarm_id: str, reason: str) -> bool:
+        """Acknowledge without a login in an emergency: allowed only with a reason, and audited
+        as an emergency with that reason. False if the reason is too short."""
+        text = " ".join(reason.split())
+        if len(text) < MIN_REASON:
+            return False
+        self.audit.record(
+            "alarm.emergency_acknowledge",
+            actor=EMERGENCY_USER,
+            role="none",
+            target=alarm_id,
+            outcome="success",
+            details={"reason": text[:300], "last_user": self.session.view().last_user},
+        )
+        self.acknowledge.emit(alarm_id, EMERGENCY_USER)
+        return True
+
+    @Slot(str, object, object, str)
+    def on_limits(
+        self, bed: str, limits: dict[str, AlarmLimits], profile: str | None, _shown: str
+    ) -> None:
+        """A bed's limits changed in the dialog."""
+        user = self.request(Action.CHANGE_LIMITS, bed, (bed, limits, profile))
+        if user is not None:
+            self.limits.emit(bed, limits, profile, user)
+
+    @Slot(str, str, object)
+    def record_user_action(self, action: str, user: str, details: dict[str, object]) -> None:
+        """Audit an action taken on the screen (audio pause, resume) with the session's role
+        (none when locked: resuming the audio needs no login)."""
+        role = self.session.role
+        self.audit.record(
+            action,
+            actor=user,
+            role=role.value if role else "none",
+            target=self._station,
+            details=details,
+        )
+
+    def audio_gate(self) -> str | None:
+        """For the audio bar: who may pause the ward's audio now (None: ask for a login)."""
+        return self.request(Action.PAUSE_AUDIO, self._station, "pause_audio")
+
+    # -- session ---------------------------------------------------------------------------
+
+    def login(self, name: str, secret: str, *, pin: bool = False) -> bool:
+        """Check a login off the GUI thread; ``session_changed`` or ``login_failed`` follows.
+        False (and nothing follows) while another check is still running: one at a time."""
+        if self._checking:
+            return False
+
+        def check() -> AuthResult:
+            try:
+                return self.accounts.authenticate(name, secret, pin=pin)
+            except Exception as exc:  # a corrupt users file must not end in silence
+                log.exception("login check failed")
+                return AuthResult(False, name, None, f"cannot check the login: {exc}")
+
+        def refused(exc: Exception) -> None:  # the station is stopping
+            self._on_login_done(AuthResult(False, name, None, f"cannot check: {exc}"), pin)
+
+        self._checking = True
+        self.jobs.submit(check, lambda result: self._on_login_done(result, pin), refused)
+        return True
+
+    def wait_for_login_check(self, timeout: float = 5.0) -> None:
+        """Wait for the accounts' worker (for shutdown and tests)."""
+        self.jobs.wait(timeout)
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Stop the idle check and the accounts' worker (a login check or a user change still
+        running gets ``timeout`` s). Called when the station stops: an idle lock firing later
+        would audit into a closed trail and signal a window that is gone (seen here: a crash
+        in Qt when that window had been deleted)."""
+        self._idle_timer.stop()
+        self.jobs.stop(timeout)
+
+    def _on_login_done(self, result: AuthResult, pin: bool) -> None:
+        # The check is over: the next login may start one.
+        self._checking = False
+        how = "pin" if pin else "password"
+        if not result.ok or result.role is None:
+            self.audit.record(
+                "session.login",
+                actor=result.user[:64],
+                role="none",
+                target=self._station,
+                outcome="failure",
+                details={"method": how, "reason": result.reason},
+            )
+            self.login_failed.emit(result.reason)
+            return
+        before = self.session.view()
+        self.session.login(result.user, result.role, self._clock())
+        if before.user and before.user != result.user:
+            action = "session.switch"
+        elif before.locked and before.last_user == result.user and self._locked_by_lock:
+            action = "session.unlock"  # the same user back at a station they locked
+        else:
+            action = "session.login"
+        self._locked_by_lock = False
+        self.audit.record(
+            action,
+            actor=result.user,
+            role=result.role.value,
+            target=self._station,
+            details={"method": how, "previous": before.user},
+        )
+        self.session_changed.emit(self.session.view())
+
+    def logout(self) -> None:
+        """End the session (Manage ▾ Log out): unlike a lock, the next login is a new one."""
+        self._end_session(self.session.lock, "session.logout", "by user", unlock_next=False)
+        self.session_changed.emit(self.session.view())
+
+    def lock(self, reason: str = "by user") -> None:
+        """Lock the station now (the lock button, or leaving the station)."""
+        self._end_session(self.session.lock, "session.lock", reason, unlock_next=True)
+        self.session_changed.emit(self.session.view())
+
+    def _end_session(
+        self, end: Callable[[], bool], action: str, reason: str, *, unlock_next: bool
+    ) -> bool:
+        """End the session with ``end`` and audit it under the user who was logged in;
+        False (nothing audited) if nobody was. After a lock, that user's next login is an
+        unlock; after a logout it is a login."""
+        user, role = self.session.user, self.session.role
+        if not end():
+            return False
+        self._locked_by_lock = unlock_next
+        self.audit.record(
+            action,
+            actor=user or "station",
+            role=role.value if role else "none",
+            target=self._station,
+            details={"reason": reason},
+        )
+        return True
+
+    def activity(self) -> None:
+        """Keyboard or mouse activity at the station."""
+        self.session.activity(self._clock())
+
+    @Slot()
+    def check_idle(self) -> None:
+        """Lock after the configured inactivity (called every second)."""
+        reason = f"inactive {self.session.lock_after_s:.0f} s"
+        idle_lock = partial(self.session.idle_lock, self._clock())
+        if self._end_session(idle_lock, "session.lock", reason, unlock_next=True):
+            self.session_changed.emit(self.session.view())
+
+    def current_role(self) -> Role | None:
+        """The role the session acts with now (None: locked)."""
+        return self.session.role

@@ -1,0 +1,103 @@
+"""The station's audit signing key and its last published checkpoint, both kept outside the trail.
+
+The signing key (Ed25519) lives in the secure keyring (kind ``audit``, account = station id), or
+for an unattended service in ``STATION_AUDIT_KEY`` (base64 of the 32-byte private key). It is
+made on first use. Its public key is written beside the trail (``station-audit.pub``) and into
+every export; an auditor compares its key id with the one the hospital recorded.
+
+The last checkpoint is also kept in the keyring (kind ``audit_anchor``): a folder put back to an
+older copy no longer holds it, so the station finds the rollback at its next start even with the
+broker away.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from station.config import credentials
+from station.domain.audit.keyed import Published
+
+log = logging.getLogger(__name__)
+
+KIND = "audit"
+ANCHOR_KIND = "audit_anchor"
+PUBLIC_KEY_FILE = "station-audit.pub"
+
+
+class AuditKeyError(Exception):
+    """The signing key cannot be had; the message says why and what to set."""
+
+
+def _encode(key: Ed25519PrivateKey) -> str:
+    raw = key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _decode(text: str) -> Ed25519PrivateKey:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+        return Ed25519PrivateKey.from_private_bytes(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise AuditKeyError(
+            f"the audit signing key in the keyring or {credentials.ENV[KIND]} is not a base64"
+            " 32-byte Ed25519 key"
+        ) from exc
+
+
+def station_key(station_id: str) -> Ed25519PrivateKey:
+    """The station's audit signing key, made and kept in the keyring on first use.
+
+    Raises:
+        AuditKeyError: no key and no secure keyring to keep a new one (names the environment
+            variable), a damaged key, or a keyring that did not keep the new key.
+    """
+    try:  # a keyring that cannot answer now must not have its key replaced by a new one
+        existing = credentials.secret(KIND, station_id, strict=True)
+    except credentials.SecretStoreError as exc:
+        raise AuditKeyError(f"the audit signing key cannot be read: {exc}") from None
+    if existing:
+        return _decode(existing)
+    key = Ed25519PrivateKey.generate()
+    try:
+        credentials.store_secret(KIND, station_id, _encode(key))
+    except credentials.SecretStoreError as exc:
+        raise AuditKeyError(
+            f"the audit trail cannot be keyed: {exc}. Set {credentials.ENV[KIND]} for an"
+            " unattended service."
+        ) from None
+    if credentials.secret(KIND, station_id) != _encode(key):
+        raise AuditKeyError("the keyring did not keep the new audit signing key")
+    log.info("made the audit signing key of station %s", station_id)
+    return key
+
+
+def read_anchor(station_id: str) -> Published | None:
+    """The last checkpoint this station published, from the keyring; None if none or unreadable."""
+    text = credentials.secret(ANCHOR_KIND, station_id)
+    if not text:
+        return None
+    try:
+        return Published.from_json(text)
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring the unreadable last audit checkpoint in the keyring: %s", exc)
+        return None
+
+
+def write_anchor(checkpoint: Published) -> None:
+    """Keep ``checkpoint`` as the last published one; a keyring error is logged, not raised
+    (the checkpoint is also on the broker, and the trail itself is intact)."""
+    if credentials.from_environment(ANCHOR_KIND):
+        return  # set by the service: the keyring is not where it lives
+    try:
+        credentials.store_secret(ANCHOR_KIND, checkpoint.station, checkpoint.to_json())
+    except (credentials.SecretStoreError, ValueError) as exc:
+        log.warning("could not keep the last audit checkpoint in the keyring: %s", exc)

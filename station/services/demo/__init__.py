@@ -1,0 +1,1 @@
+"""The demo ward: an embedded broker and simulated devices (`station --demo`, the bench, tests)."""
