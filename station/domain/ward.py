@@ -153,3 +153,20 @@ class Ward:
             if label == bed:
                 return device
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class BedPolicy:
+    """What the patient in a bed allows, and whether the bed is monitored.
+
+    ``standby``: no patient since a discharge: values are stored but neither shown nor alarmed.
+    ``store``: points may go to the historian (the patient's storage consent; a bed without an
+    admitted patient is anonymous and stored as before).
+    """
+
+    standby: bool = False
+    store: bool = True
+    patient: str = ""  # the admitted patient's pseudonym ("" for none): limits follow it
+
+
+MONITORED = BedPolicy()

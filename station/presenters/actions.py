@@ -31,9 +31,9 @@ from functools import partial
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from station.domain.alarms import AlarmLimits
+from station.domain.ports import AuditSink
 from station.domain.roles import EMERGENCY_USER, LABELS, Action, Role, allowed
 from station.domain.session import Session
-from station.services.ingest.core import AuditSink
 from station.services.jobs import Jobs
 from station.services.storage.accounts import Accounts, AuthResult
 

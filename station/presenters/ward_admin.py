@@ -39,9 +39,9 @@ from station.config.settings import Settings
 from station.domain.broker_credentials import DeviceCredential
 from station.domain.devices import DeviceBook
 from station.domain.patients import ConsentEvent, Patient, PatientTable, Purpose
+from station.domain.ports import AuditSink
 from station.domain.vouchers import TrustStore, VoucherCheck
-from station.domain.ward import bed_labels
-from station.services.ingest.core import AuditSink, BedPolicy
+from station.domain.ward import BedPolicy, bed_labels
 from station.services.jobs import Failed, Jobs, alive
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.storage.patient_store import PatientStore

@@ -23,8 +23,8 @@ from station.config.settings import Settings
 from station.domain.broker_credentials import DeviceCredential, make_credential
 from station.domain.devices import DeviceBook, RegistryError
 from station.domain.patients import ConsentEvent, Patient, PatientError, PatientTable, Purpose
+from station.domain.ports import AuditSink
 from station.domain.vouchers import TrustError, TrustStore, VoucherCheck, check_voucher, load_trust
-from station.services.ingest.core import AuditSink
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.patient_store import PatientStore, PatientStoreError
 

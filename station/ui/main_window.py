@@ -36,12 +36,11 @@ from station.domain.messages import Accepted
 from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import LABELS, Action, allowed
 from station.domain.session import SessionView
+from station.domain.status import ConnectionState, IngestStats
 from station.domain.ward import bed_labels
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
-from station.services.ingest.core import IngestStats
 from station.services.ingest.historian import HistorianStatus
-from station.services.ingest.mqtt_worker import ConnectionState
 from station.services.storage.trends import TrendStore
 from station.ui import theme
 from station.ui.alarm_list import AlarmList

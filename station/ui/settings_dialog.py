@@ -71,8 +71,8 @@ from station.config.credentials import (
 from station.config.settings import ConfigError, Settings, from_mapping
 from station.config.settings_file import Change, flat, settings_diff, write_settings
 from station.domain.alarms import LABELS, AlarmLimits, Priority
+from station.domain.ports import AuditSink
 from station.services.ingest.connection_check import check_broker, check_historian
-from station.services.ingest.core import AuditSink
 from station.services.jobs import Jobs
 from station.ui import theme
 

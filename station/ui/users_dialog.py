@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.domain.ports import AuditSink
 from station.domain.roles import LABELS, Role
-from station.services.ingest.core import AuditSink
 from station.services.jobs import Jobs
 from station.services.storage.accounts import Accounts
 from station.ui import theme

@@ -30,8 +30,9 @@ from pytestqt.qtbot import QtBot
 from station.app import Station
 from station.config.settings import Settings
 from station.domain.messages import Accepted, Rejection
+from station.domain.status import ConnectionState
 from station.services.ingest.mqtt_reasons import REFUSED_MIN_S
-from station.services.ingest.mqtt_worker import ConnectionState, MqttWorker
+from station.services.ingest.mqtt_worker import MqttWorker
 from tests.integration.servers import (
     HardenedMosquitto,
     Mosquitto,

@@ -21,12 +21,12 @@ from station.domain.alarms import Alarm, AlarmLimits
 from station.domain.ingest import Accepted
 from station.domain.patients import Purpose
 from station.domain.roles import Role
+from station.domain.status import ConnectionState
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.audit import keys as audit_keys
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
-from station.services.ingest.mqtt_worker import ConnectionState
 from station.services.storage.accounts import Accounts
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.ui.audit_view import AuditView

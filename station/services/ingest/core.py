@@ -56,8 +56,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
@@ -75,14 +73,16 @@ from station.domain.devices import DeviceBook, RegistryError
 from station.domain.ingest import parse, topic_device
 from station.domain.lineprotocol import alarm_line, vitals_line
 from station.domain.messages import Accepted, Rejection
+from station.domain.ports import AlarmSink, AuditSink
 from station.domain.profiles import describe_change
 from station.domain.roles import EMERGENCY_USER
 from station.domain.sequence import Order, SequenceTracker
-from station.domain.ward import Unassigned, Ward
+from station.domain.status import ConnectionState, IngestStats
+from station.domain.ward import MONITORED, BedPolicy, Ward
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.ingest.historian import Historian
 from station.services.ingest.live_inbox import Flooding, LiveItem
-from station.services.ingest.mqtt_worker import ConnectionState, Delivery
+from station.services.ingest.mqtt_worker import Delivery
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.spool import Row, Spool, SpoolFull
 from station.services.storage.trends import TrendSample, TrendStore
@@ -135,66 +135,6 @@ def _role_of(actor: str | None) -> str:
     if not actor:
         return "system"
     return "none" if actor == EMERGENCY_USER else "nurse"
-
-
-class AuditSink(Protocol):
-    """What the core needs of the audit writer."""
-
-    def record(
-        self,
-        action: str,
-        *,
-        actor: str = ...,
-        role: str = ...,
-        target: str = ...,
-        outcome: str = ...,
-        details: dict[str, object] | None = ...,
-    ) -> None:
-        """Queue one audit record; thread-safe, non-blocking."""
-
-    @property
-    def fault(self) -> str | None:
-        """The last write error, or None."""
-
-
-class AlarmSink(Protocol):
-    """What the core needs of the outbound publisher."""
-
-    def publish_alarm(self, event: dict[str, object]) -> None:
-        """Send one alarm event."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestStats:
-    """Counters for the status bar and the admin's quarantine view."""
-
-    accepted: int
-    rejected: int
-    late: int
-    by_reason: tuple[tuple[str, int], ...]
-    quarantine: tuple[Rejection, ...]
-    unassigned: tuple[Unassigned, ...]
-    unknown_keys: tuple[tuple[str, int], ...] = ()
-    duplicates: int = 0
-    missing: int = 0
-    unspooled: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class BedPolicy:
-    """What the patient in a bed allows, and whether the bed is monitored.
-
-    ``standby``: no patient since a discharge: values are stored but neither shown nor alarmed.
-    ``store``: points may go to the historian (the patient's storage consent; a bed without an
-    admitted patient is anonymous and stored as before).
-    """
-
-    standby: bool = False
-    store: bool = True
-    patient: str = ""  # the admitted patient's pseudonym ("" for none): limits follow it
-
-
-MONITORED = BedPolicy()
 
 
 class CoreWorker(QObject):

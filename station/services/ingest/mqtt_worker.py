@@ -66,6 +66,7 @@ from station import __version__
 from station.config.settings import MqttSection, Settings
 from station.domain import ingest
 from station.domain.messages import Accepted, Rejection
+from station.domain.status import ConnectionState
 from station.domain.timefmt import iso_ms
 from station.services.ingest.mqtt_reasons import (
     RECONNECT_MAX_S,
@@ -80,16 +81,6 @@ from station.services.ingest.mqtt_reasons import (
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionState:
-    """Broker connection as the screen and the audit trail see it."""
-
-    connected: bool
-    detail: str
-    at: float
-    deliberate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
