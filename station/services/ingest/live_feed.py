@@ -53,8 +53,8 @@ from PySide6.QtCore import QObject, Signal
 from station.config.settings import Settings
 from station.domain.ingest import MAX_PAYLOAD_BYTES, topic_device
 from station.services.ingest.live_inbox import Flooding, LiveInbox, LiveItem, source_key
+from station.services.ingest.mqtt_client import _Client, _tls_context
 from station.services.ingest.mqtt_reasons import RECONNECT_MAX_S, RECONNECT_MIN_S
-from station.services.ingest.mqtt_worker import _Client, _tls_context
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
 
 log = logging.getLogger(__name__)

@@ -15,24 +15,13 @@ acknowledged (PUBACK) only when the core has its point in the spool: each messag
 a :class:`Delivery`, and the core calls :meth:`MqttWorker.ack` after the group commit. Until then
 the broker keeps the message and redelivers it after a crash or a reconnect.
 
-Connection failures (issue 5): the status bar must say *why* the station is not connected, in
-words hospital IT can act on, and a refusal must not turn into a retry storm. paho's
-``on_connect_fail`` gives no reason, so the reason is taken where it arises: the exception of the
-connection attempt (:class:`_Client` keeps it from ``reconnect()``, which paho's loop calls for
-every attempt), the TLS socket's own errors (the SSL context's ``sslsocket_class`` records them:
-certificate checks fail in the handshake, but a TLS 1.3 broker refuses a client certificate only
-at the first read), and the CONNACK reason code; :mod:`station.services.ingest.mqtt_reasons` turns
-them into the ``detail`` shown and the wait before the next attempt. A state is emitted only when it
-changes: the same refusal every minute is one report, not a new one each time.
+Connection failures (issue 5): the status bar says *why* the station is not connected, once per
+change, and a refusal does not turn into a retry storm; the callbacks tell a
+:class:`~station.services.ingest.connection_report.ConnectionReport` what each attempt saw.
 
-Hand-off to the core (issue 13): messages are not sent one signal each. They wait in
-:attr:`MqttWorker.received`, and :attr:`messages_ready` is emitted only when that queue goes from
-empty to not empty; the core takes them in chunks (:meth:`take`). So the core's event queue holds
-at most one record wake-up whatever the message rate, and the live feed's wake-up never waits
-behind thousands of queued record events (it waited behind them on ``main``: a QoS 0 flood grew
-the core's queue without bound). The queue itself is bounded by the broker's in-flight window
-for QoS 1, as nothing is acknowledged before the core has spooled it, and by
-:data:`MAX_RECEIVED` for QoS 0 (past it QoS 0 messages are dropped and counted).
+Hand-off to the core (issue 13): messages wait in a
+:class:`~station.services.ingest.record_inbox.RecordInbox`, and :attr:`messages_ready` is
+emitted only when it goes from empty to not empty; the core takes them in chunks (:meth:`take`).
 
 Signals:
     messages_ready(): :meth:`take` has messages for the core.
@@ -44,18 +33,13 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -63,52 +47,24 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from PySide6.QtCore import QObject, Signal
 
 from station import __version__
-from station.config.settings import MqttSection, Settings
+from station.config.settings import Settings
 from station.domain import ingest
 from station.domain.messages import Accepted, Rejection
-from station.domain.status import ConnectionState
 from station.domain.timefmt import iso_ms
-from station.services.ingest.mqtt_reasons import (
-    RECONNECT_MAX_S,
-    RECONNECT_MIN_S,
-    Failure,
-    describe_closed_early,
-    describe_connect_error,
-    describe_lost,
-    describe_refusal,
-    next_delay,
+from station.services.ingest.connection_report import ConnectionReport
+from station.services.ingest.mqtt_client import _Client, _tls_context, no_delay
+from station.services.ingest.mqtt_reasons import RECONNECT_MAX_S, RECONNECT_MIN_S
+from station.services.ingest.mqtt_topics import (
+    PEER_ALARMS,
+    alarms_topic,
+    audit_topic,
+    peer_station,
+    status_topic,
 )
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
+from station.services.ingest.record_inbox import Delivery, RecordInbox
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What acknowledging one received message needs: its packet id and QoS on the connection
-    (``generation``) it arrived on. A packet id means nothing on a later connection, so an
-    acknowledgement for an earlier one is not sent; the broker redelivers that message and the
-    spool and the sequence tracker recognise it."""
-
-    generation: int
-    mid: int
-    qos: int
-
-
-def status_topic(station_id: str) -> str:
-    """Retained station status (CONTRACT §2)."""
-    return f"healthcare/station/{station_id}/status"
-
-
-def alarms_topic(station_id: str) -> str:
-    """Alarm events (CONTRACT §2)."""
-    return f"healthcare/station/{station_id}/alarms"
-
-
-def audit_topic(station_id: str) -> str:
-    """The audit trail's latest signed checkpoint, retained (CONTRACT §2, extended)."""
-    return f"healthcare/station/{station_id}/audit"
-
 
 RECEIVE_MAXIMUM = 256
 """QoS 1 messages the broker may send before the station acknowledges any (MQTT 5 Receive
@@ -121,100 +77,7 @@ tracker drop as duplicates."""
 
 OUTBOUND_IN_FLIGHT = 1000
 """Alarm events and status sent and not yet acknowledged by the broker at most."""
-MAX_RECEIVED = 20_000
-"""Received messages waiting for the core at most, for QoS 0 (QoS 1 waits in the broker)."""
-
-PEER_ALARMS = "healthcare/station/+/alarms"
 MAX_PEER_EVENT_BYTES = 4096
-
-
-def _peer_station(topic: str) -> str | None:
-    parts = topic.split("/")
-    if len(parts) == 4 and parts[:2] == ["healthcare", "station"] and parts[3] == "alarms":
-        return parts[2]
-    return None
-
-
-def _no_delay(client: mqtt.Client) -> None:
-    """Disable Nagle's algorithm on the broker socket. paho leaves it on, so a small alarm
-    event sent right after PUBACKs waited for the broker's delayed ACK: about 40 ms measured
-    here (``station bench --scenario alarms``) on every alarm."""
-    sock = client.socket()
-    if not isinstance(sock, socket.socket):  # ssl.SSLSocket is a socket.socket too
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError as exc:  # not a TCP socket (e.g. a unix socket): nothing to tune
-        log.debug("TCP_NODELAY not set: %s", exc)
-
-
-# -- paho client and TLS socket that keep the reason -------------------------------------------
-
-
-class _Client(mqtt.Client):
-    """paho's client that keeps the exception that ended its last connection attempt.
-
-    paho's network loop calls ``reconnect()`` (public API) for every attempt, catches the
-    ``OSError`` it raises and calls ``on_connect_fail`` without it; ``connect_error`` keeps it for
-    that callback. Any other exception would end paho's loop thread (it catches only
-    ``OSError``), so it is kept and raised again as an ``OSError``: the attempt counts as failed,
-    is retried with the backoff and its reason is shown.
-    """
-
-    connect_error: BaseException | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        self.connect_error = None
-        try:
-            return super().reconnect()
-        except OSError as exc:
-            self.connect_error = exc
-            raise
-        except Exception as exc:
-            self.connect_error = exc
-            raise OSError(str(exc)) from exc
-
-
-def _recording_tls_socket(record: Callable[[OSError], None]) -> type[ssl.SSLSocket]:
-    """An ``ssl.SSLSocket`` class that hands its handshake and read errors to ``record`` (the
-    SSL context makes its sockets of ``sslsocket_class``, a documented hook). The non-blocking
-    "try again" signals of a healthy socket are not errors and are not recorded."""
-
-    class RecordingSSLSocket(ssl.SSLSocket):
-        def do_handshake(self, block: bool = False) -> None:
-            try:
-                super().do_handshake(block)
-            except OSError as exc:
-                record(exc)
-                raise
-
-        def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
-            try:
-                return super().recv(buflen, flags)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                raise
-            except OSError as exc:
-                record(exc)
-                raise
-
-    return RecordingSSLSocket
-
-
-def _tls_context(m: MqttSection, record: Callable[[OSError], None]) -> ssl.SSLContext:
-    """TLS 1.2 or later, the broker's certificate verified against ``ca_file`` (or the system
-    store) and its host name checked; the client certificate for mTLS when configured."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if m.ca_file:
-        context.load_verify_locations(cafile=str(Path(m.ca_file).expanduser()))
-    else:
-        context.load_default_certs()
-    if m.client_cert:
-        context.load_cert_chain(
-            str(Path(m.client_cert).expanduser()), str(Path(m.client_key).expanduser())
-        )
-    context.sslsocket_class = _recording_tls_socket(record)
-    return context
 
 
 class MqttWorker(QObject):
@@ -232,6 +95,9 @@ class MqttWorker(QObject):
     messages_ready = Signal()
     peer_event = Signal(str, object)
     connection_changed = Signal(object)
+    checkpoint_seen = Signal(bytes)
+    """The retained audit checkpoint of this station on the broker; emitted on the ``mqtt``
+    thread, connected directly by the app to the audit trail's check."""
 
     def __init__(
         self,
@@ -247,21 +113,11 @@ class MqttWorker(QObject):
         self._started = False
         self._generation = 0  # bumped at every connect and disconnect; see Delivery
         self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
-        self._received: deque[tuple[Accepted | Rejection, Delivery]] = deque()
-        self._received_lock = threading.Lock()
-        self._scheduled = False  # a messages_ready is on its way to the core
-        self.dropped_qos0 = 0
+        self._inbox = RecordInbox()
         self.loop_restarts = 0
         self.acks_skipped = 0
-        # Per connection attempt, touched only by paho's thread (reset in _on_pre_connect).
-        self._tls_error: OSError | None = None
-        self._refusal: Failure | None = None
-        self._session_up = False
-        self._delay_set = False
-        self._delay: int | None = None  # the last wait before a retry; None after a success
-        self._report_lock = threading.Lock()
-        self._reported: tuple[bool, str, bool] | None = None
         m = settings.mqtt
+        self._link = ConnectionReport(m, self.connection_changed.emit, clock, self._retry_in)
         self._topics = tuple(m.topics)
         self._v5 = m.protocol == "5"
         self._status_topic = status_topic(settings.station.id)
@@ -269,8 +125,6 @@ class MqttWorker(QObject):
         self._audit_topic = audit_topic(settings.station.id)
         self._checkpoint: bytes | None = None
         self._subscribed = False
-        self.on_checkpoint_seen: Callable[[bytes], None] | None = None
-        """Called on the ``mqtt`` thread with the retained audit checkpoint (set by the app)."""
         client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -284,7 +138,7 @@ class MqttWorker(QObject):
         # events queued behind that window (measured: seconds late on the alarms topic).
         client.max_inflight_messages_set(OUTBOUND_IN_FLIGHT)
         if m.tls:
-            client.tls_set_context(_tls_context(m, self._record_tls_error))
+            client.tls_set_context(_tls_context(m, self._link.record_tls_error))
             client.tls_insecure_set(False)
         if m.username:
             client.username_pw_set(m.username, password)
@@ -300,7 +154,8 @@ class MqttWorker(QObject):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background; reconnects until :meth:`stop` (see :func:`next_delay`)."""
+        """Connect in the background; reconnects until :meth:`stop` (see
+        :func:`~station.services.ingest.mqtt_reasons.next_delay`)."""
         m = self._settings.mqtt
         props: Properties | None = None
         if self._v5:
@@ -391,28 +246,19 @@ class MqttWorker(QObject):
                     continue
                 self._client.ack(d.mid, d.qos)
 
+    @property
+    def dropped_qos0(self) -> int:
+        """QoS 0 messages dropped: the core was
+        :data:`~station.services.ingest.record_inbox.MAX_RECEIVED` behind."""
+        return self._inbox.dropped_qos0
+
     def take(self, limit: int) -> tuple[list[tuple[Accepted | Rejection, Delivery]], bool]:
         """Up to ``limit`` received messages in arrival order (any thread; the core's), and
         whether more are waiting. When none are left, the next message wakes the core again."""
-        with self._received_lock:
-            n = min(limit, len(self._received))
-            items = [self._received.popleft() for _ in range(n)]
-            more = bool(self._received)
-            if not more:
-                self._scheduled = False
-            return items, more
+        return self._inbox.take(limit)
 
     def _hand_over(self, item: tuple[Accepted | Rejection, Delivery]) -> None:
-        with self._received_lock:
-            if len(self._received) >= MAX_RECEIVED and item[1].qos == 0:
-                # QoS 1 is bounded by the in-flight window; a QoS 0 flood is not: past the
-                # bound its messages are dropped here (counted), never the core's memory.
-                self.dropped_qos0 += 1
-                return
-            self._received.append(item)
-            wake = not self._scheduled
-            self._scheduled = True
-        if wake:
+        if self._inbox.put(item):
             self.messages_ready.emit()
 
     # -- callbacks (mqtt thread) -----------------------------------------------------------
@@ -420,36 +266,11 @@ class MqttWorker(QObject):
     def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
         return guard(fn, "ingest")
 
-    def _report(self, connected: bool, detail: str, deliberate: bool = False) -> None:
-        """Emit the connection state if it differs from the last one emitted: a refusal repeated
-        at every retry is one report, not a new state change each time."""
-        state = (connected, detail, deliberate)
-        with self._report_lock:
-            if state == self._reported:
-                return
-            self._reported = state
-        self.connection_changed.emit(ConnectionState(connected, detail, self._clock(), deliberate))
-
-    def _failed(self, failure: Failure) -> None:
-        """Report an attempt's failure and set the wait before paho's next attempt (paho waits
-        right after the callback that calls this; ``reconnect_delay_set`` with min = max makes
-        the wait exactly ours). Once per attempt: a refused CONNACK is followed by a disconnect."""
-        if not self._delay_set:
-            self._delay_set = True
-            self._delay = next_delay(self._delay, failure.persistent)
-            self._client.reconnect_delay_set(self._delay, self._delay)
-            log.debug("next connection attempt in %d s", self._delay)
-        self._report(False, failure.detail)
-
-    def _record_tls_error(self, exc: OSError) -> None:
-        self._tls_error = exc
+    def _retry_in(self, delay: int) -> None:
+        self._client.reconnect_delay_set(delay, delay)
 
     def _on_pre_connect(self, _client: mqtt.Client, _userdata: object) -> None:
-        # A new attempt: forget what the last one saw.
-        self._tls_error = None
-        self._refusal = None
-        self._session_up = False
-        self._delay_set = False
+        self._link.new_attempt()
 
     def _on_connect(
         self,
@@ -461,15 +282,13 @@ class MqttWorker(QObject):
     ) -> None:
         if reason.is_failure:
             # paho closes the connection next and calls _on_disconnect, which sets the wait.
-            self._refusal = describe_refusal(reason)
-            self._failed(self._refusal)
+            self._link.refused(reason)
             return
-        self._session_up = True
-        self._delay = None
+        self._link.session_up()
         with self._ack_lock:
             self._generation += 1
         topics = (*self._topics, PEER_ALARMS, self._audit_topic)
-        _no_delay(client)
+        no_delay(client)
         if self._v5:
             subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in topics]
         else:
@@ -478,7 +297,7 @@ class MqttWorker(QObject):
         client.subscribe(subs)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         resumed = " (session resumed)" if flags.session_present else ""
-        self._report(True, f"connected{resumed}")
+        self._link.report(True, f"connected{resumed}")
 
     def _on_disconnect(
         self,
@@ -493,17 +312,9 @@ class MqttWorker(QObject):
         with self._ack_lock:
             self._generation += 1
         if self._stopping.is_set():
-            self._report(False, "stopped", deliberate=True)
+            self._link.report(False, "stopped", deliberate=True)
             return
-        m = self._settings.mqtt
-        if self._session_up:
-            self._session_up = False
-            lost = describe_lost(reason, flags.is_disconnect_packet_from_server)
-            self._failed(Failure(lost, persistent=False))
-        elif self._refusal is not None:
-            self._failed(self._refusal)
-        else:
-            self._failed(describe_closed_early(m.tls, self._tls_error, m.host, bool(m.client_cert)))
+        self._link.disconnected(reason, flags)
 
     def _on_subscribe(
         self,
@@ -532,7 +343,7 @@ class MqttWorker(QObject):
             )
             return
         if refused:
-            self._report(False, f"subscription refused by broker: {', '.join(refused)}")
+            self._link.report(False, f"subscription refused by broker: {', '.join(refused)}")
 
     def _on_peer(self, station: str, raw: bytes) -> None:
         if len(raw) > MAX_PEER_EVENT_BYTES:
@@ -548,15 +359,7 @@ class MqttWorker(QObject):
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
         if self._stopping.is_set():
             return
-        m = self._settings.mqtt
-        failure = describe_connect_error(
-            self._client.connect_error,
-            m.host,
-            m.port,
-            tls_error=self._tls_error,
-            client_cert=bool(m.client_cert),
-        )
-        self._failed(failure)
+        self._link.connect_failed(self._client.connect_error)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         delivery = Delivery(self._generation, msg.mid, msg.qos)
@@ -564,10 +367,9 @@ class MqttWorker(QObject):
             # The checkpoint the broker kept (retained) for this station: the audit writer
             # compares it with the trail, which finds a folder put back to an older copy.
             self.ack([delivery])
-            if self.on_checkpoint_seen is not None:
-                self.on_checkpoint_seen(bytes(msg.payload))
+            self.checkpoint_seen.emit(bytes(msg.payload))
             return
-        peer = _peer_station(msg.topic)
+        peer = peer_station(msg.topic)
         if peer is not None:
             # Peer alarm events are applied at once and kept nowhere: nothing to make durable.
             self.ack([delivery])

@@ -1,0 +1,104 @@
+"""paho's MQTT client and TLS socket as the station's two sessions use them: they keep the reason.
+
+Why a module of its own: the record session (:mod:`station.services.ingest.mqtt_worker`) and the
+live session (:mod:`station.services.ingest.live_feed`) connect the same way, and both must say
+*why* a connection failed in words hospital IT can act on. paho's ``on_connect_fail`` gives no
+reason, so it is kept where it arises: the exception of the connection attempt (:class:`_Client`
+keeps it from ``reconnect()``, which paho's loop calls for every attempt) and the TLS socket's own
+errors (the SSL context's ``sslsocket_class`` records them: certificate checks fail in the
+handshake, but a TLS 1.3 broker refuses a client certificate only at the first read).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from station.config.settings import MqttSection
+
+log = logging.getLogger(__name__)
+
+
+def no_delay(client: mqtt.Client) -> None:
+    """Disable Nagle's algorithm on the broker socket. paho leaves it on, so a small alarm
+    event sent right after PUBACKs waited for the broker's delayed ACK: about 40 ms measured
+    here (``station bench --scenario alarms``) on every alarm."""
+    sock = client.socket()
+    if not isinstance(sock, socket.socket):  # ssl.SSLSocket is a socket.socket too
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:  # not a TCP socket (e.g. a unix socket): nothing to tune
+        log.debug("TCP_NODELAY not set: %s", exc)
+
+
+class _Client(mqtt.Client):
+    """paho's client that keeps the exception that ended its last connection attempt.
+
+    paho's network loop calls ``reconnect()`` (public API) for every attempt, catches the
+    ``OSError`` it raises and calls ``on_connect_fail`` without it; ``connect_error`` keeps it for
+    that callback. Any other exception would end paho's loop thread (it catches only
+    ``OSError``), so it is kept and raised again as an ``OSError``: the attempt counts as failed,
+    is retried with the backoff and its reason is shown.
+    """
+
+    connect_error: BaseException | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        self.connect_error = None
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.connect_error = exc
+            raise
+        except Exception as exc:
+            self.connect_error = exc
+            raise OSError(str(exc)) from exc
+
+
+def _recording_tls_socket(record: Callable[[OSError], None]) -> type[ssl.SSLSocket]:
+    """An ``ssl.SSLSocket`` class that hands its handshake and read errors to ``record`` (the
+    SSL context makes its sockets of ``sslsocket_class``, a documented hook). The non-blocking
+    "try again" signals of a healthy socket are not errors and are not recorded."""
+
+    class RecordingSSLSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            try:
+                super().do_handshake(block)
+            except OSError as exc:
+                record(exc)
+                raise
+
+        def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+            try:
+                return super().recv(buflen, flags)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                raise
+            except OSError as exc:
+                record(exc)
+                raise
+
+    return RecordingSSLSocket
+
+
+def _tls_context(m: MqttSection, record: Callable[[OSError], None]) -> ssl.SSLContext:
+    """TLS 1.2 or later, the broker's certificate verified against ``ca_file`` (or the system
+    store) and its host name checked; the client certificate for mTLS when configured."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if m.ca_file:
+        context.load_verify_locations(cafile=str(Path(m.ca_file).expanduser()))
+    else:
+        context.load_default_certs()
+    if m.client_cert:
+        context.load_cert_chain(
+            str(Path(m.client_cert).expanduser()), str(Path(m.client_key).expanduser())
+        )
+    context.sslsocket_class = _recording_tls_socket(record)
+    return context
