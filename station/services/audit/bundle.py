@@ -40,7 +40,8 @@ from station.domain.audit.keyed import CHECKPOINT_ACTION, epoch_keys, verify_tra
 from station.domain.audit.pdf_report import text_pdf
 from station.domain.audit.query import record_time
 from station.domain.timefmt import iso_ms
-from station.domain.vouchers import VoucherError, key_id, load_public_key, public_pem
+from station.domain.vouchers.keys import key_id, load_public_key, public_pem
+from station.domain.vouchers.model import VoucherError
 from station.services.audit.trail import read_trail, verify
 
 BUNDLE_FORMAT = "station-audit-bundle/1"

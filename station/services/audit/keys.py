@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 KIND = "audit"
 ANCHOR_KIND = "audit_anchor"
-PUBLIC_KEY_FILE = "station-audit.pub"
 
 
 class AuditKeyError(Exception):

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from station.domain.audit.chain import parse_record
 from station.domain.audit.keyed import Published, TrailReport, verify_trail
-from station.domain.vouchers import load_public_key
-from station.services.audit.writer import AUDIT_FILE, PUBLIC_KEY_FILE, read_head
+from station.domain.vouchers.keys import load_public_key
+from station.services.audit.trail_files import AUDIT_FILE, PUBLIC_KEY_FILE, read_head
 
 
 @dataclass(frozen=True)

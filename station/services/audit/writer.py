@@ -2,9 +2,12 @@
 
 Callers on any thread hand records to :meth:`AuditWriter.record`, which only stamps the time and
 queues them, so an alarm acknowledgement never waits on a disk. The ``audit`` thread gives each
-record its ``seq``, ``prev`` and ``hash`` in queue order, appends the batch, fsyncs it, and then
-updates the head file (``audit.head``: the last ``seq`` and ``hash`` made durable), against which
-verification finds records cut off the end of the trail.
+record its ``seq``, ``prev`` and ``hash`` in queue order
+(:class:`~station.services.audit.trail_chain.TrailChain`), appends the batch and fsyncs it
+(:class:`~station.services.audit.live_file.LiveFile`), and then updates the head file
+(``audit.head``: the last ``seq`` and ``hash`` made durable, named in
+:mod:`station.services.audit.trail_files`), against which verification finds records cut off
+the end of the trail.
 
 With the station key (:mod:`station.domain.audit.keyed`) every record is also sealed by the
 current epoch's key, and a signed checkpoint opens a new epoch at start, every
@@ -16,104 +19,38 @@ reaches ``rotate_bytes`` or a record of a new UTC day comes; the chain runs on a
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station.config.private_file import fsync_folder, write_private
-from station.domain.audit.chain import (
-    GENESIS,
-    OUTCOMES,
-    encode_line,
-    last_chain_state,
-    make_record,
-    parse_record,
-    verify_lines,
+from station.config.key_files import save_public_key
+from station.domain.audit.chain import OUTCOMES, encode_line, parse_record, verify_lines
+from station.domain.audit.keyed import Published
+from station.domain.vouchers.keys import key_id, load_public_key
+from station.services.audit.live_file import Line, LiveFile
+from station.services.audit.trail_chain import Pending, TrailChain
+from station.services.audit.trail_files import (
+    AUDIT_FILE,
+    HEAD_FILE,
+    PUBLIC_KEY_FILE,
+    head_epoch,
+    newest_rotated,
+    read_head,
+    write_head,
 )
-from station.domain.audit.keyed import (
-    CHECKPOINT_ACTION,
-    Published,
-    checkpoint_details,
-    rollback_problem,
-    seal,
-    sign_checkpoint,
-)
-from station.domain.vouchers import key_id, load_public_key, save_public_key
 
 log = logging.getLogger(__name__)
 
-AUDIT_FILE = "audit.jsonl"
-HEAD_FILE = "audit.head"
-PUBLIC_KEY_FILE = "station-audit.pub"
 RETRY_INTERVAL_S = 1.0
 CHECKPOINT_EVERY = 500
 CHECKPOINT_INTERVAL_S = 300.0
 ROTATE_BYTES = 16 * 1024 * 1024
-
-
-def rotated_name(first_seq: int) -> str:
-    """The name a full live file takes: sorted by name, the files are the chain in order (and
-    the live ``audit.jsonl`` sorts after every ``audit-…``)."""
-    return f"audit-{first_seq:012d}.jsonl"
-
-
-class _Line(NamedTuple):
-    seq: int
-    day: str
-    data: bytes
-
-
-class _Pending(NamedTuple):
-    ts: float
-    actor: str
-    role: str
-    action: str
-    target: str
-    outcome: str
-    details: dict[str, Any]
-
-
-def read_head(directory: Path) -> tuple[int, str] | None:
-    """The ``(seq, hash)`` the writer last made durable in ``directory``, or None if unknown."""
-    doc = _head_doc(directory)
-    seq, digest = (doc.get("seq"), doc.get("hash")) if isinstance(doc, dict) else (None, None)
-    if isinstance(seq, int) and not isinstance(seq, bool) and isinstance(digest, str):
-        return seq, digest
-    if doc is not None:
-        log.warning("ignoring malformed audit head in %s", directory)
-    return None
-
-
-def _head_epoch(directory: Path) -> int:
-    doc = _head_doc(directory)
-    epoch = doc.get("epoch") if isinstance(doc, dict) else None
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0
-
-
-def _head_doc(directory: Path) -> object:
-    try:
-        return json.loads((directory / HEAD_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable audit head in %s: %s", directory, exc)
-        return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """``os.write`` until all of ``data`` is out (a module function so tests can fail it)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class AuditWriter:
@@ -143,40 +80,30 @@ class AuditWriter:
         """``station_key`` keys the trail (None: hash chain only, which :attr:`fault` says);
         ``station`` names it in checkpoints; ``where`` is every record's AU-3 "where"."""
         self._dir = directory
-        self._path = directory / AUDIT_FILE
+        self._file = LiveFile(directory, rotate_bytes)
         self._clock = clock
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._fd: int | None = None
         self._closed = False
-        self._seq = 0
-        self._hash = ""
-        self._backlog: list[_Line] = []
+        self._backlog: list[Line] = []
         self._written = 0
         self._write_fault: str | None = None
         self._integrity_fault: str | None = None
         self._station_key = station_key
-        self._station = station
-        self._where = where
         self._on_checkpoint = on_checkpoint
-        self._every = max(1, checkpoint_every)
-        self._interval = checkpoint_interval_s
-        self._rotate_bytes = rotate_bytes
-        self._epoch = 0
-        self._epoch_key: Ed25519PrivateKey | None = None
-        self._in_epoch = 0
-        self._epoch_since = 0.0
-        self._to_publish: list[Published] = []
-        self._checkpoints: dict[int, str] = {}
-        self._lock = threading.Lock()
-        self._file_first: tuple[int, str] | None = None  # (seq, UTC day) of the live file
-        self._file_size = 0
-        self._checked_from = 1  # the first seq whose checkpoints _checkpoints knows
+        self._chain = TrailChain(
+            clock,
+            station_key=station_key,
+            station=station,
+            where=where,
+            every=checkpoint_every,
+            interval=checkpoint_interval_s,
+        )
 
     @property
     def path(self) -> Path:
         """The file records are appended to."""
-        return self._path
+        return self._file.path
 
     @property
     def written(self) -> int:
@@ -212,56 +139,19 @@ class AuditWriter:
         if self._thread is not None or self._closed:
             raise RuntimeError("AuditWriter.start() called twice")
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = self._path.read_bytes() if self._path.exists() else b""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self._path, flags, 0o600)
-        try:
-            data = self._repair_tail(self._fd, data)
-        except OSError:
-            os.close(self._fd)
-            self._fd = None
-            raise
-        lines = io.BytesIO(data).readlines()  # split at b"\n" only, as verification does
-        self._file_size = len(data)
+        lines, repaired = self._file.open(self._clock)
+        if repaired is not None:
+            self.record("audit.repair_tail", target=AUDIT_FILE, details=repaired)
         # Just after a rotation (or a crash between the rename and the first write) the live
         # file is empty: the chain, its epochs and the head are those of the newest rotated one.
-        source = lines or self._newest_rotated()
-        self._resume(lines, source)
+        source = lines or newest_rotated(self._dir)
+        self._chain.resume(source, head_epoch(self._dir))
         self._check_start(source, published)
         if self._station_key is not None:
             self._keep_public_key(self._station_key)
         self._thread = threading.Thread(target=self._run, name="audit", daemon=False)
         self._thread.start()
-        log.info("audit trail %s open at seq %s", self._path, self._seq)
-
-    def _resume(self, lines: list[bytes], source: list[bytes]) -> None:
-        """Chain state, epochs and checkpoints from ``source``: the live file's ``lines`` or,
-        when it is empty, the newest rotated file."""
-        first = parse_record(lines[0]) if lines else None
-        self._file_first = (first["seq"], first["ts"][:10]) if first else None
-        opening = parse_record(source[0]) if source else None
-        self._checked_from = opening["seq"] if opening is not None else 1
-        self._seq, self._hash = last_chain_state(source)
-        if not source:
-            self._hash = GENESIS
-        self._epoch = _head_epoch(self._dir)
-        for line in source:
-            obj = parse_record(line)
-            if obj is None:
-                continue
-            self._epoch = max(
-                self._epoch, obj.get("epoch", 0) if isinstance(obj.get("epoch"), int) else 0
-            )
-            if obj["action"] != CHECKPOINT_ACTION:
-                continue
-            self._checkpoints[obj["seq"]] = obj["hash"]  # the stop one too: it is the anchor
-            opens = obj["details"].get("opens")
-            if isinstance(opens, int):
-                self._epoch = max(self._epoch, opens)
-
-    def _newest_rotated(self) -> list[bytes]:
-        rotated = sorted(self._dir.glob("audit-*.jsonl"))
-        return rotated[-1].read_bytes().splitlines(keepends=True) if rotated else []
+        log.info("audit trail %s open at seq %s", self._file.path, self._chain.seq)
 
     def _check_start(self, lines: list[bytes], published: Sequence[Published]) -> None:
         first = parse_record(lines[0]) if lines else None
@@ -269,7 +159,7 @@ class AuditWriter:
         result = verify_lines(lines, head=read_head(self._dir), start=start)
         if not result.ok:
             self._integrity_fault = f"audit trail failed verification: {result.message}"
-            log.error("%s (%s); appending after its last record", self._integrity_fault, self._path)
+            log.error("%s (%s); appending after its last record", self._integrity_fault, self.path)
             details = {"kind": result.kind, "line": result.line, "seq": result.seq}
             self.record("audit.verify", target=AUDIT_FILE, outcome="failure", details=details)
             return
@@ -286,12 +176,7 @@ class AuditWriter:
     def check_published(self, checkpoint: Published) -> str | None:
         """Compare a checkpoint published earlier (keyring, broker) with the trail; from any
         thread. Returns what is wrong (also kept in :attr:`fault`), None if the trail holds it."""
-        with self._lock:
-            held = self._checkpoints.get(checkpoint.seq)
-            seq = self._seq
-        if held is None and checkpoint.seq < self._checked_from:
-            return None  # in a rotated file this check does not read
-        why = rollback_problem(checkpoint, held, seq)
+        why = self._chain.published_problem(checkpoint)
         if why is None:
             return None
         problem = f"audit trail rolled back: {why}"
@@ -318,22 +203,6 @@ class AuditWriter:
         except Exception as exc:  # the trail goes on without the convenience copy
             log.warning("could not keep %s: %s", path, exc)
 
-    def _repair_tail(self, fd: int, data: bytes) -> bytes:
-        """End the file with a newline so the next record starts a line of its own."""
-        if not data or data.endswith(b"\n"):
-            return data
-        cut = data.rfind(b"\n") + 1
-        if parse_record(data[cut:]) is not None:  # whole record, only its newline lost
-            _write_all(fd, b"\n")
-            return data + b"\n"
-        torn = self._dir / f"{AUDIT_FILE}.torn-{int(self._clock() * 1000)}"
-        write_private(torn, data[cut:])
-        os.ftruncate(fd, cut)
-        log.warning("audit trail ended mid-line; moved %s bytes to %s", len(data) - cut, torn)
-        details = {"bytes": len(data) - cut, "moved_to": torn.name}
-        self.record("audit.repair_tail", target=AUDIT_FILE, details=details)
-        return data[:cut]
-
     def record(
         self,
         action: str,
@@ -357,7 +226,7 @@ class AuditWriter:
         if self._closed:
             log.warning("audit record %s after close was dropped", action)
             return
-        pending = _Pending(self._clock(), actor, role, action, target, outcome, dict(details or {}))
+        pending = Pending(self._clock(), actor, role, action, target, outcome, dict(details or {}))
         self._queue.put(pending)
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -377,28 +246,27 @@ class AuditWriter:
         if thread.is_alive():
             log.error("audit thread did not stop within %s s", timeout)
             return False
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._file.close()
         return True
 
     def _timeout(self) -> float | None:
         """How long the thread may wait for a record: until a retry or a checkpoint is due."""
         waits = [RETRY_INTERVAL_S] if self._backlog else []
-        if self._epoch_key is not None and self._in_epoch:
-            waits.append(max(0.0, self._epoch_since + self._interval - self._clock()))
+        checkpoint = self._chain.checkpoint_wait()
+        if checkpoint is not None:
+            waits.append(checkpoint)
         return min(waits) if waits else None
 
     def _run(self) -> None:
         if self._station_key is not None:
-            self._checkpoint("start")
+            self._queue_lines(self._chain.checkpoint("start"))
             self._flush()
         stopping = False
         while not stopping:
             try:
                 item = self._queue.get(timeout=self._timeout())
             except queue.Empty:  # a retry or a timed checkpoint is due
-                self._checkpoint_if_due()
+                self._queue_lines(self._chain.checkpoint_if_due())
                 self._flush()
                 continue
             batch = [item]
@@ -411,85 +279,25 @@ class AuditWriter:
                 if pending is None:
                     stopping = True
                 else:
-                    self._chain(pending)
-            self._checkpoint_if_due()
-            if stopping and self._epoch_key is not None:
-                self._checkpoint("stop", final=True)
+                    self._queue_lines(self._chain.add(pending))
+            self._queue_lines(self._chain.checkpoint_if_due())
+            if stopping and self._chain.epoch_key is not None:
+                self._queue_lines(self._chain.checkpoint("stop", final=True))
             self._flush()
         if self._backlog:
             log.error("audit trail closed with %s records unwritten", len(self._backlog))
 
-    def _append(self, rec: dict[str, Any]) -> None:
-        self._backlog.append(_Line(rec["seq"], rec["ts"][:10], encode_line(rec)))
-        with self._lock:  # check_published reads it from other threads
-            self._seq, self._hash = rec["seq"], rec["hash"]
-
-    def _chain(self, pending: _Pending) -> None:
-        try:
-            rec = make_record(
-                self._seq + 1, *pending, prev=self._hash, where=self._where, epoch=self._epoch
-            )
-            if self._epoch_key is not None:
-                seal(rec, self._epoch_key)
-        except Exception:  # a bug must not stop the thread; the rest of the batch still goes
-            log.exception("could not build audit record %s", pending.action)
-            return
-        self._append(rec)
-        self._in_epoch += 1
-        if self._epoch_key is not None and self._in_epoch >= self._every:
-            self._checkpoint("count")
-
-    def _checkpoint_if_due(self) -> None:
-        due = self._clock() >= self._epoch_since + self._interval
-        if self._epoch_key is not None and self._in_epoch and due:
-            self._checkpoint("interval")
-
-    def _checkpoint(self, reason: str, *, final: bool = False) -> None:
-        """Close the epoch with a signed checkpoint and (unless ``final``) open the next one
-        with a fresh key; the old key is dropped here, so it can no longer seal anything."""
-        key = self._station_key
-        if key is None:
-            return
-        following = None if final else Ed25519PrivateKey.generate()
-        details = checkpoint_details(
-            closes=self._epoch,
-            opens=following.public_key() if following is not None else None,
-            epoch=self._epoch + 1,
-            records=self._in_epoch,
-            reason=reason,
-            station_key=key.public_key(),
-        )
-        now = self._clock()
-        rec = make_record(
-            self._seq + 1,
-            now,
-            "station",
-            "system",
-            CHECKPOINT_ACTION,
-            self._station,
-            "success",
-            details,
-            prev=self._hash,
-            where=self._where,
-            epoch=self._epoch,
-        )
-        sign_checkpoint(rec, key)
-        self._append(rec)
-        with self._lock:
-            self._checkpoints[rec["seq"]] = rec["hash"]
-        self._to_publish.append(Published(self._station, rec))
-        if following is not None:
-            self._epoch += 1
-        self._epoch_key, self._in_epoch, self._epoch_since = following, 0, now
+    def _queue_lines(self, records: list[dict[str, Any]]) -> None:
+        self._backlog.extend(Line(rec["seq"], rec["ts"][:10], encode_line(rec)) for rec in records)
 
     def _flush(self) -> None:
         """Append the backlog and fsync it, file by file when it crosses a rotation; on error
         leave the file as it was and keep the unwritten records."""
-        if not self._backlog or self._fd is None:
+        if not self._backlog or not self._file.is_open:
             return
         while self._backlog:
-            count = self._fits()
-            if count == 0 and not self._rotate():
+            count = self._file.fits(self._backlog)
+            if count == 0 and not self._file.rotate():
                 count = len(self._backlog)  # rotation failed: append here, lose nothing
             if count == 0:
                 continue  # a new, empty live file: the next pass takes at least one line
@@ -499,62 +307,18 @@ class AuditWriter:
         self._write_head()
         self._publish()
 
-    def _fits(self) -> int:
-        """How many backlog lines still belong in the live file (same UTC day, under size)."""
-        first, size = self._file_first, self._file_size
-        count = 0
-        for line in self._backlog:
-            if first is not None and (line.day != first[1] or size >= self._rotate_bytes):
-                break
-            first = first or (line.seq, line.day)
-            size += len(line.data)
-            count += 1
-        return count
-
-    def _write(self, lines: list[_Line]) -> bool:
-        fd, size = self._fd, None
-        assert fd is not None
+    def _write(self, lines: list[Line]) -> bool:
         try:
-            size = os.fstat(fd).st_size
-            _write_all(fd, b"".join(line.data for line in lines))
-            os.fsync(fd)
+            self._file.append(lines)
         except OSError as exc:
-            try:  # a half-written line would glue itself to the retry
-                if size is not None:
-                    os.ftruncate(fd, size)
-            except OSError:
-                log.exception("could not trim a partial audit write")
-            self._set_write_fault(f"cannot write {self._path}: {exc}")
+            self._set_write_fault(f"cannot write {self._file.path}: {exc}")
             return False
-        if self._file_first is None:
-            self._file_first = (lines[0].seq, lines[0].day)
-        self._file_size = size + sum(len(line.data) for line in lines)
         self._written += len(lines)
-        return True
-
-    def _rotate(self) -> bool:
-        """Move the full (or yesterday's) live file aside and open a new one; False (and the
-        records go on into the old file) if that fails."""
-        first, fd = self._file_first, self._fd
-        if first is None or fd is None:
-            return False
-        target = self._dir / rotated_name(first[0])
-        try:
-            os.rename(self._path, target)
-            fsync_folder(self._dir)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-            self._fd = os.open(self._path, flags, 0o600)
-        except OSError as exc:
-            log.error("could not rotate %s: %s; appending to it", self._path, exc)
-            return False
-        os.close(fd)
-        self._file_first, self._file_size = None, 0
-        log.info("audit trail rotated: %s", target.name)
         return True
 
     def _publish(self) -> None:
         """Hand each durable checkpoint to the keepers outside the trail."""
-        pending, self._to_publish = self._to_publish, []
+        pending = self._chain.take_published()
         if self._on_checkpoint is None:
             return
         for checkpoint in pending:
@@ -564,14 +328,14 @@ class AuditWriter:
                 log.exception("could not publish audit checkpoint %s", checkpoint.seq)
 
     def _write_head(self) -> None:
-        head = {"seq": self._seq, "hash": self._hash, "epoch": self._epoch}
+        chain = self._chain
         try:  # atomic: a crash leaves the old head or the new, never half of one
-            write_private(self._dir / HEAD_FILE, json.dumps(head).encode())
+            write_head(self._dir, chain.seq, chain.hash, chain.epoch)
         except OSError as exc:
             self._set_write_fault(f"cannot write {self._dir / HEAD_FILE}: {exc}")
             return
         if self._write_fault is not None:
-            log.info("audit trail writable again: %s", self._path)
+            log.info("audit trail writable again: %s", self._file.path)
             self._write_fault = None
 
     def _set_write_fault(self, text: str) -> None:
