@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from station.config.settings import load
 from station.domain.audit.chain import parse_record
 from station.domain.audit.keyed import CHECKPOINT_ACTION, Published
-from station.domain.vouchers import VoucherError, key_id, load_public_key
+from station.domain.vouchers.keys import key_id, load_public_key
+from station.domain.vouchers.model import VoucherError
 from station.services.audit.bundle import BundleError, is_bundle, verify_bundle, write_bundle
 from station.services.audit.keys import AuditKeyError, read_anchor, station_key
 from station.services.audit.trail import Trail, public_key_beside, read_trail, verify

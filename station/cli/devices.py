@@ -22,7 +22,9 @@ from station.cli.vouchers import add_voucher_commands, run_voucher_command
 from station.config.settings import Settings, load
 from station.domain.broker_credentials import make_credential
 from station.domain.devices import RegistryError
-from station.domain.vouchers import TrustError, check_voucher, key_id, load_public_key, load_trust
+from station.domain.vouchers.checking import check_voucher
+from station.domain.vouchers.keys import key_id, load_public_key, load_trust
+from station.domain.vouchers.model import TrustError
 from station.domain.ward import bed_labels
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 

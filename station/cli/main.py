@@ -272,8 +272,9 @@ def _run_station(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer  # noqa: PLC0415 - Qt only for the GUI commands
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
-    from station.app import DemoOptions, Station  # noqa: PLC0415
+    from station.app import Station  # noqa: PLC0415
     from station.services.demo.broker import EmbeddedBroker  # noqa: PLC0415
+    from station.services.demo.ward import DemoOptions  # noqa: PLC0415
 
     broker: EmbeddedBroker | None = None
     if args.demo:

@@ -15,19 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from station.domain.vouchers import (
-    VoucherError,
-    endorse,
-    generate_key,
-    holder_key_id,
-    issue_voucher,
-    key_id,
-    load_private_key,
-    load_public_key,
-    parse_voucher,
-    save_private_key,
-    save_public_key,
-)
+from station.config.key_files import save_private_key, save_public_key
+from station.domain.vouchers.keys import generate_key, key_id, load_private_key, load_public_key
+from station.domain.vouchers.model import VoucherError
+from station.domain.vouchers.signing import endorse, holder_key_id, issue_voucher
+from station.domain.vouchers.wire import parse_voucher
 
 EXIT_OK = 0
 EXIT_USAGE = 2

@@ -22,9 +22,12 @@ from typing import Generic, TypeVar
 from station.config.settings import Settings
 from station.domain.broker_credentials import DeviceCredential, make_credential
 from station.domain.devices import DeviceBook, RegistryError
-from station.domain.patients import ConsentEvent, Patient, PatientError, PatientTable, Purpose
+from station.domain.patients.records import ConsentEvent, Patient, PatientError, Purpose
+from station.domain.patients.table import PatientTable
 from station.domain.ports import AuditSink
-from station.domain.vouchers import TrustError, TrustStore, VoucherCheck, check_voucher, load_trust
+from station.domain.vouchers.checking import check_voucher
+from station.domain.vouchers.keys import load_trust
+from station.domain.vouchers.model import TrustError, TrustStore, VoucherCheck
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.patient_store import PatientStore, PatientStoreError
 

@@ -45,7 +45,7 @@ from station.domain.audit.chain import (
     record_hash,
     verify_lines,
 )
-from station.domain.vouchers import key_id, public_b64
+from station.domain.vouchers.keys import key_id, public_b64
 
 CHECKPOINT_ACTION = "audit.checkpoint"
 SEAL_CONTEXT = b"station-audit-seal/1\n"

@@ -27,7 +27,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from station.domain.devices import sign_message
 from station.domain.simulation import SCENARIOS, TOPIC_MODES, SimulatedWard, topic_for
-from station.domain.vouchers import VoucherError, load_private_key
+from station.domain.vouchers.keys import load_private_key
+from station.domain.vouchers.model import VoucherError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from station.config.private_file import locked, write_private
 from station.domain.devices import DeviceBook, DeviceRecord, RegistryError
-from station.domain.vouchers import VoucherCheck
+from station.domain.vouchers.model import VoucherCheck
 
 REGISTRY_FILE = "devices.json"
 

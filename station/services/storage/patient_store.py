@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from station.config import credentials
 from station.config.private_file import write_private
-from station.domain.patients import PatientError, PatientTable
+from station.domain.patients.records import PatientError
+from station.domain.patients.table import PatientTable
 
 log = logging.getLogger(__name__)
 
