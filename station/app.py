@@ -1,5 +1,12 @@
 """Composition root: builds every part, wires the signals, starts and stops in order.
 
+Only this module builds: every dependency is passed in a constructor, in an order where each
+part exists before whoever needs it (the MQTT worker before the audit writer, which publishes its
+checkpoints there; the ward admin before the window; the window before the admin-dialog
+controller, whose dialogs it parents). One exception: the MQTT worker has no constructor argument
+for the hook that checks the broker's checkpoint, so it is set right after the audit writer. The
+screen's connections are those of :mod:`station.ui.screen_wiring`, which the Qt tests use too.
+
 Threads and owners (ARCHITECTURE.md):
     GUI thread   — :class:`MainWindow`, this object, the render timer.
     ``mqtt``     — paho's network loop of the persistent session (the record path), owned by
@@ -33,8 +40,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,35 +50,33 @@ from PySide6.QtCore import QObject, Qt, QThread
 from station import __version__
 from station.config.credentials import backend_status, from_environment, secret
 from station.config.settings import Settings
-from station.domain.audit.keyed import Published
 from station.domain.clock import StationClock
-from station.domain.patients import PatientError, Purpose
 from station.domain.roles import Role
-from station.domain.vouchers import key_id
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
-from station.services.audit.bundle import write_bundle
-from station.services.audit.keys import AuditKeyError, read_anchor, station_key, write_anchor
-from station.services.audit.trail import public_key_beside, read_trail, verify
+from station.services.audit.checkpoints import BrokerCheckpointCheck, CheckpointPublisher
+from station.services.audit.keys import AuditKeyError, read_anchor, station_key
+from station.services.audit.outbound import OutboundAudit
+from station.services.audit.trail_source import AuditTrailSource
 from station.services.audit.writer import AuditWriter
 from station.services.demo.broker import DemoCredentials
-from station.services.demo.simulator import Simulator, SimulatorConfig
+from station.services.demo.patients import admit_demo_patients
+from station.services.demo.simulator import Simulator
+from station.services.demo.ward import DemoOptions
 from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian, HistorianStatus
 from station.services.ingest.live_feed import LiveFeed
 from station.services.ingest.mqtt_worker import MqttWorker
 from station.services.storage.accounts import Accounts
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.services.storage.patient_store import PatientStoreError
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
-from station.ui.audit_view import AuditSnapshot, AuditView
+from station.ui.admin_dialogs import AdminDialogs
 from station.ui.main_window import MainWindow
-from station.ui.settings_dialog import SettingsDialog
+from station.ui.screen_wiring import QUEUED, connect_core, connect_screen, connect_ward
 
 log = logging.getLogger(__name__)
 
-QUEUED = Qt.ConnectionType.QueuedConnection
 LIVE_PASSWORD_ENV = "STATION_MQTT_LIVE_PASSWORD"
 SWITCH_INTERVAL_S = 0.001
 """How long a busy thread keeps the interpreter lock while another waits (CPython: 5 ms). PySide
@@ -87,64 +91,6 @@ _Store = TypeVar("_Store", Spool, TrendStore)
 
 def _no_status() -> HistorianStatus | None:
     return None
-
-
-class AuditTrailSource:
-    """What the auditor view reads and exports: this station's trail and key. Both methods run
-    on the view's worker thread (a full check costs one signature check per record)."""
-
-    def __init__(
-        self, audit: AuditWriter, key: Ed25519PrivateKey | None, station: str, user: str
-    ) -> None:
-        self._audit, self._key, self._station, self._user = audit, key, station, user
-        self._dir = audit.path.parent
-
-    def load(self) -> AuditSnapshot:
-        trail = read_trail(self._dir, live=True)
-        public = self._key.public_key() if self._key is not None else public_key_beside(self._dir)
-        if public is None:
-            health = "FAIL the trail is not keyed: no station key to check it against"
-            return AuditSnapshot(trail.records(), False, health)
-        report = verify(trail, public)
-        result = report.result
-        return AuditSnapshot(trail.records(), result.ok, report.line(), key_id(public), result.seq)
-
-    def export(self, folder: Path, since: float | None, until: float | None) -> str:
-        if self._key is None:
-            raise ValueError("the station has no audit signing key, so it cannot sign a bundle")
-        done = write_bundle(
-            self._dir,
-            folder,
-            self._key,
-            station=self._station,
-            exported_by=self._user,
-            since=since,
-            until=until,
-            now=time.time(),
-        )
-        self._audit.record(
-            "audit.export",
-            actor=self._user,
-            role="auditor",
-            target=str(folder),
-            details={
-                "records": done.records,
-                "since": since,
-                "until": until,
-                "verdict": done.verdict,
-            },
-        )
-        return f"Wrote {folder}: {done.records} records. {done.verdict}"
-
-
-@dataclass(frozen=True, slots=True)
-class DemoOptions:
-    """What ``--demo`` embeds: the simulated ward."""
-
-    beds: int = 8
-    rate: float = 1.0
-    scenario: str = "demo"
-    seed: int = 7
 
 
 class Station(QObject):
@@ -171,7 +117,6 @@ class Station(QObject):
         self.settings = settings
         # Tests drive one fake clock; on the ward, durations run on the monotonic clock.
         self.clock = StationClock(clock) if clock is time.time else StationClock.single(clock)
-        self._config_path = config_path
         self._demo = demo
         self._stopped = False
         data_dir = settings.station.data_path
@@ -185,16 +130,29 @@ class Station(QObject):
             key = None
             log.error("audit trail not keyed: %s", exc)
             self._faults.append(("audit_key", f"Audit trail not keyed: {exc}"))
-        self._audit_key = key
-        self._audit_view: AuditView | None = None
+        password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
+        # Before the audit writer: it publishes every checkpoint on this worker's retained topic.
+        self.mqtt = MqttWorker(settings, password, self.clock.now)
         self.audit = AuditWriter(
             data_dir / "audit",
             clock=clock,
             station_key=key,
             station=station_id,
             where=f"{station_id}@{socket.gethostname()}",
-            on_checkpoint=self._checkpoint_made,
+            on_checkpoint=CheckpointPublisher(self.mqtt.publish_checkpoint),
         )
+        # Direct: the check runs on the mqtt thread; the audit writer is thread-safe.
+        self._checkpoint_check = BrokerCheckpointCheck(self.audit, key)
+        self.mqtt.checkpoint_seen.connect(
+            self._checkpoint_check.check, Qt.ConnectionType.DirectConnection
+        )
+        self.accounts = Accounts(
+            data_dir / "users.json",
+            max_failures=settings.security.max_failed_logins,
+            lockout_s=settings.security.lockout_s,
+            clock=clock,
+        )
+        self._outbound = OutboundAudit(self.audit, self.accounts.role_of, settings.influx.url)
         self.spool: Spool | None = None
         self.historian: Historian | None = None
         if settings.influx.enabled:
@@ -208,18 +166,12 @@ class Station(QObject):
                 secret("influx", i.org),
                 batch_size=i.batch_size,
                 flush_interval_s=i.flush_interval_s,
-                on_rejected=self._historian_rejected,
+                on_rejected=self._outbound.historian_rejected,
                 spool=self.spool,
                 keep_written_s=settings.spool.keep_written_s,
             )
         self.trends = self._open(
             "trends", TrendStore(data_dir / "trends.sqlite", clock=clock), "Trends unavailable"
-        )
-        self.accounts = Accounts(
-            data_dir / "users.json",
-            max_failures=settings.security.max_failed_logins,
-            lockout_s=settings.security.lockout_s,
-            clock=clock,
         )
         # The demo has no accounts: it starts with a nurse's session that never locks.
         lock_after = math.inf if demo is not None else settings.security.lock_after_s
@@ -228,9 +180,6 @@ class Station(QObject):
         )
         if demo is not None:
             self.actions.session.login(user or "demo-nurse", Role.NURSE, self.clock.monotonic())
-        password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
-        self.mqtt = MqttWorker(settings, password, self.clock.now)
-        self.mqtt.on_checkpoint_seen = self._checkpoint_seen
         self.live = LiveFeed(
             settings, self._live_password(password), self.clock.now, self.clock.monotonic
         )
@@ -251,16 +200,6 @@ class Station(QObject):
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
         self.core.moveToThread(self.core_thread)
-        self.window = MainWindow(
-            settings,
-            user or getpass.getuser(),
-            self._historian_status,
-            self.clock.now,  # what messages are stamped with: a tile's age reads them alike
-            demo=demo is not None,
-            trends=self.trends,
-            actions=self.actions,
-            monotonic=self.clock.monotonic,
-        )
         apply = None
         if broker_credentials is not None:
             apply = lambda c: broker_credentials.add(c.username, c.password)  # noqa: E731
@@ -278,10 +217,27 @@ class Station(QObject):
                 ("patients", f"Patient table unavailable, nothing sent to the historian: "
                  f"{self.ward.fault}")
             )  # fmt: skip
-        self.window.set_ward_admin(self.ward, demo is not None)
-        self.window.export_audit = self._export_audit
-        self.window.open_settings_dialog = self._open_settings
-        self._settings_dialog: SettingsDialog | None = None
+        self.window = MainWindow(
+            settings,
+            user or getpass.getuser(),
+            self._historian_status,
+            self.clock.now,  # what messages are stamped with: a tile's age reads them alike
+            demo=demo is not None,
+            trends=self.trends,
+            actions=self.actions,
+            monotonic=self.clock.monotonic,
+            admin=self.ward,
+        )
+        self.dialogs = AdminDialogs(
+            self.window,
+            self.actions,
+            settings,
+            tiles=self.window.tiles,
+            admin=self.ward,
+            config_path=config_path,
+            audit_source=partial(AuditTrailSource, self.audit, key, station_id),
+            demo=demo is not None,
+        )
         self._check_keyring()
         self.simulator: Simulator | None = None
         self._wire()
@@ -305,31 +261,6 @@ class Station(QObject):
             return None
         return store
 
-    def _historian_rejected(self, line: str, status: int, message: str) -> None:
-        """The historian refused a point's content (4xx): it is quarantined, never retried
-        for ever, and the audit trail says which and why. Called on the historian thread; the
-        audit writer is thread-safe."""
-        self.audit.record(
-            "historian.reject",
-            target=self.settings.influx.url,
-            outcome="failure",
-            details={"status": status, "message": message[:300], "point": line[:300]},
-        )
-
-    def _open_settings(self, user: str) -> SettingsDialog | None:
-        """The admin's settings dialog (the action layer has checked the role). Not modal: the
-        ward stays in view and usable behind it."""
-        if self._config_path is None:  # said in the status bar: nothing modal over the ward
-            self.window.statusBar().showMessage("No configuration file to edit.", 5000)
-            return None
-        if self._settings_dialog is not None and self._settings_dialog.isVisible():
-            self._settings_dialog.raise_()
-            return None
-        dialog = SettingsDialog(self.settings, self._config_path, user, self.audit, self.window)
-        self._settings_dialog = dialog
-        dialog.show()
-        return dialog
-
     def _check_keyring(self) -> None:
         """Say at start when a secret is needed, is not in the environment, and there is no
         secure keyring to hold it: the station would otherwise fail later with only "rejected
@@ -347,70 +278,9 @@ class Station(QObject):
             log.error("%s", status.message)
             self._faults.append(("keyring", status.message))
 
-    def _export_audit(self, user: str) -> None:
-        """The auditor's view of the trail (the action layer has checked the role): filter,
-        see the chain's health, export a signed bundle. Not modal: the ward stays in view."""
-        source = AuditTrailSource(self.audit, self._audit_key, self.settings.station.id, user)
-        dialog = AuditView(source, self.window)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        self._audit_view = dialog
-
-    def _trends_exported(self, bed: str, path: str, rows: int, user: str) -> None:
-        """A patient's trends left the station as a file: who, which bed, where, how much."""
-        self.audit.record(
-            "trends.export",
-            actor=user,
-            role=self._role_name(user),
-            target=bed,
-            details={"path": path, "rows": rows},
-        )
-
-    def _demo_patients(self) -> None:
-        """A few fictional admissions, so the demo shows patients, consent and its effects:
-        one without display consent (name hidden) and one without storage consent."""
-        consent = {Purpose.DISPLAY: True, Purpose.STORAGE: True, Purpose.EXPORT: True}
-        people = [
-            (1, "Ada Demo", "DEMO-001", date(1948, 3, 14), consent),
-            (2, "Ben Sample", "DEMO-002", date(1971, 11, 2), consent),
-            (4, "Cleo Test", "DEMO-004", date(1939, 7, 30), {Purpose.DISPLAY: False}),
-            (5, "Dev Example", "DEMO-005", date(1985, 1, 9), {Purpose.DISPLAY: True}),
-        ]
-        try:
-            for number, name, mrn, born, purposes in people:
-                if number > len(self.ward.beds):
-                    continue
-                bed = self.ward.beds[number - 1]
-                patient = self.ward.admit_now(bed, name, mrn, born, "demo-nurse")
-                for purpose, granted in purposes.items():
-                    self.ward.record_consent_now(
-                        patient,
-                        purpose,
-                        granted=granted,
-                        given_by="patient",
-                        representative="",
-                        user="demo-nurse",
-                    )
-        except (PatientError, PatientStoreError) as exc:
-            log.warning("demo patients not admitted: %s", exc)
-
     def _session_role(self) -> str:
         role = self.actions.session.role
         return "none" if role is None else role.value
-
-    def _role_name(self, user: str) -> str:
-        role = self.accounts.role_of(user)
-        return "none" if role is None else role.value
-
-    def _history_exported(self, path: str, rows: int, user: str) -> None:
-        """The alarm history left the station as a file."""
-        self.audit.record(
-            "alarms.export",
-            actor=user,
-            role=self._role_name(user),
-            target=path,
-            details={"rows": rows},
-        )
 
     def _historian_status(self) -> HistorianStatus | None:
         return None if self.historian is None else self.historian.status()
@@ -422,56 +292,15 @@ class Station(QObject):
         self.live.connection_changed.connect(c.on_live_connection, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
         m.peer_event.connect(c.on_peer_event, QUEUED)
-        c.vitals_batch.connect(w.on_vitals_batch, QUEUED)
-        c.data_gap.connect(w.on_gap, QUEUED)
-        w.trends_exported.connect(self._trends_exported)
-        w.history_exported.connect(self._history_exported)
-        c.alarm_changed.connect(w.on_alarm, QUEUED)
-        c.stats_changed.connect(w.on_stats, QUEUED)
-        c.connection_changed.connect(w.on_connection, QUEUED)
         # Every user action goes through the action layer (role check, denials audited).
-        a = self.actions
-        w.acknowledge_requested.connect(a.on_acknowledge)
-        a.acknowledge.connect(c.acknowledge, QUEUED)
-        w.limits_requested.connect(a.on_limits)
-        a.limits.connect(c.change_limits, QUEUED)
-        c.limits_changed.connect(w.on_limits, QUEUED)
-        w.audio.action_taken.connect(a.record_user_action)
+        connect_screen(w, self.actions, self.dialogs)
+        connect_core(c, w, self.actions, self.dialogs, QUEUED)
+        connect_ward(c, self.ward, QUEUED)
         w.audio.sound_problem.connect(c.sound_problem, QUEUED)
-        self.ward.policy_changed.connect(c.set_bed_policy, QUEUED)
-        self.ward.devices_written.connect(c.reload_devices, QUEUED)
-        c.devices_changed.connect(lambda _book: self.ward.changed.emit(), QUEUED)
+        w.trends_exported.connect(self._outbound.trends_exported)
+        w.history_exported.connect(self._outbound.history_exported)
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
-
-    def _checkpoint_made(self, checkpoint: Published) -> None:
-        """A signed checkpoint is durable: keep it outside the folder, in the keyring and on the
-        broker (retained). Called on the audit thread; both calls are thread-safe."""
-        write_anchor(checkpoint)
-        mqtt = getattr(self, "mqtt", None)
-        if mqtt is not None:
-            mqtt.publish_checkpoint(checkpoint.to_json())
-
-    def _checkpoint_seen(self, payload: bytes) -> None:
-        """The broker's retained checkpoint (``mqtt`` thread): one the station key signed but
-        the trail does not hold means the folder was rolled back; anything else is logged."""
-        try:
-            checkpoint = Published.from_json(payload)
-        except (ValueError, TypeError) as exc:
-            log.warning("ignoring an unreadable audit checkpoint on the broker: %s", exc)
-            return
-        key = self._audit_key
-        if key is None or not checkpoint.verifies(key.public_key()):
-            log.warning("ignoring an audit checkpoint on the broker not signed by this station")
-            return
-        problem = self.audit.check_published(checkpoint)
-        if problem is not None:
-            self.audit.record(
-                "audit.verify",
-                target="broker checkpoint",
-                outcome="failure",
-                details={"kind": "rolled_back", "seq": checkpoint.seq, "why": problem},
-            )
 
     def start(self) -> None:
         """Start every part in order and show the window."""
@@ -492,31 +321,19 @@ class Station(QObject):
         for name, problem in self._faults:
             self.core.startup_fault(name, problem)
         if self._demo is not None:
-            self._demo_patients()
+            admit_demo_patients(self.ward)
             self.core.set_bed_policy(self.ward.policy())  # the core thread is not running yet
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
         self.window.show()
         if self._demo is None and not self.accounts.has_users():
-            self.window.open_users()  # the first run creates the admin
+            self.dialogs.open_users()  # the first run creates the admin
         self.window.audio.self_test()
         self.mqtt.start()
         self.live.start()
         if self._demo is not None:
-            d = self._demo
-            self.simulator = Simulator(
-                SimulatorConfig(
-                    host=s.mqtt.host,
-                    port=s.mqtt.port,
-                    beds=d.beds,
-                    rate=d.rate,
-                    scenario=d.scenario,
-                    seed=d.seed,
-                    duration=None,
-                    protocol=s.mqtt.protocol,
-                )
-            )
+            self.simulator = self._demo.simulator(s.mqtt)
             self.simulator.start()
 
     def stop(self) -> bool:
@@ -530,13 +347,12 @@ class Station(QObject):
         # A change asked for just before the stop (an admission, a settings save) finishes and
         # is audited on its worker before the trail closes.
         ok &= self.ward.stop(2.0)
-        if self._settings_dialog is not None:
-            ok &= self._settings_dialog.shutdown(1.0)
+        ok &= self.dialogs.shutdown(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.live.stop(1.0)
         ok &= self.mqtt.stop(1.5)
-        self.mqtt.on_checkpoint_seen = None
+        self.mqtt.checkpoint_seen.disconnect(self._checkpoint_check.check)
         # No blocking call into the core: it ends its event loop after the chunk it is on (each
         # producer has at most one wake-up queued there), which stops its timers with it.
         self.core_thread.quit()
@@ -558,8 +374,6 @@ class Station(QObject):
             self.trends.close()
         # Break the window's references back to this object: with them, a stopped station is
         # freed only by Python's cycle collector, on whatever thread happens to run it.
-        self.window.export_audit = None
-        self.window.open_settings_dialog = None
         self.window.set_historian_status(_no_status)
         self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
         ok &= self.audit.close(2.0)

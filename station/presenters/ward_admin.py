@@ -38,9 +38,10 @@ from PySide6.QtCore import QObject, Signal
 from station.config.settings import Settings
 from station.domain.broker_credentials import DeviceCredential
 from station.domain.devices import DeviceBook
-from station.domain.patients import ConsentEvent, Patient, PatientTable, Purpose
+from station.domain.patients.records import ConsentEvent, Patient, Purpose
+from station.domain.patients.table import PatientTable
 from station.domain.ports import AuditSink
-from station.domain.vouchers import TrustStore, VoucherCheck
+from station.domain.vouchers.model import TrustStore, VoucherCheck
 from station.domain.ward import BedPolicy, bed_labels
 from station.services.jobs import Failed, Jobs, alive
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.patients import LABELS, ConsentEvent, Patient, Purpose
+from station.domain.patients.records import LABELS, ConsentEvent, Patient, Purpose
 from station.domain.timefmt import local_text
 from station.presenters.ward_admin import WardAdmin
 from station.ui import theme

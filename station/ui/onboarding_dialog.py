@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.broker_credentials import DeviceCredential
 from station.domain.timefmt import local_text
-from station.domain.vouchers import VoucherCheck
+from station.domain.vouchers.model import VoucherCheck
 from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
 

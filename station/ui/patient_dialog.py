@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.patients import Patient
+from station.domain.patients.records import Patient
 from station.domain.timefmt import local_text
 from station.presenters.ward_admin import WardAdmin
 from station.ui import theme

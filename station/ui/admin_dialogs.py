@@ -1,0 +1,199 @@
+"""The one way an admin dialog opens: users, devices, settings, the audit trail, and the ward's
+patient and consent dialogs.
+
+Every admin dialog holds the authority of the session that opened it. So each opens the same
+way: the action layer checks the session's role first (a denial is audited and a login asked
+for), the dialog is parented to the window and not modal (the ward stays in view and usable
+behind it), and it is closed as soon as the station locks or changes hands (all but the
+auditor's view of the trail, which closes only when the auditor closes it).
+
+Built once by the composition root (:mod:`station.app`) with everything the dialogs need, after
+the window it parents them to; the window asks for a dialog only through its ``admin_wanted``
+signal (a Manage ▾ entry, or the request a login was asked for), which the root connects to
+:meth:`AdminDialogs.open`. The ward's own dialogs are in :class:`WardControls`, which this
+controller builds and serves as its :class:`~station.ui.ward_controls.DialogHost`. GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtWidgets import QDialog, QMainWindow, QWidget
+
+from station.config.settings import Settings
+from station.domain.roles import Action
+from station.domain.session import SessionView
+from station.domain.status import IngestStats
+from station.presenters.actions import ActionLayer
+from station.presenters.ward_admin import WardAdmin
+from station.ui.audit.source import AuditSource
+from station.ui.audit.view import AuditView
+from station.ui.settings.dialog import SettingsDialog
+from station.ui.tile import BedTile
+from station.ui.users_dialog import UsersDialog
+from station.ui.ward_controls import WardControls
+
+NOTICE_MS = 5000
+"""How long a notice stays in the status bar."""
+
+
+class AdminDialogs(QObject):
+    """See the module docstring.
+
+    Args:
+        window: the dialogs' parent; its status bar takes a short notice instead of a modal box.
+        actions: the role check, and the accounts and the audit trail the dialogs change.
+        settings: what the settings dialog edits.
+        tiles: the bed tiles, for the ward's patient and consent links (with ``admin``).
+        admin: the ward admin (patients, consent, devices); None: no ward dialogs.
+        config_path: the configuration file the settings dialog writes; None: nothing to edit.
+        audit_source: the auditor's source of the trail, for the user opening the view; None:
+            the audit trail cannot be viewed.
+        demo: the demo ward (onboarding also gives the embedded broker the credential).
+    """
+
+    def __init__(
+        self,
+        window: QMainWindow,
+        actions: ActionLayer,
+        settings: Settings,
+        *,
+        tiles: Mapping[str, BedTile] | None = None,
+        admin: WardAdmin | None = None,
+        config_path: Path | None = None,
+        audit_source: Callable[[str], AuditSource] | None = None,
+        demo: bool = False,
+    ) -> None:
+        super().__init__(window)
+        self._window, self._actions, self._settings = window, actions, settings
+        self._config_path = config_path
+        self._audit_source = audit_source
+        self._kept: list[QDialog] = []
+        self._session_user = actions.session.view().user
+        self.settings_dialog: SettingsDialog | None = None
+        self.audit_view: AuditView | None = None
+        self.ward: WardControls | None = None
+        if admin is not None and tiles is not None:
+            self.ward = WardControls(tiles, admin, self, demo)
+        actions.session_changed.connect(self.on_session)
+
+    # -- DialogHost ------------------------------------------------------------------------
+
+    @property
+    def dialog_parent(self) -> QWidget:
+        """The window every admin dialog belongs to."""
+        return self._window
+
+    def authorize(self, action: Action, target: str) -> str | None:
+        """The action layer's check (a denial is audited and asks for a login)."""
+        return self._actions.request(action, target, target)
+
+    def keep_and_show(self, dialog: QDialog) -> QDialog:
+        """Show ``dialog``; it closes when the session locks or changes hands."""
+        self._kept.append(dialog)
+        dialog.show()
+        return dialog
+
+    def notify(self, text: str) -> None:
+        """Say ``text`` in the window's status bar for a few seconds."""
+        self._window.statusBar().showMessage(text, NOTICE_MS)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @Slot(str, object)
+    def open(self, action: str, request: object = None) -> QDialog | None:
+        """The dialog for ``action`` (a value of :class:`Action`), after the role check; None if
+        refused or already open. A ``patients`` request names the bed."""
+        wanted = Action(action)
+        if wanted is Action.USERS:
+            return self.open_users()
+        if wanted is Action.DEVICES:
+            return self.open_devices()
+        if wanted is Action.SETTINGS:
+            return self.open_settings()
+        if wanted is Action.AUDIT_EXPORT:
+            return self.open_audit()
+        ward = self.ward
+        if wanted is Action.PATIENTS and ward is not None and request in ward.admin.beds:
+            return ward.open_patient(str(request))  # the nurse then acts in the dialog
+        return None
+
+    def open_users(self) -> QDialog | None:
+        """User accounts (admin); on the first run, creating the first admin needs no login."""
+        actions = self._actions
+        if not actions.accounts.has_users():
+            # Not modal: until an admin exists the ward must stay usable (emergency acknowledge).
+            first = UsersDialog(actions.accounts, actions.audit, None, self._window, actions.jobs)
+            first.show()
+            return first
+        user = actions.request(Action.USERS, "users", "users")
+        if user is None:
+            return None
+        return self.keep_and_show(
+            UsersDialog(actions.accounts, actions.audit, user, self._window, actions.jobs)
+        )
+
+    def open_devices(self) -> QDialog | None:
+        """The device registry and the unassigned devices (admin)."""
+        return self.ward.open_devices() if self.ward is not None else None
+
+    def open_settings(self) -> QDialog | None:
+        """The settings dialog (admin); one at a time."""
+        user = self._actions.request(Action.SETTINGS, "settings", "settings")
+        if user is None:
+            return None
+        if self._config_path is None:  # said in the status bar: nothing modal over the ward
+            self.notify("No configuration file to edit.")
+            return None
+        if self.settings_dialog is not None and self.settings_dialog.isVisible():
+            self.settings_dialog.raise_()
+            return None
+        audit = self._actions.audit
+        dialog = SettingsDialog(self._settings, self._config_path, user, audit, self._window)
+        self.settings_dialog = dialog
+        return self.keep_and_show(dialog)
+
+    def open_audit(self) -> QDialog | None:
+        """The auditor's view of the trail: filter, see the chain's health, export a signed
+        bundle. Deleted when closed; not among the dialogs closed with the session."""
+        if self._audit_source is None:
+            return None
+        user = self._actions.request(Action.AUDIT_EXPORT, "audit", "audit_export")
+        if user is None:
+            return None
+        dialog = AuditView(self._audit_source(user), self._window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.audit_view = dialog
+        return dialog
+
+    # -- the session and the core ----------------------------------------------------------
+
+    @property
+    def kept(self) -> tuple[QDialog, ...]:
+        """The admin dialogs open under the current session."""
+        return tuple(self._kept)
+
+    @Slot(object)
+    def on_session(self, view: SessionView) -> None:
+        """Close the admin dialogs of a session that ended or changed hands."""
+        if view.user != self._session_user:
+            for dialog in self._kept:
+                dialog.close()
+            self._kept.clear()
+            self._session_user = view.user
+
+    @Slot(object)
+    def on_stats(self, stats: IngestStats) -> None:
+        """The core's counters: an open devices dialog lists the devices without a bed."""
+        if self.ward is not None:
+            self.ward.on_stats(stats)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Wait for a settings save or connection test still running (the station stops);
+        True if nothing is left running."""
+        if self.settings_dialog is None:
+            return True
+        return self.settings_dialog.shutdown(timeout)

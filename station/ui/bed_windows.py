@@ -1,0 +1,145 @@
+"""The windows a nurse opens from the ward screen: a bed's alarm limits, its detail view, its
+stored trends, and the ward's alarm history.
+
+Kept apart from :mod:`station.ui.main_window`, which stays about the ward view itself. None of
+these is an admin dialog (they need no role to open); the two exports ask the action layer at
+the moment of export, and what a nurse changes or exports leaves through the callables given
+here (the window's signals), named with whoever is logged in at that moment. Each view is made
+once and then raised; the patient detail views repaint with the window's frames. GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from PySide6.QtWidgets import QWidget
+
+from station.config.settings import Settings
+from station.domain.alarm_history import AlarmHistory
+from station.domain.alarms import AlarmLimits
+from station.domain.profiles import available_profiles, load_profile
+from station.domain.roles import Action
+from station.presenters.actions import ActionLayer
+from station.services.storage.trends import TrendStore
+from station.ui.beddata import BedData
+from station.ui.history_dialog import AlarmHistoryDialog
+from station.ui.limits_dialog import LimitsDialog
+from station.ui.patient_view import PatientView
+from station.ui.trend_view import TrendView
+
+Spans = Callable[[str], list[tuple[float, float]]]
+"""A bed's spans a file export must leave out (patients without export consent)."""
+
+PATIENT_VIEW_S = 600
+"""Seconds of curves the patient detail view shows."""
+
+
+class BedWindows:
+    """See the module docstring.
+
+    Args:
+        parent: the window the views belong to.
+        settings: the ward's limits, before a bed has limits of its own.
+        beds: each bed's live data (the detail view's).
+        limits: each bed's limits as the core last applied them.
+        history: the ward's alarm history.
+        user: who acts now (the session's user, or a locked station's "nobody").
+        clock: wall time (what the history's per-hour figures and the trends are read with).
+        on_limits: a nurse asked for new limits: (bed, limits, profile, user).
+        on_trends_exported: a bed's trends left as a CSV: (bed, path, rows, user).
+        on_history_exported: the alarm history left as a CSV: (path, rows, user).
+        trends: the station's trend store; None: no trend view.
+        actions: the action layer, asked at each export; None: exports need no login.
+        excluded: the spans an export leaves out; None: nothing is left out.
+    """
+
+    def __init__(
+        self,
+        parent: QWidget,
+        settings: Settings,
+        beds: Mapping[str, BedData],
+        limits: Mapping[str, dict[str, AlarmLimits]],
+        history: AlarmHistory,
+        user: Callable[[], str],
+        clock: Callable[[], float],
+        on_limits: Callable[[str, object, object, str], None],
+        on_trends_exported: Callable[[str, str, int, str], None],
+        on_history_exported: Callable[[str, int, str], None],
+        *,
+        trends: TrendStore | None = None,
+        actions: ActionLayer | None = None,
+        excluded: Spans | None = None,
+    ) -> None:
+        self._parent, self._settings, self._beds, self._limits = parent, settings, beds, limits
+        self._history, self._user, self._clock = history, user, clock
+        self._on_limits, self._on_trends_exported = on_limits, on_trends_exported
+        self._on_history_exported = on_history_exported
+        self._trends, self._actions, self._excluded = trends, actions, excluded
+        self.patient_views: dict[str, PatientView] = {}
+        self.trend_views: dict[str, TrendView] = {}
+        self.history_dialog: AlarmHistoryDialog | None = None
+
+    def open_limits(self, bed: str) -> None:
+        """Let a nurse change one bed's limits (a profile or per parameter)."""
+        current = self._limits.get(bed, self._settings.alarms.limits())
+        dialog = LimitsDialog(bed, current, available_profiles(), load_profile, self._parent)
+        dialog.limits_accepted.connect(
+            lambda b, limits, profile: self._on_limits(b, limits, profile, self._user())
+        )
+        dialog.open()
+
+    def open_history(self) -> None:
+        """The ward's alarm history, with alarm-fatigue figures and CSV export."""
+        if self.history_dialog is None:
+            self.history_dialog = AlarmHistoryDialog(self._history, self._clock, self._parent)
+            self.history_dialog.excluded = self._excluded
+            layer = self._actions
+            if layer is not None:
+                self.history_dialog.gate = lambda: layer.request(
+                    Action.EXPORT_DATA, "alarm history", "export_data"
+                )
+            self.history_dialog.on_exported = self._on_history_exported
+        self.history_dialog.refresh()
+        self.history_dialog.show()
+        self.history_dialog.raise_()
+
+    def open_patient(self, bed: str) -> None:
+        """Show (or raise) the detail view of a bed."""
+        view = self.patient_views.get(bed)
+        if view is None:
+            view = PatientView(self._beds[bed], PATIENT_VIEW_S, self._parent)
+            self.patient_views[bed] = view
+        view.show()
+        view.raise_()
+        view.refresh(self._clock(), force=True)
+
+    def open_trends(self, bed: str) -> None:
+        """A bed's stored trends (1–72 h) from the station's own store: works with the
+        historian down."""
+        if self._trends is None:
+            return
+        view = self.trend_views.get(bed)
+        if view is None:
+            view = TrendView(self._trends, bed, bed, self._clock, self._parent)
+            view.excluded = self._excluded
+            layer = self._actions
+            if layer is not None:
+                view.gate = lambda b=bed: layer.request(Action.EXPORT_DATA, b, "export_data")
+            view.exported.connect(
+                lambda b, path, rows, v=view: self._on_trends_exported(
+                    b, path, rows, v.export_user or self._user()
+                )
+            )
+            self.trend_views[bed] = view
+        view.show()
+        view.raise_()
+
+    def refresh(self, now: float) -> None:
+        """Repaint the open detail views (one frame of the window's render timer)."""
+        for view in self.patient_views.values():
+            view.refresh(now)
+
+    def shutdown(self) -> None:
+        """End the trend views' queries (closing, or the station stopping)."""
+        for view in self.trend_views.values():
+            view.shutdown()
