@@ -27,7 +27,8 @@ from tests.integration.live_load import (
     own_topic,
     stop_all,
 )
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import (
     running_station,
     start_station_process,
@@ -64,7 +65,7 @@ def _high_hr(bed: str) -> Any:
 
 
 def _audit_text(station: Any) -> str:
-    folder = station.config.settings.station.data_path / "audit"
+    folder = station.settings.station.data_path / "audit"
     return "".join(p.read_text() for p in sorted(folder.glob("*.jsonl")))
 
 
