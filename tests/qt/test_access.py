@@ -24,7 +24,9 @@ from station.services.storage.accounts import Accounts
 from station.services.storage.trends import TrendSample, TrendStore
 from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow
-from tests.payloads import Clock, accepted
+from tests.fakes import FakeClock
+from tests.payloads import accepted
+from tests.qt.wiring import Screen, Wiring
 
 PASSWORD = "a long password"
 EXPECTED = {
@@ -49,12 +51,12 @@ USERS = {
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditWriter]:
+def audit(tmp_path: Path, clock: FakeClock) -> Iterator[AuditWriter]:
     writer = AuditWriter(tmp_path / "audit", clock=clock)
     writer.start()
     yield writer
@@ -62,7 +64,7 @@ def audit(tmp_path: Path, clock: Clock) -> Iterator[AuditWriter]:
 
 
 @pytest.fixture
-def actions(tmp_path: Path, clock: Clock, audit: AuditWriter) -> Iterator[ActionLayer]:
+def actions(tmp_path: Path, clock: FakeClock, audit: AuditWriter) -> Iterator[ActionLayer]:
     accounts = Accounts(tmp_path / "users.json", clock=clock, scrypt_n=2**10)
     for role, name in USERS.items():  # the admin first
         accounts.create(name, role, PASSWORD)
@@ -150,22 +152,20 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def station(
-    qtbot: QtBot, settings: Settings, clock: Clock, audit: AuditWriter, actions: ActionLayer
-) -> tuple[MainWindow, CoreWorker]:
-    """Window and core wired as the app wires them: through the action layer."""
-    window = MainWindow(settings, "ann", lambda: None, clock, actions=actions)
-    window.render_timer.stop()
-    qtbot.addWidget(window)
-    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
-    core.alarm_changed.connect(window.on_alarm)
-    core.vitals_received.connect(window.on_vitals)
-    window.acknowledge_requested.connect(actions.on_acknowledge)
-    actions.acknowledge.connect(core.acknowledge)
-    return window, core
+def screen(
+    wire: Wiring, settings: Settings, clock: FakeClock, audit: AuditWriter, actions: ActionLayer
+) -> Screen:
+    """Window, core and admin dialogs wired as the app wires them: through the action layer."""
+    return wire(settings, clock, audit, actions=actions, user="ann")
 
 
-def _lock_by_inactivity(qtbot: QtBot, actions: ActionLayer, clock: Clock) -> None:
+@pytest.fixture
+def station(screen: Screen) -> tuple[MainWindow, CoreWorker]:
+    assert screen.core is not None
+    return screen.window, screen.core
+
+
+def _lock_by_inactivity(qtbot: QtBot, actions: ActionLayer, clock: FakeClock) -> None:
     log_in(qtbot, actions, "ann")
     clock.now += 299
     actions.check_idle()
@@ -175,7 +175,7 @@ def _lock_by_inactivity(qtbot: QtBot, actions: ActionLayer, clock: Clock) -> Non
     assert actions.session.user is None
 
 
-def _raise_alarm(window: MainWindow, core: CoreWorker, clock: Clock) -> str:
+def _raise_alarm(window: MainWindow, core: CoreWorker, clock: FakeClock) -> str:
     core.on_accepted(accepted("mon-1", clock.now, heartrate=160))
     window.paint_frame()
     window.audio.tick()
@@ -187,8 +187,10 @@ def _ask_to_acknowledge(qtbot: QtBot, window: MainWindow, alarm_id: str) -> Logi
     window.alarm_list.table.selectRow(0)
     assert window.alarm_list.selected_id() == alarm_id
     window.alarm_list.acknowledge_selected()
-    qtbot.waitUntil(lambda: window._login_dialog is not None, timeout=2000)
-    dialog = window._login_dialog
+    prompt = window.login_prompt
+    assert prompt is not None
+    qtbot.waitUntil(lambda: prompt.dialog is not None, timeout=2000)
+    dialog = prompt.dialog
     assert dialog is not None
     assert dialog.isVisible()
     return dialog
@@ -198,12 +200,12 @@ def test_inactivity_locks_yet_a_new_alarm_shows_and_sounds_and_asks_for_a_reason
     qtbot: QtBot,
     station: tuple[MainWindow, CoreWorker],
     actions: ActionLayer,
-    clock: Clock,
+    clock: FakeClock,
     audit: AuditWriter,
 ) -> None:
     window, core = station
     _lock_by_inactivity(qtbot, actions, clock)
-    assert window.user_label.text() == "LOCKED — actions need a login"
+    assert window.header.user_label.text() == "LOCKED — actions need a login"
     alarm_id = _raise_alarm(window, core, clock)
     assert window.tiles["Bed 1"].banner.text().startswith("***")  # shown while locked
     assert window.audio.last_cue is not None  # and sounding
@@ -228,7 +230,7 @@ def test_inactivity_locks_yet_a_new_alarm_shows_and_sounds_and_asks_for_a_reason
 
 
 def test_while_locked_logging_in_acknowledges_as_that_nurse(
-    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: Clock
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: FakeClock
 ) -> None:
     window, core = station
     _lock_by_inactivity(qtbot, actions, clock)
@@ -240,18 +242,20 @@ def test_while_locked_logging_in_acknowledges_as_that_nurse(
     assert dialog.secret.text() == ""  # not kept in the widget
     qtbot.waitUntil(lambda: window.alarm_list.alarms()[0].state is AlarmState.ACKNOWLEDGED)
     assert window.alarm_list.alarms()[0].by == "ann"
-    assert window.user_label.text() == "User: ann (nurse)"
+    assert window.header.user_label.text() == "User: ann (nurse)"
 
 
 def test_pausing_the_audio_while_locked_asks_for_a_login(
-    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: Clock
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: FakeClock
 ) -> None:
     window, core = station
     _lock_by_inactivity(qtbot, actions, clock)
     _raise_alarm(window, core, clock)
     window.audio.pause_button.click()
     assert window.audio.policy.pause_remaining() == 0  # not paused
-    qtbot.waitUntil(lambda: window._login_dialog is not None, timeout=2000)
+    prompt = window.login_prompt
+    assert prompt is not None
+    qtbot.waitUntil(lambda: prompt.dialog is not None, timeout=2000)
 
 
 def test_plain_mqtt_to_another_host_is_shown_for_as_long_as_it_lasts(
@@ -273,27 +277,27 @@ def test_plain_mqtt_to_another_host_is_shown_for_as_long_as_it_lasts(
 
 
 def test_an_admin_dialog_closes_when_the_station_locks(
-    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer
+    qtbot: QtBot, screen: Screen, actions: ActionLayer
 ) -> None:
-    window, _core = station
     log_in(qtbot, actions, "root-admin")
-    window.open_users()
-    [dialog] = window._admin_dialogs
+    menu = screen.window.header.manage_button.menu()
+    [users] = [entry for entry in menu.actions() if entry.text() == "Users…"]
+    users.trigger()  # Manage ▾ Users…
+    [dialog] = screen.dialogs.kept
     assert dialog.isVisible()
     actions.lock()
     assert not dialog.isVisible()  # its authority ended with the session
-    assert window._admin_dialogs == []
+    assert screen.dialogs.kept == ()
 
 
 def test_resuming_the_audio_while_locked_is_audited_as_nobody(
     qtbot: QtBot,
     station: tuple[MainWindow, CoreWorker],
     actions: ActionLayer,
-    clock: Clock,
+    clock: FakeClock,
     audit: AuditWriter,
 ) -> None:
     window, core = station
-    window.audio.action_taken.connect(actions.record_user_action)
     log_in(qtbot, actions, "ann")
     _raise_alarm(window, core, clock)
     window.audio.pause_button.click()  # ann pauses
@@ -308,8 +312,9 @@ def test_resuming_the_audio_while_locked_is_audited_as_nobody(
 
 def test_a_trend_export_needs_a_login_and_names_who_exported(
     qtbot: QtBot,
+    wire: Wiring,
     settings: Settings,
-    clock: Clock,
+    clock: FakeClock,
     actions: ActionLayer,
     audit: AuditWriter,
     tmp_path: Path,
@@ -318,9 +323,9 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
     store = TrendStore(tmp_path / "trends.sqlite", clock=clock)
     store.open()
     store.add([TrendSample("Bed 1", "mon-1", round((clock.now - 60) * 1000), {"heartrate": 70})])
-    window = MainWindow(settings, "ann", lambda: None, clock, trends=store, actions=actions)
-    window.render_timer.stop()
-    qtbot.addWidget(window)
+    window = wire(
+        settings, clock, audit, actions=actions, user="ann", core=False, trends=store
+    ).window
     exported: list[tuple[str, str, int, str]] = []
     window.trends_exported.connect(lambda *args: exported.append(args))
     target = tmp_path / "out.csv"
@@ -328,8 +333,8 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
         "station.ui.trend_view.QFileDialog.getSaveFileName", lambda *_a: (str(target), "")
     )
     try:
-        window.open_trends("Bed 1")
-        view = window._trend_views["Bed 1"]
+        window.tiles["Bed 1"].trends_wanted.emit("Bed 1")  # the tile's Trends… link
+        view = window.bed_windows.trend_views["Bed 1"]
         qtbot.waitUntil(lambda: view.data is not None, timeout=5000)
         view._ask_and_export()  # locked: refused, nothing written
         assert not target.exists()

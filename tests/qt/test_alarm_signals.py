@@ -4,7 +4,6 @@ blink rates measured off the painted widgets, the audio pause countdown, the ack
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,11 @@ from pytestqt.qtbot import QtBot
 from station.config.settings import Settings, from_mapping
 from station.domain.alarms import Priority
 from station.services.audit.writer import AuditWriter
-from station.services.ingest.core import CoreWorker
 from station.ui import theme
 from station.ui.audio_bar import AudioBar
-from station.ui.main_window import MainWindow
-from tests.payloads import Clock, accepted
+from tests.fakes import FakeClock
+from tests.payloads import accepted
+from tests.qt.wiring import Wiring
 
 # IEC 60601-1-8 flash frequencies → allowed periods in seconds.
 HIGH_PERIOD = (1 / 2.8, 1 / 1.4)
@@ -25,8 +24,8 @@ MEDIUM_PERIOD = (1 / 0.8, 1 / 0.4)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -41,21 +40,17 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def ward(qtbot: QtBot, settings: Settings, clock: Clock, tmp_path: Path):  # type: ignore[no-untyped-def]
-    window = MainWindow(settings, "nurse-ann", lambda: None, clock)
-    window.render_timer.stop()
-    qtbot.addWidget(window)
+def ward(wire: Wiring, settings: Settings, clock: FakeClock, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The screen and a core as the app wires them, a nurse logged in (acknowledgements and
+    limits pass the action layer's role check)."""
     audit = AuditWriter(tmp_path / "audit", clock=clock)
     audit.start()
-    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
-    core.alarm_changed.connect(window.on_alarm)
-    core.vitals_received.connect(window.on_vitals)
-    window.acknowledge_requested.connect(core.acknowledge)
-    yield window, core
+    screen = wire(settings, clock, audit)
+    yield screen.window, screen.core
     assert audit.close(5.0)
 
 
-def _on_phases(sample: object, clock: Clock, seconds: float, step: float = 0.01) -> list[float]:
+def _on_phases(sample: object, clock: FakeClock, seconds: float, step: float = 0.01) -> list[float]:
     """Times at which an indicator switched on, sampled every ``step`` of simulated time."""
     start = clock.now
     onsets: list[float] = []
@@ -90,7 +85,7 @@ def _period(onsets: list[float]) -> float:
     ids=["high", "medium", "low"],
 )
 def test_limit_crossing_shows_priority_colour_mark_and_message(
-    ward, clock: Clock, values: dict[str, object], priority: Priority, mark: str, message: str
+    ward, clock: FakeClock, values: dict[str, object], priority: Priority, mark: str, message: str
 ) -> None:  # type: ignore[no-untyped-def]
     window, core = ward
     core.on_accepted(accepted("mon-1", clock.now, **values))
@@ -113,7 +108,11 @@ def test_limit_crossing_shows_priority_colour_mark_and_message(
     ids=["high", "medium"],
 )
 def test_measured_blink_period_is_within_iec_range(
-    ward, clock: Clock, values: dict[str, object], priority: Priority, allowed: tuple[float, float]
+    ward,
+    clock: FakeClock,
+    values: dict[str, object],
+    priority: Priority,
+    allowed: tuple[float, float],
 ) -> None:  # type: ignore[no-untyped-def]
     window, core = ward
     core.on_accepted(accepted("mon-1", clock.now, **values))
@@ -135,7 +134,7 @@ def test_measured_blink_period_is_within_iec_range(
     assert allowed[0] <= lamp_period <= allowed[1], lamp_period
 
 
-def test_low_priority_does_not_flash(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+def test_low_priority_does_not_flash(ward, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     window, core = ward
     core.on_accepted(accepted("mon-1", clock.now, temperature=39.0))
     bg = theme.ALARM_BG[Priority.LOW]
@@ -147,7 +146,7 @@ def test_low_priority_does_not_flash(ward, clock: Clock) -> None:  # type: ignor
     assert states == {True}
 
 
-def test_audio_pause_shows_its_countdown_and_expires(qtbot: QtBot, clock: Clock) -> None:
+def test_audio_pause_shows_its_countdown_and_expires(qtbot: QtBot, clock: FakeClock) -> None:
     bar = AudioBar("nurse-ann", clock, pause_s=120, reminder_s=180)
     qtbot.addWidget(bar)
     with qtbot.waitSignal(bar.action_taken) as paused:
@@ -165,7 +164,7 @@ def test_audio_pause_shows_its_countdown_and_expires(qtbot: QtBot, clock: Clock)
     assert bar.pause_button.text() == "Pause audio"
 
 
-def test_a_higher_priority_alarm_sounds_through_the_pause(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_higher_priority_alarm_sounds_through_the_pause(ward, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     window, core = ward
     core.on_accepted(accepted("mon-1", clock.now, temperature=39.0))  # low
     window.audio.tick()
@@ -182,7 +181,7 @@ def test_a_higher_priority_alarm_sounds_through_the_pause(ward, clock: Clock) ->
     assert window.audio.last_cue.priority == Priority.HIGH
 
 
-def test_acknowledgement_records_the_user(ward, clock: Clock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_acknowledgement_records_the_user(ward, clock: FakeClock, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     window, core = ward
     core.on_accepted(accepted("mon-1", clock.now, heartrate=150))
     alarm = window.alarm_list.alarms()[0]
@@ -195,13 +194,11 @@ def test_acknowledgement_records_the_user(ward, clock: Clock, tmp_path: Path) ->
 
 
 def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
-    ward, clock: Clock, tmp_path: Path
+    qtbot: QtBot, ward, clock: FakeClock, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     from station.domain.alarms import AlarmLimits
 
     window, core = ward
-    core.limits_changed.connect(window.on_limits)
-    window.limits_requested.connect(core.change_limits)
     new = {"heartrate": AlarmLimits(low=50, high=140, priority=Priority.HIGH, hysteresis=2)}
     window.limits_requested.emit("Bed 1", new, None, "nurse-ann")
     assert window.bed_limits["Bed 1"]["heartrate"].high == 140
@@ -219,9 +216,7 @@ def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
         records = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
         return next((r for r in records if r["action"] == "alarm.limits_change"), None)
 
-    deadline = time.monotonic() + 5
-    while change_record() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    qtbot.waitUntil(lambda: change_record() is not None, timeout=5000)
     change = change_record()
     assert change is not None
     assert change["actor"] == "nurse-ann"
@@ -230,7 +225,7 @@ def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
 
 
 def test_an_escalated_alarm_can_still_be_acknowledged_from_the_list(
-    qtbot: QtBot, ward, clock: Clock
+    qtbot: QtBot, ward, clock: FakeClock
 ) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import Qt
 
@@ -247,7 +242,7 @@ def test_an_escalated_alarm_can_still_be_acknowledged_from_the_list(
 
 
 def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
-    tmp_path: Path, qtbot: QtBot, clock: Clock
+    tmp_path: Path, wire: Wiring, clock: FakeClock
 ) -> None:
     settings = from_mapping(
         {
@@ -256,14 +251,11 @@ def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
             "alarms": {"heartrate": {"latching": True}},
         }
     )
-    window = MainWindow(settings, "nurse-ann", lambda: None, clock)
-    window.render_timer.stop()
-    qtbot.addWidget(window)
     audit = AuditWriter(tmp_path / "audit", clock=clock)
     audit.start()
-    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
-    core.alarm_changed.connect(window.on_alarm)
-    window.acknowledge_requested.connect(core.acknowledge)
+    screen = wire(settings, clock, audit)
+    window, core = screen.window, screen.core
+    assert core is not None
     try:
         core.on_accepted(accepted("mon-1", clock.now, heartrate=150))
         clock.now += 1
@@ -279,7 +271,9 @@ def test_a_latched_alarm_shows_latched_and_clears_on_acknowledge(
         assert audit.close(5.0)
 
 
-def test_invalid_data_alarms_only_the_bed_whose_topic_proves_the_sender(ward, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_data_alarms_only_the_bed_whose_topic_proves_the_sender(
+    ward, clock: FakeClock
+) -> None:  # type: ignore[no-untyped-def]
     from station.domain.messages import Rejection
 
     window, core = ward
@@ -305,7 +299,7 @@ def test_invalid_data_alarms_only_the_bed_whose_topic_proves_the_sender(ward, cl
 
 
 def test_the_sound_state_is_reported_again_so_a_lost_report_heals(
-    qtbot: QtBot, clock: Clock
+    qtbot: QtBot, clock: FakeClock
 ) -> None:
     bar = AudioBar("nurse-ann", clock)
     qtbot.addWidget(bar)

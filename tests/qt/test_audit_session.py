@@ -12,27 +12,28 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from station.app import AuditTrailSource
 from station.cli.audit import verify_path
 from station.config.credentials import use_memory_keyring
 from station.config.settings import from_mapping
 from station.domain import ingest
 from station.domain.alarms import Alarm, AlarmLimits
 from station.domain.ingest import Accepted
-from station.domain.patients import Purpose
+from station.domain.patients.records import Purpose
 from station.domain.roles import Role
 from station.domain.status import ConnectionState
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.audit import keys as audit_keys
+from station.services.audit.trail_source import AuditTrailSource
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
 from station.services.storage.accounts import Accounts
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
-from station.ui.audit_view import AuditView
-from station.ui.settings_dialog import SettingsDialog
+from station.ui.audit.view import AuditView
+from station.ui.settings.dialog import SettingsDialog
 from tests.device_kit import trusted_maker, voucher_for
-from tests.payloads import FILTERS, Clock, vitals
+from tests.fakes import FakeClock
+from tests.payloads import FILTERS, vitals
 
 PASSWORD = "a long password"
 AU3 = ("ts", "actor", "role", "action", "target", "outcome", "where")
@@ -62,7 +63,7 @@ LISTED = {
 def test_a_scripted_session_leaves_every_event_with_its_au3_fields(
     qtbot: QtBot, tmp_path: Path
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     data = tmp_path / "data"
     settings = from_mapping(
         {"station": {"id": "ward-9", "data_dir": str(data)}, "ward": {"beds": 4}}

@@ -21,19 +21,13 @@ from pytestqt.qtbot import QtBot
 from station.domain.audit.chain import encode_line, parse_record, verify_lines
 from station.domain.audit.query import AuditFilter, select
 from station.domain.timefmt import local_text
-from station.services.audit.writer import AUDIT_FILE, AuditWriter, read_head
-from station.ui.audit_view import (
-    ACTION,
-    ANY_USER,
-    EXPORT_THREAD,
-    LOAD_THREAD,
-    SEQ,
-    TARGET,
-    TIME,
-    USER,
-    AuditSnapshot,
-    AuditView,
-)
+from station.services.audit.snapshot import AuditSnapshot
+from station.services.audit.trail_files import AUDIT_FILE, read_head
+from station.services.audit.writer import AuditWriter
+from station.ui.audit.filters import ANY_USER
+from station.ui.audit.table_model import ACTION, SEQ, TARGET, TIME, USER
+from station.ui.audit.view import AuditView
+from station.ui.audit.workers import EXPORT_THREAD, LOAD_THREAD
 
 T0 = 1795341600.0  # 2026-11-22T10:00:00Z
 KEY_ID = "SHA256:3f9a…c41d"

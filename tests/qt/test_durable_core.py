@@ -19,11 +19,13 @@ from station.domain.alarms import AlarmState
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian
-from station.services.ingest.mqtt_worker import Delivery
+from station.services.ingest.record_inbox import Delivery
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
 from station.ui.main_window import MainWindow
-from tests.payloads import Clock, accepted
+from tests.fakes import FakeClock
+from tests.payloads import accepted
+from tests.qt.wiring import Wiring
 
 BED = "Bed 1"
 
@@ -40,14 +42,17 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 class Parts:
-    """The window, a core on the test's thread, and what it writes to."""
+    """The window and a core on the test's thread, wired as the app wires them, and what the
+    core writes to."""
 
-    def __init__(self, tmp_path: Path, settings: Settings, clock: Clock, spool: Spool) -> None:
+    def __init__(
+        self, wire: Wiring, tmp_path: Path, settings: Settings, clock: FakeClock, spool: Spool
+    ) -> None:
         self.audit = AuditWriter(tmp_path / "audit", clock=clock)
         self.audit.start()
         self.spool = spool
@@ -57,22 +62,18 @@ class Parts:
         self.historian = Historian("http://127.0.0.1:9", "ward", "vitals", None, spool=spool)
         self.acked: list[list[Delivery]] = []
         self.spooled_when_acked: list[int] = []
-        self.window = MainWindow(settings, "nurse-ann", lambda: None, clock)
-        self.window.render_timer.stop()
-        self.core = CoreWorker(
+        screen = wire(
             settings,
-            self.audit,
-            None,
-            self.historian,
-            lambda: True,
             clock,
+            self.audit,
+            historian=self.historian,
             spool=spool,
             trends=self.trends,
             acknowledge=self._ack,
         )
-        self.core.vitals_received.connect(self.window.on_vitals)
-        self.core.alarm_changed.connect(self.window.on_alarm)
-        self.core.data_gap.connect(self.window.on_gap)
+        assert screen.core is not None
+        self.window: MainWindow = screen.window
+        self.core: CoreWorker = screen.core
         self._mid = 0
 
     def _ack(self, deliveries: list[Delivery]) -> None:
@@ -90,11 +91,10 @@ class Parts:
 
 
 @pytest.fixture
-def parts(qtbot: QtBot, tmp_path: Path, settings: Settings, clock: Clock) -> Iterator[Parts]:
+def parts(wire: Wiring, tmp_path: Path, settings: Settings, clock: FakeClock) -> Iterator[Parts]:
     spool = Spool(tmp_path / "spool.sqlite", clock=clock)
     spool.open()
-    p = Parts(tmp_path, settings, clock, spool)
-    qtbot.addWidget(p.window)
+    p = Parts(wire, tmp_path, settings, clock, spool)
     yield p
     p.audit.close(5.0)
     p.trends.close()
@@ -106,7 +106,7 @@ def _hr_samples(window: MainWindow) -> list[float]:
 
 
 def test_messages_are_acknowledged_only_once_their_points_are_in_the_spool(
-    parts: Parts, clock: Clock
+    parts: Parts, clock: FakeClock
 ) -> None:
     for i in range(3):
         clock.now += 1
@@ -119,7 +119,7 @@ def test_messages_are_acknowledged_only_once_their_points_are_in_the_spool(
 
 
 def test_group_commit_acknowledges_a_burst_in_arrival_order(
-    qtbot: QtBot, parts: Parts, clock: Clock
+    qtbot: QtBot, parts: Parts, clock: FakeClock
 ) -> None:
     parts.core.start()  # the commit timer exists from here: messages are grouped
     try:
@@ -134,7 +134,7 @@ def test_group_commit_acknowledges_a_burst_in_arrival_order(
         parts.core.shutdown()
 
 
-def test_a_redelivery_adds_no_sample_alarm_or_point(parts: Parts, clock: Clock) -> None:
+def test_a_redelivery_adds_no_sample_alarm_or_point(parts: Parts, clock: FakeClock) -> None:
     msg = accepted("mon-1", clock.now, heartrate=160, seq=1)
     parts.core.on_accepted(msg, parts.delivery())
     parts.core.on_accepted(msg, parts.delivery())  # QoS 1 redelivery of the same message
@@ -150,7 +150,7 @@ def test_a_redelivery_adds_no_sample_alarm_or_point(parts: Parts, clock: Clock) 
 
 
 def test_late_data_is_stored_at_its_device_time_but_never_shown_or_alarmed(
-    parts: Parts, clock: Clock
+    parts: Parts, clock: FakeClock
 ) -> None:
     parts.core.on_accepted(accepted("mon-1", clock.now, heartrate=72, seq=10), parts.delivery())
     late_at = clock.now - 5
@@ -167,7 +167,7 @@ def test_late_data_is_stored_at_its_device_time_but_never_shown_or_alarmed(
 
 
 def test_a_seq_gap_breaks_the_curve_shows_on_the_tile_and_is_audited(
-    parts: Parts, clock: Clock
+    parts: Parts, clock: FakeClock
 ) -> None:
     for seq in (1, 2, 3):
         clock.now += 1
@@ -220,7 +220,7 @@ def small_disk(where: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("limit", ["full tmpfs", "spool budget"])
 def test_a_full_spool_raises_a_technical_alarm_while_display_and_alarms_go_on(
-    qtbot: QtBot, tmp_path: Path, settings: Settings, clock: Clock, limit: str
+    wire: Wiring, tmp_path: Path, settings: Settings, clock: FakeClock, limit: str
 ) -> None:
     with ExitStack() as stack:
         if limit == "full tmpfs":
@@ -230,14 +230,13 @@ def test_a_full_spool_raises_a_technical_alarm_while_display_and_alarms_go_on(
             spool = Spool(tmp_path / "spool.sqlite", budget_bytes=64 * 1024, clock=clock)
         spool.open()
         stack.callback(spool.close)
-        p = Parts(tmp_path, settings, clock, spool)
+        p = Parts(wire, tmp_path, settings, clock, spool)
         stack.callback(p.trends.close)
         stack.callback(p.audit.close, 5.0)
-        qtbot.addWidget(p.window)
         _run_until_full_and_back(p, clock, disk if limit == "full tmpfs" else None)
 
 
-def _run_until_full_and_back(p: Parts, clock: Clock, disk: Path | None) -> None:
+def _run_until_full_and_back(p: Parts, clock: FakeClock, disk: Path | None) -> None:
     """Messages until the spool refuses; then display and alarms still work; then room again."""
     clock.now += 1
     p.core.on_accepted(accepted("mon-1", clock.now, heartrate=72, seq=1), p.delivery())
@@ -287,8 +286,7 @@ def _run_until_full_and_back(p: Parts, clock: Clock, disk: Path | None) -> None:
     assert recovered["points_in_memory"] == unspooled
 
 
-def test_the_status_bar_counts_duplicates_and_lost_messages(parts: Parts, clock: Clock) -> None:
-    parts.core.stats_changed.connect(parts.window.on_stats)
+def test_the_status_bar_counts_duplicates_and_lost_messages(parts: Parts, clock: FakeClock) -> None:
     first = accepted("mon-1", clock.now, seq=1)
     parts.core.on_accepted(first, parts.delivery())
     parts.core.on_accepted(first, parts.delivery())
@@ -303,7 +301,7 @@ def test_the_status_bar_counts_duplicates_and_lost_messages(parts: Parts, clock:
 
 
 def test_values_after_a_device_clock_steps_back_are_shown_and_alarmed(
-    parts: Parts, clock: Clock
+    parts: Parts, clock: FakeClock
 ) -> None:
     """NTP corrects a clock that ran 4 min fast: seq moves on, so the values are live."""
     parts.core.on_accepted(accepted("mon-1", clock.now + 240, heartrate=80, seq=1), None)

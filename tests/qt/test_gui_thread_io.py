@@ -26,26 +26,30 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 from pytestqt.qtbot import QtBot
 
 from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
 from station.config.settings import Settings, from_mapping
-from station.domain.patients import Purpose
+from station.domain.patients.records import Purpose
 from station.domain.roles import Role
 from station.presenters.actions import ACCOUNTS_THREAD, ActionLayer
 from station.presenters.ward_admin import JOBS_THREAD, WardAdmin
 from station.services.audit.writer import AuditWriter
 from station.services.storage import accounts as accounts_module
 from station.services.storage.accounts import Accounts
+from station.ui.admin_dialogs import AdminDialogs
 from station.ui.consent_dialog import ConsentDialog
 from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow
 from station.ui.onboarding_dialog import OnboardingDialog
 from station.ui.patient_dialog import PatientDialog
-from station.ui.settings_dialog import SAVE_THREAD, SettingsDialog
+from station.ui.settings.dialog import SettingsDialog
+from station.ui.settings.saving import SAVE_THREAD
 from station.ui.users_dialog import UsersDialog
 from tests.device_kit import trusted_maker, voucher_for
-from tests.payloads import Clock
+from tests.fakes import FakeClock
+from tests.qt.wiring import Wiring
 
 PASSWORD = "a long password"
 NURSE_PASSWORD = "another long password"
@@ -133,11 +137,12 @@ def _install() -> None:
 
 @dataclass
 class Session:
-    """The station's GUI side as the app wires it, minus the core (whose thread reads the
-    registry on its own) and the MQTT client."""
+    """The station's GUI side as the app wires it (the ``wire`` fixture), minus the core (whose
+    thread reads the registry on its own) and the MQTT client."""
 
     qtbot: QtBot
     window: MainWindow
+    dialogs: AdminDialogs
     actions: ActionLayer
     admin: WardAdmin
     audit: AuditWriter
@@ -150,8 +155,10 @@ class Session:
 
     def log_in(self, name: str, secret: str, pin: bool = False) -> None:
         """Through the login dialog, as a nurse at the station would."""
-        self.window.on_login_required("login", None)
-        dialog = self.window._login_dialog
+        self.window.header.login_button.click()
+        prompt = self.window.login_prompt
+        assert prompt is not None
+        dialog = prompt.dialog
         assert isinstance(dialog, LoginDialog)
         dialog.user.setCurrentText(name)
         dialog.secret.setText(secret)
@@ -168,8 +175,10 @@ class Session:
 
 
 @pytest.fixture
-def session(qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
-    clock = Clock()
+def session(
+    qtbot: QtBot, wire: Wiring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Session]:
+    clock = FakeClock()
     data = tmp_path / "data"
     settings = from_mapping(
         {"station": {"data_dir": str(data)}, "ward": {"beds": 4}, "mqtt": {"username": "st-1"}}
@@ -190,44 +199,34 @@ def session(qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         accounts.create("adm", Role.ADMIN, PASSWORD)
         monkeypatch.setattr(accounts_module, "_hash", hash_and_note_the_thread)
         actions = ActionLayer(accounts, audit, "ward-io", lock_after_s=300, clock=clock)
-        window = MainWindow(settings, "nobody", lambda: None, clock, actions=actions)
-        window.render_timer.stop()
-        qtbot.addWidget(window)
         admin = WardAdmin(settings, audit, clock=clock, role=lambda: "admin")
         policies: list[str] = []
         admin.policy_changed.connect(lambda _p: policies.append(threading.current_thread().name))
-        window.set_ward_admin(admin, demo=False)
         config = tmp_path / "config" / "station.toml"
-        window.open_settings_dialog = lambda user: _open_settings(
-            window, settings, config, user, audit
-        )
+        screen = wire(
+            settings, clock, audit,
+            actions=actions, user="nobody", core=False, admin=admin, config_path=config,
+        )  # fmt: skip
+        window = screen.window
         text, _key = voucher_for(trusted_maker(data / "trust"), "mon-io")
         yield Session(
-            qtbot, window, actions, admin, audit, settings, config, text, hashed_on, policies, ring
-        )
+            qtbot, window, screen.dialogs, actions, admin, audit, settings, config, text,
+            hashed_on, policies, ring,
+        )  # fmt: skip
         window.stop_timers()
         actions.shutdown(5.0)
         assert admin.stop(5.0)
         assert audit.close(5.0)
 
 
-def _open_settings(
-    window: MainWindow, settings: Settings, config: Path, user: str, audit: AuditWriter
-) -> SettingsDialog:
-    """What the app's ``_open_settings`` does: the dialog, shown, not modal."""
-    dialog = SettingsDialog(settings, config, user, audit, window)
-    dialog.show()
-    return dialog
-
-
 def _script(s: Session, ring: MemoryKeyring) -> None:
     """Everything a ward's admin and nurse do in the dialogs, each step to its answer."""
     s.log_in("adm", PASSWORD)
-    ward = s.window.ward
+    ward = s.dialogs.ward
     assert ward is not None
 
     # A device onboarded from its voucher, to Bed 1, through the devices dialog.
-    devices = ward.open_devices()
+    devices = s.dialogs.open_devices()
     assert devices is not None
     onboarding = ward.open_onboarding("adm")
     assert isinstance(onboarding, OnboardingDialog)
@@ -255,7 +254,7 @@ def _script(s: Session, ring: MemoryKeyring) -> None:
     assert s.admin.allows(patient, Purpose.STORAGE)
 
     # Settings saved, a secret with them (file, fsync, rename and keyring on the worker).
-    s.window.open_settings()
+    s.dialogs.open_settings()
     [settings_dialog] = [w for w in s.window.findChildren(SettingsDialog) if w.isVisible()]
     settings_dialog.set_value("alarms.oxygen.latching", True)
     settings_dialog.secrets["mqtt"].setText(MQTT_SECRET)
@@ -263,7 +262,7 @@ def _script(s: Session, ring: MemoryKeyring) -> None:
     assert ring.get_password(SERVICE, "mqtt:st-1") == MQTT_SECRET
 
     # A nurse added (scrypt, users.json) through the users dialog, who then logs in by PIN.
-    s.window.open_users()
+    s.dialogs.open_users()
     [users] = [w for w in s.window.findChildren(UsersDialog) if w.isVisible()]
     users.name.setText("nia")
     users.role.setCurrentIndex(list(Role).index(Role.NURSE))
@@ -279,8 +278,10 @@ def test_a_scripted_session_does_no_io_on_the_gui_thread(session: Session) -> No
     assert threading.get_ident() == _MAIN, "pytest-qt runs the GUI on the main thread"
     _install()
     # Earlier tests' garbage is finalised now, not in the middle of this session (a sound
-    # player's temporary folder, say, removed on whichever thread the collector runs).
-    session.qtbot.wait(10)
+    # player's temporary folder, say, removed on whichever thread the collector runs): the
+    # deletions Qt has queued, the events waiting, then Python's collector.
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
     gc.collect()
     record: list[IOEvent] = []
     _RECORD = record

@@ -193,7 +193,7 @@ def test_a_message_both_sessions_bring_is_shown_once(live: Live) -> None:
 def test_a_message_the_record_path_fails_on_costs_that_message_only(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from station.services.ingest.mqtt_worker import Delivery
+    from station.services.ingest.record_inbox import Delivery
 
     acked: list[list[Delivery]] = []
     live.core._ack = acked.append

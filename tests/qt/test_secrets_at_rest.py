@@ -15,7 +15,7 @@ from station.app import Station
 from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
 from station.config.settings import from_mapping
 from station.domain.roles import Role
-from station.ui.settings_dialog import SettingsDialog
+from station.ui.settings.dialog import SettingsDialog
 from station.ui.users_dialog import UsersDialog
 
 SECRETS = {

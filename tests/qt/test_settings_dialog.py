@@ -29,7 +29,8 @@ from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyrin
 from station.config.settings import Settings, from_mapping, load
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.connection_check import check_broker, check_historian
-from station.ui.settings_dialog import RESTART_NOTE, THREAD_NAME, SettingsDialog, Tester
+from station.ui.settings.connection_test import THREAD_NAME, Tester
+from station.ui.settings.dialog import RESTART_NOTE, SettingsDialog
 from tests.keyring_memory import PlaintextStandIn, installed_keyring
 
 PASSWORD = "mqtt-Pa55word-7f3e"

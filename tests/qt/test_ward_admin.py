@@ -2,8 +2,8 @@
 admit / transfer / discharge move what a bed shows, and the consent dialog records and withdraws.
 
 The window, the core (driven directly, no thread) and the ward admin are wired as the app wires
-them; the registry and the encrypted patient table are real files in a temporary data folder, the
-keyring the tests' memory one.
+them (the ``wire`` fixture); the registry and the encrypted patient table are real files in a
+temporary data folder, the keyring the tests' memory one.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from station.config.settings import Settings, from_mapping
 from station.domain import ingest
 from station.domain.devices import RegistryError, sign_message
 from station.domain.messages import Accepted
-from station.domain.patients import Purpose
-from station.domain.vouchers import VoucherCheck
+from station.domain.patients.records import Purpose
+from station.domain.vouchers.model import VoucherCheck
 from station.presenters.ward_admin import PATIENT_FILE, WardAdmin
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
@@ -35,7 +35,9 @@ from station.ui.main_window import MainWindow
 from station.ui.onboarding_dialog import OnboardingDialog
 from station.ui.patient_dialog import PatientDialog
 from tests.device_kit import trusted_maker, voucher_for
-from tests.payloads import FILTERS, Clock, vitals
+from tests.fakes import FakeClock
+from tests.payloads import FILTERS, vitals
+from tests.qt.wiring import Wiring
 
 NAME, MRN = "Zelda Quixote-Marchetti", "MRN-99017"
 Answering = PatientDialog | ConsentDialog | OnboardingDialog | DevicesDialog
@@ -49,7 +51,7 @@ class Ward:
     audit: AuditWriter
     settings: Settings
     maker: Ed25519PrivateKey
-    clock: Clock
+    clock: FakeClock
     qtbot: QtBot
 
     def answer(self, dialog: Answering, act: Callable[[], object]) -> bool:
@@ -86,27 +88,18 @@ class Ward:
 
 
 @pytest.fixture
-def ward(qtbot: QtBot, tmp_path: Path) -> Iterator[Ward]:
-    clock = Clock()
+def ward(qtbot: QtBot, wire: Wiring, tmp_path: Path) -> Iterator[Ward]:
+    clock = FakeClock()
     data = tmp_path / "data"
     settings = from_mapping({"station": {"data_dir": str(data)}, "ward": {"beds": 4}})
     with use_memory_keyring():
-        window = MainWindow(settings, "ann", lambda: None, clock)
-        window.render_timer.stop()
-        qtbot.addWidget(window)
         audit = AuditWriter(data / "audit", clock=clock)
         audit.start()
-        core = CoreWorker(
-            settings, audit, None, None, lambda: True, clock,
-            registry=DeviceRegistry(data / REGISTRY_FILE),
-        )  # fmt: skip
         admin = WardAdmin(settings, audit, clock=clock)
-        admin.policy_changed.connect(core.set_bed_policy)
-        admin.devices_written.connect(core.reload_devices)
-        core.vitals_received.connect(window.on_vitals)
-        core.stats_changed.connect(window.on_stats)
-        core.alarm_changed.connect(window.on_alarm)
-        window.set_ward_admin(admin, demo=False)
+        registry = DeviceRegistry(data / REGISTRY_FILE)
+        screen = wire(settings, clock, audit, user="ann", registry=registry, admin=admin)
+        window, core = screen.window, screen.core
+        assert core is not None
         maker = trusted_maker(data / "trust")
         yield Ward(window, core, admin, audit, settings, maker, clock, qtbot)
         audit.close(5.0)
@@ -297,8 +290,8 @@ def test_exports_leave_out_a_patient_without_export_consent(ward: Ward, tmp_path
         "Bed 2",
         "Bed 4",
     }
-    ward.window.open_history()
-    dialog = ward.window._history_dialog
+    ward.window.header.history_button.click()
+    dialog = ward.window.bed_windows.history_dialog
     assert dialog is not None
     target = tmp_path / "alarms.csv"
     assert dialog.export_to(target) >= 1

@@ -1,12 +1,14 @@
 """pytest-qt tests of the ward screen: tiles, the no-data state, the alarm list and acknowledge.
 
-The screen is driven the way the core drives it (``on_vitals``, ``on_alarm``) and, for the
-acknowledge path, through a real :class:`CoreWorker` and a real audit file.
+The screen is wired as the app wires it (the ``wire`` fixture): driven the way the core drives
+it (``on_vitals``, ``on_alarm``) and, for the acknowledge path, through the action layer to a real
+:class:`CoreWorker` and a real audit file.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,9 @@ from station.domain.alarms import AlarmState
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
 from station.ui.main_window import MainWindow
-from tests.payloads import Clock, accepted
+from tests.fakes import FakeClock
+from tests.payloads import accepted
+from tests.qt.wiring import Screen, Wiring
 
 
 @pytest.fixture
@@ -32,19 +36,30 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def window(qtbot: QtBot, settings: Settings, clock: Clock) -> MainWindow:
-    win = MainWindow(settings, "nurse-ann", lambda: None, clock)
-    win.render_timer.stop()  # the test paints frames itself, at the clock it sets
-    qtbot.addWidget(win)
-    return win
+def audit(tmp_path: Path, clock: FakeClock) -> Iterator[AuditWriter]:
+    writer = AuditWriter(tmp_path / "audit", clock=clock)
+    writer.start()
+    yield writer
+    assert writer.close(5.0)
 
 
-def test_tile_shows_latest_values_units_and_age(window: MainWindow, clock: Clock) -> None:
+@pytest.fixture
+def screen(wire: Wiring, settings: Settings, clock: FakeClock, audit: AuditWriter) -> Screen:
+    """The window and a real core (on the test's thread), a nurse logged in."""
+    return wire(settings, clock, audit)
+
+
+@pytest.fixture
+def window(screen: Screen) -> MainWindow:
+    return screen.window
+
+
+def test_tile_shows_latest_values_units_and_age(window: MainWindow, clock: FakeClock) -> None:
     window.on_vitals("Bed 1", accepted("mon-1", clock.now, heartrate=84, oxygen=95))
     clock.now += 3
     window.paint_frame()
@@ -64,7 +79,7 @@ def test_tile_shows_latest_values_units_and_age(window: MainWindow, clock: Clock
         assert unit in units
 
 
-def test_curves_follow_the_ring_buffer(window: MainWindow, clock: Clock) -> None:
+def test_curves_follow_the_ring_buffer(window: MainWindow, clock: FakeClock) -> None:
     for hr in (70, 75, 80, 85):
         window.on_vitals("Bed 2", accepted("mon-2", clock.now, heartrate=hr))
         clock.now += 1
@@ -75,7 +90,7 @@ def test_curves_follow_the_ring_buffer(window: MainWindow, clock: Clock) -> None
 
 
 def test_a_quiet_device_shows_no_data_never_its_last_values(
-    window: MainWindow, settings: Settings, clock: Clock
+    window: MainWindow, settings: Settings, clock: FakeClock
 ) -> None:
     window.on_vitals("Bed 1", accepted("mon-1", clock.now, heartrate=84))
     window.paint_frame()
@@ -105,12 +120,12 @@ def test_a_bed_without_a_device_says_so(window: MainWindow) -> None:
 
 
 def test_double_click_opens_the_patient_detail_view(
-    qtbot: QtBot, window: MainWindow, clock: Clock
+    qtbot: QtBot, window: MainWindow, clock: FakeClock
 ) -> None:
     window.on_vitals("Bed 2", accepted("mon-2", clock.now, heartrate=77))
     window.show()
     qtbot.mouseDClick(window.tiles["Bed 2"], Qt.MouseButton.LeftButton)
-    view = window._patient_views["Bed 2"]
+    view = window.bed_windows.patient_views["Bed 2"]
     assert view.isVisible()
     assert "Bed 2" in view.title.text()
     assert "mon-2" in view.title.text()
@@ -123,22 +138,14 @@ def test_historian_off_is_shown(window: MainWindow) -> None:
 
 
 @pytest.fixture
-def wired(
-    qtbot: QtBot, settings: Settings, clock: Clock, window: MainWindow, tmp_path: Path
-) -> tuple[MainWindow, CoreWorker, AuditWriter]:
-    """Window and a real core (on the test's thread) with a real audit writer."""
-    audit = AuditWriter(tmp_path / "audit", clock=clock)
-    audit.start()
-    core = CoreWorker(settings, audit, None, None, lambda: True, clock)
-    core.vitals_received.connect(window.on_vitals)
-    core.alarm_changed.connect(window.on_alarm)
-    window.acknowledge_requested.connect(core.acknowledge)
-    yield window, core, audit
-    assert audit.close(5.0)
+def wired(screen: Screen, audit: AuditWriter) -> tuple[MainWindow, CoreWorker, AuditWriter]:
+    """Window, core and audit writer, wired through the action layer."""
+    assert screen.core is not None
+    return screen.window, screen.core, audit
 
 
 def test_alarm_shows_on_tile_and_list_and_a_nurse_acknowledges_it(
-    qtbot: QtBot, wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: Clock
+    qtbot: QtBot, wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: FakeClock
 ) -> None:
     window, core, audit = wired
     core.on_accepted(accepted("mon-1", clock.now, heartrate=134))
@@ -182,7 +189,7 @@ def test_alarm_shows_on_tile_and_list_and_a_nurse_acknowledges_it(
 
 
 def test_alarm_list_orders_by_priority(
-    wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: Clock
+    wired: tuple[MainWindow, CoreWorker, AuditWriter], clock: FakeClock
 ) -> None:
     window, core, _ = wired
     core.on_accepted(accepted("mon-1", clock.now, temperature=38.9))
