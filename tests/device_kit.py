@@ -9,7 +9,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station.domain.vouchers import generate_key, issue_voucher, save_public_key
+from station.config.key_files import save_public_key
+from station.domain.vouchers.keys import generate_key
+from station.domain.vouchers.signing import issue_voucher
 
 
 def trusted_maker(trust_dir: Path) -> Ed25519PrivateKey:

@@ -1,4 +1,5 @@
-"""Keyring stand-ins for tests, so no test ever touches the machine's real keyring.
+"""Keyring stand-ins for tests, so no test ever touches the machine's real keyring, and the rule
+by which ``tests/conftest.py`` leaves a test module to install its keyrings itself.
 
 keyrings.alt (the plaintext and "encrypted" file backends) is not installed here, so
 :class:`PlaintextStandIn` plays its part: a real ``keyring`` backend that keeps passwords in a file
@@ -13,10 +14,13 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import keyring
 from keyring.backend import KeyringBackend
 from keyring.compat import properties
+
+from station.config.credentials import use_memory_keyring
 
 
 class PlaintextStandIn(KeyringBackend):
@@ -58,3 +62,15 @@ def installed_keyring(backend: KeyringBackend) -> Iterator[KeyringBackend]:
         yield backend
     finally:
         keyring.set_keyring(previous)
+
+
+def sets_its_own_keyring(module: ModuleType) -> bool:
+    """Whether a test module installs its keyrings itself: it imports ``use_memory_keyring`` (to
+    install a memory keyring of its own, or check that two are refused) or
+    :func:`installed_keyring` (a backend the station must refuse). The suite's memory keyring
+    would be in the way of both, so ``tests/conftest.py`` installs none for it."""
+    names = vars(module)
+    return (
+        names.get("use_memory_keyring") is use_memory_keyring
+        or names.get("installed_keyring") is installed_keyring
+    )

@@ -29,17 +29,6 @@ def vitals(device: str, *, at: float | None = None, **values: Any) -> bytes:
 FILTERS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
 
 
-class Clock:
-    """A clock the test moves by hand (``clock.now += 10``), so ages, delays and no-data happen
-    without waiting."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def accepted(device: str, now: float, topic: str | None = None, **values: Any) -> Accepted:
     """A valid message from ``device`` at ``now``, parsed exactly as ingest parses it, on the
     device's own topic unless ``topic`` says otherwise (a device pinned in ``[ward]`` is taken

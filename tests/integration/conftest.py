@@ -20,14 +20,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .servers import (
-    HardenedMosquitto,
-    Mosquitto,
-    Pki,
-    ServerProcess,
-    VictoriaMetrics,
-    make_pki,
-)
+from tests.integration.servers.mosquitto import HardenedMosquitto, Mosquitto
+from tests.integration.servers.pki import Pki, make_pki
+from tests.integration.servers.processes import ServerProcess
+from tests.integration.servers.victoria import VictoriaMetrics
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DEVICES = ("monitor-a", "monitor-b")

@@ -14,7 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.integration.servers import Mosquitto
+from tests.integration.servers.mosquitto import Mosquitto
 from tests.payloads import vitals
 
 LINES_PER_PROCESS = 60_000  # mosquitto_pub -l at QoS 1 stops at 65,535 (PLATFORM-NOTES)

@@ -20,7 +20,7 @@ from station.app import Station
 from station.config.settings import Settings, from_mapping
 from station.domain.roles import Role
 from station.services.storage.accounts import Accounts
-from tests.integration.servers import Mosquitto
+from tests.integration.servers.mosquitto import Mosquitto
 
 CONNECT_TIMEOUT_MS = 15_000
 

@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
-from tests.integration.servers import Mosquitto
+from tests.integration.servers.mosquitto import Mosquitto
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 

@@ -22,7 +22,8 @@ from station.config.credentials import use_memory_keyring
 from station.config.settings import Settings
 from station.domain.audit.keyed import Published
 from station.services.audit.keys import station_key
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 

@@ -16,9 +16,10 @@ from pytestqt.qtbot import QtBot
 
 from station.domain.messages import Accepted
 from station.services.ingest.core import CoreWorker
-from station.services.ingest.mqtt_worker import Delivery
+from station.services.ingest.record_inbox import Delivery
 from tests.integration.conftest import _run
-from tests.integration.servers import Mosquitto, Pki
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.pki import Pki
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 

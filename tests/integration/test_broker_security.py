@@ -33,13 +33,9 @@ from station.domain.messages import Accepted, Rejection
 from station.domain.status import ConnectionState
 from station.services.ingest.mqtt_reasons import REFUSED_MIN_S
 from station.services.ingest.mqtt_worker import MqttWorker
-from tests.integration.servers import (
-    HardenedMosquitto,
-    Mosquitto,
-    Pki,
-    TcpProxy,
-    issue_server_cert,
-)
+from tests.integration.servers.mosquitto import HardenedMosquitto, Mosquitto
+from tests.integration.servers.pki import Pki, issue_server_cert
+from tests.integration.servers.proxy import TcpProxy
 from tests.integration.station_harness import station_settings
 from tests.payloads import vitals
 

@@ -18,7 +18,7 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from tests.integration.servers import Mosquitto
+from tests.integration.servers.mosquitto import Mosquitto
 
 STOP_LIMIT_S = 10.0
 
@@ -184,10 +184,11 @@ def test_closing_the_window_stops_everything_in_order(qtbot: QtBot, tmp_path: Pa
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from station.app import DemoOptions, Station
+    from station.app import Station
     from station.cli.main import demo_settings
     from station.config.settings import Settings
     from station.services.demo.broker import EmbeddedBroker
+    from station.services.demo.ward import DemoOptions
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)

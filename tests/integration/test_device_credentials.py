@@ -24,7 +24,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from station.domain.broker_credentials import DeviceCredential, make_credential
-from tests.integration.servers import HardenedMosquitto, Mosquitto, Pki
+from tests.integration.servers.mosquitto import HardenedMosquitto, Mosquitto
+from tests.integration.servers.pki import Pki
 from tests.payloads import vitals
 
 DEVICE = "bedside-7"

@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pytestqt.qtbot import QtBot
 
 from station.app import Station
-from station.config.credentials import use_memory_keyring
 from station.domain.devices import sign_message
-from station.domain.patients import Purpose
+from station.domain.patients.records import Purpose
 from tests.device_kit import trusted_maker, voucher_for
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 
@@ -44,6 +44,23 @@ def _quarantined(station: Station, device: str, reason: str) -> list[str]:
     stats = station.window.stats
     assert stats is not None
     return [r.detail for r in stats.quarantine if r.device_id == device and r.reason == reason]
+
+
+def _revoked_in_core(station: Station, device: str) -> bool:
+    """The core thread has reloaded the registry (queued) and refuses ``device`` from now on."""
+    rec = station.core.book.get(device)
+    return rec is not None and not rec.active
+
+
+def _policy_in_force(station: Station, bed: str) -> bool:
+    """The core thread has the ward's admissions and consents for ``bed`` (sent queued)."""
+    return station.core._policy.get(bed) == station.ward.policy()[bed]
+
+
+def _all_written(station: Station) -> bool:
+    """Every point handed to the historian is written: none left unwritten in the spool."""
+    assert station.spool is not None
+    return station.spool.backlog()[0] == 0
 
 
 def _onboard(
@@ -73,7 +90,8 @@ def test_signatures_revocation_and_consent_through_broker_and_historian(
         influx={"enabled": True, "url": victoria.url, "flush_interval_s": 0.2},
     )
     maker = trusted_maker(tmp_path / "data" / "trust")
-    with use_memory_keyring(), running_station(qtbot, mosquitto, settings, monkeypatch) as st:
+    # The patient table's key goes to the suite's memory keyring (tests/conftest.py).
+    with running_station(qtbot, mosquitto, settings, monkeypatch) as st:
         window = st.window
         key = _onboard(st, maker, SIGNER, "Bed 1", signing=True)
         _onboard(st, maker, OLD, "Bed 2", signing=False)
@@ -98,8 +116,7 @@ def test_signatures_revocation_and_consent_through_broker_and_historian(
         _send(mosquitto, OLD, None, heartrate=70)
         qtbot.waitUntil(lambda: window.beds["Bed 2"].latest is not None, timeout=10_000)
         st.ward.revoke_now(OLD, "admin-test")
-        qtbot.waitUntil(lambda: st.core.book.get(OLD) is not None, timeout=5_000)
-        qtbot.wait(300)  # the queued reload reaches the core thread
+        qtbot.waitUntil(lambda: _revoked_in_core(st, OLD), timeout=5_000)
         _send(mosquitto, OLD, None, heartrate=71)
         qtbot.waitUntil(lambda: bool(_quarantined(st, OLD, "revoked")), timeout=10_000)
 
@@ -112,14 +129,14 @@ def test_signatures_revocation_and_consent_through_broker_and_historian(
                 patient, purpose, granted=True, given_by="patient", representative="",
                 user="nurse-test",
             )  # fmt: skip
-        qtbot.wait(300)
+        qtbot.waitUntil(lambda: _policy_in_force(st, "Bed 3"), timeout=5_000)
         _send(mosquitto, CONSENTING, None, heartrate=80)
         victoria.wait_for('{__name__="vitals_heartrate",bed="Bed 3"}', bool, timeout=20)
         st.ward.record_consent_now(
             patient, Purpose.STORAGE, granted=False, given_by="patient", representative="",
             user="nurse-test",
         )  # fmt: skip
-        qtbot.wait(300)
+        qtbot.waitUntil(lambda: _policy_in_force(st, "Bed 3"), timeout=5_000)
         withdrawn_at = time.time()
         for hr in (81, 82, 83):
             _send(mosquitto, CONSENTING, None, heartrate=hr)
@@ -134,7 +151,7 @@ def test_signatures_revocation_and_consent_through_broker_and_historian(
             lambda s: any(len(x["timestamps"]) >= 2 for x in s),
             timeout=20,
         )
-        time.sleep(1.0)  # two more historian flushes
+        qtbot.waitUntil(lambda: _all_written(st), timeout=10_000)  # Bed 3's too, had any gone
         victoria.flush()
         bed3 = victoria.export('{__name__="vitals_heartrate",bed="Bed 3"}')
         stamps = [t for s in bed3 for t in s["timestamps"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -26,13 +27,15 @@ from pytestqt.qtbot import QtBot
 from station.config.settings import Settings
 from station.services.demo.simulator import Simulator, SimulatorConfig
 from station.services.storage.spool import Spool
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import (
     running_station,
     start_station_process,
     station_settings,
     write_config,
 )
+from tests.waiting import wait_until
 
 BEDS = 16
 # Pinned as on a real ward: a device that merely takes the next free bed may get another one
@@ -73,6 +76,11 @@ class Recorder:
         ms = round(datetime.fromisoformat(doc["timestamp"]).timestamp() * 1000)
         with self._lock:
             self.messages.append((doc["device_id"], ms, doc.get("seq")))
+
+    def count(self) -> int:
+        """Messages delivered so far."""
+        with self._lock:
+            return len(self.messages)
 
     def published(self) -> Published:
         out: Published = defaultdict(set)
@@ -138,6 +146,12 @@ def wait_until_stored(
         time.sleep(0.5)
 
 
+def online(recorder: Recorder, proc: subprocess.Popen[bytes], log: Path) -> bool:
+    """The station process has said it is online (up and subscribed); it must not have died."""
+    assert proc.poll() is None, log.read_text()[-3000:]
+    return recorder.station_state == "online"
+
+
 def settings_for(broker: Mosquitto, victoria: VictoriaMetrics, data_dir: Path) -> Settings:
     return station_settings(
         broker,
@@ -199,23 +213,28 @@ def test_station_killed_mid_stream_and_restarted_every_seq_reaches_the_historian
     config = tmp_path / "station.toml"
     write_config(settings, config)
     log = tmp_path / "station.log"
-    sim = ward_simulator(mosquitto, rate=10.0)  # 160 msg/s: a kill lands mid-commit
+    rate = 10.0
+    second = round(rate * BEDS)  # messages in one second of the ward's stream
+    sim = ward_simulator(mosquitto, rate=rate)  # 160 msg/s: a kill lands mid-commit
     proc = start_station_process(config, log, mosquitto)
     try:
-        deadline = time.monotonic() + 30
-        while recorder.station_state != "online":  # the station is up and subscribed
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until(lambda: online(recorder, proc, log), 30, "the station up and subscribed")
         sim.start()
-        time.sleep(4)
+        # Mid-stream: the station is storing what it takes, 4 s of the stream have gone by.
+        victoria.wait_for('{__name__="vitals_heartrate"}', bool, timeout=30)
+        wait_until(lambda: recorder.count() >= 4 * second, 60, "4 s of the stream")
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(10) == -signal.SIGKILL
-        time.sleep(2)  # devices go on publishing; the broker queues for the station's session
+        # Devices go on publishing (2 s of the stream); the broker queues for the station's session.
+        killed_at = recorder.count()
+        wait_until(lambda: recorder.count() >= killed_at + 2 * second, 60, "2 s more, unheard")
         recorder.station_state = None
         proc = start_station_process(config, log, mosquitto)
-        time.sleep(4)
+        wait_until(lambda: online(recorder, proc, log), 30, "the restarted station online")
         assert recorder.station_state == "online", log.read_text()[-3000:]
+        # The restarted station takes the live stream (2 s of it) on top of its session's queue.
+        back_at = recorder.count()
+        wait_until(lambda: recorder.count() >= back_at + 2 * second, 60, "2 s more, live")
     finally:
         assert sim.stop(10)
     try:

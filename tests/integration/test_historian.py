@@ -12,7 +12,8 @@ from station.domain import ingest
 from station.domain.lineprotocol import vitals_line
 from station.domain.messages import Accepted
 from station.services.ingest.historian import Historian
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import iso, vitals
 

@@ -22,7 +22,8 @@ from pytestqt.qtbot import QtBot
 from station.services.ingest.historian import Historian
 from station.services.storage.spool import Spool
 from tests.integration.scripted_http import Reply, ScriptedWriteServer, gaps, json_error
-from tests.integration.servers import Mosquitto, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.victoria import VictoriaMetrics
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 

@@ -24,7 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .servers import Mosquitto, Series, VictoriaMetrics
+from tests.integration.servers.mosquitto import Mosquitto
+from tests.integration.servers.processes import Series
+from tests.integration.servers.victoria import VictoriaMetrics
 
 TIMEOUT_S = 10.0
 RC_NOT_AUTHORIZED = 135

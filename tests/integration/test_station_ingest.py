@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
 from station.domain.alarms import AlarmState
-from tests.integration.servers import Mosquitto
+from tests.integration.servers.mosquitto import Mosquitto
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
 

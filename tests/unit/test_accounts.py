@@ -9,37 +9,30 @@ import pytest
 
 from station.domain.roles import Role
 from station.services.storage.accounts import BACKOFF_MAX_S, INVALID_NAME, AccountError, Accounts
+from tests.fakes import FakeClock
 
 FAST_N = 2**10  # the real cost (2**17) is measured for the note; tests need speed, not strength
 PASSWORD, OTHER = "correct horse 1", "battery staple 2"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_800_000_000.0)
 
 
-def accounts(path: Path, clock: Clock, **kwargs: object) -> Accounts:
+def accounts(path: Path, clock: FakeClock, **kwargs: object) -> Accounts:
     return Accounts(path, clock=clock, scrypt_n=FAST_N, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def users(tmp_path: Path, clock: Clock) -> Accounts:
+def users(tmp_path: Path, clock: FakeClock) -> Accounts:
     a = accounts(tmp_path / "users.json", clock)
     a.create("root-admin", Role.ADMIN, PASSWORD)
     a.create("ann", Role.NURSE, OTHER, pin="4321")
     return a
 
 
-def test_the_first_account_must_be_an_admin(tmp_path: Path, clock: Clock) -> None:
+def test_the_first_account_must_be_an_admin(tmp_path: Path, clock: FakeClock) -> None:
     a = accounts(tmp_path / "users.json", clock)
     assert not a.has_users()
     with pytest.raises(AccountError, match="first account must be an admin"):
@@ -81,7 +74,7 @@ def test_a_pin_is_never_enough_for_an_admin(users: Accounts) -> None:
 
 
 def test_wrong_password_backs_off_then_locks_and_survives_a_restart(
-    users: Accounts, clock: Clock
+    users: Accounts, clock: FakeClock
 ) -> None:
     waits = []
     for _ in range(4):
@@ -105,7 +98,7 @@ def test_wrong_password_backs_off_then_locks_and_survives_a_restart(
     assert again.authenticate("ann", OTHER).ok
 
 
-def test_an_admin_unlocks_and_a_success_resets_the_count(users: Accounts, clock: Clock) -> None:
+def test_an_admin_unlocks_and_a_success_resets_the_count(users: Accounts, clock: FakeClock) -> None:
     for _ in range(5):
         users.authenticate("ann", "wrong password")
         clock.now += BACKOFF_MAX_S
@@ -138,7 +131,9 @@ def test_the_last_admin_cannot_be_removed_and_bad_input_is_named(users: Accounts
     assert [name for name, _r, _l in users.users()] == ["root-admin"]
 
 
-def test_after_a_lockout_has_run_out_the_count_starts_again(users: Accounts, clock: Clock) -> None:
+def test_after_a_lockout_has_run_out_the_count_starts_again(
+    users: Accounts, clock: FakeClock
+) -> None:
     for _ in range(5):
         users.authenticate("ann", "wrong password")
         clock.now += BACKOFF_MAX_S
@@ -160,7 +155,7 @@ def test_a_password_typed_as_the_name_is_neither_logged_nor_returned(
 
 
 def test_an_account_added_by_another_process_is_not_overwritten(
-    users: Accounts, tmp_path: Path, clock: Clock
+    users: Accounts, tmp_path: Path, clock: FakeClock
 ) -> None:
     cli = accounts(users.path, clock)  # as `station users add` while the station runs
     cli.create("cy", Role.NURSE, PASSWORD)

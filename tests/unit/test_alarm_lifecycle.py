@@ -27,6 +27,7 @@ from station.domain.alarms import (
     Priority,
     alarm_id_for,
 )
+from tests.fakes import FakeClock
 
 T0 = 1_738_411_200.0  # station clock: 2025-02-01T12:00:00Z
 D0 = T0 - 3_600.0  # device clock: an hour behind the station's
@@ -38,20 +39,6 @@ PHYS = AlarmKind.PHYSIOLOGICAL
 WITHIN_LIMITS_MARK = " (station: values within limits)"
 
 
-class Clock:
-    """The station clock: settable UTC epoch seconds."""
-
-    def __init__(self, start: float = T0) -> None:
-        self._t = start
-
-    def now(self) -> float:
-        return self._t
-
-    def advance(self, seconds: float) -> float:
-        self._t += seconds
-        return self._t
-
-
 def hr_limits(**overrides: object) -> AlarmLimits:
     """Heart-rate limits 50..120, high priority, no delay/hysteresis/latching unless overridden."""
     fields: dict[str, object] = {"low": 50, "high": 120, "priority": Priority.HIGH}
@@ -59,8 +46,10 @@ def hr_limits(**overrides: object) -> AlarmLimits:
     return AlarmLimits.model_validate(fields)
 
 
-def make_engine(clock: Clock, escalate_after_s: float = 60.0, **overrides: object) -> AlarmEngine:
-    return AlarmEngine({HR: hr_limits(**overrides)}, clock.now, escalate_after_s=escalate_after_s)
+def make_engine(
+    clock: FakeClock, escalate_after_s: float = 60.0, **overrides: object
+) -> AlarmEngine:
+    return AlarmEngine({HR: hr_limits(**overrides)}, clock, escalate_after_s=escalate_after_s)
 
 
 def feed(
@@ -88,14 +77,14 @@ def raise_hr(engine: AlarmEngine, value: float = 130, at: float = D0) -> Alarm:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 # -- delay ---------------------------------------------------------------------------------------
 
 
-def test_delay_condition_shorter_than_delay_raises_nothing(clock: Clock) -> None:
+def test_delay_condition_shorter_than_delay_raises_nothing(clock: FakeClock) -> None:
     engine = make_engine(clock, delay_s=10)
     # The station clock races ahead (a backlog delivered late): only device time counts.
     for device_offset in (0.0, 3.0, 6.0, 9.9):
@@ -105,7 +94,7 @@ def test_delay_condition_shorter_than_delay_raises_nothing(clock: Clock) -> None
     assert engine.open_alarms() == []
 
 
-def test_delay_restarts_from_a_device_clock_that_stepped_back(clock: Clock) -> None:
+def test_delay_restarts_from_a_device_clock_that_stepped_back(clock: FakeClock) -> None:
     """A clock corrected 4 min back mid-condition must not hold the alarm for 4 min: the delay
     counts again from the new clock."""
     engine = make_engine(clock, delay_s=10)
@@ -119,7 +108,7 @@ def test_delay_restarts_from_a_device_clock_that_stepped_back(clock: Clock) -> N
 
 @pytest.mark.parametrize("lasted", [10.0, 12.5], ids=["exactly-delay", "longer-than-delay"])
 def test_delay_condition_lasting_delay_raises_with_station_time_and_start_id(
-    clock: Clock, lasted: float
+    clock: FakeClock, lasted: float
 ) -> None:
     engine = make_engine(clock, delay_s=10)
     assert feed(engine, 130, D0) == []
@@ -138,7 +127,7 @@ def test_delay_condition_lasting_delay_raises_with_station_time_and_start_id(
     assert engine.open_alarms() == [alarm]
 
 
-def test_delay_value_back_inside_before_delay_resets_it(clock: Clock) -> None:
+def test_delay_value_back_inside_before_delay_resets_it(clock: FakeClock) -> None:
     engine = make_engine(clock, delay_s=10)
     assert feed(engine, 130, D0) == []
     assert feed(engine, 100, D0 + 5) == []  # back inside: the pending condition is forgotten
@@ -151,7 +140,7 @@ def test_delay_value_back_inside_before_delay_resets_it(clock: Clock) -> None:
     assert alarm.alarm_id == alarm_id_for(DEV, PHYS, HR, D0 + 6)
 
 
-def test_delay_crossing_other_limit_during_pending_delay_restarts_it(clock: Clock) -> None:
+def test_delay_crossing_other_limit_during_pending_delay_restarts_it(clock: FakeClock) -> None:
     engine = make_engine(clock, delay_s=10)
     assert feed(engine, 130, D0) == []  # above 120: pending since D0
     assert feed(engine, 40, D0 + 5) == []  # below 50: a different condition, pending since D0+5
@@ -176,7 +165,7 @@ SIDES = pytest.mark.parametrize(
 
 @SIDES
 def test_hysteresis_value_back_exactly_at_limit_keeps_alarm(
-    clock: Clock, out: float, at_limit: float, inside_less: float, inside_enough: float
+    clock: FakeClock, out: float, at_limit: float, inside_less: float, inside_enough: float
 ) -> None:
     engine = make_engine(clock, hysteresis=5)
     alarm = raise_hr(engine, out)
@@ -186,7 +175,7 @@ def test_hysteresis_value_back_exactly_at_limit_keeps_alarm(
 
 @SIDES
 def test_hysteresis_value_inside_by_less_than_hysteresis_keeps_alarm(
-    clock: Clock, out: float, at_limit: float, inside_less: float, inside_enough: float
+    clock: FakeClock, out: float, at_limit: float, inside_less: float, inside_enough: float
 ) -> None:
     engine = make_engine(clock, hysteresis=5)
     alarm = raise_hr(engine, out)
@@ -196,7 +185,7 @@ def test_hysteresis_value_inside_by_less_than_hysteresis_keeps_alarm(
 
 @SIDES
 def test_hysteresis_value_inside_by_hysteresis_ends_alarm(
-    clock: Clock, out: float, at_limit: float, inside_less: float, inside_enough: float
+    clock: FakeClock, out: float, at_limit: float, inside_less: float, inside_enough: float
 ) -> None:
     engine = make_engine(clock, hysteresis=5)
     alarm = raise_hr(engine, out)
@@ -206,11 +195,11 @@ def test_hysteresis_value_inside_by_hysteresis_ends_alarm(
 
     assert cleared.state is AlarmState.CLEARED
     assert cleared.alarm_id == alarm.alarm_id
-    assert cleared.at == clock.now()
+    assert cleared.at == clock.now
     assert engine.open_alarms() == []
 
 
-def test_hysteresis_no_chatter_over_oscillating_sequence(clock: Clock) -> None:
+def test_hysteresis_no_chatter_over_oscillating_sequence(clock: FakeClock) -> None:
     engine = make_engine(clock, hysteresis=5)
     oscillating = [121, 119, 122, 120, 118, 125, 116, 121, 117, 120.5, 119.9, 123]
     events: list[Alarm] = []
@@ -226,7 +215,7 @@ def test_hysteresis_no_chatter_over_oscillating_sequence(clock: Clock) -> None:
 # -- latching ------------------------------------------------------------------------------------
 
 
-def test_latching_active_to_latched_when_value_returns(clock: Clock) -> None:
+def test_latching_active_to_latched_when_value_returns(clock: FakeClock) -> None:
     engine = make_engine(clock, latching=True)
     alarm = raise_hr(engine)
     clock.advance(4)
@@ -236,11 +225,11 @@ def test_latching_active_to_latched_when_value_returns(clock: Clock) -> None:
     assert latched.state is AlarmState.LATCHED
     assert latched.condition is False
     assert latched.alarm_id == alarm.alarm_id
-    assert latched.at == clock.now()
+    assert latched.at == clock.now
     assert engine.open_alarms() == [latched]
 
 
-def test_latching_latched_value_staying_normal_gives_no_more_events(clock: Clock) -> None:
+def test_latching_latched_value_staying_normal_gives_no_more_events(clock: FakeClock) -> None:
     engine = make_engine(clock, latching=True)
     raise_hr(engine)
     latched = one(feed(engine, 100, D0 + 1))
@@ -248,7 +237,7 @@ def test_latching_latched_value_staying_normal_gives_no_more_events(clock: Clock
     assert engine.open_alarms() == [latched]
 
 
-def test_latching_latched_to_cleared_on_acknowledge(clock: Clock) -> None:
+def test_latching_latched_to_cleared_on_acknowledge(clock: FakeClock) -> None:
     engine = make_engine(clock, latching=True)
     alarm = raise_hr(engine)
     one(feed(engine, 100, D0 + 1))
@@ -259,12 +248,12 @@ def test_latching_latched_to_cleared_on_acknowledge(clock: Clock) -> None:
     assert cleared is not None
     assert cleared.state is AlarmState.CLEARED
     assert cleared.by == NURSE
-    assert cleared.acked_at == clock.now()
-    assert cleared.at == clock.now()
+    assert cleared.acked_at == clock.now
+    assert cleared.at == clock.now
     assert engine.open_alarms() == []
 
 
-def test_latching_latched_to_active_when_condition_returns(clock: Clock) -> None:
+def test_latching_latched_to_active_when_condition_returns(clock: FakeClock) -> None:
     engine = make_engine(clock, latching=True)
     alarm = raise_hr(engine)
     one(feed(engine, 100, D0 + 1))
@@ -275,11 +264,11 @@ def test_latching_latched_to_active_when_condition_returns(clock: Clock) -> None
     assert again.state is AlarmState.ACTIVE
     assert again.condition is True
     assert again.alarm_id == alarm.alarm_id
-    assert again.at == clock.now()
+    assert again.at == clock.now
     assert engine.open_alarms() == [again]
 
 
-def test_latching_off_clears_directly_when_value_returns(clock: Clock) -> None:
+def test_latching_off_clears_directly_when_value_returns(clock: FakeClock) -> None:
     engine = make_engine(clock, latching=False)
     alarm = raise_hr(engine)
 
@@ -293,7 +282,7 @@ def test_latching_off_clears_directly_when_value_returns(clock: Clock) -> None:
 
 @pytest.mark.parametrize("latching", [True, False], ids=["latching", "non-latching"])
 def test_acknowledged_to_cleared_when_condition_ends_regardless_of_latching(
-    clock: Clock, latching: bool
+    clock: FakeClock, latching: bool
 ) -> None:
     engine = make_engine(clock, latching=latching)
     alarm = raise_hr(engine)
@@ -311,7 +300,7 @@ def test_acknowledged_to_cleared_when_condition_ends_regardless_of_latching(
 # -- acknowledge ---------------------------------------------------------------------------------
 
 
-def test_acknowledge_active_by_named_user(clock: Clock) -> None:
+def test_acknowledge_active_by_named_user(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = raise_hr(engine)
     clock.advance(7)
@@ -321,14 +310,14 @@ def test_acknowledge_active_by_named_user(clock: Clock) -> None:
     assert acked is not None
     assert acked.state is AlarmState.ACKNOWLEDGED
     assert acked.by == NURSE
-    assert acked.acked_at == clock.now()
-    assert acked.at == clock.now()
+    assert acked.acked_at == clock.now
+    assert acked.at == clock.now
     assert acked.raised_at == alarm.raised_at
     assert acked.condition is True
     assert engine.open_alarms() == [acked]
 
 
-def test_acknowledge_escalated(clock: Clock) -> None:
+def test_acknowledge_escalated(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = raise_hr(engine)
     clock.advance(60)
@@ -342,7 +331,7 @@ def test_acknowledge_escalated(clock: Clock) -> None:
     assert engine.open_alarms() == [acked]
 
 
-def test_acknowledge_twice_returns_none(clock: Clock) -> None:
+def test_acknowledge_twice_returns_none(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = raise_hr(engine)
     first = engine.acknowledge(alarm.alarm_id, NURSE)
@@ -352,7 +341,7 @@ def test_acknowledge_twice_returns_none(clock: Clock) -> None:
     assert engine.open_alarms() == [first]
 
 
-def test_acknowledge_unknown_id_returns_none(clock: Clock) -> None:
+def test_acknowledge_unknown_id_returns_none(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = raise_hr(engine)
     assert engine.acknowledge("0000000000000000", NURSE) is None
@@ -362,7 +351,7 @@ def test_acknowledge_unknown_id_returns_none(clock: Clock) -> None:
 # -- escalation ----------------------------------------------------------------------------------
 
 
-def test_escalation_high_unacknowledged_escalates_exactly_once(clock: Clock) -> None:
+def test_escalation_high_unacknowledged_escalates_exactly_once(clock: FakeClock) -> None:
     engine = make_engine(clock, escalate_after_s=60)
     alarm = raise_hr(engine)
     clock.advance(59.9)
@@ -374,7 +363,7 @@ def test_escalation_high_unacknowledged_escalates_exactly_once(clock: Clock) -> 
     assert escalated.state is AlarmState.ESCALATED
     assert escalated.alarm_id == alarm.alarm_id
     assert escalated.raised_at == alarm.raised_at
-    assert escalated.at == clock.now()
+    assert escalated.at == clock.now
     for _ in range(5):
         clock.advance(30)
         assert engine.tick() == []
@@ -382,7 +371,7 @@ def test_escalation_high_unacknowledged_escalates_exactly_once(clock: Clock) -> 
 
 
 @pytest.mark.parametrize("priority", [Priority.MEDIUM, Priority.LOW], ids=["medium", "low"])
-def test_escalation_never_for_medium_or_low(clock: Clock, priority: Priority) -> None:
+def test_escalation_never_for_medium_or_low(clock: FakeClock, priority: Priority) -> None:
     engine = make_engine(clock, escalate_after_s=60, priority=priority)
     alarm = raise_hr(engine)
     for _ in range(10):
@@ -392,7 +381,7 @@ def test_escalation_never_for_medium_or_low(clock: Clock, priority: Priority) ->
     assert engine.open_alarms()[0].alarm_id == alarm.alarm_id
 
 
-def test_escalation_never_for_acknowledged(clock: Clock) -> None:
+def test_escalation_never_for_acknowledged(clock: FakeClock) -> None:
     engine = make_engine(clock, escalate_after_s=60)
     alarm = raise_hr(engine)
     clock.advance(30)
@@ -406,8 +395,8 @@ def test_escalation_never_for_acknowledged(clock: Clock) -> None:
 # -- deterministic ids and per-bed limits --------------------------------------------------------
 
 
-def test_two_engines_same_messages_give_same_alarm_id(clock: Clock) -> None:
-    other_clock = Clock(T0 + 3.7)
+def test_two_engines_same_messages_give_same_alarm_id(clock: FakeClock) -> None:
+    other_clock = FakeClock(T0 + 3.7)
     here = make_engine(clock, delay_s=5)
     there = make_engine(other_clock, delay_s=5)
     messages = [(D0, 130.0), (D0 + 2, 131.0), (D0 + 5, 133.0)]
@@ -427,7 +416,7 @@ def test_two_engines_same_messages_give_same_alarm_id(clock: Clock) -> None:
     assert there.acknowledge(a.alarm_id, NURSE) is not None
 
 
-def test_set_bed_limits_applies_to_that_bed_only(clock: Clock) -> None:
+def test_set_bed_limits_applies_to_that_bed_only(clock: FakeClock) -> None:
     engine = make_engine(clock)
     engine.set_bed_limits(BED, {HR: hr_limits(high=100)})
 
@@ -437,7 +426,7 @@ def test_set_bed_limits_applies_to_that_bed_only(clock: Clock) -> None:
     assert feed(engine, 110, D0, device=DEV2, bed=BED2) == []
 
 
-def test_set_bed_limits_resets_pending_delays_of_that_bed_only(clock: Clock) -> None:
+def test_set_bed_limits_resets_pending_delays_of_that_bed_only(clock: FakeClock) -> None:
     engine = make_engine(clock, delay_s=10)
     assert feed(engine, 130, D0, device=DEV, bed=BED) == []
     assert feed(engine, 130, D0, device=DEV2, bed=BED2) == []
@@ -455,7 +444,7 @@ def test_set_bed_limits_resets_pending_delays_of_that_bed_only(clock: Clock) -> 
 # -- device alert --------------------------------------------------------------------------------
 
 
-def test_device_alert_without_physiological_alarm_has_disagreement_mark(clock: Clock) -> None:
+def test_device_alert_without_physiological_alarm_has_disagreement_mark(clock: FakeClock) -> None:
     engine = make_engine(clock)
 
     alert = one(feed(engine, 80, D0, alert="Asystole"))
@@ -467,7 +456,7 @@ def test_device_alert_without_physiological_alarm_has_disagreement_mark(clock: C
     assert alert.alarm_id == alarm_id_for(DEV, AlarmKind.DEVICE, "alert", D0)
 
 
-def test_device_alert_with_physiological_alarm_has_no_mark(clock: Clock) -> None:
+def test_device_alert_with_physiological_alarm_has_no_mark(clock: FakeClock) -> None:
     engine = make_engine(clock)
 
     changes = feed(engine, 130, D0, alert="HR high")
@@ -480,7 +469,7 @@ def test_device_alert_with_physiological_alarm_has_no_mark(clock: Clock) -> None
 
 
 def test_device_alert_while_station_condition_pending_has_no_within_limits_mark(
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     """HR 130 > 120 is waiting out its delay: the values are *not* within limits, so the mark
     that says they are would mislead the nurse."""
@@ -493,7 +482,7 @@ def test_device_alert_while_station_condition_pending_has_no_within_limits_mark(
 
 
 @pytest.mark.parametrize("value", [80, 130], ids=["with-mark", "without-mark"])
-def test_device_alert_same_text_again_gives_no_event(clock: Clock, value: float) -> None:
+def test_device_alert_same_text_again_gives_no_event(clock: FakeClock, value: float) -> None:
     engine = make_engine(clock)
     first = [c for c in feed(engine, value, D0, alert="Lead off") if c.kind is AlarmKind.DEVICE]
     assert len(first) == 1
@@ -502,7 +491,7 @@ def test_device_alert_same_text_again_gives_no_event(clock: Clock, value: float)
     assert feed(engine, value, D0 + 2, alert="Lead off") == []
 
 
-def test_device_alert_same_text_after_values_change_gives_no_device_event(clock: Clock) -> None:
+def test_device_alert_same_text_after_values_change_gives_no_device_event(clock: FakeClock) -> None:
     """The mark is judged once, at raise: HR returning inside only clears the HR alarm."""
     engine = make_engine(clock)
     hr, alert = feed(engine, 130, D0, alert="Lead off")
@@ -524,7 +513,7 @@ def test_device_alert_same_text_after_values_change_gives_no_device_event(clock:
     ids=["unrelated-text", "new-text-extends-old", "new-text-is-prefix-of-old"],
 )
 def test_device_alert_different_text_clears_and_raises(
-    clock: Clock, old_text: str, new_text: str
+    clock: FakeClock, old_text: str, new_text: str
 ) -> None:
     engine = make_engine(clock)
     old = one(feed(engine, 80, D0, alert=old_text))
@@ -539,7 +528,7 @@ def test_device_alert_different_text_clears_and_raises(
     assert engine.open_alarms() == [changes[1]]
 
 
-def test_device_alert_gone_clears(clock: Clock) -> None:
+def test_device_alert_gone_clears(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alert = one(feed(engine, 80, D0, alert="Lead off"))
 
@@ -553,7 +542,7 @@ def test_device_alert_gone_clears(clock: Clock) -> None:
 # -- technical -----------------------------------------------------------------------------------
 
 
-def test_technical_raise(clock: Clock) -> None:
+def test_technical_raise(clock: FakeClock) -> None:
     engine = make_engine(clock)
 
     alarm = one(engine.technical(DEV, BED, "no_data", True, Priority.MEDIUM, "No data for 10 s"))
@@ -561,10 +550,10 @@ def test_technical_raise(clock: Clock) -> None:
     assert alarm.kind is AlarmKind.TECHNICAL
     assert alarm.state is AlarmState.ACTIVE
     assert alarm.message == "No data for 10 s"
-    assert alarm.raised_at == clock.now()
+    assert alarm.raised_at == clock.now
 
 
-def test_technical_raise_twice_is_idempotent(clock: Clock) -> None:
+def test_technical_raise_twice_is_idempotent(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = one(engine.technical(DEV, BED, "no_data", True))
     clock.advance(5)
@@ -572,7 +561,7 @@ def test_technical_raise_twice_is_idempotent(clock: Clock) -> None:
     assert engine.open_alarms() == [alarm]
 
 
-def test_technical_clear(clock: Clock) -> None:
+def test_technical_clear(clock: FakeClock) -> None:
     engine = make_engine(clock)
     alarm = one(engine.technical(DEV, BED, "no_data", True))
     clock.advance(5)
@@ -581,11 +570,11 @@ def test_technical_clear(clock: Clock) -> None:
 
     assert cleared.state is AlarmState.CLEARED
     assert cleared.alarm_id == alarm.alarm_id
-    assert cleared.at == clock.now()
+    assert cleared.at == clock.now
     assert engine.open_alarms() == []
 
 
-def test_technical_clear_twice_is_idempotent(clock: Clock) -> None:
+def test_technical_clear_twice_is_idempotent(clock: FakeClock) -> None:
     engine = make_engine(clock)
     one(engine.technical(DEV, BED, "no_data", True))
     one(engine.technical(DEV, BED, "no_data", False))

@@ -27,6 +27,7 @@ from station.domain.alarms import (
 )
 from station.domain.ingest import parse
 from station.domain.messages import Accepted
+from tests.fakes import FakeClock
 
 T0 = 1738411200.0  # 2025-02-01T12:00:00Z
 T0_ISO = "2025-02-01T12:00:00.000Z"
@@ -62,20 +63,6 @@ EVENT_KEYS = frozenset(
 )
 
 
-class Clock:
-    """A settable UTC clock (epoch seconds)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
-
-
 def _ids() -> Iterator[str]:
     n = 0
     while True:
@@ -84,12 +71,12 @@ def _ids() -> Iterator[str]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def engine(clock: Clock) -> AlarmEngine:
+def engine(clock: FakeClock) -> AlarmEngine:
     ids = _ids()
     return AlarmEngine(LIMITS, clock, lambda: next(ids))
 
@@ -249,7 +236,7 @@ def test_devices_are_independent(engine: AlarmEngine) -> None:
 # -- active stays -------------------------------------------------------------------------------
 
 
-def test_persisting_condition_raises_no_duplicate(engine: AlarmEngine, clock: Clock) -> None:
+def test_persisting_condition_raises_no_duplicate(engine: AlarmEngine, clock: FakeClock) -> None:
     first = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     for value in (134, 140, 121):
         clock.advance(1)
@@ -257,7 +244,7 @@ def test_persisting_condition_raises_no_duplicate(engine: AlarmEngine, clock: Cl
     assert engine.open_alarms() == [first]
 
 
-def test_absent_parameter_leaves_its_alarm_alone(engine: AlarmEngine, clock: Clock) -> None:
+def test_absent_parameter_leaves_its_alarm_alone(engine: AlarmEngine, clock: FakeClock) -> None:
     first = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     clock.advance(1)
     # A message without a heart rate is not a normal heart rate.
@@ -270,7 +257,7 @@ def test_absent_parameter_leaves_its_alarm_alone(engine: AlarmEngine, clock: Clo
 
 
 def test_return_within_limits_clears_unacknowledged_alarm(
-    engine: AlarmEngine, clock: Clock
+    engine: AlarmEngine, clock: FakeClock
 ) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"oxygen": 88}))
     clock.advance(7)
@@ -286,7 +273,9 @@ def test_return_within_limits_clears_unacknowledged_alarm(
     assert engine.evaluate(DEV, BED, {"oxygen": 95}) == []
 
 
-def test_crossing_again_after_clear_raises_a_new_alarm(engine: AlarmEngine, clock: Clock) -> None:
+def test_crossing_again_after_clear_raises_a_new_alarm(
+    engine: AlarmEngine, clock: FakeClock
+) -> None:
     first = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     clock.advance(1)
     engine.evaluate(DEV, BED, {"heartrate": 80})
@@ -301,7 +290,9 @@ def test_crossing_again_after_clear_raises_a_new_alarm(engine: AlarmEngine, cloc
 # -- acknowledge --------------------------------------------------------------------------------
 
 
-def test_acknowledge_active_alarm_names_user_and_time(engine: AlarmEngine, clock: Clock) -> None:
+def test_acknowledge_active_alarm_names_user_and_time(
+    engine: AlarmEngine, clock: FakeClock
+) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     clock.advance(12.5)
     acked = engine.acknowledge(raised.alarm_id, "nurse.ana")
@@ -320,7 +311,7 @@ def test_acknowledge_active_alarm_names_user_and_time(engine: AlarmEngine, clock
 
 
 def test_acknowledged_alarm_stays_while_condition_persists(
-    engine: AlarmEngine, clock: Clock
+    engine: AlarmEngine, clock: FakeClock
 ) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     acked = engine.acknowledge(raised.alarm_id, "nurse.ana")
@@ -329,7 +320,9 @@ def test_acknowledged_alarm_stays_while_condition_persists(
     assert engine.open_alarms() == [acked]
 
 
-def test_acknowledged_alarm_clears_when_condition_ends(engine: AlarmEngine, clock: Clock) -> None:
+def test_acknowledged_alarm_clears_when_condition_ends(
+    engine: AlarmEngine, clock: FakeClock
+) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     clock.advance(5)
     engine.acknowledge(raised.alarm_id, "nurse.ana")
@@ -342,7 +335,7 @@ def test_acknowledged_alarm_clears_when_condition_ends(engine: AlarmEngine, cloc
     assert engine.open_alarms() == []
 
 
-def test_acknowledge_twice_returns_none(engine: AlarmEngine, clock: Clock) -> None:
+def test_acknowledge_twice_returns_none(engine: AlarmEngine, clock: FakeClock) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     first = engine.acknowledge(raised.alarm_id, "nurse.ana")
     clock.advance(1)
@@ -389,7 +382,7 @@ def test_device_alert_none_raises_nothing(engine: AlarmEngine, alert: str | None
     assert engine.open_alarms() == []
 
 
-def test_device_alert_raises_then_none_clears(engine: AlarmEngine, clock: Clock) -> None:
+def test_device_alert_raises_then_none_clears(engine: AlarmEngine, clock: FakeClock) -> None:
     raised = _one(engine.evaluate(DEV, BED, {}, _accepted("Lead off").payload.device_alert))
     assert raised.kind is AlarmKind.DEVICE
     assert raised.parameter == "alert"
@@ -420,7 +413,7 @@ def test_device_alert_and_physiological_alarm_are_separate(engine: AlarmEngine) 
 # -- technical ------------------------------------------------------------------------------------
 
 
-def test_technical_present_then_absent(engine: AlarmEngine, clock: Clock) -> None:
+def test_technical_present_then_absent(engine: AlarmEngine, clock: FakeClock) -> None:
     raised = _one(engine.technical(DEV, BED, "no_data", True, Priority.HIGH, "No data"))
     assert raised.kind is AlarmKind.TECHNICAL
     assert (raised.parameter, raised.priority, raised.message) == (
@@ -464,7 +457,7 @@ def test_technical_alarm_can_be_acknowledged(engine: AlarmEngine) -> None:
 # -- forget_device --------------------------------------------------------------------------------
 
 
-def test_forget_device_clears_all_its_alarms_only(engine: AlarmEngine, clock: Clock) -> None:
+def test_forget_device_clears_all_its_alarms_only(engine: AlarmEngine, clock: FakeClock) -> None:
     hr = _one(engine.evaluate(DEV, BED, {"heartrate": 134}))
     engine.acknowledge(hr.alarm_id, "nurse.ana")
     engine.evaluate(DEV, BED, {"oxygen": 88}, "Lead off")
@@ -483,7 +476,7 @@ def test_forget_device_clears_all_its_alarms_only(engine: AlarmEngine, clock: Cl
 # -- ordering -------------------------------------------------------------------------------------
 
 
-def test_open_alarms_high_before_medium_before_low(engine: AlarmEngine, clock: Clock) -> None:
+def test_open_alarms_high_before_medium_before_low(engine: AlarmEngine, clock: FakeClock) -> None:
     engine.evaluate(DEV, BED, {"temperature": 38.7})
     clock.advance(1)
     engine.evaluate(DEV, BED, {"systolic": 170})
@@ -496,7 +489,7 @@ def test_open_alarms_high_before_medium_before_low(engine: AlarmEngine, clock: C
     ]
 
 
-def test_open_alarms_active_before_acknowledged(engine: AlarmEngine, clock: Clock) -> None:
+def test_open_alarms_active_before_acknowledged(engine: AlarmEngine, clock: FakeClock) -> None:
     older = _one(engine.evaluate("dev-1", "Bed 1", {"heartrate": 134}))
     clock.advance(1)
     newer = _one(engine.evaluate("dev-2", "Bed 2", {"heartrate": 134}))
@@ -511,7 +504,7 @@ def test_open_alarms_active_before_acknowledged(engine: AlarmEngine, clock: Cloc
     assert engine.open_alarms()[-1].alarm_id == low.alarm_id
 
 
-def test_open_alarms_newest_first_within_priority(engine: AlarmEngine, clock: Clock) -> None:
+def test_open_alarms_newest_first_within_priority(engine: AlarmEngine, clock: FakeClock) -> None:
     raised = []
     for n in range(1, 5):
         clock.advance(1)
@@ -519,7 +512,7 @@ def test_open_alarms_newest_first_within_priority(engine: AlarmEngine, clock: Cl
     assert [a.alarm_id for a in engine.open_alarms()] == [a.alarm_id for a in reversed(raised)]
 
 
-def test_most_urgent(engine: AlarmEngine, clock: Clock) -> None:
+def test_most_urgent(engine: AlarmEngine, clock: FakeClock) -> None:
     assert most_urgent([]) is None
     low = _one(engine.evaluate(DEV, BED, {"temperature": 38.7}))
     clock.advance(1)
@@ -555,7 +548,7 @@ def test_event_payload_of_raised_alarm(engine: AlarmEngine) -> None:
     }
 
 
-def test_event_payload_of_acknowledgement_and_clear(engine: AlarmEngine, clock: Clock) -> None:
+def test_event_payload_of_acknowledgement_and_clear(engine: AlarmEngine, clock: FakeClock) -> None:
     raised = _one(engine.evaluate(DEV, BED, {"oxygen": 88}))
     clock.advance(1.25)
     acked = engine.acknowledge(raised.alarm_id, "nurse.ana")
@@ -598,7 +591,7 @@ def test_event_payload_of_technical_alarm_has_null_value_and_limit(engine: Alarm
     assert payload["kind"] == "technical"
 
 
-def test_default_id_factory_gives_distinct_ids(clock: Clock) -> None:
+def test_default_id_factory_gives_distinct_ids(clock: FakeClock) -> None:
     engine = AlarmEngine(LIMITS, clock)
     ids = {_one(engine.evaluate(f"dev-{n}", BED, {"heartrate": 134})).alarm_id for n in range(50)}
     assert len(ids) == 50

@@ -20,25 +20,12 @@ from station.domain.audio import (
     AudioPolicy,
     SoundCue,
 )
+from tests.fakes import FakeClock
 
 T0 = 1_738_411_200.0  # 2025-02-01T12:00:00Z
 PAUSE_S = 120.0
 REMINDER_S = 180.0
 NURSE = "nurse.ana"
-
-
-class Clock:
-    """The station clock: settable UTC epoch seconds."""
-
-    def __init__(self, start: float = T0) -> None:
-        self._t = start
-
-    def now(self) -> float:
-        return self._t
-
-    def advance(self, seconds: float) -> float:
-        self._t += seconds
-        return self._t
 
 
 def make_alarm(
@@ -76,13 +63,13 @@ def acked(alarm_id: str, acked_at: float, priority: Priority = Priority.HIGH) ->
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def policy(clock: Clock) -> AudioPolicy:
-    return AudioPolicy(clock.now, pause_s=PAUSE_S, reminder_s=REMINDER_S)
+def policy(clock: FakeClock) -> AudioPolicy:
+    return AudioPolicy(clock, pause_s=PAUSE_S, reminder_s=REMINDER_S)
 
 
 def cue_for(policy: AudioPolicy, alarms: list[Alarm]) -> SoundCue:
@@ -131,7 +118,7 @@ def test_high_priority_repeat_interval_is_at_most_10_s() -> None:
 
 @pytest.mark.parametrize("priority", list(Priority), ids=[p.value for p in Priority])
 def test_burst_repeats_at_priority_interval_and_not_sooner(
-    clock: Clock, policy: AudioPolicy, priority: Priority
+    clock: FakeClock, policy: AudioPolicy, priority: Priority
 ) -> None:
     alarms = [make_alarm("a", priority)]
     interval = REPEAT_S[priority]
@@ -151,7 +138,7 @@ def test_burst_repeats_at_priority_interval_and_not_sooner(
 # -- audio pause ---------------------------------------------------------------------------------
 
 
-def test_pause_silences(clock: Clock, policy: AudioPolicy) -> None:
+def test_pause_silences(clock: FakeClock, policy: AudioPolicy) -> None:
     alarms = [make_alarm("a", Priority.MEDIUM)]
     cue_for(policy, alarms)
     clock.advance(1)
@@ -163,7 +150,7 @@ def test_pause_silences(clock: Clock, policy: AudioPolicy) -> None:
 
 
 def test_pause_remaining_counts_down_and_expires_by_itself(
-    clock: Clock, policy: AudioPolicy
+    clock: FakeClock, policy: AudioPolicy
 ) -> None:
     alarms = [make_alarm("a", Priority.MEDIUM)]
     assert policy.pause_remaining() == 0.0
@@ -182,7 +169,7 @@ def test_pause_remaining_counts_down_and_expires_by_itself(
     assert policy.pause_remaining() == 0.0
 
 
-def test_sound_resumes_when_pause_expires(clock: Clock, policy: AudioPolicy) -> None:
+def test_sound_resumes_when_pause_expires(clock: FakeClock, policy: AudioPolicy) -> None:
     alarms = [make_alarm("a", Priority.MEDIUM)]
     cue_for(policy, alarms)
     policy.pause(alarms)
@@ -204,7 +191,7 @@ def test_sound_resumes_when_pause_expires(clock: Clock, policy: AudioPolicy) -> 
     ids=["new-higher-sounds", "new-equal-silent", "new-lower-silent", "old-higher-silent"],
 )
 def test_pause_lets_only_new_higher_priority_alarm_through(
-    clock: Clock, policy: AudioPolicy, priority: Priority, raised_offset: float, sounds: bool
+    clock: FakeClock, policy: AudioPolicy, priority: Priority, raised_offset: float, sounds: bool
 ) -> None:
     sounding = make_alarm("was-sounding", Priority.MEDIUM, raised_at=T0 - 30)
     cue_for(policy, [sounding])
@@ -223,7 +210,7 @@ def test_pause_lets_only_new_higher_priority_alarm_through(
 
 
 def test_pause_keeps_alarm_that_sounded_at_pause_start_silent(
-    clock: Clock, policy: AudioPolicy
+    clock: FakeClock, policy: AudioPolicy
 ) -> None:
     high = make_alarm("high", Priority.HIGH)
     cue_for(policy, [high])
@@ -233,7 +220,7 @@ def test_pause_keeps_alarm_that_sounded_at_pause_start_silent(
         assert policy.next_cue([high]) is None
 
 
-def test_resume_ends_pause(clock: Clock, policy: AudioPolicy) -> None:
+def test_resume_ends_pause(clock: FakeClock, policy: AudioPolicy) -> None:
     alarms = [make_alarm("a", Priority.MEDIUM)]
     cue_for(policy, alarms)
     policy.pause(alarms)
@@ -250,7 +237,7 @@ def test_resume_ends_pause(clock: Clock, policy: AudioPolicy) -> None:
 
 
 def test_reminder_acknowledged_alarm_resounds_after_reminder_s(
-    clock: Clock, policy: AudioPolicy
+    clock: FakeClock, policy: AudioPolicy
 ) -> None:
     alarms = [acked("a", T0, Priority.MEDIUM)]
     clock.advance(REMINDER_S - 0.1)
@@ -260,21 +247,21 @@ def test_reminder_acknowledged_alarm_resounds_after_reminder_s(
     assert cue_for(policy, alarms) == SoundCue(Priority.MEDIUM, BASE_VOLUME, "reminder", "a")
 
 
-def test_reminder_once_per_interval(clock: Clock, policy: AudioPolicy) -> None:
+def test_reminder_once_per_interval(clock: FakeClock, policy: AudioPolicy) -> None:
     alarms = [acked("a", T0)]
     reminders: list[float] = []
     for _ in range(int(3 * REMINDER_S) + 1):  # one call a second for three intervals
         cue = policy.next_cue(alarms)
         if cue is not None:
             assert cue.reason == "reminder"
-            reminders.append(clock.now() - T0)
+            reminders.append(clock.now - T0)
         clock.advance(1)
 
     assert reminders == [REMINDER_S, 2 * REMINDER_S, 3 * REMINDER_S]
 
 
 def test_reminder_not_for_acknowledged_alarm_whose_condition_ended(
-    clock: Clock, policy: AudioPolicy
+    clock: FakeClock, policy: AudioPolicy
 ) -> None:
     gone = make_alarm(
         "a", state=AlarmState.ACKNOWLEDGED, acked_at=T0, raised_at=T0 - 5, condition=False
@@ -283,7 +270,7 @@ def test_reminder_not_for_acknowledged_alarm_whose_condition_ended(
     assert policy.next_cue([gone]) is None
 
 
-def test_reminder_not_while_paused(clock: Clock, policy: AudioPolicy) -> None:
+def test_reminder_not_while_paused(clock: FakeClock, policy: AudioPolicy) -> None:
     alarms = [acked("a", T0)]
     clock.advance(REMINDER_S - 10)
     policy.pause(alarms)
@@ -307,10 +294,10 @@ def test_escalated_alarm_sounds_at_escalated_volume(policy: AudioPolicy) -> None
     assert ESCALATED_VOLUME > BASE_VOLUME
 
 
-def test_escalation_from_engine_raises_volume(clock: Clock, policy: AudioPolicy) -> None:
+def test_escalation_from_engine_raises_volume(clock: FakeClock, policy: AudioPolicy) -> None:
     engine = AlarmEngine(
         {"heartrate": AlarmLimits(high=120, priority=Priority.HIGH)},
-        clock.now,
+        clock,
         escalate_after_s=60,
     )
     engine.evaluate("dev-1", "Bed 1", {"heartrate": 130}, at=T0)
@@ -329,8 +316,8 @@ def test_escalation_from_engine_raises_volume(clock: Clock, policy: AudioPolicy)
 
 
 def test_with_a_monotonic_clock_reminders_and_pauses_still_follow_alarm_times() -> None:
-    wall, mono = Clock(), Clock(start=1000.0)
-    policy = AudioPolicy(mono.now, pause_s=PAUSE_S, reminder_s=REMINDER_S, wall=wall.now)
+    wall, mono = FakeClock(T0), FakeClock(1000.0)
+    policy = AudioPolicy(mono, pause_s=PAUSE_S, reminder_s=REMINDER_S, wall=wall)
     alarms = [acked("a", T0, Priority.MEDIUM)]
     assert policy.next_cue(alarms) is None
     wall.advance(REMINDER_S)
@@ -338,7 +325,7 @@ def test_with_a_monotonic_clock_reminders_and_pauses_still_follow_alarm_times() 
     assert cue_for(policy, alarms).reason == "reminder"
     # A pause: an alarm raised after it (by the wall clock) of higher priority still sounds,
     # and the pause lasts PAUSE_S by the monotonic clock even if the wall clock steps back.
-    policy.pause([make_alarm("low", Priority.LOW, raised_at=wall.now())])
+    policy.pause([make_alarm("low", Priority.LOW, raised_at=wall.now)])
     wall.advance(-3600)
     mono.advance(1)
     high = make_alarm("high", Priority.HIGH, raised_at=T0 + REMINDER_S + 0.5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,19 @@ from station.domain.audit.chain import (
     record_hash,
     verify_lines,
 )
-from station.services.audit import writer as audit_writer
-from station.services.audit.writer import AuditWriter, read_head
+from station.services.audit import live_file
+from station.services.audit.trail_files import read_head
+from station.services.audit.writer import AuditWriter
+from tests.fakes import FakeClock
+from tests.waiting import wait_until
 
 N = 20
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
-
-
-def fake_clock(start: float = T0) -> Callable[[], float]:
-    """A clock that advances 250 ms per reading, so every record has its own time."""
-    ticks = iter(range(1_000_000))
-    return lambda: start + next(ticks) * 0.25
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for a condition the writer thread brings about (a poll with a deadline, no sleep)."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        pause.wait(0.01)
+TICK = 0.25  # the fake clock moves 250 ms per reading, so every record has its own time
 
 
 def write_trail(directory: Path, count: int, clock: Callable[[], float] | None = None) -> None:
-    writer = AuditWriter(directory, clock=clock or fake_clock())
+    writer = AuditWriter(directory, clock=clock or FakeClock(T0, tick=TICK))
     writer.start()
     for i in range(count):
         writer.record(
@@ -267,7 +255,7 @@ def test_duplicate_keys_are_malformed(lines: list[bytes]) -> None:
 
 def test_untrusted_text_stays_on_one_line(tmp_path: Path) -> None:
     hostile = 'eve"\n{"seq":1,"actor":"admin"}\u2028\r\\'
-    writer = AuditWriter(tmp_path, clock=fake_clock())
+    writer = AuditWriter(tmp_path, clock=FakeClock(T0, tick=TICK))
     writer.start()
     writer.record("user.login", actor=hostile, target=hostile, details={hostile: hostile})
     writer.record("user.logout", actor="bob\ud800", outcome="failure")
@@ -294,7 +282,7 @@ def test_make_record_refuses_programming_errors() -> None:
 
 
 def test_writer_resumes_the_chain(audit_dir: Path) -> None:
-    write_trail(audit_dir, 3, clock=fake_clock(T0 + 3600))
+    write_trail(audit_dir, 3, clock=FakeClock(T0 + 3600, tick=TICK))
     with (audit_dir / "audit.jsonl").open("rb") as fh:
         lines = list(fh)
     assert [load(line)["seq"] for line in lines] == list(range(1, N + 4))
@@ -302,7 +290,7 @@ def test_writer_resumes_the_chain(audit_dir: Path) -> None:
 
 
 def test_writer_close_stops_its_thread(tmp_path: Path) -> None:
-    writer = AuditWriter(tmp_path / "a", clock=fake_clock())
+    writer = AuditWriter(tmp_path / "a", clock=FakeClock(T0, tick=TICK))
     writer.start()
     (thread,) = [t for t in threading.enumerate() if t.name == "audit"]
     assert thread.daemon is False
@@ -339,7 +327,7 @@ def test_records_from_many_threads_form_one_chain(tmp_path: Path) -> None:
 def test_write_error_keeps_records_and_retries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = audit_writer._write_all
+    real = live_file._write_all
     failing = threading.Event()
     failing.set()
 
@@ -349,16 +337,16 @@ def test_write_error_keeps_records_and_retries(
             raise OSError(28, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(audit_writer, "_write_all", full_disk)
-    writer = AuditWriter(tmp_path, clock=fake_clock())
+    monkeypatch.setattr(live_file, "_write_all", full_disk)
+    writer = AuditWriter(tmp_path, clock=FakeClock(T0, tick=TICK))
     writer.start()
     writer.record("alarm.silence", actor="nurse")
-    wait_until(lambda: writer.fault is not None)
+    wait_until(lambda: writer.fault is not None, 5.0, "the writer to report the fault")
     assert "No space left" in str(writer.fault)
     assert writer.written == 0
     failing.clear()
     writer.record("alarm.acknowledge", actor="nurse")
-    wait_until(lambda: writer.written == 2)
+    wait_until(lambda: writer.written == 2, 5.0, "the writer to write both records")
     assert writer.fault is None
     assert writer.close() is True
     chain = verify_lines(
@@ -387,7 +375,7 @@ def test_writer_moves_a_torn_tail_aside(audit_dir: Path) -> None:
 def test_writer_reports_a_tampered_trail_and_goes_on(audit_dir: Path) -> None:
     path = audit_dir / "audit.jsonl"
     path.write_bytes(path.read_bytes().replace(b"bed-4", b"bed-9", 1))
-    writer = AuditWriter(audit_dir, clock=fake_clock())
+    writer = AuditWriter(audit_dir, clock=FakeClock(T0, tick=TICK))
     writer.start()
     writer.record("station.start")
     assert writer.close() is True

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,30 +20,25 @@ from station.cli.main import main
 from station.config.credentials import SERVICE, use_memory_keyring
 from station.domain.audit.chain import encode_line, record_hash
 from station.domain.audit.keyed import CHECKPOINT_ACTION, Published, seal
-from station.domain.vouchers import key_id
+from station.domain.vouchers.keys import key_id
 from station.services.audit.bundle import verify_bundle, write_bundle
 from station.services.audit.keys import AuditKeyError, station_key
-from station.services.audit.writer import HEAD_FILE, AuditWriter
+from station.services.audit.trail_files import HEAD_FILE
+from station.services.audit.writer import AuditWriter
+from tests.fakes import FakeClock
 
 T0 = 1_790_000_000.0  # 2026-09-21
 KEY = Ed25519PrivateKey.generate()
 
 
-class Clock:
-    """A clock the test moves by hand, 1 s per reading."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-        self.lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self.lock:
-            self.now += 1.0
-            return self.now
+def ticking(start: float = T0) -> FakeClock:
+    """A clock that moves 1 s per reading, so every record has its own time; the first reading
+    is ``start + 1``."""
+    return FakeClock(start + 1.0, tick=1.0)
 
 
 def writer(directory: Path, **kwargs: Any) -> AuditWriter:
-    kwargs.setdefault("clock", Clock())
+    kwargs.setdefault("clock", ticking())
     kwargs.setdefault("checkpoint_every", 5)
     return AuditWriter(directory, station_key=KEY, station="ward-7", where="ward-7@nuc", **kwargs)
 
@@ -173,7 +167,7 @@ def test_reseal_with_the_stolen_current_key_fails(tmp_path: Path) -> None:
     for i in range(12):
         w.record("alarm.raise", target=f"Bed {i}")
     w.close()
-    stolen = w._epoch_key  # the attacker's loot: the open epoch's key
+    stolen = w._chain.epoch_key  # the attacker's loot: the open epoch's key
     assert stolen is None  # dropped at stop: nothing left to steal after a clean stop
     w2 = writer(folder)
     w2.start()
@@ -181,8 +175,8 @@ def test_reseal_with_the_stolen_current_key_fails(tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     while w2.written < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    stolen = w2._epoch_key  # stolen while the station runs
-    current = w2._epoch
+    stolen = w2._chain.epoch_key  # stolen while the station runs
+    current = w2._chain.epoch
     assert stolen is not None
     lines = (folder / "audit.jsonl").read_bytes().splitlines(keepends=True)
     forged, prev = [], None
@@ -271,7 +265,7 @@ def test_rotation_by_size_keeps_one_chain_across_files(tmp_path: Path) -> None:
 
 def test_rotation_at_a_new_day(tmp_path: Path) -> None:
     folder = tmp_path / "audit"
-    clock = Clock(start=1_790_035_170.0)  # 23:59:30 UTC: within 30 records it is tomorrow
+    clock = ticking(1_790_035_170.0)  # 23:59:30 UTC: within 30 records it is tomorrow
     write(folder, 60, clock=clock)
     days = {
         json.loads(f.read_bytes().splitlines()[0])["ts"][:10]: f.name
@@ -284,7 +278,7 @@ def test_rotation_at_a_new_day(tmp_path: Path) -> None:
 def test_unkeyed_records_are_reported(tmp_path: Path) -> None:
     folder = tmp_path / "audit"
     write(folder, 3)
-    plain = AuditWriter(folder, clock=Clock(T0 + 100))  # a start without the station key
+    plain = AuditWriter(folder, clock=ticking(T0 + 100))  # a start without the station key
     plain.start()
     plain.record("alarm.raise", target="Bed 1")
     plain.close()

@@ -2,7 +2,9 @@
 never a file and never a log line.
 
 Every test decides the keyring itself (the in-memory one, or a stand-in for a plaintext file
-backend through ``keyring.set_keyring``), so none touches the machine's real keyring.
+backend through ``keyring.set_keyring``), so none touches the machine's real keyring; the suite's
+memory keyring (``tests/conftest.py``) is left out here, and the keyring library has only its
+fail backend between a test's own installs.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import keyring
 import pytest
 from keyring.backends import SecretService, chainer, fail
 
@@ -62,6 +65,15 @@ def assert_refusal_message(message: str, found: str) -> None:
 
 
 # -- which backends ------------------------------------------------------------------------------
+
+
+def test_between_its_own_installs_a_test_here_has_no_secure_keyring(
+    memory_keyring: MemoryKeyring | None,
+) -> None:
+    assert memory_keyring is None  # tests/conftest.py left this module's keyrings to it
+    assert isinstance(keyring.get_keyring(), fail.Keyring)
+    assert not backend_status().ok
+    assert secret("mqtt", "station-1") is None
 
 
 def test_the_memory_keyring_is_used_while_installed(ring: MemoryKeyring) -> None:

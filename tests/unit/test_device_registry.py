@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from station.cli.main import main
+from station.config.key_files import save_public_key
 from station.domain.devices import DeviceBook, RegistryError
-from station.domain.vouchers import VoucherCheck, check_voucher, load_trust, save_public_key
+from station.domain.vouchers.checking import check_voucher
+from station.domain.vouchers.keys import load_trust
+from station.domain.vouchers.model import VoucherCheck
 from station.services.storage.device_registry import DeviceRegistry
 from tests.device_kit import trusted_maker, voucher_for
 

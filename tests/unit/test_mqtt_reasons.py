@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from station.services.ingest.mqtt_client import _Client
 from station.services.ingest.mqtt_reasons import (
     REFUSED_MAX_S,
     REFUSED_MIN_S,
@@ -27,7 +28,6 @@ from station.services.ingest.mqtt_reasons import (
     describe_tls_error,
     next_delay,
 )
-from station.services.ingest.mqtt_worker import _Client
 
 
 def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:

@@ -19,7 +19,8 @@ import pytest
 
 from station.config import credentials
 from station.config.credentials import SERVICE, MemoryKeyring, use_memory_keyring
-from station.domain.patients import PatientTable, Purpose
+from station.domain.patients.records import Purpose
+from station.domain.patients.table import PatientTable
 from station.services.storage.patient_store import MAGIC, PatientStore, PatientStoreError
 from tests.keyring_memory import PlaintextStandIn, installed_keyring
 

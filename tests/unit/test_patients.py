@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from station.domain.patients import (
+from station.domain.patients.records import (
     LABELS,
     ConsentEvent,
     Patient,
     PatientError,
-    PatientTable,
     Purpose,
     Stay,
 )
+from station.domain.patients.table import PatientTable
 
 T0 = 1_700_000_000.0
 NAME = "Ada Lovelace"

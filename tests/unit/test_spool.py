@@ -18,19 +18,10 @@ from pathlib import Path
 import pytest
 
 from station.services.storage.spool import PRUNE_CHUNK, Row, Spool, SpoolFull, time_key
+from tests.fakes import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_714_564_800.0
-
-
-class Clock:
-    """A manual clock: tests move it with ``now += ...``."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def points(start: int, count: int, device: str = "dev-1") -> list[Row]:
@@ -55,12 +46,12 @@ def fill_until_refused(spool: Spool, start: int, size: int) -> tuple[int, SpoolF
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def spool(tmp_path: Path, clock: Clock) -> Iterator[Spool]:
+def spool(tmp_path: Path, clock: FakeClock) -> Iterator[Spool]:
     s = Spool(tmp_path / "spool.db", clock=clock)
     s.open()
     yield s
@@ -77,7 +68,7 @@ def test_open_uses_wal_and_full_sync(spool: Spool) -> None:
         conn.close()
 
 
-def test_pending_oldest_first_then_marked_written(spool: Spool, clock: Clock) -> None:
+def test_pending_oldest_first_then_marked_written(spool: Spool, clock: FakeClock) -> None:
     assert spool.backlog() == (0, None)
     assert spool.append(points(0, 3)) == 3
     clock.now += 5
@@ -103,7 +94,7 @@ def test_identical_line_is_stored_once(spool: Spool) -> None:
     assert spool.backlog()[0] == 5
 
 
-def test_prune_removes_only_old_written_rows(spool: Spool, clock: Clock) -> None:
+def test_prune_removes_only_old_written_rows(spool: Spool, clock: FakeClock) -> None:
     spool.append(points(0, 2))
     clock.now += 100
     spool.append(points(2, 2))
@@ -219,7 +210,7 @@ def test_closed_spool_refuses_use(tmp_path: Path) -> None:
 
 
 def test_backlog_is_counted_across_reopen_duplicates_and_marks(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
     first = Spool(tmp_path / "spool.sqlite", clock=clock)
     first.open()
     first.append(points(0, 10))
@@ -240,7 +231,7 @@ def test_backlog_is_counted_across_reopen_duplicates_and_marks(tmp_path: Path) -
         second.close()
 
 
-def test_prune_deletes_in_chunks_and_all_of_them(spool: Spool, clock: Clock) -> None:
+def test_prune_deletes_in_chunks_and_all_of_them(spool: Spool, clock: FakeClock) -> None:
     n = PRUNE_CHUNK * 2 + 7
     spool.append(points(0, n))
     spool.mark_written([i for i, _ in spool.pending(n)])
@@ -277,7 +268,7 @@ def test_a_schema_1_spool_is_migrated_keeping_ids_order_and_marks(tmp_path: Path
     ids = [i for (i,) in conn.execute("SELECT id FROM points ORDER BY id")]
     conn.close()
 
-    spool = Spool(db, clock=Clock())
+    spool = Spool(db, clock=FakeClock(T0))
     spool.open()
     try:
         assert spool.backlog() == (4, 0.0)

@@ -28,19 +28,10 @@ from station.services.storage.trends import (
     TrendSample,
     TrendStore,
 )
+from tests.fakes import FakeClock
 
 T0 = 1_738_411_200.0  # 2025-02-01T12:00:00Z, on a minute boundary
 HOUR = 3600.0
-
-
-class Clock:
-    """A manual clock: tests move it with ``now = ...``."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def sample(t_s: float, bed: str = "Bed 1", device: str = "dev-1", **values: float) -> TrendSample:
@@ -48,12 +39,12 @@ def sample(t_s: float, bed: str = "Bed 1", device: str = "dev-1", **values: floa
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(T0)
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[TrendStore]:
+def store(tmp_path: Path, clock: FakeClock) -> Iterator[TrendStore]:
     store = TrendStore(tmp_path / "trends.sqlite", clock=clock)
     store.open()
     yield store
@@ -70,7 +61,7 @@ def test_open_uses_wal_and_normal_sync(store: TrendStore) -> None:
     assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
-def test_add_then_query_raw(store: TrendStore, clock: Clock) -> None:
+def test_add_then_query_raw(store: TrendStore, clock: FakeClock) -> None:
     start = T0 - 600
     batch = [
         sample(start, heartrate=72, oxygen=97, battery=80),  # battery is not a trend
@@ -101,7 +92,7 @@ def test_add_then_query_raw(store: TrendStore, clock: Clock) -> None:
 
 
 def test_samples_without_trend_values_or_too_old_are_skipped(
-    store: TrendStore, clock: Clock
+    store: TrendStore, clock: FakeClock
 ) -> None:
     too_old = T0 - 72 * HOUR - KEEP_MARGIN_S - 1
     assert store.add([sample(T0, battery=50), sample(too_old, heartrate=70)]) == 0
@@ -109,7 +100,7 @@ def test_samples_without_trend_values_or_too_old_are_skipped(
     assert store.row_counts() == (0, 0)
 
 
-def test_duplicates_never_count_twice(store: TrendStore, clock: Clock) -> None:
+def test_duplicates_never_count_twice(store: TrendStore, clock: FakeClock) -> None:
     minute = T0 - 5 * HOUR  # older than the raw window once compacted
     batch = [sample(minute + s, heartrate=60 + s, oxygen=95) for s in range(60)]
     assert store.add(batch) == 60
@@ -129,7 +120,9 @@ def test_duplicates_never_count_twice(store: TrendStore, clock: Clock) -> None:
     assert data.count["oxygen"][0] == 60
 
 
-def test_compaction_folds_whole_minutes_into_aggregates(store: TrendStore, clock: Clock) -> None:
+def test_compaction_folds_whole_minutes_into_aggregates(
+    store: TrendStore, clock: FakeClock
+) -> None:
     first = T0 - HOUR
     for m in range(3):  # three minutes at 1 Hz; oxygen only every other second
         base = first + 60 * m
@@ -160,7 +153,7 @@ def test_compaction_folds_whole_minutes_into_aggregates(store: TrendStore, clock
 
 
 def test_compaction_leaves_a_minute_still_in_the_raw_window(
-    store: TrendStore, clock: Clock
+    store: TrendStore, clock: FakeClock
 ) -> None:
     base = T0 - 4 * HOUR  # this minute ends 30 s after the raw window's edge
     store.add([sample(base + s, heartrate=70) for s in range(60)])
@@ -170,7 +163,7 @@ def test_compaction_leaves_a_minute_still_in_the_raw_window(
     assert store.compact() == (60, 0)
 
 
-def test_late_data_merges_into_an_existing_minute(store: TrendStore, clock: Clock) -> None:
+def test_late_data_merges_into_an_existing_minute(store: TrendStore, clock: FakeClock) -> None:
     minute = T0 - 6 * HOUR
     store.add([sample(minute + s, heartrate=60, systolic=110) for s in range(0, 60, 2)])
     assert store.compact() == (30, 0)
@@ -190,7 +183,7 @@ def test_late_data_merges_into_an_existing_minute(store: TrendStore, clock: Cloc
     assert (data.min["systolic"][0], data.max["systolic"][0]) == (110.0, 130.0)
 
 
-def test_data_older_than_the_keep_horizon_is_deleted(store: TrendStore, clock: Clock) -> None:
+def test_data_older_than_the_keep_horizon_is_deleted(store: TrendStore, clock: FakeClock) -> None:
     store.add([sample(T0 - 5 * HOUR + s, heartrate=70) for s in range(120)])  # 2 minutes
     store.add([sample(T0 - 10 * s, heartrate=71) for s in range(1, 4)])  # 3 raw rows
     assert store.compact() == (120, 0)
@@ -203,7 +196,7 @@ def test_data_older_than_the_keep_horizon_is_deleted(store: TrendStore, clock: C
     assert store.query("Bed 1", clock.now - 80 * HOUR, clock.now).is_empty
 
 
-def test_72h_query_is_seamless_across_minutes_and_raw(store: TrendStore, clock: Clock) -> None:
+def test_72h_query_is_seamless_across_minutes_and_raw(store: TrendStore, clock: FakeClock) -> None:
     """68 h of minutes plus 4 h of raw rows come back as one series of minutes."""
     start = T0 - 72 * HOUR + 60
     batch = []
@@ -242,7 +235,9 @@ def test_1h_query_older_than_the_raw_window_uses_minutes(store: TrendStore) -> N
     assert data.is_empty
 
 
-def test_query_does_not_wait_for_an_open_write_transaction(store: TrendStore, clock: Clock) -> None:
+def test_query_does_not_wait_for_an_open_write_transaction(
+    store: TrendStore, clock: FakeClock
+) -> None:
     store.add([sample(T0 - 5, heartrate=70)])
     writer = sqlite3.connect(store.path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")  # as the core does, and it stays open
@@ -273,7 +268,7 @@ def test_a_cancelled_query_raises(store: TrendStore) -> None:
         store.query("Bed 1", T0 - 72 * HOUR, T0, cancel=cancel)
 
 
-def test_query_before_the_store_exists_or_after_close(tmp_path: Path, clock: Clock) -> None:
+def test_query_before_the_store_exists_or_after_close(tmp_path: Path, clock: FakeClock) -> None:
     store = TrendStore(tmp_path / "none" / "trends.sqlite", clock=clock)
     assert store.query("Bed 1", T0 - HOUR, T0).is_empty
     store.open()
@@ -329,7 +324,7 @@ def test_csv_of_raw_samples(store: TrendStore, tmp_path: Path) -> None:
     assert second["temperature_mean"] == ""
 
 
-def test_csv_of_minutes(store: TrendStore, clock: Clock, tmp_path: Path) -> None:
+def test_csv_of_minutes(store: TrendStore, clock: FakeClock, tmp_path: Path) -> None:
     minute = T0 - 5 * HOUR
     store.add([sample(minute + s, heartrate=s) for s in range(3)])
     store.compact()

@@ -12,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from station.cli.vouchers import add_voucher_commands, run_voucher_command
-from station.domain.vouchers import (
-    Problem,
-    check_voucher,
-    load_private_key,
-    load_trust,
-    parse_voucher,
-)
+from station.domain.vouchers.checking import check_voucher
+from station.domain.vouchers.keys import load_private_key, load_trust
+from station.domain.vouchers.model import Problem
+from station.domain.vouchers.wire import parse_voucher
 
 
 def parser() -> argparse.ArgumentParser:

@@ -22,29 +22,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from station.config.key_files import save_private_key, save_public_key
 from station.domain.audit.chain import canonical_json
-from station.domain.vouchers import (
-    FORMAT,
-    MAX_VOUCHER_BYTES,
+from station.domain.vouchers.checking import check_voucher
+from station.domain.vouchers.keys import (
+    generate_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_trust,
+    public_b64,
+)
+from station.domain.vouchers.model import (
     Problem,
     TrustError,
     TrustStore,
     VoucherCheck,
     VoucherError,
-    check_voucher,
-    endorse,
-    generate_key,
-    holder_key_id,
-    issue_voucher,
-    key_id,
-    load_private_key,
-    load_public_key,
-    load_trust,
-    parse_voucher,
-    public_b64,
-    save_private_key,
-    save_public_key,
 )
+from station.domain.vouchers.signing import endorse, holder_key_id, issue_voucher
+from station.domain.vouchers.wire import FORMAT, MAX_VOUCHER_BYTES, parse_voucher
 
 ISSUED = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 NOW = (ISSUED + timedelta(days=1)).timestamp()
