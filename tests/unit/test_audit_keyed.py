@@ -6,6 +6,7 @@ export bundle verifies on its own and fails on any changed byte."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from station.domain.audit.chain import encode_line, record_hash
 from station.domain.audit.keyed import CHECKPOINT_ACTION, Published, seal
 from station.domain.vouchers.keys import key_id
 from station.services.audit.bundle import verify_bundle, write_bundle
+from station.services.audit.checkpoints import BrokerCheckpointCheck
 from station.services.audit.keys import AuditKeyError, station_key
 from station.services.audit.trail_files import HEAD_FILE
 from station.services.audit.writer import AuditWriter
@@ -223,6 +225,24 @@ def test_rollback_to_an_older_copy_is_found_against_the_published_checkpoint(
     assert any(
         r["action"] == "audit.verify" and r["details"].get("kind") == "rolled_back" for r in records
     )
+
+
+def test_a_broker_checkpoint_check_that_fails_is_logged_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check runs as a Qt slot on the mqtt thread, where an exception would only reach
+    stderr: it must land in the station's log instead."""
+    published = write(tmp_path / "audit", 2)
+
+    class BrokenTrail:
+        def check_published(self, checkpoint: Published) -> str | None:
+            raise OSError("the disk went away")
+
+    check = BrokerCheckpointCheck(BrokenTrail(), KEY)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="station.services.audit.checkpoints"):
+        check.check(published[-1].to_json().encode())
+    assert "checking the audit checkpoint on the broker failed" in caplog.text
+    assert "the disk went away" in caplog.text
 
 
 def test_a_forged_published_checkpoint_is_refused(trail: Path, tmp_path: Path) -> None:

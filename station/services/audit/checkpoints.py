@@ -43,7 +43,14 @@ class BrokerCheckpointCheck:
         self._audit, self._key = audit, key
 
     def check(self, payload: bytes) -> None:
-        """Judge one retained checkpoint (see the class docstring)."""
+        """Judge one retained checkpoint (see the class docstring). A Qt slot's exception would
+        only reach stderr, so whatever goes wrong here is logged, as paho's guard did."""
+        try:
+            self._check(payload)
+        except Exception:
+            log.exception("checking the audit checkpoint on the broker failed")
+
+    def _check(self, payload: bytes) -> None:
         try:
             checkpoint = Published.from_json(payload)
         except (ValueError, TypeError) as exc:

@@ -337,8 +337,10 @@ class CoreWorker(QObject):
         """Admissions and consents changed (from the GUI's patient table): alarms, limits and
         watches follow at once, storage the patient's consent from the next message."""
         old = dict(self._policy)
-        self._policy.clear()
+        # In place (every part holds this dict), and never empty between the two steps.
         self._policy.update(policy)
+        for bed in old.keys() - policy.keys():
+            del self._policy[bed]
         self._beds.policy_changed(old)
 
     @Slot(bool, str)
