@@ -114,7 +114,7 @@ def topic_device(topic: str, filters: Sequence[str]) -> str | None:
     return None
 
 
-def _topic_device_cached(topic: str, filters: Sequence[str]) -> str | None:
+def topic_device_cached(topic: str, filters: Sequence[str]) -> str | None:
     """:func:`topic_device`, remembered: a ward sends on a few hundred topics at most, each
     thousands of times. Bounded (cleared when full), so a flood of distinct topics costs memory
     only up to :data:`_TOPIC_CACHE_MAX` entries; dict operations are atomic under the GIL, so the
@@ -264,7 +264,7 @@ def _validate(
 
     device_id = doc.get("device_id")
     claimed = device_id if isinstance(device_id, str) else None
-    named = _topic_device_cached(topic, filters)
+    named = topic_device_cached(topic, filters)
     if named is not None and claimed is not None and named != claimed:
         return reject("spoofed", f"topic names {named!r}, payload says {claimed!r}", claimed)
 

@@ -25,6 +25,9 @@ class BedData:
     device_id: str | None = None
     latest: Accepted | None = None
     dirty: bool = False
+    urgent: bool = False
+    """An alarm of the bed changed since its tile was last painted: painted in the next frame
+    whatever that frame's budget."""
     alarms: dict[str, Alarm] = field(default_factory=dict)
     missing: int = 0
     """Messages of this bed's device that never arrived (``seq`` gaps), since the start."""
@@ -86,4 +89,4 @@ class BedData:
             self.alarms.pop(alarm.alarm_id, None)
         else:
             self.alarms[alarm.alarm_id] = alarm
-        self.dirty = True
+        self.urgent = True

@@ -12,7 +12,7 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QMouseEvent
+from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent, QPalette
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -23,16 +23,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, Priority, most_urgent
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, most_urgent
 from station.domain.messages import Accepted
 from station.ui import theme
 from station.ui.beddata import BedData
+from station.ui.steady_label import FlashingBanner, SteadyLabel
 
 # Fixed ranges: auto-range re-layout costs ~3x per repaint (PLATFORM-NOTES).
 MIN_SPAN_S = 10.0
 VALUE_REFRESH_S = 0.5
 """Numbers on a tile change at most this often (alarms, staleness and flashing at once)."""
 GAP_NOTICE_S = 600.0  # a seq gap is named on the tile this long (the curve keeps its break)
+VALUES_PX = 118  # the width of the numbers' column
+BORDER_PX = 3  # one width for every state: a width change would re-lay out the tile
 CURVE_RANGES = {"heartrate": (30.0, 180.0), "oxygen": (75.0, 101.0)}
 
 
@@ -53,33 +56,25 @@ class ValueBox(QWidget):
         lay.setSpacing(0)
         head = QLabel(f"{name} <span style='color:{theme.MUTED}'>{unit}</span>")
         head.setStyleSheet(f"color:{colour}; font-size:11px;")
-        self.value = QLabel("--")
-        self.value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self._size = size
-        self._text: str | None = None
-        self._style: tuple[bool, bool] | None = None
+        self.value = SteadyLabel(
+            "--",
+            font=f"font-size:{size}px; font-weight:600;",
+            colour=theme.STALE,
+            width=VALUES_PX - 8,  # the column's width less this box's margins
+            align=Qt.AlignmentFlag.AlignRight,
+        )
         lay.addWidget(head)
         lay.addWidget(self.value)
         self.show_value("--", stale=True, alarm=False)
 
     def show_value(self, text: str, *, stale: bool, alarm: bool) -> None:
-        """Set the number; stale values are grey dashes, alarmed ones inverted. Only touches
-        the widget when something changed, and the style sheet only when the look changed: a
-        style sheet change re-polishes the label (measured the costliest line of a frame)."""
-        if text != self._text:
-            self._text = text
-            self.value.setText(text)
-        if self._style == (stale, alarm):
-            return
-        self._style = (stale, alarm)
-        colour = theme.STALE if stale else self._colour
-        style = f"color:{colour}; font-size:{self._size}px; font-weight:600;"
+        """Set the number; stale values are grey dashes, alarmed ones inverted (the number on
+        the parameter's colour). Each repaints only when it changed."""
+        self.value.setText(text)
         if alarm and not stale:
-            style = (
-                f"color:{theme.BACKGROUND}; background:{self._colour};"
-                f" font-size:{self._size}px; font-weight:700; padding:0 3px;"
-            )
-        self.value.setStyleSheet(style)
+            self.value.set_look(theme.BACKGROUND, fill=self._colour)
+        else:
+            self.value.set_look(theme.STALE if stale else self._colour)
 
 
 class BedTile(QFrame):
@@ -102,14 +97,12 @@ class BedTile(QFrame):
         self._window_s = window_s
         self._no_data_s = no_data_s
         self._shown: tuple[object, ...] = ()
-        self._border: tuple[str, int] | None = None
-        self._banner_style = ""
-        self._age_text = ""
         self._device_text = ""
         self._painted_latest: Accepted | None = None
         self._values_at = -math.inf
         self._resets = 0
         self._pens_stale = False
+        self._span = -1.0
         self.setObjectName("tile")
         self.setMinimumSize(250, 190)
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -118,20 +111,21 @@ class BedTile(QFrame):
         self.bed.setStyleSheet("font-size:16px; font-weight:700;")
         self.device = QLabel("no device")
         self.device.setStyleSheet(f"color:{theme.MUTED}; font-size:11px;")
-        self.age = QLabel("")
-        self.age.setStyleSheet(f"color:{theme.MUTED}; font-size:11px;")
-        self.age.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.age = SteadyLabel(
+            "",
+            font="font-size:11px;",
+            colour=theme.MUTED,
+            align=Qt.AlignmentFlag.AlignRight,
+        )
         head = QHBoxLayout()
         head.addWidget(self.bed)
         head.addWidget(self.device, 1)
-        head.addWidget(self.age)
+        head.addWidget(self.age, 1)
         self.patient = QLabel("")
         self.patient.setStyleSheet("font-size:12px;")
         self.patient.setVisible(False)
 
-        self.banner = QLabel("")
-        self.banner.setMinimumHeight(22)
-        self.banner.setStyleSheet("font-size:13px; font-weight:700; padding:1px 4px;")
+        self.banner = FlashingBanner(font="font-size:13px; font-weight:700;", height=22)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(theme.TILE)
@@ -157,7 +151,7 @@ class BedTile(QFrame):
         self.nibp = ValueBox("NIBP", "mmHg", theme.PARAM_COLOURS["systolic"], 18)
         self.temp = ValueBox("Temp", "°C", theme.PARAM_COLOURS["temperature"], 18)
         values_host = QWidget()
-        values_host.setFixedWidth(118)
+        values_host.setFixedWidth(VALUES_PX)
         values = QGridLayout(values_host)
         values.setContentsMargins(0, 0, 0, 0)
         values.setSpacing(2)
@@ -176,6 +170,13 @@ class BedTile(QFrame):
         outer.addWidget(self.patient)
         outer.addWidget(self.banner)
         outer.addLayout(body, 1)
+        # Background and frame painted by Qt from the palette (no style sheet: one on the tile
+        # would cascade to every child and re-lay out the tile on each alarm change).
+        self.setAutoFillBackground(True)
+        self.setFrameShape(QFrame.Shape.Box)
+        self.setFrameShadow(QFrame.Shadow.Plain)
+        self.setLineWidth(BORDER_PX)
+        self.border = ""
         self._set_border(theme.TILE_BORDER)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
@@ -207,20 +208,16 @@ class BedTile(QFrame):
         self.patient.setVisible(bool(text))
         self._shown = ()
 
-    def _set_banner_style(self, style: str) -> None:
-        if style != self._banner_style:
-            self._banner_style = style
-            self.banner.setStyleSheet(style)
-
-    def _set_border(self, colour: str, width: int = 2) -> None:
-        # The tile's own style sheet cascades to every child widget: set it only on change.
-        if self._border == (colour, width):
+    def _set_border(self, colour: str) -> None:
+        """The tile's frame takes the colour of its most urgent alarm: a palette change,
+        painted by Qt; the frame's width never changes, so the tile is never re-laid out."""
+        if colour == self.border:
             return
-        self._border = (colour, width)
-        self.setStyleSheet(
-            f"QFrame#tile {{ background:{theme.TILE}; border:{width}px solid {colour};"
-            " border-radius:6px; }"
-        )
+        self.border = colour
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, QColor(theme.TILE))
+        palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+        self.setPalette(palette)
 
     def is_stale(self, now: float) -> bool:
         """True when the device has been silent longer than the no-data limit."""
@@ -235,17 +232,23 @@ class BedTile(QFrame):
         if data.dirty and curves:
             for param, curve in self.curves.items():
                 t, v = data.buffers[param].view()
-                # Copies: pyqtgraph keeps the arrays it is given and paints later, while the
-                # ring buffer overwrites its oldest slot on the next append.
-                curve.setData(t.copy(), v.copy())
-            # Until the window has filled, span the data there is (at least MIN_SPAN_S) so a
-            # new patient's first minute is readable rather than a sliver at the right edge.
+                # Seconds before now, so the x range stays put while the curve moves (a range
+                # change re-lays out the plot and its hidden axes: measured the costliest part
+                # of a redraw). New arrays: pyqtgraph keeps what it is given and paints later,
+                # while the ring buffer overwrites its oldest slot on the next append.
+                curve.setData(t - now, v.copy())
+            # Until the window has filled, span the data there is (at least MIN_SPAN_S, in
+            # steps of it) so a new patient's first minute is readable rather than a sliver at
+            # the right edge.
             first = data.buffers["heartrate"].first_time()
-            start = now - self._window_s
+            span = float(self._window_s)
             if first is not None:
-                start = max(start, min(first, now - MIN_SPAN_S))
-            for item in self._plot_items:
-                item.setXRange(start, now, padding=0)
+                steps = max(1, math.ceil((now - first) / MIN_SPAN_S))
+                span = min(span, steps * MIN_SPAN_S)
+            if span != self._span:
+                self._span = span
+                for item in self._plot_items:
+                    item.setXRange(-span, 0, padding=0)
             data.dirty = False
             self._shown = ()
         # The banner shows what still needs a nurse first: an unacknowledged alarm, even if an
@@ -297,12 +300,8 @@ class BedTile(QFrame):
         gap = data.gap_at is not None and now - data.gap_at < GAP_NOTICE_S
         if gap:
             text = f"DATA GAP: {data.missing} lost · {text}"
-        if text != self._age_text:
-            if gap != self._age_text.startswith("DATA GAP"):
-                colour, weight = (theme.WARN, 700) if gap else (theme.MUTED, 400)
-                self.age.setStyleSheet(f"color:{colour}; font-size:11px; font-weight:{weight};")
-            self._age_text = text
-            self.age.setText(text)
+        self.age.set_look(theme.WARN if gap else theme.MUTED)
+        self.age.setText(text)
 
     def _paint_values(self, latest: Accepted | None, stale: bool, alarm_params: set[str]) -> None:
         p = latest.payload if latest is not None else None
@@ -325,34 +324,16 @@ class BedTile(QFrame):
             more = len(self.data.alarms) - 1
             acked = {"acknowledged": " (ack)", "latched": " (latched)"}.get(alarm.state.value, "")
             extra = f"  +{more}" if more > 0 else ""
-            self.banner.setText(f"{alarm.priority.mark} {alarm.message}{acked}{extra}")
-            if flash_on:
-                self._set_banner_style(
-                    f"background:{bg}; color:{fg}; font-size:13px; font-weight:700;"
-                    " padding:1px 4px; border-radius:3px;"
-                )
-            else:
-                self._set_banner_style(
-                    f"background:{theme.TILE}; color:{bg}; font-size:13px; font-weight:700;"
-                    f" padding:1px 4px; border:1px solid {bg}; border-radius:3px;"
-                )
-            self._set_border(bg, 3 if alarm.priority == Priority.HIGH else 2)
+            text = f"{alarm.priority.mark} {alarm.message}{acked}{extra}"
+            self.banner.show_text(text, (fg, bg, None), (bg, None, bg), flash_on)
+            self._set_border(bg)
         elif self.data.standby:
-            self.banner.setText("STANDBY · discharged, not monitored")
-            self._set_banner_style(
-                f"background:{theme.TILE}; color:{theme.MUTED}; font-size:13px;"
-                f" font-weight:700; padding:1px 4px; border:1px solid {theme.MUTED};"
-                " border-radius:3px;"
-            )
+            look = (theme.MUTED, None, theme.MUTED)
+            self.banner.show_text("STANDBY · discharged, not monitored", look)
             self._set_border(theme.TILE_BORDER)
         elif stale and self.data.latest is not None:
-            self.banner.setText("NO DATA")
-            self._set_banner_style(
-                f"background:{theme.TECHNICAL_BG}; color:#ffffff; font-size:13px;"
-                " font-weight:700; padding:1px 4px; border-radius:3px;"
-            )
+            self.banner.show_text("NO DATA", ("#ffffff", theme.TECHNICAL_BG, None))
             self._set_border(theme.TECHNICAL_BG)
         else:
-            self.banner.setText("")
-            self._set_banner_style("padding:1px 4px;")
+            self.banner.show_text("", (theme.TEXT, None, None))
             self._set_border(theme.TILE_BORDER)

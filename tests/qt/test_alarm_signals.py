@@ -92,7 +92,7 @@ def test_limit_crossing_shows_priority_colour_mark_and_message(
     window.paint_frame()
     tile = window.tiles["Bed 1"]
     assert tile.banner.text().startswith(f"{mark} {message}")
-    assert theme.ALARM_BG[priority] in tile.styleSheet()  # the border takes the colour
+    assert tile.border == theme.ALARM_BG[priority]  # the border takes the colour
     # Colour is never the only cue: the mark and the words are in the alarm list too.
     row = window.alarm_list.table
     assert row.item(0, 0).text() == mark
@@ -121,7 +121,7 @@ def test_measured_blink_period_is_within_iec_range(
 
     def banner_on() -> bool:
         window.paint_frame()
-        return f"background:{bg}" in tile.banner.styleSheet()
+        return tile.banner.look[1] == bg  # filled: on; outlined: off
 
     period = _period(_on_phases(banner_on, clock, seconds=8.0))
     assert allowed[0] <= period <= allowed[1], period
@@ -141,7 +141,7 @@ def test_low_priority_does_not_flash(ward, clock: FakeClock) -> None:  # type: i
     states = set()
     for _ in range(300):
         window.paint_frame()
-        states.add(f"background:{bg}" in window.tiles["Bed 1"].banner.styleSheet())
+        states.add(window.tiles["Bed 1"].banner.look[1] == bg)
         clock.now += 0.01
     assert states == {True}
 

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from station.config.settings import Settings, from_mapping
 from station.domain.alarms import AlarmState
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
+from station.services.screen_turn import ScreenTurn
+from station.ui import tile_grid
 from station.ui.main_window import MainWindow
 from tests.fakes import FakeClock
 from tests.payloads import accepted
@@ -74,7 +77,7 @@ def test_tile_shows_latest_values_units_and_age(window: MainWindow, clock: FakeC
     _, hr = tile.curves["heartrate"].getData()
     assert list(hr) == [84.0]
     # Units are shown beside the numbers.
-    units = " ".join(label.text() for label in tile.findChildren(type(tile.age)))
+    units = " ".join(label.text() for label in tile.findChildren(QLabel))
     for unit in ("bpm", "%", "mmHg", "°C"):
         assert unit in units
 
@@ -201,3 +204,39 @@ def test_alarm_list_orders_by_priority(
     marks = [window.alarm_list.table.item(r, 0).text() for r in range(2)]
     assert marks == ["***", "*"]
     assert window.alarm_list.count.text() == "2 open, 2 unacknowledged"
+
+
+def test_a_frame_over_budget_paints_alarmed_beds_and_takes_the_others_in_turn(
+    wired: tuple[MainWindow, CoreWorker, AuditWriter],
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window, core, _ = wired
+    monkeypatch.setattr(tile_grid, "FRAME_BUDGET_S", -1.0)  # each pass stops after one tile
+    for n in (1, 3, 4):
+        window.on_vitals(f"Bed {n}", accepted(f"mon-{n}", clock.now, heartrate=70 + n))
+    core.on_accepted(accepted("mon-2", clock.now, heartrate=134))  # Bed 2's alarm
+
+    def shown() -> dict[str, str]:
+        return {bed: tile.hr.value.text() for bed, tile in window.tiles.items()}
+
+    window.paint_frame()
+    assert shown()["Bed 2"] == "134"  # the alarmed bed, whatever the budget
+    assert window.tiles["Bed 2"].banner.text().startswith("*** HR 134")
+    assert "--" in shown().values()  # not every bed in one frame over budget
+    for _ in range(3):
+        window.paint_frame()
+    assert shown() == {"Bed 1": "71", "Bed 2": "134", "Bed 3": "73", "Bed 4": "74"}
+
+
+def test_a_frame_takes_the_screens_turn_and_ends_it_once_painted(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    slept: list[float] = []
+    window.screen_turn = ScreenTurn(sleep=slept.append)
+    window.paint_frame()
+    window.screen_turn.give_way()  # a record-path thread between two messages
+    assert len(slept) == 1
+    qtbot.waitUntil(lambda: not window._end_turn.isActive(), timeout=1000)
+    window.screen_turn.give_way()
+    assert len(slept) == 1  # the turn is over: nothing waits

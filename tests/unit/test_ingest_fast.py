@@ -199,7 +199,7 @@ def test_numbers_decode_as_the_strict_decoder_does() -> None:
 def test_topic_names_are_remembered_but_bounded() -> None:
     ingest._topic_cache.clear()
     for i in range(ingest._TOPIC_CACHE_MAX + 10):
-        ingest._topic_device_cached(f"healthcare/devices/d{i}/vitals", list(FILTERS))
+        ingest.topic_device_cached(f"healthcare/devices/d{i}/vitals", list(FILTERS))
     assert len(ingest._topic_cache) <= ingest._TOPIC_CACHE_MAX
-    assert ingest._topic_device_cached(PER_DEVICE_TOPIC, FILTERS) == "dev1"
-    assert ingest._topic_device_cached(PER_DEVICE_TOPIC, ("a/+/b",)) is None
+    assert ingest.topic_device_cached(PER_DEVICE_TOPIC, FILTERS) == "dev1"
+    assert ingest.topic_device_cached(PER_DEVICE_TOPIC, ("a/+/b",)) is None

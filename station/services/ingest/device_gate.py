@@ -15,7 +15,7 @@ import logging
 
 from station.domain.alarms import Priority
 from station.domain.devices import DeviceBook, RegistryError
-from station.domain.ingest import topic_device
+from station.domain.ingest import topic_device_cached
 from station.domain.messages import Accepted, Rejection
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.core_state import CoreState
@@ -43,6 +43,7 @@ class DeviceGate:
         throttle: Throttle,
     ) -> None:
         self._settings = state.settings
+        self._filters = tuple(state.settings.mqtt.topics)  # a tuple: the cache keys on it
         self._ward = state.ward
         self._registry = registry
         self._audit = state.audit
@@ -119,7 +120,7 @@ class DeviceGate:
             if (
                 self._ward.admission != "open"
                 and msg.device_id in self._settings.ward.devices
-                and topic_device(msg.topic, self._settings.mqtt.topics) is None
+                and topic_device_cached(msg.topic, self._filters) is None
             ):
                 reason = "spoofed"
                 detail = "pinned device on a topic that does not name it (admission onboarded)"
@@ -130,7 +131,7 @@ class DeviceGate:
         if not rec.active:
             reason, detail = "revoked", f"device {msg.device_id} was decommissioned"
         elif not rec.signing:
-            if topic_device(msg.topic, self._settings.mqtt.topics) is not None:
+            if topic_device_cached(msg.topic, self._filters) is not None:
                 return None  # the topic names the device; the broker's ACL vouches for it
             # On a shared topic anyone allowed to publish there could speak for it.
             reason, detail = "spoofed", "unsigned message on a topic that does not name the device"

@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from station.domain.alarms import Priority
-from station.domain.ingest import topic_device
+from station.domain.ingest import topic_device_cached
 from station.domain.lineprotocol import vitals_line
 from station.domain.messages import Accepted, Rejection
 from station.domain.sequence import Order, SequenceTracker
@@ -117,7 +117,7 @@ class RecordPath:
         self._reasons[rej.reason] += 1
         self._quarantine.append(rej)
         now = self._time.monotonic()
-        device = topic_device(rej.topic, self._settings.mqtt.topics)
+        device = topic_device_cached(rej.topic, self._settings.mqtt.topics)
         bed = self._ward.assigned(device) if device is not None else None
         if device is not None and bed is not None and self._invalid.rejected(device, now):
             self._alarms.technical(
