@@ -67,7 +67,6 @@ from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian, HistorianStatus
 from station.services.ingest.live_feed import LiveFeed
 from station.services.ingest.mqtt_worker import MqttWorker
-from station.services.screen_turn import ScreenTurn
 from station.services.storage.accounts import Accounts
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.storage.spool import Spool
@@ -114,7 +113,7 @@ class Station(QObject):
         broker_credentials: DemoCredentials | None = None,
     ) -> None:
         super().__init__()
-        sys.setswitchinterval(float(__import__("os").environ.get("SWI", SWITCH_INTERVAL_S)))
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.settings = settings
         # Tests drive one fake clock; on the ward, durations run on the monotonic clock.
         self.clock = StationClock(clock) if clock is time.time else StationClock.single(clock)
@@ -229,12 +228,6 @@ class Station(QObject):
             monotonic=self.clock.monotonic,
             admin=self.ward,
         )
-        # The record path's threads step aside while a frame paints (see ScreenTurn).
-        turn = ScreenTurn()  # real time, also under a test clock: it times painting
-        self.window.screen_turn = turn
-        self.mqtt.give_way = self.core.give_way = turn.give_way
-        if self.historian is not None:
-            self.historian.give_way = turn.give_way
         self.dialogs = AdminDialogs(
             self.window,
             self.actions,

@@ -33,7 +33,6 @@ from station.domain.ward import bed_labels
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.ingest.historian import HistorianStatus
-from station.services.screen_turn import ScreenTurn
 from station.services.storage.trends import TrendStore
 from station.ui import status_text, theme
 from station.ui.alarm_list import AlarmList
@@ -207,13 +206,6 @@ class MainWindow(QMainWindow):
         # Device time → painted, per newly raised alarm (ms), for `station bench`; bounded.
         self.alarm_paint_ms: deque[float] = deque(maxlen=10_000)
         self._raised_unpainted: list[float] = []
-        # The screen's turn at the interpreter lock (ScreenTurn), set by the app: taken when a
-        # frame starts, ended once Qt has painted it (a zero timer runs after the paint events).
-        self.screen_turn: ScreenTurn | None = None
-        self._end_turn = QTimer(self)
-        self._end_turn.setSingleShot(True)
-        self._end_turn.setInterval(0)
-        self._end_turn.timeout.connect(self._turn_over)
 
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
@@ -307,9 +299,6 @@ class MainWindow(QMainWindow):
     @Slot()
     def paint_frame(self) -> None:
         """The one render timer: repaint dirty tiles, ages, flashing and the status labels."""
-        if self.screen_turn is not None:
-            self.screen_turn.take()
-            self._end_turn.start()
         started = time.perf_counter()
         now = self._clock()
         self.alarm_list.render_if_dirty()
@@ -325,11 +314,6 @@ class MainWindow(QMainWindow):
             painted = time.time()
             self.alarm_paint_ms.extend((painted - t) * 1000 for t in self._raised_unpainted)
             self._raised_unpainted.clear()
-
-    @Slot()
-    def _turn_over(self) -> None:
-        if self.screen_turn is not None:
-            self.screen_turn.end()
 
     def _paint_historian(self) -> None:
         self.historian.setText(status_text.historian_text(self._historian_status()))

@@ -20,7 +20,6 @@ from station.config.settings import Settings, from_mapping
 from station.domain.alarms import AlarmState
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
-from station.services.screen_turn import ScreenTurn
 from station.ui import tile_grid
 from station.ui.main_window import MainWindow
 from tests.fakes import FakeClock
@@ -227,16 +226,3 @@ def test_a_frame_over_budget_paints_alarmed_beds_and_takes_the_others_in_turn(
     for _ in range(3):
         window.paint_frame()
     assert shown() == {"Bed 1": "71", "Bed 2": "134", "Bed 3": "73", "Bed 4": "74"}
-
-
-def test_a_frame_takes_the_screens_turn_and_ends_it_once_painted(
-    qtbot: QtBot, window: MainWindow
-) -> None:
-    slept: list[float] = []
-    window.screen_turn = ScreenTurn(sleep=slept.append)
-    window.paint_frame()
-    window.screen_turn.give_way()  # a record-path thread between two messages
-    assert len(slept) == 1
-    qtbot.waitUntil(lambda: not window._end_turn.isActive(), timeout=1000)
-    window.screen_turn.give_way()
-    assert len(slept) == 1  # the turn is over: nothing waits

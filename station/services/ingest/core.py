@@ -63,7 +63,6 @@ from station.services.ingest.pacing import Throttle
 from station.services.ingest.record_inbox import Delivery
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
-from station.services.screen_turn import no_turn
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.spool import Row, Spool
 from station.services.storage.trends import TrendStore
@@ -163,8 +162,6 @@ class CoreWorker(QObject):
         self._watches = StationWatch(state, alarms, live, watch, invalid, historian, ingest_alive)
         self._beds = BedChanges(state, alarms, live, watch)
         self._take_records: Callable[[int], tuple[list[Record], bool]] | None = None
-        # Called between two record messages: the screen's turn (ScreenTurn.give_way).
-        self.give_way: Callable[[], None] = no_turn
         self._routed: Callable[[frozenset[str] | None], None] | None = None
         self._timer: QTimer | None = None
         self._vitals_timer: QTimer | None = None
@@ -270,7 +267,6 @@ class CoreWorker(QObject):
         items, more = self._take_records(RECORD_CHUNK)
         try:
             for result, delivery in items:
-                self.give_way()
                 try:
                     if isinstance(result, Accepted):
                         self.on_accepted(result, delivery)

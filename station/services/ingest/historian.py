@@ -43,7 +43,6 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from station.services.screen_turn import no_turn
 from station.services.storage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -155,8 +154,6 @@ class Historian:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        # Called before each batch: the screen's turn (ScreenTurn.give_way), set by the app.
-        self.give_way: Callable[[], None] = no_turn
         self._thread = threading.Thread(target=self._run, name="historian", daemon=True)
         self._written = self._dropped = self._rejected = self._dropped_in_flight = 0
         self._error: str | None = None
@@ -368,7 +365,6 @@ class Historian:
         backoff = BACKOFF_MIN_S
         while True:
             stopping = self._stopping.is_set()
-            self.give_way()
             self._housekeeping()
             try:
                 batch = self._take()

@@ -63,7 +63,6 @@ from station.services.ingest.mqtt_topics import (
 )
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
 from station.services.ingest.record_inbox import Delivery, RecordInbox
-from station.services.screen_turn import no_turn
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +115,6 @@ class MqttWorker(QObject):
         self._ack_lock = threading.Lock()  # a reconnect cannot slip between check and send
         self._inbox = RecordInbox()
         self.loop_restarts = 0
-        # Called between two messages: the screen's turn (ScreenTurn.give_way), set by the app.
-        self.give_way: Callable[[], None] = no_turn
         self.acks_skipped = 0
         m = settings.mqtt
         self._link = ConnectionReport(m, self.connection_changed.emit, clock, self._retry_in)
@@ -365,7 +362,6 @@ class MqttWorker(QObject):
         self._link.connect_failed(self._client.connect_error)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.give_way()
         delivery = Delivery(self._generation, msg.mid, msg.qos)
         if msg.topic == self._audit_topic:
             # The checkpoint the broker kept (retained) for this station: the audit writer
