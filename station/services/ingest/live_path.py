@@ -5,10 +5,10 @@ within its budget; :meth:`LivePath.drain` parses and checks them, and :meth:`Liv
 one accepted message through live order, age, alarms and no-data, then onto the screen, in
 batches (one queued event to the GUI per batch instead of one per message) of at most
 :data:`SCREEN_HZ` messages a second a bed, the newest: every message is alarmed, the window
-gets what a tile can show. A device the live
-feed has not delivered for :data:`LIVE_STALE_S` (the live session down, refused by the broker's
-ACL, or cut off for flooding) is fed here by the record path instead, within the same budget, so
-the ward is never blind while either session works.
+gets what a tile can show. A device the live feed has not delivered for :data:`LIVE_STALE_S`
+(the live session down, refused by the broker's ACL, or cut off for flooding) is fed here by the
+record path instead, within the same budget, so the ward is never blind while either session
+works.
 
 Ordering cannot be moved far ahead by one message (see :mod:`station.domain.sequence`): an
 implausible ``seq`` or a device clock ahead of the station is flagged on the bed for
