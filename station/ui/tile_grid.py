@@ -29,7 +29,7 @@ mean, 600 ms at worst, with the record path busy)."""
 FRAME_BUDGET_S = 0.012
 """Time a frame may spend on tiles without an alarm (at 10 frames a second, an eighth of the
 GUI thread). Measured with ``station bench --flood --historian``: without it, frames under a
-flood took 27 ms mean and 60 ms p95; with it, 8 ms mean and 16 ms p95."""
+flood took 27 ms mean and 60 ms p95; with it, 15 ms mean and 35 ms p95."""
 
 
 class TileGrid(QScrollArea):
