@@ -17,7 +17,6 @@ from station.domain.alarms import Alarm, AlarmState
 from station.domain.messages import Accepted
 from station.services.ingest.core import CoreWorker
 from station.services.ingest.live_inbox import LiveInbox, LiveItem, source_key
-from station.services.ingest.live_path import SCREEN_HZ
 from tests.payloads import FILTERS, vitals
 
 T0 = 1_800_000_000.0
@@ -213,42 +212,3 @@ def test_a_message_the_record_path_fails_on_costs_that_message_only(
     assert [d.mid for batch in acked for d in batch] == [0, 1]  # both acknowledged, in order
     assert [bed for bed, _ in live.shown] == ["Bed 2"]
 
-
-class FakeTimer:
-    """The core's single-shot batch timer, fired by the test (``flush_vitals``)."""
-
-    def __init__(self) -> None:
-        self.active = False
-
-    def isActive(self) -> bool:  # QTimer's name
-        return self.active
-
-    def start(self) -> None:
-        self.active = True
-
-
-def test_the_window_gets_a_beds_newest_message_at_most_screen_hz(live: Live) -> None:
-    timer = FakeTimer()
-    live.core._live_path.timer = timer
-    batches: list[tuple[tuple[str, Accepted], ...]] = []
-    live.core.vitals_batch.connect(batches.append)
-    for seq, hr in enumerate((80, 81, 82), start=1):
-        live.core.on_accepted(live.message("mon-1", seq=seq, heartrate=hr))
-    assert timer.active
-    assert [m.payload.heartrate for _, m in live.shown] == [80, 81, 82]  # all alarmed, live
-
-    timer.active = False
-    live.core.flush_vitals()
-    assert [[(bed, m.payload.heartrate) for bed, m in b] for b in batches] == [[("Bed 1", 82)]]
-
-    live.core.on_accepted(live.message("mon-1", seq=4, heartrate=83))
-    timer.active = False
-    live.core.flush_vitals()
-    assert len(batches) == 1  # too soon after the last: held back, and the timer runs again
-    assert timer.active
-
-    live.clocks.advance(1 / SCREEN_HZ)
-    timer.active = False
-    live.core.flush_vitals()
-    assert [(bed, m.payload.heartrate) for bed, m in batches[-1]] == [("Bed 1", 83)]
-    assert not timer.active  # nothing left waiting

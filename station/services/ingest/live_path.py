@@ -3,12 +3,10 @@
 The live feed (:mod:`station.services.ingest.live_feed`) queues each device's newest messages
 within its budget; :meth:`LivePath.drain` parses and checks them, and :meth:`LivePath.show` puts
 one accepted message through live order, age, alarms and no-data, then onto the screen, in
-batches (one queued event to the GUI per batch instead of one per message) of at most
-:data:`SCREEN_HZ` messages a second a bed, the newest: every message is alarmed, the window
-gets what a tile can show. A device the live feed has not delivered for :data:`LIVE_STALE_S`
-(the live session down, refused by the broker's ACL, or cut off for flooding) is fed here by the
-record path instead, within the same budget, so the ward is never blind while either session
-works.
+batches (one queued event to the GUI per batch instead of one per message). A device the live
+feed has not delivered for :data:`LIVE_STALE_S` (the live session down, refused by the broker's
+ACL, or cut off for flooding) is fed here by the record path instead, within the same budget, so
+the ward is never blind while either session works.
 
 Ordering cannot be moved far ahead by one message (see :mod:`station.domain.sequence`): an
 implausible ``seq`` or a device clock ahead of the station is flagged on the bed for
@@ -18,7 +16,6 @@ window (a replay, a device clock behind) is stored, never shown or alarmed, and 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from station.domain.alarms import Priority
@@ -36,12 +33,6 @@ from station.services.ingest.pacing import MAX_TRACKED, OneShot, flush_soon
 
 LIVE_STALE_S = 2.0
 """A device the live feed has not delivered for this long is fed live by the record path."""
-SCREEN_HZ = 4
-"""Messages a second a bed's tile gets (the newest; those in between are alarmed and recorded,
-not drawn). A tile's numbers change twice a second and its curve has a pixel per few seconds;
-what the GUI thread does per second then depends on the beds, not on how fast devices send:
-under ``station bench --flood`` 64 beds at the live budget (20 a second) made the window
-append 1,280 messages a second, its largest Python work."""
 FLAG_HOLD_S = 60.0
 """A flag (implausible seq, clock ahead) stays this long after its last message: a forgery must
 be seen by a nurse, not blink for one message."""
@@ -90,8 +81,7 @@ class LivePath:
         self._flags: dict[tuple[str, str], float] = {}  # (device, parameter) → last flagged
         self._skewed: set[str] = set()
         self._battery_low: set[str] = set()
-        self._waiting: dict[str, Accepted] = {}  # bed → newest message not yet in a batch
-        self._handed: dict[str, float] = {}  # bed → monotonic time of its last batch
+        self._shown: list[Shown] = []
 
     def drain(self) -> None:
         """Everything the live feed queued (each device within its budget): parse, check,
@@ -176,25 +166,14 @@ class LivePath:
         )
         self._check_battery(device, bed, msg.payload.battery)
         self._on_shown(bed, msg)
-        self._waiting[bed] = msg  # a newer message replaces one still waiting
+        self._shown.append((bed, msg))
         flush_soon(self.timer, self.flush)  # no event loop yet (tests): at once
 
     def flush(self) -> None:
         """Hand the window what went live since the last batch."""
-        if not self._waiting:
-            return
-        mono = self._time.monotonic()
-        batch: list[Shown] = []
-        for bed, msg in list(self._waiting.items()):
-            # No event loop (tests): every message at once. Otherwise at most SCREEN_HZ a bed.
-            if self.timer is None or mono - self._handed.get(bed, -math.inf) >= 1 / SCREEN_HZ:
-                batch.append((bed, msg))
-                self._handed[bed] = mono
-                del self._waiting[bed]
-        if batch:
-            self._on_batch(tuple(batch))
-        if self._waiting and self.timer is not None and not self.timer.isActive():
-            self.timer.start()  # the held-back newest values go in a later batch
+        if self._shown:
+            batch, self._shown = tuple(self._shown), []
+            self._on_batch(batch)
 
     def fresh(self, device: str) -> None:
         """Watch a device as new (moved, or its bed back from standby): its no-data, clock and
