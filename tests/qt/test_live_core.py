@@ -211,4 +211,3 @@ def test_a_message_the_record_path_fails_on_costs_that_message_only(
     live.core.commit()
     assert [d.mid for batch in acked for d in batch] == [0, 1]  # both acknowledged, in order
     assert [bed for bed, _ in live.shown] == ["Bed 2"]
-
