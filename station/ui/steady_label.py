@@ -7,9 +7,9 @@ it. On a 64-bed ward both together took a quarter of the GUI thread and made fra
 100 ms (measured with ``py-spy`` during ``station bench --scenario alarms``). This label is
 fixed in height, either fixed in width or sized by its layout with its text ignored, and
 changes its style sheet only when its look changes (one childless widget re-polished, as when
-a banner flashes; no layout pass). It stays a ``QLabel`` on purpose: Qt paints it in C++,
-without the interpreter lock that the ingest threads hold most of the time under a flood (a
-label painted from Python waited for that lock on every call). GUI thread only.
+a banner flashes; no layout pass). It stays a ``QLabel``: Qt paints it in C++ (a label painted
+from Python measured no better, and its every painter call needs the interpreter lock that the
+ingest threads hold most of the time under a flood). GUI thread only.
 """
 
 from __future__ import annotations

@@ -105,7 +105,6 @@ class BedTile(QFrame):
         self._span = -1.0
         self.setObjectName("tile")
         self.setMinimumSize(250, 190)
-        self.setFrameShape(QFrame.Shape.NoFrame)
 
         self.bed = QLabel(data.label)
         self.bed.setStyleSheet("font-size:16px; font-weight:700;")

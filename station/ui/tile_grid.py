@@ -6,8 +6,8 @@ just changed, is painted every frame (banners, flashing: alarms wait for nothing
 tiles are taken round-robin, continuing where the last frame stopped, until the frame's time
 budget is spent; curve redraws, the costly part, are also limited per frame. On a quiet ward every
 tile is painted every frame; under a flood, when every call into Qt waits for the interpreter
-lock the ingest threads hold, a frame stays short and the numbers of a tile are a frame or two
-later instead of the whole screen (and every acknowledge click) waiting. GUI thread.
+lock the ingest threads hold, a frame stays short and a tile's numbers are a frame or two later.
+GUI thread.
 """
 
 from __future__ import annotations
