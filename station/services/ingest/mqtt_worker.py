@@ -195,6 +195,7 @@ class MqttWorker(QObject):
         """Publish ``offline`` (retained), disconnect and join the thread. Returns whether it
         stopped within ``timeout``."""
         self._stopping.set()
+        self._inbox.close()  # a receiver waiting for the core's room must not hold the loop
         if self._client.is_connected():
             info = self._client.publish(
                 self._status_topic, self._status("offline"), qos=1, retain=True
