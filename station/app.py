@@ -262,6 +262,7 @@ class Station(QObject):
             config_path=config_path,
             audit_source=partial(AuditTrailSource, self.audit, key, station_id),
             demo=demo is not None,
+            strips=self.window.strips,
         )
         self._check_keyring()
         self.simulator: Simulator | None = None

@@ -28,6 +28,7 @@ from station.domain.session import SessionView
 from station.domain.status import IngestStats
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
+from station.ui.alarm_strip import AlarmStrips
 from station.ui.audit.source import AuditSource
 from station.ui.audit.view import AuditView
 from station.ui.settings.dialog import SettingsDialog
@@ -52,6 +53,7 @@ class AdminDialogs(QObject):
         audit_source: the auditor's source of the trail, for the user opening the view; None:
             the audit trail cannot be viewed.
         demo: the demo ward (onboarding also gives the embedded broker the credential).
+        strips: puts the ward's alarm strip into each dialog; None: no strips.
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class AdminDialogs(QObject):
         config_path: Path | None = None,
         audit_source: Callable[[str], AuditSource] | None = None,
         demo: bool = False,
+        strips: AlarmStrips | None = None,
     ) -> None:
         super().__init__(window)
+        self._strips = strips
         self._window, self._actions, self._settings = window, actions, settings
         self._config_path = config_path
         self._audit_source = audit_source
@@ -93,8 +97,14 @@ class AdminDialogs(QObject):
     def keep_and_show(self, dialog: QDialog) -> QDialog:
         """Show ``dialog``; it closes when the session locks or changes hands."""
         self._kept.append(dialog)
+        self._strip(dialog)
         dialog.show()
         return dialog
+
+    def _strip(self, dialog: QDialog) -> None:
+        """The ward's alarms stay in reach while ``dialog`` is open."""
+        if self._strips is not None:
+            self._strips.attach(dialog)
 
     def notify(self, text: str) -> None:
         """Say ``text`` in the window's status bar for a few seconds."""
@@ -126,6 +136,7 @@ class AdminDialogs(QObject):
         if not actions.accounts.has_users():
             # Not modal: until an admin exists the ward must stay usable (emergency acknowledge).
             first = UsersDialog(actions.accounts, actions.audit, None, self._window, actions.jobs)
+            self._strip(first)
             first.show()
             return first
         user = actions.request(Action.USERS, "users", "users")
@@ -165,6 +176,7 @@ class AdminDialogs(QObject):
             return None
         dialog = AuditView(self._audit_source(user), self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._strip(dialog)
         dialog.show()
         self.audit_view = dialog
         return dialog

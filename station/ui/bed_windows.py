@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from station.config.settings import Settings
@@ -21,6 +22,7 @@ from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import Action
 from station.presenters.actions import ActionLayer
 from station.services.storage.trends import TrendStore
+from station.ui.alarm_strip import AlarmStrips
 from station.ui.beddata import BedData
 from station.ui.history_dialog import AlarmHistoryDialog
 from station.ui.limits_dialog import LimitsDialog
@@ -51,6 +53,7 @@ class BedWindows:
         trends: the station's trend store; None: no trend view.
         actions: the action layer, asked at each export; None: exports need no login.
         excluded: the spans an export leaves out; None: nothing is left out.
+        strips: puts the ward's alarm strip into each view; None: no strips.
     """
 
     def __init__(
@@ -69,12 +72,14 @@ class BedWindows:
         trends: TrendStore | None = None,
         actions: ActionLayer | None = None,
         excluded: Spans | None = None,
+        strips: AlarmStrips | None = None,
     ) -> None:
         self._parent, self._settings, self._beds, self._limits = parent, settings, beds, limits
         self._history, self._user, self._clock = history, user, clock
         self._on_limits, self._on_trends_exported = on_limits, on_trends_exported
         self._on_history_exported = on_history_exported
         self._trends, self._actions, self._excluded = trends, actions, excluded
+        self._strips = strips
         self.patient_views: dict[str, PatientView] = {}
         self.trend_views: dict[str, TrendView] = {}
         self.history_dialog: AlarmHistoryDialog | None = None
@@ -86,7 +91,12 @@ class BedWindows:
         dialog.limits_accepted.connect(
             lambda b, limits, profile: self._on_limits(b, limits, profile, self._user())
         )
-        dialog.open()
+        # Not modal: while it is open the ward's alarms are still acknowledged, from the list
+        # or from the strip at its top.
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._strip(dialog)
+        dialog.show()
+        dialog.raise_()
 
     def open_history(self) -> None:
         """The ward's alarm history, with alarm-fatigue figures and CSV export."""
@@ -99,6 +109,7 @@ class BedWindows:
                     Action.EXPORT_DATA, "alarm history", "export_data"
                 )
             self.history_dialog.on_exported = self._on_history_exported
+            self._strip(self.history_dialog)
         self.history_dialog.refresh()
         self.history_dialog.show()
         self.history_dialog.raise_()
@@ -109,6 +120,7 @@ class BedWindows:
         if view is None:
             view = PatientView(self._beds[bed], PATIENT_VIEW_S, self._parent)
             self.patient_views[bed] = view
+            self._strip(view)
         view.show()
         view.raise_()
         view.refresh(self._clock(), force=True)
@@ -131,8 +143,13 @@ class BedWindows:
                 )
             )
             self.trend_views[bed] = view
+            self._strip(view)
         view.show()
         view.raise_()
+
+    def _strip(self, view: QWidget) -> None:
+        if self._strips is not None:
+            self._strips.attach(view)
 
     def refresh(self, now: float) -> None:
         """Repaint the open detail views (one frame of the window's render timer)."""

@@ -36,6 +36,7 @@ from station.services.ingest.historian import HistorianStatus
 from station.services.storage.trends import TrendStore
 from station.ui import status_text, theme
 from station.ui.alarm_list import AlarmList
+from station.ui.alarm_strip import AlarmStrips
 from station.ui.audio_bar import AudioBar
 from station.ui.bed_windows import BedWindows
 from station.ui.beddata import BedData
@@ -101,6 +102,10 @@ class MainWindow(QMainWindow):
 
         labels = bed_labels(settings.ward.beds, settings.ward.bed_prefix)
         self.beds = {label: BedData(label, DETAIL_CAPACITY) for label in labels}
+        self.alarm_list = AlarmList()
+        self.alarm_list.acknowledge_requested.connect(self._acknowledge)
+        # Every secondary window shows the ward's alarms and can acknowledge them.
+        self.strips = AlarmStrips(self.alarm_list.alarms, self._acknowledge)
         self.bed_windows = BedWindows(
             self,
             settings,
@@ -115,6 +120,7 @@ class MainWindow(QMainWindow):
             trends=trends,
             actions=actions,
             excluded=admin.export_excluded if admin is not None else None,
+            strips=self.strips,
         )
         self.grid = TileGrid(self.beds, settings)
         self.tiles = self.grid.tiles
@@ -123,10 +129,6 @@ class MainWindow(QMainWindow):
             tile.limits_wanted.connect(self.bed_windows.open_limits)
             tile.trends_wanted.connect(self.bed_windows.open_trends)
 
-        self.alarm_list = AlarmList()
-        self.alarm_list.acknowledge_requested.connect(
-            lambda alarm_id: self.acknowledge_requested.emit(alarm_id, self._user)
-        )
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.grid)
         split.addWidget(self.alarm_list)
@@ -248,6 +250,10 @@ class MainWindow(QMainWindow):
         for bed, msg in batch:
             self.on_vitals(bed, msg)
 
+    def _acknowledge(self, alarm_id: str) -> None:
+        """From the list or a strip: to the action layer, with who is logged in now."""
+        self.acknowledge_requested.emit(alarm_id, self._user)
+
     @Slot(str, object)
     def on_vitals(self, bed: str, msg: Accepted) -> None:
         """Append only; the render timer paints."""
@@ -304,6 +310,7 @@ class MainWindow(QMainWindow):
         self.alarm_list.render_if_dirty()
         self.grid.paint(now)
         self.bed_windows.refresh(now)
+        self.strips.paint(now)
         self.audio.paint(now)
         if math.floor(now) != math.floor(now - self.render_timer.interval() / 1000):
             self.header.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))

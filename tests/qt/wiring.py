@@ -104,7 +104,13 @@ class Wiring:
         window.render_timer.stop()  # the test paints frames itself, at the clock it sets
         self._qtbot.addWidget(window)
         dialogs = AdminDialogs(
-            window, actions, settings, tiles=window.tiles, admin=admin, config_path=config_path
+            window,
+            actions,
+            settings,
+            tiles=window.tiles,
+            admin=admin,
+            config_path=config_path,
+            strips=window.strips,
         )
         connect_screen(window, actions, dialogs)
         worker = None
