@@ -20,11 +20,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -33,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.alarm_history import AlarmEpisode, AlarmHistory
 from station.domain.alarms import LABELS, AlarmKind
-from station.ui import theme
+from station.ui import file_choice, theme
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +248,8 @@ class AlarmHistoryDialog(QDialog):
             path.write_text(self._history.to_csv(episodes), encoding="utf-8", newline="")
         except OSError as exc:
             log.warning("alarm history export to %s failed: %s", path, exc)
-            QMessageBox.critical(
-                self, "Export failed", f"Could not write {path}:\n{exc.strerror or exc}"
-            )
-            self.status.setText(f"Export to {path} failed.")
+            # Said here, not in a modal box over the ward.
+            self.status.setText(f"Export failed: could not write {path}: {exc.strerror or exc}")
             return 0
         note = f" {left_out} left out: no export consent." if left_out else ""
         self.status.setText(f"Exported {len(episodes)} alarms to {path}.{note}")
@@ -265,13 +261,19 @@ class AlarmHistoryDialog(QDialog):
             user = self.gate()
             if user is None:
                 return  # refused and audited by the action layer, which asks for a login
-        name, _filter = QFileDialog.getSaveFileName(
-            self, "Export alarm history", "alarm-history.csv", "CSV files (*.csv)"
-        )
-        if name:
-            rows = self.export_to(Path(name))
+
+        def chosen(path: Path) -> None:
+            rows = self.export_to(path)
             if rows and self.on_exported is not None:
-                self.on_exported(name, rows, user or "")
+                self.on_exported(str(path), rows, user or "")
+
+        file_choice.choose_path(
+            self,
+            "Export alarm history",
+            chosen,
+            start="alarm-history.csv",
+            name_filter="CSV files (*.csv)",
+        )
 
     def _show(self) -> None:
         bed = self.selected_bed()

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -37,7 +36,7 @@ from station.domain.broker_credentials import DeviceCredential
 from station.domain.timefmt import local_text
 from station.domain.vouchers.model import VoucherCheck
 from station.presenters.ward_admin import WardAdmin
-from station.ui import theme
+from station.ui import file_choice, theme
 
 NO_BED = "(no bed yet)"
 
@@ -95,9 +94,9 @@ class OnboardingDialog(QDialog):
         self.voucher.textChanged.connect(lambda: self.onboard_button.setEnabled(False))
 
     def _load_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Voucher", "", "Vouchers (*.json);;All (*)")
-        if name:
-            self.load(Path(name))
+        file_choice.choose_path(
+            self, "Voucher", self.load, mode="open", name_filter="Vouchers (*.json);;All (*)"
+        )
 
     def load(self, path: Path) -> None:
         """Put a voucher file's text in the box and verify it (read on the worker)."""

@@ -36,11 +36,9 @@ from PySide6.QtGui import QBrush, QCloseEvent, QColor, QPainterPath, QPen, QShow
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
-    QFileDialog,
     QGraphicsPathItem,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -55,7 +53,7 @@ from station.services.storage.trends import (
     TrendData,
     TrendStore,
 )
-from station.ui import theme
+from station.ui import file_choice, theme
 from station.ui.patient_view import PLOTS
 
 log = logging.getLogger(__name__)
@@ -282,10 +280,10 @@ class TrendView(QDialog):
             rows = write_csv(data, path)
         except OSError as exc:
             log.warning("trend export to %s failed: %s", path, exc)
-            QMessageBox.critical(
-                self, "Export failed", f"Could not write {path}:\n{exc.strerror or exc}"
+            # Said here, not in a modal box over the ward.
+            self.export_status.setText(
+                f"Export failed: could not write {path}: {exc.strerror or exc}"
             )
-            self.export_status.setText(f"Export to {path} failed.")
             return 0
         note = f" {left_out} rows left out: no export consent." if left_out else ""
         self.export_status.setText(f"Exported {rows} rows to {path}.{note}")
@@ -374,11 +372,13 @@ class TrendView(QDialog):
                 return  # refused and audited by the action layer, which asks for a login
             self.export_user = user
         safe_bed = re.sub(r"[^A-Za-z0-9_.-]+", "-", self._bed).strip("-") or "bed"
-        name, _filter = QFileDialog.getSaveFileName(
-            self, "Export trend", f"trend-{safe_bed}-{self._hours}h.csv", "CSV files (*.csv)"
+        file_choice.choose_path(
+            self,
+            "Export trend",
+            self.export_to,
+            start=f"trend-{safe_bed}-{self._hours}h.csv",
+            name_filter="CSV files (*.csv)",
         )
-        if name:
-            self.export_to(Path(name))
 
     @staticmethod
     def _band(item: pg.PlotItem, colour: str) -> QGraphicsPathItem:

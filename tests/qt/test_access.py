@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from station.config.settings import Settings, from_mapping
@@ -26,6 +27,7 @@ from station.ui.login_dialog import LoginDialog
 from station.ui.main_window import MainWindow
 from tests.fakes import FakeClock
 from tests.payloads import accepted
+from tests.qt.choosers import choose
 from tests.qt.wiring import Screen, Wiring
 
 PASSWORD = "a long password"
@@ -318,7 +320,6 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
     actions: ActionLayer,
     audit: AuditWriter,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store = TrendStore(tmp_path / "trends.sqlite", clock=clock)
     store.open()
@@ -329,18 +330,16 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
     exported: list[tuple[str, str, int, str]] = []
     window.trends_exported.connect(lambda *args: exported.append(args))
     target = tmp_path / "out.csv"
-    monkeypatch.setattr(
-        "station.ui.trend_view.QFileDialog.getSaveFileName", lambda *_a: (str(target), "")
-    )
     try:
         window.tiles["Bed 1"].trends_wanted.emit("Bed 1")  # the tile's Trends… link
         view = window.bed_windows.trend_views["Bed 1"]
         qtbot.waitUntil(lambda: view.data is not None, timeout=5000)
         view._ask_and_export()  # locked: refused, nothing written
-        assert not target.exists()
+        assert not view.findChildren(QFileDialog)  # refused before any chooser opens
         assert exported == []
         log_in(qtbot, actions, "ann")
         view._ask_and_export()
+        choose(view, target)
         assert target.exists()
         assert exported == [("Bed 1", str(target), 1, "ann")]
     finally:

@@ -1,8 +1,8 @@
 """pytest-qt tests of the alarm history dialog: the table, the bed filter, the summary, export.
 
 The dialog reads a real :class:`AlarmHistory` filled with the snapshots the engine would emit.
-The only stand-ins are for the modal boxes (``QMessageBox.critical``, the file chooser), which
-would block an offscreen run waiting for a click.
+Nothing is stood in for: the file chooser is an ordinary window (not modal), answered as a user
+would, and an export error is said in the dialog, not in a modal box.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from station.domain.alarm_history import CSV_COLUMNS, AlarmHistory
 from station.domain.alarms import Alarm, AlarmKind, AlarmState, Priority
 from station.ui.history_dialog import WARD, AlarmHistoryDialog
+from tests.qt.choosers import choose
 
 NOW = 1738411200.0  # 2025-02-01T12:00:00Z
 
@@ -125,33 +126,23 @@ def test_export_writes_the_rows_shown(dialog: AlarmHistoryDialog, tmp_path: Path
 
 
 def test_unwritable_path_shows_an_error_and_returns_zero(
-    dialog: AlarmHistoryDialog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dialog: AlarmHistoryDialog, tmp_path: Path
 ) -> None:
-    shown: list[tuple[str, str]] = []
-
-    def critical(_parent: QWidget, title: str, text: str) -> QMessageBox.StandardButton:
-        shown.append((title, text))
-        return QMessageBox.StandardButton.Ok
-
-    monkeypatch.setattr(QMessageBox, "critical", staticmethod(critical))
     target = tmp_path / "no-such-folder" / "h.csv"
 
     assert dialog.export_to(target) == 0
-    assert len(shown) == 1
-    assert shown[0][0] == "Export failed"
-    assert str(target) in shown[0][1]
+    assert dialog.status.text().startswith("Export failed: could not write")
+    assert str(target) in dialog.status.text()
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
     assert not target.exists()
 
 
 def test_export_button_asks_for_a_path(
-    qtbot: QtBot, dialog: AlarmHistoryDialog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, dialog: AlarmHistoryDialog, tmp_path: Path
 ) -> None:
     target = tmp_path / "chosen.csv"
-
-    def choose(*_args: object) -> tuple[str, str]:
-        return str(target), "CSV files (*.csv)"
-
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(choose))
     qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert not target.exists()  # the chooser is open, and the ward usable meanwhile
+    choose(dialog, target)
 
     assert target.read_text(encoding="utf-8").count("\n") == 5  # header and four rows

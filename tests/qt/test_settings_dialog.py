@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QLineEdit
+from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton
 from pytestqt.qtbot import QtBot
 
 from station.config import credentials
@@ -32,6 +32,7 @@ from station.services.ingest.connection_check import check_broker, check_histori
 from station.ui.settings.connection_test import THREAD_NAME, Tester
 from station.ui.settings.dialog import RESTART_NOTE, SettingsDialog
 from tests.keyring_memory import PlaintextStandIn, installed_keyring
+from tests.qt.choosers import choose
 
 PASSWORD = "mqtt-Pa55word-7f3e"
 TOKEN = "influx-T0ken-c91d"
@@ -673,3 +674,18 @@ def test_check_historian_reports_an_unreachable_server() -> None:
         port = probe.getsockname()[1]
     settings = from_mapping({"influx": {"url": f"http://127.0.0.1:{port}"}})
     assert check_historian(settings, "t", 1.0).startswith(f"Cannot reach http://127.0.0.1:{port}:")
+
+
+def test_browse_opens_a_chooser_that_leaves_the_ward_usable_and_fills_the_field(
+    dialog: SettingsDialog, tmp_path: Path
+) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    cell = dialog.fields["station.data_dir"].widget.parentWidget()
+    assert cell is not None
+    browse = next(b for b in cell.findChildren(QPushButton) if b.text() == "Browse…")
+    browse.click()
+    choose(dialog, folder)
+    field = dialog.fields["station.data_dir"].widget
+    assert isinstance(field, QLineEdit)
+    assert Path(field.text()) == folder

@@ -27,7 +27,6 @@ from PySide6.QtGui import QCloseEvent, QFontDatabase, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -39,7 +38,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.audit.query import AuditFilter, select
 from station.services.audit.snapshot import AuditSnapshot
-from station.ui import theme
+from station.ui import file_choice, theme
 from station.ui.audit import workers
 from station.ui.audit.filters import FilterBar
 from station.ui.audit.source import AuditSource, Loaded, prepare
@@ -75,7 +74,8 @@ class AuditView(QDialog):
         parent: the owning window.
 
     Attributes:
-        choose_folder: asks where an export goes (None: cancelled); replaceable for tests.
+        choose_folder: None (the default): a chooser that is not modal asks where an export
+            goes; a test sets a callable that answers at once (None: cancelled).
     """
 
     loaded = Signal(object)
@@ -93,7 +93,7 @@ class AuditView(QDialog):
         self._load_thread: threading.Thread | None = None
         self._export_thread: threading.Thread | None = None
         self._closed = False
-        self.choose_folder: Callable[[], Path | None] = self._ask_folder
+        self.choose_folder: Callable[[], Path | None] | None = None
         self._load_done.connect(self._on_load_done, Qt.ConnectionType.QueuedConnection)
         self._export_done.connect(self._on_export_done, Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle("Audit trail (read-only)")
@@ -299,14 +299,15 @@ class AuditView(QDialog):
 
     # -- export ------------------------------------------------------------------------------
 
-    def _ask_folder(self) -> Path | None:
-        name = QFileDialog.getExistingDirectory(self, "Choose a folder for the audit bundle")
-        return Path(name) if name else None
-
     def _ask_and_export(self) -> None:
-        folder = self.choose_folder()
-        if folder is not None:
-            self.export_to(folder)
+        if self.choose_folder is not None:
+            folder = self.choose_folder()
+            if folder is not None:
+                self.export_to(folder)
+            return
+        file_choice.choose_path(
+            self, "Choose a folder for the audit bundle", self.export_to, mode="folder"
+        )
 
     def export_to(self, folder: Path) -> bool:
         """Ask the source for a bundle in ``folder`` with the current From/To bounds, off the

@@ -18,7 +18,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -32,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from station.config.credentials import ENV, KeyringStatus, from_environment
 from station.domain.alarms import LABELS, AlarmLimits, Priority
-from station.ui import theme
+from station.ui import file_choice, theme
 from station.ui.settings.fields import (
     ACCOUNT,
     SECRET_KEYS,
@@ -215,12 +214,13 @@ class SettingsForm(QTabWidget):
         widget = self.fields[key].widget
         assert isinstance(widget, QLineEdit)
         start = str(Path(widget.text()).expanduser().parent) if widget.text() else ""
-        if what == "folder":
-            chosen = QFileDialog.getExistingDirectory(self.window(), "Choose the folder", start)
-        else:
-            chosen, _filter = QFileDialog.getOpenFileName(self.window(), "Choose the file", start)
-        if chosen:
-            widget.setText(chosen)
+        file_choice.choose_path(
+            self.window(),
+            "Choose the folder" if what == "folder" else "Choose the file",
+            lambda path: widget.setText(str(path)),
+            mode="folder" if what == "folder" else "open",
+            start=start,
+        )
 
     # -- tabs --------------------------------------------------------------------------------
 
