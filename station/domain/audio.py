@@ -7,6 +7,9 @@ second and plays what it returns. IEC 60601-1-8 behaviour:
   (high ≤ 10 s);
 - an audio pause (2 min default) silences everything except a *new* alarm of higher priority than
   any that sounded when the pause began; the remaining time is shown;
+- a bed's own audio pause (1, 2 or 3 min: suction, repositioning, a lead change) silences that
+  bed's alarms except a high one raised during it, and its end is sounded once as a reminder
+  when nothing else sounds (issue 15);
 - an acknowledged alarm whose condition lasts is re-sounded once per reminder interval;
 - an escalated alarm (high, unacknowledged for 60 s) sounds louder.
 """
@@ -25,6 +28,14 @@ REPEAT_S: Mapping[Priority, float] = {
 }
 BASE_VOLUME = 0.7
 ESCALATED_VOLUME = 1.0
+BED_PAUSE_CHOICES_S = (60.0, 120.0, 180.0)
+"""The lengths a nurse may pause one bed's alarm audio for."""
+
+
+@dataclass(frozen=True, slots=True)
+class _BedPause:
+    until: float  # on the policy's (monotonic) clock
+    since_wall: float  # compared with the alarms' own (wall) raise times
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +44,7 @@ class SoundCue:
 
     priority: Priority
     volume: float
-    reason: str  # "alarm", "escalated" or "reminder"
+    reason: str  # "alarm", "escalated", "reminder" or "pause_ended" (alarm_id: the bed)
     alarm_id: str
 
 
@@ -65,6 +76,9 @@ class AudioPolicy:
         self._pause_ceiling = Priority.LOW
         self._last_burst: dict[Priority, float] = {}
         self._last_reminder: dict[str, float] = {}
+        self._bed_pauses: dict[str, _BedPause] = {}
+        self._to_sound: list[str] = []  # beds whose pause ran out, not yet sounded
+        self._to_show: list[str] = []  # the same, not yet taken by the screen
 
     # -- pause ---------------------------------------------------------------------------
 
@@ -90,6 +104,39 @@ class AudioPolicy:
             return 0.0
         return left
 
+    def pause_bed(self, bed: str, seconds: float) -> None:
+        """Start (or restart) one bed's audio pause: its alarms are silent for ``seconds``,
+        except a high-priority one raised during the pause."""
+        self._bed_pauses[bed] = _BedPause(self._clock() + seconds, self._wall())
+
+    def resume_bed(self, bed: str) -> bool:
+        """End a bed's pause early (no reminder: someone is at the bed). False if none."""
+        return self._bed_pauses.pop(bed, None) is not None
+
+    def bed_pauses(self) -> dict[str, float]:
+        """Seconds of pause left per paused bed; a pause that ran out is dropped here and
+        remembered for its reminder."""
+        now = self._clock()
+        for bed, pause in list(self._bed_pauses.items()):
+            if pause.until <= now:
+                del self._bed_pauses[bed]
+                self._to_sound.append(bed)
+                self._to_show.append(bed)
+        return {bed: pause.until - now for bed, pause in self._bed_pauses.items()}
+
+    def ended_bed_pauses(self) -> list[str]:
+        """The beds whose pause ran out since the last call (each once), for the screen."""
+        self.bed_pauses()
+        ended, self._to_show = self._to_show, []
+        return ended
+
+    def _silenced(self, alarm: Alarm, paused: Mapping[str, float]) -> bool:
+        """Whether a bed's pause keeps ``alarm`` quiet: all but a high one raised during it."""
+        if alarm.bed not in paused:
+            return False
+        since = self._bed_pauses[alarm.bed].since_wall
+        return not (alarm.priority == Priority.HIGH and alarm.raised_at >= since)
+
     # -- decisions ---------------------------------------------------------------------------
 
     def next_cue(self, alarms: Iterable[Alarm]) -> SoundCue | None:
@@ -100,6 +147,8 @@ class AudioPolicy:
         for stale in [i for i in self._last_reminder if i not in open_ids]:
             del self._last_reminder[stale]
         paused = self.pause_remaining() > 0
+        beds_paused = self.bed_pauses()
+        alarms = [a for a in alarms if not self._silenced(a, beds_paused)]
         sounding = [a for a in alarms if a.state in UNACKNOWLEDGED]
         if paused:
             paused_at = self._paused_wall
@@ -121,6 +170,9 @@ class AudioPolicy:
             )
         if paused:
             return None
+        if self._to_sound:  # nothing else sounds: say that a bed's pause is over
+            bed = self._to_sound.pop(0)
+            return SoundCue(Priority.LOW, BASE_VOLUME, "pause_ended", bed)
         return self._reminder(alarms, now)
 
     def _reminder(self, alarms: list[Alarm], now: float) -> SoundCue | None:

@@ -112,6 +112,18 @@ class ActionLayer(QObject):
         if user is not None:
             self.acknowledge.emit(alarm_id, user)
 
+    @Slot(str, object)
+    def on_acknowledge_bed(self, bed: str, alarm_ids: tuple[str, ...]) -> None:
+        """A nurse acknowledged every alarm of a bed (suction, repositioning): one check for
+        the bed; each alarm is then acknowledged, and audited by the engine, in her name. On
+        a denial the login asks for the same alarms again."""
+        if not alarm_ids:
+            return
+        user = self.request(Action.ACKNOWLEDGE, bed, tuple(alarm_ids))
+        if user is not None:
+            for alarm_id in alarm_ids:
+                self.acknowledge.emit(alarm_id, user)
+
     def emergency_acknowledge(self, alarm_id: str, reason: str) -> bool:
         """Acknowledge without a login in an emergency: allowed only with a reason, and audited
         as an emergency with that reason. False if the reason is too short."""

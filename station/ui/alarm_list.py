@@ -34,13 +34,16 @@ class AlarmList(QWidget):
 
     Signals:
         acknowledge_requested(str): the alarm id a user asked to acknowledge.
+        acknowledge_bed_requested(str): the bed whose alarms a user asked to acknowledge all.
     """
 
     acknowledge_requested = Signal(str)
+    acknowledge_bed_requested = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
         self._alarms: dict[str, Alarm] = {}
+        self._pauses: dict[str, int] = {}  # bed → whole seconds left of its audio pause
         self._dirty = False
         # What each table row shows now, so a frame rewrites only the rows that changed.
         self._rows: list[tuple[tuple[str, ...], str, tuple[str, str, bool]]] = []
@@ -63,9 +66,14 @@ class AlarmList(QWidget):
         self.ack = QPushButton("Acknowledge")
         self.ack.setEnabled(False)
         self.ack.clicked.connect(self.acknowledge_selected)
+        self.ack_bed = QPushButton("Acknowledge bed")
+        self.ack_bed.setToolTip("Acknowledge every alarm of the selected alarm's bed")
+        self.ack_bed.setEnabled(False)
+        self.ack_bed.clicked.connect(self.acknowledge_selected_bed)
         top = QHBoxLayout()
         top.addWidget(title)
         top.addWidget(self.count, 1)
+        top.addWidget(self.ack_bed)
         top.addWidget(self.ack)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
@@ -85,6 +93,12 @@ class AlarmList(QWidget):
         # Rebuilt once per frame, not per snapshot: a broker outage over a 64-bed ward brings
         # dozens of changes at once, and the GUI thread must stay free.
         self._dirty = True
+
+    def set_bed_pauses(self, pauses: dict[str, int]) -> None:
+        """The beds whose alarm audio is paused, with the seconds left (once a second)."""
+        if pauses != self._pauses:
+            self._pauses = dict(pauses)
+            self._dirty = True
 
     def render_if_dirty(self) -> None:
         """Rebuild the table if snapshots arrived since the last frame (render timer)."""
@@ -107,10 +121,23 @@ class AlarmList(QWidget):
         if alarm is not None and alarm.state in UNACKNOWLEDGED:
             self.acknowledge_requested.emit(alarm.alarm_id)
 
+    def acknowledge_selected_bed(self) -> None:
+        """Ask to acknowledge every alarm of the selected alarm's bed."""
+        alarm_id = self.selected_id()
+        alarm = self._alarms.get(alarm_id) if alarm_id else None
+        if alarm is not None and alarm.bed and self._waiting_on(alarm.bed):
+            self.acknowledge_bed_requested.emit(alarm.bed)
+
+    def _waiting_on(self, bed: str) -> int:
+        return sum(a.bed == bed and a.state in UNACKNOWLEDGED for a in self._alarms.values())
+
     def _selection_changed(self) -> None:
         alarm_id = self.selected_id()
         alarm = self._alarms.get(alarm_id) if alarm_id else None
         self.ack.setEnabled(alarm is not None and alarm.state in UNACKNOWLEDGED)
+        self.ack_bed.setEnabled(
+            alarm is not None and bool(alarm.bed) and self._waiting_on(alarm.bed) > 0
+        )
 
     def _render(self) -> None:
         """Bring the table in line with the open alarms, touching only rows whose content
@@ -127,7 +154,7 @@ class AlarmList(QWidget):
                 self.table.removeRow(row)
                 del self._rows[row]
         for row, alarm in enumerate(alarms):
-            shown = self._row_content(alarm)
+            shown = self._row_content(alarm, self._pauses.get(alarm.bed))
             if row < len(self._rows) and self._rows[row] == shown:
                 continue
             if row >= len(self._rows) or self._rows[row][1] != alarm.alarm_id:
@@ -170,15 +197,21 @@ class AlarmList(QWidget):
             item.setForeground(QBrush(QColor(painted[1])) if painted else QBrush())
 
     @staticmethod
-    def _row_content(alarm: Alarm) -> tuple[tuple[str, ...], str, tuple[str, str, bool]]:
+    def _row_content(
+        alarm: Alarm, paused_s: int | None = None
+    ) -> tuple[tuple[str, ...], str, tuple[str, str, bool]]:
         """The cells, the alarm id and the colours (fill, text, whether the whole row takes
-        them: only while unacknowledged) of one alarm's row."""
+        them: only while unacknowledged) of one alarm's row; ``paused_s``: the seconds left
+        of its bed's audio pause."""
         technical = alarm.kind == AlarmKind.TECHNICAL
         bg = theme.TECHNICAL_BG if technical else theme.ALARM_BG[alarm.priority]
         fg = "#ffffff" if technical else theme.ALARM_FG[alarm.priority]
         state = alarm.state.value
         if alarm.by:
             state += f" by {alarm.by}"
+        if paused_s is not None:
+            minutes, seconds = divmod(paused_s, 60)
+            state += f" · audio paused {minutes}:{seconds:02d}"
         since = datetime.fromtimestamp(alarm.raised_at).strftime("%H:%M:%S")
         cells = (alarm.priority.mark, alarm.bed or "station", alarm.message, state, since)
         return cells, alarm.alarm_id, (bg, fg, alarm.state in UNACKNOWLEDGED)

@@ -6,7 +6,9 @@ priority's rate. At start-up a self-test plays the three bursts and walks the la
 colours, so a nurse can tell that sound and lamp work.
 
 Signals:
-    action_taken(str action, str user, dict details): audio pause/resume, for the audit trail.
+    action_taken(str action, str user, dict details): audio pause/resume (the ward's or one
+        bed's), for the audit trail.
+    bed_pause_ended(str bed): a bed's audio pause ran out (its end is also sounded once).
     sound_problem(str): the sound output failed ('' when it works again).
 """
 
@@ -32,6 +34,7 @@ class AudioBar(QWidget):
 
     action_taken = Signal(str, str, object)
     sound_problem = Signal(str)
+    bed_pause_ended = Signal(str)
 
     def __init__(
         self,
@@ -121,6 +124,20 @@ class AudioBar(QWidget):
             )
         self._paint_pause()
 
+    def pause_bed(self, bed: str, seconds: float) -> None:
+        """Pause one bed's alarm audio (a nurse at the bed: suction, repositioning); asks
+        :attr:`gate` first, as the ward's pause does, and is audited with the bed."""
+        user = self._user if self.gate is None else self.gate()
+        if user is None:
+            return  # denied and audited by the action layer, which asks for a login
+        self.policy.pause_bed(bed, seconds)
+        self.action_taken.emit("alarm.audio_pause_bed", user, {"bed": bed, "seconds": seconds})
+
+    def resume_bed(self, bed: str) -> None:
+        """End a bed's pause early: open to anyone (it only makes the ward louder); audited."""
+        if self.policy.resume_bed(bed):
+            self.action_taken.emit("alarm.audio_resume_bed", self._user, {"bed": bed})
+
     def _paint_pause(self) -> None:
         left = self.policy.pause_remaining()
         if left > 0:
@@ -143,6 +160,8 @@ class AudioBar(QWidget):
         if cue is not None:
             self.last_cue = cue
             self.sound.play(cue.priority.value, cue.volume)
+        for bed in self.policy.ended_bed_pauses():
+            self.bed_pause_ended.emit(bed)
         self._paint_pause()
         self._report_sound()
 

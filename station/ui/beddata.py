@@ -39,6 +39,8 @@ class BedData:
     """What the bed's patient does not allow (e.g. not stored in the historian)."""
     standby: bool = False
     """Discharged: not monitored until the next admission."""
+    audio_paused_s: int | None = None
+    """Whole seconds left of the bed's own audio pause (None: not paused), as the tile shows."""
     resets: int = 0
     """Times the bed was blanked for a new occupant: its next value is shown at once."""
     buffers: dict[str, RingBuffer] = field(init=False)

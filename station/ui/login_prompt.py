@@ -67,6 +67,10 @@ class LoginPrompt:
             shown = self._find_alarm(alarm)
             what = f"{shown.bed or 'station'}: {shown.message}" if shown else "this alarm"
             why = f"Acknowledge {what}? This needs a nurse's login."
+        elif action == Action.ACKNOWLEDGE.value and isinstance(request, tuple):
+            found = [a for a in map(self._find_alarm, request) if a is not None]
+            bed = found[0].bed if found else "the bed"
+            why = f"Acknowledge all {len(request)} alarms of {bed}? This needs a nurse's login."
         dialog = LoginDialog(actions, why, alarm, self._parent)
         self.dialog = dialog
 
@@ -87,6 +91,9 @@ class LoginPrompt:
         """Do again what the login was asked for, now that the user may."""
         if action is Action.ACKNOWLEDGE and isinstance(request, str):
             self._acknowledge(request)
+        elif action is Action.ACKNOWLEDGE and isinstance(request, tuple):
+            for alarm_id in request:  # all of a bed; one already cleared is ignored by the core
+                self._acknowledge(str(alarm_id))
         # A limits change is not replayed: its values were typed before the login, perhaps by
         # someone else; the nurse who logged in makes the change herself.
         elif action is Action.PAUSE_AUDIO:

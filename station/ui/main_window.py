@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidg
 
 from station.config.settings import Settings, is_loopback
 from station.domain.alarm_history import AlarmHistory
-from station.domain.alarms import Alarm, AlarmLimits, AlarmState
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmLimits, AlarmState
 from station.domain.messages import Accepted
 from station.domain.roles import Action
 from station.domain.session import SessionView
@@ -46,6 +46,7 @@ from station.ui.tile_grid import TileGrid
 from station.ui.ward_header import WardHeader
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
+PAUSE_NOTICE_MS = 15_000  # how long "Bed N: alarm audio pause ended" stays in the status bar
 
 
 class MainWindow(QMainWindow):
@@ -54,6 +55,8 @@ class MainWindow(QMainWindow):
     Signals:
         acknowledge_requested(str alarm_id, str user): to the action layer, which checks the
             session's role and passes the session's user (not this one) to the core.
+        acknowledge_bed_requested(str bed, tuple alarm_ids): every unacknowledged alarm of a
+            bed (the tile's menu, the list's *Acknowledge bed*), to the action layer likewise.
         limits_requested(str bed, dict limits, str | None profile, str user): likewise.
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         history_exported(str path, int rows, str user): the alarm history's CSV export.
@@ -70,6 +73,7 @@ class MainWindow(QMainWindow):
     """
 
     acknowledge_requested = Signal(str, str)
+    acknowledge_bed_requested = Signal(str, object)
     limits_requested = Signal(str, object, object, str)
     trends_exported = Signal(str, str, int, str)
     history_exported = Signal(str, int, str)
@@ -104,6 +108,7 @@ class MainWindow(QMainWindow):
         self.beds = {label: BedData(label, DETAIL_CAPACITY) for label in labels}
         self.alarm_list = AlarmList()
         self.alarm_list.acknowledge_requested.connect(self._acknowledge)
+        self.alarm_list.acknowledge_bed_requested.connect(self.acknowledge_bed)
         # Every secondary window shows the ward's alarms and can acknowledge them.
         self.strips = AlarmStrips(self.alarm_list.alarms, self._acknowledge)
         self.bed_windows = BedWindows(
@@ -128,6 +133,7 @@ class MainWindow(QMainWindow):
             tile.opened.connect(self.bed_windows.open_patient)
             tile.limits_wanted.connect(self.bed_windows.open_limits)
             tile.trends_wanted.connect(self.bed_windows.open_trends)
+            tile.acknowledge_bed_wanted.connect(self.acknowledge_bed)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.grid)
@@ -149,6 +155,10 @@ class MainWindow(QMainWindow):
             sound,
             wall=clock,
         )
+        self.audio.bed_pause_ended.connect(self._bed_pause_ended)
+        for tile in self.tiles.values():
+            tile.audio_pause_wanted.connect(self.audio.pause_bed)
+            tile.audio_resume_wanted.connect(self.audio.resume_bed)
         self.action_layer = actions
         self.login_prompt: LoginPrompt | None = None
         if actions is not None:
@@ -250,6 +260,17 @@ class MainWindow(QMainWindow):
         for bed, msg in batch:
             self.on_vitals(bed, msg)
 
+    def acknowledge_bed(self, bed: str) -> None:
+        """Every alarm of ``bed`` that still waits for an acknowledgement, as the list shows
+        them, in one request."""
+        waiting = tuple(
+            a.alarm_id
+            for a in self.alarm_list.alarms()
+            if a.bed == bed and a.state in UNACKNOWLEDGED
+        )
+        if waiting:
+            self.acknowledge_bed_requested.emit(bed, waiting)
+
     def _acknowledge(self, alarm_id: str) -> None:
         """From the list or a strip: to the action layer, with who is logged in now."""
         self.acknowledge_requested.emit(alarm_id, self._user)
@@ -316,11 +337,26 @@ class MainWindow(QMainWindow):
             self.header.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
             self._paint_historian()
             self.audio.tick()
+            self._paint_bed_pauses()
         self.frame_ms.append((time.perf_counter() - started) * 1000)
         if self._raised_unpainted:
             painted = time.time()
             self.alarm_paint_ms.extend((painted - t) * 1000 for t in self._raised_unpainted)
             self._raised_unpainted.clear()
+
+    def _paint_bed_pauses(self) -> None:
+        """Each second: the beds' audio pause countdowns on their tiles and in the list."""
+        pauses = {b: int(left + 0.999) for b, left in self.audio.policy.bed_pauses().items()}
+        for label, data in self.beds.items():
+            left = pauses.get(label)
+            if data.audio_paused_s != left:
+                data.audio_paused_s = left
+                data.urgent = True
+        self.alarm_list.set_bed_pauses(pauses)
+
+    def _bed_pause_ended(self, bed: str) -> None:
+        self._paint_bed_pauses()
+        self.statusBar().showMessage(f"{bed}: alarm audio pause ended", PAUSE_NOTICE_MS)
 
     def _paint_historian(self) -> None:
         self.historian.setText(status_text.historian_text(self._historian_status()))

@@ -27,6 +27,7 @@ def connect_screen(window: MainWindow, actions: ActionLayer, dialogs: AdminDialo
     action layer, the audio bar's pause and resume to its audit, admin tasks to the
     controller."""
     window.acknowledge_requested.connect(actions.on_acknowledge)
+    window.acknowledge_bed_requested.connect(actions.on_acknowledge_bed)
     window.limits_requested.connect(actions.on_limits)
     window.audio.action_taken.connect(actions.record_user_action)
     window.admin_wanted.connect(dialogs.open)

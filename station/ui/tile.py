@@ -9,6 +9,7 @@ last values as if they were live.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, most_urgent
+from station.domain.audio import BED_PAUSE_CHOICES_S
 from station.domain.messages import Accepted
 from station.ui import theme
 from station.ui.beddata import BedData
@@ -43,6 +45,12 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "--"
     return f"{value:.{digits}f}"
+
+
+def pause_text(seconds: int) -> str:
+    """A countdown as the ward reads it: ``1:05``."""
+    minutes, rest = divmod(max(0, seconds), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 class ValueBox(QWidget):
@@ -90,6 +98,9 @@ class BedTile(QFrame):
     trends_wanted = Signal(str)
     patient_wanted = Signal(str)
     consent_wanted = Signal(str)
+    acknowledge_bed_wanted = Signal(str)
+    audio_pause_wanted = Signal(str, float)
+    audio_resume_wanted = Signal(str)
 
     def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
         super().__init__()
@@ -186,6 +197,23 @@ class BedTile(QFrame):
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         """Right-click: the bed's actions."""
         menu = QMenu(self)
+        waiting = sum(a.state in UNACKNOWLEDGED for a in self.data.alarms.values())
+        ack = menu.addAction(
+            f"Acknowledge all alarms of this bed ({waiting})",
+            lambda: self.acknowledge_bed_wanted.emit(self.data.label),
+        )
+        ack.setEnabled(waiting > 0)
+        bed = self.data.label
+        if self.data.audio_paused_s is not None:
+            menu.addAction(
+                f"Resume alarm audio of this bed ({pause_text(self.data.audio_paused_s)} left)",
+                lambda: self.audio_resume_wanted.emit(bed),
+            )
+        else:
+            pause = menu.addMenu("Pause alarm audio of this bed")
+            for seconds in BED_PAUSE_CHOICES_S:
+                pause.addAction(f"{seconds / 60:.0f} min", self._pause_for(seconds))
+        menu.addSeparator()
         menu.addAction("Detail view", lambda: self.opened.emit(self.data.label))
         menu.addAction("Trends (72 h)…", lambda: self.trends_wanted.emit(self.data.label))
         menu.addAction("Alarm limits…", lambda: self.limits_wanted.emit(self.data.label))
@@ -193,6 +221,10 @@ class BedTile(QFrame):
         menu.addAction("Patient (admit, transfer, discharge)…", self._emit_patient)
         menu.addAction("Consent…", lambda: self.consent_wanted.emit(self.data.label))
         menu.exec(event.globalPos())
+
+    def _pause_for(self, seconds: float) -> Callable[[], None]:
+        """The menu entry's action: no argument, so Qt passes none (not ``checked``)."""
+        return lambda: self.audio_pause_wanted.emit(self.data.label, seconds)
 
     def _emit_patient(self) -> None:
         self.patient_wanted.emit(self.data.label)
@@ -268,7 +300,8 @@ class BedTile(QFrame):
         due = now - self._values_at >= VALUE_REFRESH_S or now < self._values_at
         if due or latest is None or data.latest is None or data.resets != self._resets:
             latest, self._resets = data.latest, data.resets
-        key = (stale, alarm, flash_on, latest, len(data.alarms), data.standby)
+        paused = data.audio_paused_s
+        key = (stale, alarm, flash_on, latest, len(data.alarms), data.standby, paused)
         if key == self._shown:
             return
         self._shown = key
@@ -323,7 +356,9 @@ class BedTile(QFrame):
             more = len(self.data.alarms) - 1
             acked = {"acknowledged": " (ack)", "latched": " (latched)"}.get(alarm.state.value, "")
             extra = f"  +{more}" if more > 0 else ""
-            text = f"{alarm.priority.mark} {alarm.message}{acked}{extra}"
+            paused = self.data.audio_paused_s
+            quiet = f"  · AUDIO PAUSED {pause_text(paused)}" if paused is not None else ""
+            text = f"{alarm.priority.mark} {alarm.message}{acked}{extra}{quiet}"
             self.banner.show_text(text, (fg, bg, None), (bg, None, bg), flash_on)
             self._set_border(bg)
         elif self.data.standby:
@@ -333,6 +368,10 @@ class BedTile(QFrame):
         elif stale and self.data.latest is not None:
             self.banner.show_text("NO DATA", ("#ffffff", theme.TECHNICAL_BG, None))
             self._set_border(theme.TECHNICAL_BG)
+        elif self.data.audio_paused_s is not None:
+            text = f"AUDIO PAUSED {pause_text(self.data.audio_paused_s)}"
+            self.banner.show_text(text, (theme.WARN, None, theme.WARN))
+            self._set_border(theme.TILE_BORDER)
         else:
             self.banner.show_text("", (theme.TEXT, None, None))
             self._set_border(theme.TILE_BORDER)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
@@ -347,3 +348,55 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
         store.close()
     denied = [r for r in records(audit) if r["action"] == "access.denied"]
     assert [r["details"]["action"] for r in denied] == ["export_data"]  # type: ignore[index]
+
+
+def _raise_two_on_bed_1(window: MainWindow, core: CoreWorker, clock: FakeClock) -> set[str]:
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=160, temperature=38.9))
+    window.paint_frame()
+    waiting = {a.alarm_id for a in window.alarm_list.alarms() if a.bed == "Bed 1"}
+    assert len(waiting) == 2
+    return waiting
+
+
+def test_acknowledge_bed_acknowledges_every_alarm_of_that_bed_in_one_request(
+    qtbot: QtBot, station: tuple[MainWindow, CoreWorker], actions: ActionLayer, clock: FakeClock
+) -> None:
+    window, core = station
+    log_in(qtbot, actions, "ann")
+    waiting = _raise_two_on_bed_1(window, core, clock)
+    window.alarm_list.table.selectRow(1)
+    assert window.alarm_list.ack_bed.isEnabled()
+    qtbot.mouseClick(window.alarm_list.ack_bed, Qt.MouseButton.LeftButton)
+    acked = {a.alarm_id: (a.state, a.by) for a in window.alarm_list.alarms()}
+    assert acked == dict.fromkeys(waiting, (AlarmState.ACKNOWLEDGED, "ann"))
+    window.paint_frame()
+    window.alarm_list.table.selectRow(0)
+    assert not window.alarm_list.ack_bed.isEnabled()  # nothing of Bed 1 waits any more
+
+
+def test_while_locked_acknowledge_bed_asks_once_and_the_login_acknowledges_all(
+    qtbot: QtBot,
+    station: tuple[MainWindow, CoreWorker],
+    actions: ActionLayer,
+    clock: FakeClock,
+    audit: AuditWriter,
+) -> None:
+    window, core = station
+    _lock_by_inactivity(qtbot, actions, clock)
+    waiting = _raise_two_on_bed_1(window, core, clock)
+    window.tiles["Bed 1"].acknowledge_bed_wanted.emit("Bed 1")  # the tile's menu entry
+    prompt = window.login_prompt
+    assert prompt is not None
+    dialog = prompt.dialog
+    assert dialog is not None
+    assert "Acknowledge all 2 alarms of Bed 1?" in dialog.why.text()
+    assert {a.state for a in window.alarm_list.alarms()} == {AlarmState.ACTIVE}
+    dialog.user.setCurrentText("ann")
+    dialog.secret.setText(PASSWORD)
+    dialog.submit()
+    qtbot.waitUntil(
+        lambda: {a.state for a in window.alarm_list.alarms()} == {AlarmState.ACKNOWLEDGED}
+    )
+    assert {a.alarm_id for a in window.alarm_list.alarms() if a.by == "ann"} == waiting
+    denied = [r for r in records(audit) if r["action"] == "access.denied"]
+    assert [(r["target"], r["details"]["action"]) for r in denied] == [("Bed 1", "acknowledge")]  # type: ignore[index]
