@@ -159,14 +159,18 @@ class Ward:
 class BedPolicy:
     """What the patient in a bed allows, and whether the bed is monitored.
 
-    ``standby``: no patient since a discharge: values are stored but neither shown nor alarmed.
+    ``standby``: not monitored: values are stored but neither shown nor alarmed (and no "No
+    data"): no patient since a discharge, or ``suspended``.
     ``store``: points may go to the historian (the patient's storage consent; a bed without an
     admitted patient is anonymous and stored as before).
+    ``suspended``: why a nurse suspended monitoring of a patient who stays on the ward but is
+    off the monitor (a procedure, off the unit); empty when not suspended.
     """
 
     standby: bool = False
     store: bool = True
     patient: str = ""  # the admitted patient's pseudonym ("" for none): limits follow it
+    suspended: str = ""
 
 
 MONITORED = BedPolicy()

@@ -82,6 +82,10 @@ class WardAdmin(QObject):
         super().__init__(parent)
         self._role = role
         self._settings = settings
+        self._audit, self._clock = audit, clock
+        # Beds whose monitoring a nurse suspended: bed → (reason, since). Kept in memory: a
+        # restart resumes monitoring, which fails safe (a "No data" alarm, never a silent bed).
+        self._suspended: dict[str, tuple[str, float]] = {}
         self.jobs = jobs if jobs is not None else Jobs(JOBS_THREAD, self)
         data = settings.station.data_path
         self.registry = DeviceRegistry(data / REGISTRY_FILE)
@@ -133,7 +137,34 @@ class WardAdmin(QObject):
                 out[bed] = BedPolicy(False, store, patient.patient_id)
             elif bed in discharged:
                 out[bed] = BedPolicy(standby=True, store=True)
+            suspended = self._suspended.get(bed)
+            if suspended is not None and not (bed in out and out[bed].standby):
+                kept = out.get(bed, BedPolicy())
+                out[bed] = BedPolicy(True, kept.store, kept.patient, suspended[0])
         return out
+
+    def suspended(self, bed: str) -> tuple[str, float] | None:
+        """Why and since when (wall time) the bed's monitoring is suspended, if it is."""
+        return self._suspended.get(bed)
+
+    def set_monitoring(self, bed: str, reason: str, user: str) -> None:
+        """Suspend the bed's monitoring for ``reason`` (a patient off the monitor), or resume
+        it (``reason`` empty). Audited with ``user``; the core hears it at once (no file is
+        written: nothing waits for the worker)."""
+        if bed not in self.beds or (not reason and bed not in self._suspended):
+            return
+        details: dict[str, object]
+        if reason:
+            self._suspended[bed] = (reason, self._clock())
+            action, details = "bed.monitoring_suspend", {"reason": reason}
+        else:
+            was, _since = self._suspended.pop(bed)
+            action, details = "bed.monitoring_resume", {"was": was}
+        self._audit.record(
+            action, actor=user, role=self._role(), target=bed, outcome="success", details=details
+        )
+        self.policy_changed.emit(self.policy())
+        self.changed.emit()
 
     def exportable(self, bed: str) -> bool:
         """Whether data of ``bed``'s current patient may leave the station in an export: an

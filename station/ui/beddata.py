@@ -38,7 +38,9 @@ class BedData:
     notes: str = ""
     """What the bed's patient does not allow (e.g. not stored in the historian)."""
     standby: bool = False
-    """Discharged: not monitored until the next admission."""
+    """Not monitored: discharged until the next admission, or ``suspended``."""
+    suspended: str = ""
+    """Why a nurse suspended the bed's monitoring (the patient is off the monitor), or ""."""
     audio_paused_s: int | None = None
     """Whole seconds left of the bed's own audio pause (None: not paused), as the tile shows."""
     resets: int = 0

@@ -47,6 +47,10 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return f"{value:.{digits}f}"
 
 
+SUSPEND_REASONS = ("procedure", "off unit", "transport")
+"""Why a nurse may suspend a bed's monitoring from its tile."""
+
+
 def pause_text(seconds: int) -> str:
     """A countdown as the ward reads it: ``1:05``."""
     minutes, rest = divmod(max(0, seconds), 60)
@@ -101,6 +105,7 @@ class BedTile(QFrame):
     acknowledge_bed_wanted = Signal(str)
     audio_pause_wanted = Signal(str, float)
     audio_resume_wanted = Signal(str)
+    monitoring_wanted = Signal(str, str)
 
     def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
         super().__init__()
@@ -220,11 +225,20 @@ class BedTile(QFrame):
         menu.addSeparator()
         menu.addAction("Patient (admit, transfer, discharge)…", self._emit_patient)
         menu.addAction("Consent…", lambda: self.consent_wanted.emit(self.data.label))
+        if self.data.suspended:
+            menu.addAction("Resume monitoring", lambda: self.monitoring_wanted.emit(bed, ""))
+        elif not self.data.standby:
+            suspend = menu.addMenu("Suspend monitoring (patient off the monitor)")
+            for reason in SUSPEND_REASONS:
+                suspend.addAction(reason, self._suspend_for(reason))
         menu.exec(event.globalPos())
 
     def _pause_for(self, seconds: float) -> Callable[[], None]:
         """The menu entry's action: no argument, so Qt passes none (not ``checked``)."""
         return lambda: self.audio_pause_wanted.emit(self.data.label, seconds)
+
+    def _suspend_for(self, reason: str) -> Callable[[], None]:
+        return lambda: self.monitoring_wanted.emit(self.data.label, reason)
 
     def _emit_patient(self) -> None:
         self.patient_wanted.emit(self.data.label)
@@ -301,7 +315,16 @@ class BedTile(QFrame):
         if due or latest is None or data.latest is None or data.resets != self._resets:
             latest, self._resets = data.latest, data.resets
         paused = data.audio_paused_s
-        key = (stale, alarm, flash_on, latest, len(data.alarms), data.standby, paused)
+        key = (
+            stale,
+            alarm,
+            flash_on,
+            latest,
+            len(data.alarms),
+            data.standby,
+            data.suspended,
+            paused,
+        )
         if key == self._shown:
             return
         self._shown = key
@@ -361,6 +384,10 @@ class BedTile(QFrame):
             text = f"{alarm.priority.mark} {alarm.message}{acked}{extra}{quiet}"
             self.banner.show_text(text, (fg, bg, None), (bg, None, bg), flash_on)
             self._set_border(bg)
+        elif self.data.suspended:
+            look = (theme.WARN, None, theme.WARN)
+            self.banner.show_text(f"MONITORING SUSPENDED · {self.data.suspended}", look)
+            self._set_border(theme.TILE_BORDER)
         elif self.data.standby:
             look = (theme.MUTED, None, theme.MUTED)
             self.banner.show_text("STANDBY · discharged, not monitored", look)

@@ -70,6 +70,7 @@ class WardControls:
         for tile in tiles.values():
             tile.patient_wanted.connect(self.open_patient)
             tile.consent_wanted.connect(self.open_consent)
+            tile.monitoring_wanted.connect(self.set_monitoring)
         admin.changed.connect(self.refresh)
         self.refresh()
 
@@ -90,6 +91,7 @@ class WardControls:
             self._occupants[bed] = now
             policy = policies.get(bed)
             data.standby = policy is not None and policy.standby
+            data.suspended = policy.suspended if policy is not None else ""
             notes = []
             if patient is None:
                 data.patient = ""
@@ -116,6 +118,13 @@ class WardControls:
         if user is None:
             return None
         return self._show(PatientDialog(self.admin, bed, user, self._host.dialog_parent))
+
+    def set_monitoring(self, bed: str, reason: str) -> None:
+        """Suspend a bed's monitoring for ``reason`` (the tile's menu), or resume it (``reason``
+        empty); a nurse's or an admin's, like admitting."""
+        user = self._host.authorize(Action.PATIENTS, bed)
+        if user is not None:
+            self.admin.set_monitoring(bed, reason, user)
 
     def open_consent(self, bed: str) -> QDialog | None:
         """Record or withdraw the consent of the bed's patient."""
