@@ -69,6 +69,7 @@ from station.services.ingest.historian import Historian, HistorianStatus
 from station.services.ingest.live_feed import LiveFeed
 from station.services.ingest.mqtt_worker import MqttWorker
 from station.services.storage.accounts import Accounts
+from station.services.storage.bed_limits_file import BED_LIMITS_FILE, BedLimitsFile
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
@@ -220,7 +221,10 @@ class Station(QObject):
             acknowledge=self.mqtt.ack,
             registry=DeviceRegistry(data_dir / REGISTRY_FILE),
             monotonic=self.clock.monotonic,
+            limits_store=BedLimitsFile(data_dir / BED_LIMITS_FILE),
         )
+        if self.core.limits_fault is not None:
+            self._faults.append(("bed_limits", self.core.limits_fault))
         self.core.attach(self.mqtt.take, self.live.inbox.take, self.live.flooding, self.live.route)
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from station.config.settings import Settings
 from station.domain.alarm_history import AlarmHistory
-from station.domain.alarms import AlarmLimits
+from station.domain.bed_limits import BedLimits
 from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import Action
 from station.presenters.actions import ActionLayer
@@ -61,7 +61,7 @@ class BedWindows:
         parent: QWidget,
         settings: Settings,
         beds: Mapping[str, BedData],
-        limits: Mapping[str, dict[str, AlarmLimits]],
+        limits: Mapping[str, BedLimits],
         history: AlarmHistory,
         user: Callable[[], str],
         clock: Callable[[], float],
@@ -86,7 +86,8 @@ class BedWindows:
 
     def open_limits(self, bed: str) -> None:
         """Let a nurse change one bed's limits (a profile or per parameter)."""
-        current = self._limits.get(bed, self._settings.alarms.limits())
+        in_force = self._limits.get(bed)
+        current = dict(in_force.limits) if in_force else self._settings.alarms.limits()
         dialog = LimitsDialog(bed, current, available_profiles(), load_profile, self._parent)
         dialog.limits_accepted.connect(
             lambda b, limits, profile: self._on_limits(b, limits, profile, self._user())

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 from station.domain.alarms import Alarm
+from station.domain.bed_limits import BedLimits
 from station.domain.messages import Accepted
 from station.domain.ringbuffer import RingBuffer
 
@@ -43,6 +44,8 @@ class BedData:
     """Why a nurse suspended the bed's monitoring (the patient is off the monitor), or ""."""
     audio_paused_s: int | None = None
     """Whole seconds left of the bed's own audio pause (None: not paused), as the tile shows."""
+    limits: BedLimits = field(default_factory=BedLimits)
+    """The alarm limits in force on the bed, as the core last reported them."""
     resets: int = 0
     """Times the bed was blanked for a new occupant: its next value is shown at once."""
     buffers: dict[str, RingBuffer] = field(init=False)

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidg
 
 from station.config.settings import Settings, is_loopback
 from station.domain.alarm_history import AlarmHistory
-from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmLimits, AlarmState
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState
+from station.domain.bed_limits import BedLimits
 from station.domain.messages import Accepted
 from station.domain.roles import Action
 from station.domain.session import SessionView
@@ -102,7 +103,7 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(theme.STYLESHEET)
         self.resize(1600, 900)
         self.history = AlarmHistory()
-        self.bed_limits: dict[str, dict[str, AlarmLimits]] = {}
+        self.bed_limits: dict[str, BedLimits] = {}
 
         labels = bed_labels(settings.ward.beds, settings.ward.bed_prefix)
         self.beds = {label: BedData(label, DETAIL_CAPACITY) for label in labels}
@@ -317,9 +318,13 @@ class MainWindow(QMainWindow):
         self.ingest.setText(status_text.ingest_text(stats))
 
     @Slot(str, object)
-    def on_limits(self, bed: str, limits: dict[str, AlarmLimits]) -> None:
-        """The core applied new limits to a bed."""
-        self.bed_limits[bed] = dict(limits)
+    def on_limits(self, bed: str, limits: BedLimits) -> None:
+        """The core applied new limits to a bed (or restored them): the tile and the detail
+        view show them from the next frame."""
+        self.bed_limits[bed] = limits
+        data = self.beds.get(bed)
+        if data is not None:
+            data.limits = limits
 
     # -- painting --------------------------------------------------------------------------
 

@@ -42,7 +42,8 @@ def connect_core(
 ) -> None:
     """The core's reports to the window (live vitals, gaps, alarms, counters, the broker's state,
     a bed's limits) and to the admin dialogs (devices without a bed); what the action layer
-    allowed to the core."""
+    allowed to the core. Called before the core thread runs: the limits in force (restored from
+    disk) are read once here for the first paint."""
     core.vitals_batch.connect(window.on_vitals_batch, connection)
     core.data_gap.connect(window.on_gap, connection)
     core.alarm_changed.connect(window.on_alarm, connection)
@@ -50,6 +51,8 @@ def connect_core(
     core.stats_changed.connect(dialogs.on_stats, connection)
     core.connection_changed.connect(window.on_connection, connection)
     core.limits_changed.connect(window.on_limits, connection)
+    for bed, limits in core.limits_in_force().items():
+        window.on_limits(bed, limits)
     actions.acknowledge.connect(core.acknowledge, connection)
     actions.limits.connect(core.change_limits, connection)
 

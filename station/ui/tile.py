@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, most_urgent
 from station.domain.audio import BED_PAUSE_CHOICES_S
+from station.domain.bed_limits import BedLimits, range_text
 from station.domain.messages import Accepted
 from station.ui import theme
 from station.ui.beddata import BedData
@@ -63,10 +64,11 @@ class ValueBox(QWidget):
     def __init__(self, name: str, unit: str, colour: str, size: int) -> None:
         super().__init__()
         self._colour = colour
+        self._caption = f"{name} <span style='color:{theme.MUTED}'>{unit}</span>"
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 0, 4, 0)
         lay.setSpacing(0)
-        head = QLabel(f"{name} <span style='color:{theme.MUTED}'>{unit}</span>")
+        self.head = head = QLabel(self._caption)
         head.setStyleSheet(f"color:{colour}; font-size:11px;")
         self.value = SteadyLabel(
             "--",
@@ -78,6 +80,14 @@ class ValueBox(QWidget):
         lay.addWidget(head)
         lay.addWidget(self.value)
         self.show_value("--", stale=True, alarm=False)
+
+    def show_limits(self, text: str, own: bool, full: str = "") -> None:
+        """The alarm range in force beside the name (``50–120``), brighter when set for this
+        bed rather than the ward's; ``full`` for the tooltip where the tile shows a part."""
+        colour = theme.TEXT if own else theme.MUTED
+        self.head.setText(f"{self._caption} <span style='color:{colour}'>{text}</span>")
+        whose = "this bed's" if own else "the ward's"
+        self.head.setToolTip(f"Alarm limits {full or text} ({whose})")
 
     def show_value(self, text: str, *, stale: bool, alarm: bool) -> None:
         """Set the number; stale values are grey dashes, alarmed ones inverted (the number on
@@ -115,6 +125,7 @@ class BedTile(QFrame):
         self._shown: tuple[object, ...] = ()
         self._device_text = ""
         self._painted_latest: Accepted | None = None
+        self._painted_limits: BedLimits | None = None
         self._values_at = -math.inf
         self._resets = 0
         self._pens_stale = False
@@ -305,6 +316,8 @@ class BedTile(QFrame):
         if alarm is not None and alarm.state in UNACKNOWLEDGED:
             hz = theme.FLASH_HZ[alarm.priority]
             flash_on = hz == 0 or int(now * hz * 2) % 2 == 0
+        if data.limits is not self._painted_limits:
+            self._paint_limits(data.limits)
         self._paint_header(now, stale)
         # New numbers at most every VALUE_REFRESH_S (a monitor's numerics update about once a
         # second; a device sending 20 a second must not cost 20 label updates a second); any
@@ -339,9 +352,22 @@ class BedTile(QFrame):
                 colour.setAlpha(90 if stale else 255)
                 curve.setPen(pg.mkPen(colour, width=1.6))
 
+    def _paint_limits(self, bed_limits: BedLimits) -> None:
+        """Each value's alarm range under its name; a change of limits is rare (a nurse, a
+        transfer, a restart), so this runs only then."""
+        self._painted_limits = bed_limits
+        limits, own = bed_limits.limits, bed_limits.own
+        self.hr.show_limits(range_text(limits, "heartrate"), own)
+        self.spo2.show_limits(range_text(limits, "oxygen"), own)
+        nibp = range_text(limits, "systolic", "diastolic")
+        self.nibp.show_limits(range_text(limits, "systolic"), own, f"{nibp} (systolic/diastolic)")
+        self.temp.show_limits(range_text(limits, "temperature"), own)
+
     def _paint_header(self, now: float, stale: bool) -> None:
         data = self.data
         device = data.device_id or "no device"
+        if data.limits.own:
+            device += f" · limits: {data.limits.source}"
         if device != self._device_text:  # every Qt call costs a GIL hand-over: only on change
             self._device_text = device
             self.device.setText(device)

@@ -201,7 +201,7 @@ def test_a_nurse_changes_a_beds_limits_and_the_change_is_audited(
     window, core = ward
     new = {"heartrate": AlarmLimits(low=50, high=140, priority=Priority.HIGH, hysteresis=2)}
     window.limits_requested.emit("Bed 1", new, None, "nurse-ann")
-    assert window.bed_limits["Bed 1"]["heartrate"].high == 140
+    assert window.bed_limits["Bed 1"].limits["heartrate"].high == 140
     core.on_accepted(accepted("mon-1", clock.now, heartrate=134))
     assert window.alarm_list.alarms() == []  # 134 is within Bed 1's new limit
     core.on_accepted(accepted("mon-1", clock.now, heartrate=145))

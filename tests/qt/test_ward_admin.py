@@ -28,6 +28,7 @@ from station.domain.vouchers.model import VoucherCheck
 from station.presenters.ward_admin import PATIENT_FILE, WardAdmin
 from station.services.audit.writer import AuditWriter
 from station.services.ingest.core import CoreWorker
+from station.services.storage.bed_limits_file import BED_LIMITS_FILE, BedLimitsFile
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.ui.consent_dialog import ConsentDialog
 from station.ui.devices_dialog import DevicesDialog
@@ -97,7 +98,10 @@ def ward(qtbot: QtBot, wire: Wiring, tmp_path: Path) -> Iterator[Ward]:
         audit.start()
         admin = WardAdmin(settings, audit, clock=clock)
         registry = DeviceRegistry(data / REGISTRY_FILE)
-        screen = wire(settings, clock, audit, user="ann", registry=registry, admin=admin)
+        limits = BedLimitsFile(data / BED_LIMITS_FILE)
+        screen = wire(
+            settings, clock, audit, user="ann", registry=registry, admin=admin, limits_store=limits
+        )
         window, core = screen.window, screen.core
         assert core is not None
         maker = trusted_maker(data / "trust")

@@ -38,6 +38,7 @@ from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian
 from station.services.ingest.record_inbox import Delivery
 from station.services.storage.accounts import Accounts
+from station.services.storage.bed_limits_file import BedLimitsFile
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
@@ -84,6 +85,7 @@ class Wiring:
         registry: DeviceRegistry | None = None,
         admin: WardAdmin | None = None,
         config_path: Path | None = None,
+        limits_store: BedLimitsFile | None = None,
     ) -> Screen:
         """A wired screen.
 
@@ -91,7 +93,8 @@ class Wiring:
             actions: the test's own action layer; None: one with ``user`` logged in as a nurse.
             user: the name the window shows before the action layer says who is logged in.
             core: build a core (on the test's thread) and wire it; False: the screen alone.
-            historian, spool, trends, acknowledge, registry: the core's, as the app gives them
+            historian, spool, trends, acknowledge, registry, limits_store: the core's, as the
+                app gives them
                 (``trends`` also to the window's trend views).
             admin: the ward admin: its dialogs, the tiles' patients, its signals to the core.
             config_path: the file the settings dialog edits.
@@ -126,6 +129,7 @@ class Wiring:
                 trends=trends,
                 acknowledge=acknowledge,
                 registry=registry,
+                limits_store=limits_store,
             )
             connect_core(worker, window, actions, dialogs, DIRECT)
             if admin is not None:

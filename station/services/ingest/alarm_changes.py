@@ -1,5 +1,5 @@
 """Alarm changes on the core thread: each change of the alarm engine handed on, and the requests
-that change alarms from outside (a nurse's acknowledge, a peer station's, new limits).
+that change alarms from outside (a nurse's acknowledge, a peer station's).
 
 Why one place: every part of the core (record path, live path, watches, device registry) ends in
 alarm changes, and each must reach the same destinations alike: the audit trail (who, in which
@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from station.domain.alarms import Alarm, AlarmLimits, AlarmState, Priority, event_payload
+from station.domain.alarms import Alarm, AlarmState, Priority, event_payload
 from station.domain.lineprotocol import alarm_line
 from station.domain.ports import AlarmSink
-from station.domain.profiles import describe_change
 from station.domain.roles import EMERGENCY_USER
 from station.domain.ward import MONITORED
 from station.services.ingest.core_state import CoreState
@@ -44,10 +43,10 @@ def _role_of(actor: str | None) -> str:
 class AlarmChanges:
     """The alarm engine's changes fanned out, and the alarm requests applied to the engine.
 
-    Owned by the core worker and run on the core thread; ``changed`` and ``limits_changed`` are
-    the worker's signals (queued to the GUI), ``store`` stages a line for the historian in the
-    next group commit (None without a historian); a bed whose patient refused storage sends
-    nothing to the historian.
+    Owned by the core worker and run on the core thread; ``changed`` is the worker's signal
+    (queued to the GUI), ``store`` stages a line for the historian in the next group commit
+    (None without a historian); a bed whose patient refused storage sends nothing to the
+    historian.
     """
 
     def __init__(
@@ -56,7 +55,6 @@ class AlarmChanges:
         publisher: AlarmSink | None,
         store: Callable[[Row], None] | None,
         changed: Callable[[Alarm], None],
-        limits_changed: Callable[[str, dict[str, AlarmLimits]], None],
     ) -> None:
         self._engine = state.engine
         self._audit = state.audit
@@ -65,7 +63,6 @@ class AlarmChanges:
         self._publisher = publisher
         self._store = store
         self._changed = changed
-        self._limits_changed = limits_changed
 
     def emit(
         self, changes: list[Alarm], via: str | None = None, acknowledged: bool = False
@@ -141,36 +138,3 @@ class AlarmChanges:
         alarm = self._engine.acknowledge(alarm_id, by)
         if alarm is not None:
             self.emit([alarm], via=station, acknowledged=True)
-
-    def change_limits(
-        self, bed: str, limits: dict[str, AlarmLimits], profile: str | None, user: str
-    ) -> None:
-        """A nurse's new limits for a bed: applied from the next value, audited old → new."""
-        old = self._engine.limits_for(bed)
-        self._engine.set_bed_limits(bed, limits)
-        self._audit.record(
-            "alarm.limits_change",
-            actor=user,
-            role="nurse",
-            target=bed,
-            details={
-                "profile": profile,
-                "changes": describe_change(old, self._engine.limits_for(bed)),
-            },
-        )
-        self._limits_changed(bed, self._engine.limits_for(bed))
-
-    def patient_changed(self, bed: str, limits: dict[str, AlarmLimits] | None) -> None:
-        """Give ``bed`` the limits its new patient had on their previous bed, else the ward's."""
-        had = self._engine.has_bed_limits(bed)
-        if limits is None and not had:
-            return
-        self._engine.reset_bed_limits(bed)
-        if limits is not None:
-            self._engine.set_bed_limits(bed, limits)
-        self._audit.record(
-            "alarm.limits_change",
-            target=bed,
-            details={"reason": "patient changed", "profile": "moved" if limits else "default"},
-        )
-        self._limits_changed(bed, self._engine.limits_for(bed))

@@ -3,7 +3,7 @@
 A device leaves its bed when the registry moves or revokes it; a bed goes to standby at a
 discharge and comes back at an admission; a patient moves to another bed. Each must leave no
 alarm behind on the bed it left, watch afresh what arrives (its no-data, clock and battery alarms
-raised again where it now is), and let the patient's alarm limits follow them.
+raised again where it now is), while the limits keeper lets the patient's alarm limits follow them.
 """
 
 from __future__ import annotations
@@ -49,14 +49,8 @@ class BedChanges:
 
     def policy_changed(self, old: Mapping[str, BedPolicy]) -> None:
         """The bed policy table changed from ``old``: a bed put in standby loses its alarms at
-        once, a bed back from standby is watched afresh, and a bed whose patient changed gets
-        the limits that patient had on their previous bed, else the ward's default (limits
-        belong to a patient, and follow them on a transfer)."""
-        moved_limits = {
-            p.patient: self._engine.limits_for(bed)
-            for bed, p in old.items()
-            if p.patient and self._engine.has_bed_limits(bed)
-        }
+        once, a bed back from standby is watched afresh. (Its limits are the
+        :class:`~station.services.ingest.bed_limits.BedLimitsKeeper`'s.)"""
         for bed in {*old, *self._policy}:
             before, now = old.get(bed, MONITORED), self._policy.get(bed, MONITORED)
             device = self._ward.device_of(bed)
@@ -64,5 +58,3 @@ class BedChanges:
                 self._alarms.emit(self._engine.forget_device(device))
             elif before.standby and not now.standby and device is not None:
                 self._live.fresh(device)
-            if before.patient != now.patient:
-                self._alarms.patient_changed(bed, moved_limits.get(now.patient))

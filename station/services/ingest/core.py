@@ -10,7 +10,8 @@ Its parts are plain objects it owns and calls on this thread, sharing one
 :class:`~station.services.ingest.core_state.CoreState`: ``record_path`` (every message of the
 persistent session, in order), ``group_commit`` (spool, acknowledgements, trends), ``live_path``
 (live order, age, alarms, screen), ``device_gate`` (the registry in force, and its refusals),
-``bed_changes`` (devices and patients changing beds), ``station_watch`` (what time passing must
+``bed_changes`` (devices and patients changing beds), ``bed_limits`` (each bed's limits, kept
+across restarts), ``station_watch`` (what time passing must
 alarm) and ``alarm_changes`` (every alarm change handed on, and the requests that change them).
 
 Two paths (issue 13): the **record path** takes every message of the persistent session in order
@@ -26,7 +27,7 @@ Signals:
         :data:`VITALS_BATCH_MS` in one queued event (each costs the GUI a lock hand-over).
     devices_changed(DeviceBook): the device registry in force changed.
     data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
-    limits_changed(str bed, dict limits): a bed's alarm limits changed.
+    limits_changed(str bed, BedLimits): a bed's alarm limits changed.
     alarm_changed(Alarm): every alarm state change.
     stats_changed(IngestStats): counters and the quarantine, once a second.
     connection_changed(ConnectionState): forwarded for the status bar after auditing.
@@ -44,6 +45,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from station.config.settings import Settings
 from station.domain.alarms import AlarmLimits, Priority
+from station.domain.bed_limits import BedLimits
 from station.domain.clock import StationClock
 from station.domain.devices import DeviceBook
 from station.domain.messages import Accepted, Rejection
@@ -53,6 +55,7 @@ from station.domain.ward import BedPolicy
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.bed_changes import BedChanges
+from station.services.ingest.bed_limits import BedLimitsKeeper
 from station.services.ingest.core_state import CoreState
 from station.services.ingest.device_gate import DeviceGate
 from station.services.ingest.group_commit import GroupCommit
@@ -63,6 +66,7 @@ from station.services.ingest.pacing import Throttle
 from station.services.ingest.record_inbox import Delivery
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
+from station.services.storage.bed_limits_file import BedLimitsFile
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.spool import Row, Spool
 from station.services.storage.trends import TrendStore
@@ -128,6 +132,7 @@ class CoreWorker(QObject):
         acknowledge: Callable[[list[Delivery]], None] | None = None,
         registry: DeviceRegistry | None = None,
         monotonic: Callable[[], float] | None = None,
+        limits_store: BedLimitsFile | None = None,
     ) -> None:
         super().__init__()
         # Tests drive one fake clock; the station gives the wall and the monotonic one.
@@ -148,8 +153,8 @@ class CoreWorker(QObject):
         throttle = Throttle(self._time.monotonic)
         self._commits: GroupCommit  # built below: it raises its faults through the alarms
         store = None if historian is None else _alarm_lines(weakref.ref(self))
-        changed, limits_changed = self.alarm_changed.emit, self.limits_changed.emit
-        self._alarms = alarms = AlarmChanges(state, publisher, store, changed, limits_changed)
+        self._alarms = alarms = AlarmChanges(state, publisher, store, self.alarm_changed.emit)
+        self._limits = BedLimitsKeeper(state, alarms, limits_store, self.limits_changed.emit)
         batch = COMMIT_BATCH_V5 if settings.mqtt.protocol == "5" else COMMIT_BATCH
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
         self._commits = commits
@@ -176,6 +181,15 @@ class CoreWorker(QObject):
     def book(self) -> DeviceBook:
         """The device registry in force (read by the app at start, before the thread runs)."""
         return self._ward.book
+
+    def limits_in_force(self) -> dict[str, BedLimits]:
+        """Every bed's limits (read by the app for the first paint, before the thread runs)."""
+        return self._limits.in_force()
+
+    @property
+    def limits_fault(self) -> str | None:
+        """Why the saved limits could not be read at start, or None."""
+        return self._limits.fault
 
     @property
     def accepted(self) -> int:
@@ -342,6 +356,7 @@ class CoreWorker(QObject):
         for bed in old.keys() - policy.keys():
             del self._policy[bed]
         self._beds.policy_changed(old)
+        self._limits.policy_changed(old)
 
     @Slot(bool, str)
     def on_live_connection(self, connected: bool, detail: str) -> None:
@@ -374,7 +389,7 @@ class CoreWorker(QObject):
         self, bed: str, limits: dict[str, AlarmLimits], profile: str | None, user: str
     ) -> None:
         """A nurse changed a bed's limits: applied from the next value, audited old → new."""
-        self._alarms.change_limits(bed, limits, profile, user)
+        self._limits.change(bed, limits, profile, user)
 
     @Slot(str)
     def sound_problem(self, problem: str) -> None:
