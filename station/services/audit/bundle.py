@@ -37,12 +37,12 @@ from station.config.private_file import write_private
 from station.domain.audit.chain import canonical_json, parse_record
 from station.domain.audit.csv_export import records_csv
 from station.domain.audit.keyed import CHECKPOINT_ACTION, epoch_keys, verify_trail
-from station.domain.audit.pdf_report import text_pdf
 from station.domain.audit.query import record_time
 from station.domain.timefmt import iso_ms
 from station.domain.vouchers.keys import key_id, load_public_key, public_pem
 from station.domain.vouchers.model import VoucherError
 from station.services.audit.trail import read_trail, verify
+from station.services.printing.pdf import text_pdf
 
 BUNDLE_FORMAT = "station-audit-bundle/1"
 MANIFEST = "manifest.json"
