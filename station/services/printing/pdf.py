@@ -20,7 +20,7 @@ bytes: where they go is the caller's business, off the GUI thread.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (
@@ -132,7 +132,7 @@ def escape(text: str) -> str:
     return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def text_pdf(title: str, lines: list[str], *, author: str = "") -> bytes:
+def text_pdf(title: str, lines: Sequence[str], *, author: str = "") -> bytes:
     """A PDF of ``title`` and plain ``lines`` in a monospace font (seq numbers, hashes and
     counts line up; a line too wide wraps), as the audit summary prints."""
     if isinstance(lines, str):
