@@ -329,6 +329,7 @@ class Station(QObject):
         w.audio.sound_problem.connect(c.sound_problem, QUEUED)
         w.trends_exported.connect(self._outbound.trends_exported)
         w.history_exported.connect(self._outbound.history_exported)
+        w.report_made.connect(self._outbound.report_made)
         self.core_thread.started.connect(c.start)
         self.core_thread.finished.connect(c.shutdown, Qt.ConnectionType.DirectConnection)
 

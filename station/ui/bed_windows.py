@@ -21,12 +21,14 @@ from station.domain.bed_limits import BedLimits
 from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import Action
 from station.presenters.actions import ActionLayer
+from station.services.jobs import Jobs
 from station.services.storage.trends import TrendStore
 from station.ui.alarm_strip import AlarmStrips
 from station.ui.beddata import BedData
 from station.ui.history_dialog import AlarmHistoryDialog
 from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
+from station.ui.shift_report_dialog import Reported, ShiftReportDialog
 from station.ui.trend_view import TrendView
 
 Spans = Callable[[str], list[tuple[float, float]]]
@@ -73,6 +75,7 @@ class BedWindows:
         actions: ActionLayer | None = None,
         excluded: Spans | None = None,
         strips: AlarmStrips | None = None,
+        on_reported: Reported | None = None,
     ) -> None:
         self._parent, self._settings, self._beds, self._limits = parent, settings, beds, limits
         self._history, self._user, self._clock = history, user, clock
@@ -83,6 +86,9 @@ class BedWindows:
         self.patient_views: dict[str, PatientView] = {}
         self.trend_views: dict[str, TrendView] = {}
         self.history_dialog: AlarmHistoryDialog | None = None
+        self.report_dialog: ShiftReportDialog | None = None
+        self._on_reported = on_reported
+        self._jobs = Jobs("reports", parent)  # rendering, writing and printing reports
 
     def open_limits(self, bed: str) -> None:
         """Let a nurse change one bed's limits (a profile or per parameter)."""
@@ -114,6 +120,29 @@ class BedWindows:
         self.history_dialog.refresh()
         self.history_dialog.show()
         self.history_dialog.raise_()
+
+    def open_report(self, bed: str | None = None) -> None:
+        """The shift report of one bed (None: the ward), saved as PDF or printed."""
+        if self.report_dialog is None:
+            dialog = ShiftReportDialog(
+                self._beds,
+                self._history,
+                self._trends,
+                self._settings.station.name,
+                self._clock,
+                self._jobs,
+                self._parent,
+            )
+            dialog.excluded = self._excluded
+            layer = self._actions
+            if layer is not None:
+                dialog.gate = lambda: layer.request(
+                    Action.EXPORT_DATA, "shift report", "export_data"
+                )
+            dialog.on_reported = self._on_reported
+            self._strip(dialog)
+            self.report_dialog = dialog
+        self.report_dialog.show_for(bed)
 
     def open_patient(self, bed: str) -> None:
         """Show (or raise) the detail view of a bed."""
@@ -158,6 +187,8 @@ class BedWindows:
             view.refresh(now)
 
     def shutdown(self) -> None:
-        """End the trend views' queries (closing, or the station stopping)."""
+        """End the trend views' queries and finish a report being written (closing, or the
+        station stopping)."""
+        self._jobs.stop(5.0)
         for view in self.trend_views.values():
             view.shutdown()

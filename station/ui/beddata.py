@@ -35,7 +35,10 @@ class BedData:
     gap_at: float | None = None
     """Station time of the last gap, for the tile's notice."""
     patient: str = ""
-    """Who is in the bed, as the tile may show it (name only with display consent)."""
+    """Who is in the bed, as the tile may show it (name only with display consent), as rich
+    text with the name escaped."""
+    patient_text: str = ""
+    """The same as plain text, for a report."""
     notes: str = ""
     """What the bed's patient does not allow (e.g. not stored in the historian)."""
     standby: bool = False

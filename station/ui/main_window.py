@@ -61,6 +61,8 @@ class MainWindow(QMainWindow):
         limits_requested(str bed, dict limits, str | None profile, str user): likewise.
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         history_exported(str path, int rows, str user): the alarm history's CSV export.
+        report_made(str how, str where, tuple beds, str user): a shift report saved as PDF
+            (``pdf``, the path) or printed (``print``, the printer), for the audit.
         admin_wanted(str action, object request): a Manage ▾ entry, or an admin action asked
             for again after a login: to the admin-dialog controller (``request``: a bed for
             ``patients``).
@@ -78,6 +80,7 @@ class MainWindow(QMainWindow):
     limits_requested = Signal(str, object, object, str)
     trends_exported = Signal(str, str, int, str)
     history_exported = Signal(str, int, str)
+    report_made = Signal(str, str, object, str)
     admin_wanted = Signal(str, object)
 
     def __init__(
@@ -123,6 +126,7 @@ class MainWindow(QMainWindow):
             self.limits_requested.emit,
             self.trends_exported.emit,
             self.history_exported.emit,
+            on_reported=self.report_made.emit,
             trends=trends,
             actions=actions,
             excluded=admin.export_excluded if admin is not None else None,
@@ -134,6 +138,7 @@ class MainWindow(QMainWindow):
             tile.opened.connect(self.bed_windows.open_patient)
             tile.limits_wanted.connect(self.bed_windows.open_limits)
             tile.trends_wanted.connect(self.bed_windows.open_trends)
+            tile.report_wanted.connect(self.bed_windows.open_report)
             tile.acknowledge_bed_wanted.connect(self.acknowledge_bed)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -187,6 +192,7 @@ class MainWindow(QMainWindow):
             ],
         )
         self.header.history_button.clicked.connect(self.bed_windows.open_history)
+        self.header.report_button.clicked.connect(lambda: self.bed_windows.open_report(None))
         if actions is not None:
             self._follow_session(actions)
 

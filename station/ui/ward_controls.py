@@ -94,12 +94,13 @@ class WardControls:
             data.suspended = policy.suspended if policy is not None else ""
             notes = []
             if patient is None:
-                data.patient = ""
+                data.patient = data.patient_text = ""
             elif admin.allows(patient, Purpose.DISPLAY):
-                name = html.escape(patient.name)
-                data.patient = f"<b>{name}</b> · {patient.birth_date.isoformat()}"
+                name, born = patient.name, patient.birth_date.isoformat()
+                data.patient = f"<b>{html.escape(name)}</b> · {born}"
+                data.patient_text = f"{name} · {born}"
             else:
-                data.patient = "Name hidden (no consent)"
+                data.patient = data.patient_text = "Name hidden (no consent)"
             if patient is not None and not admin.allows(patient, Purpose.STORAGE):
                 notes.append("not stored")
             data.notes = " · ".join(notes)

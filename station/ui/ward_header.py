@@ -62,6 +62,8 @@ class WardHeader(QHBoxLayout):
         self.addSpacing(20)
         self.history_button = QPushButton("Alarm history")
         self.addWidget(self.history_button)
+        self.report_button = QPushButton("Shift report")
+        self.addWidget(self.report_button)
         self.addSpacing(20)
         self.user_label = QLabel(f"User: {user}")
         self.addWidget(self.user_label)

@@ -53,6 +53,16 @@ class OutboundAudit:
             details={"rows": rows},
         )
 
+    def report_made(self, how: str, where: str, beds: object, user: str) -> None:
+        """A shift report left the station: saved as a PDF or sent to a printer."""
+        self._audit.record(
+            "report.shift",
+            actor=user,
+            role=self._role_name(user),
+            target=where,
+            details={"output": how, "beds": list(beds) if isinstance(beds, tuple) else beds},
+        )
+
     def historian_rejected(self, line: str, status: int, message: str) -> None:
         """The historian refused a point's content (4xx): it is quarantined, never retried
         for ever, and the audit trail says which and why. Called on the historian thread."""

@@ -26,6 +26,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QS
 from PySide6.QtGui import (
     QFont,
     QImage,
+    QPagedPaintDevice,
     QPageLayout,
     QPageSize,
     QPainter,
@@ -84,12 +85,24 @@ def html_pdf(
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(buffer)
     writer.setResolution(RESOLUTION_DPI)
-    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
-    writer.setPageMargins(MARGINS_MM, QPageLayout.Unit.Millimeter)
     writer.setTitle(title)
     writer.setAuthor(author)
     writer.setCreator("station")
+    paint_pages(writer, title, html, images)
+    buffer.close()
+    return bytes(data.data())
 
+
+def paint_pages(
+    device: QPagedPaintDevice,
+    title: str,
+    html: str,
+    images: Mapping[str, QImage] | None = None,
+) -> int:
+    """Lay ``html`` out on A4 and paint it page by page onto ``device`` (a PDF writer or a
+    printer); returns the number of pages."""
+    device.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
+    device.setPageMargins(MARGINS_MM, QPageLayout.Unit.Millimeter)
     doc = QTextDocument()
     doc.setDocumentMargin(0)
     doc.setDefaultFont(QFont(BODY_FONT, 9))
@@ -97,20 +110,21 @@ def html_pdf(
     for name, image in (images or {}).items():
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), image)
     doc.setHtml(html)
-    scale = RESOLUTION_DPI / CSS_DPI
-    area = writer.pageLayout().paintRectPixels(RESOLUTION_DPI)
+    resolution = device.logicalDpiX()
+    scale = resolution / CSS_DPI
+    area = device.pageLayout().paintRectPixels(resolution)
     page = QSizeF(area.width() / scale, area.height() / scale - FOOTER_PX)
     doc.setPageSize(page)
     pages = doc.pageCount()
     footer_font = QFont(BODY_FONT)
     footer_font.setPixelSize(10)
 
-    painter = QPainter(writer)
+    painter = QPainter(device)
     try:
         painter.scale(scale, scale)
         for number in range(pages):
             if number:
-                writer.newPage()
+                device.newPage()
             top = number * page.height()
             painter.save()
             painter.translate(0, -top)
@@ -121,8 +135,7 @@ def html_pdf(
             painter.drawText(foot, Qt.AlignmentFlag.AlignCenter, f"Page {number + 1} of {pages}")
     finally:
         painter.end()
-    buffer.close()
-    return bytes(data.data())
+    return pages
 
 
 def escape(text: str) -> str:
