@@ -42,7 +42,6 @@ from station.domain.timefmt import iso_ms
 from station.domain.vouchers.keys import key_id, load_public_key, public_pem
 from station.domain.vouchers.model import VoucherError
 from station.services.audit.trail import read_trail, verify
-from station.services.printing.pdf import text_pdf
 
 BUNDLE_FORMAT = "station-audit-bundle/1"
 MANIFEST = "manifest.json"
@@ -136,6 +135,10 @@ def write_bundle(
         BundleError: ``out`` exists and is not empty, or nothing lies in the period.
         OSError: a file cannot be read or written.
     """
+    # Imported here: the summary PDF needs Qt's text engine, and only writing a bundle does;
+    # verifying one (``station audit verify``, the station's start check) stays free of Qt.
+    from station.services.printing.pdf import text_pdf  # noqa: PLC0415
+
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} is not empty: choose a new folder for the bundle")
     public = station_key.public_key()
