@@ -19,8 +19,9 @@ Threads and owners (ARCHITECTURE.md):
     demo only: ``demo-broker`` (:class:`EmbeddedBroker`) and ``simulator``.
 
 Local stores under the data folder: ``spool.sqlite`` (with the historian: every point before its
-PUBACK) and ``trends.sqlite`` (72 h per bed for the trend view). Either failing to open is a
-technical alarm, not a failed start: the ward must still be monitored.
+PUBACK), ``trends.sqlite`` (72 h per bed for the trend view) and ``quarantine.sqlite`` (the newest
+rejected messages, for the admin's quarantine view). Any failing to open is a technical alarm,
+not a failed start: the ward must still be monitored.
 
 Start order: audit → stores → historian → core → window → MQTT, live feed (→ simulator). Stop is
 the reverse, each step with a timeout, so the whole stop ends well within the 10 s of CONTRACT §3.
@@ -51,6 +52,7 @@ from PySide6.QtCore import QObject, Qt, QThread
 from station import __version__
 from station.config.credentials import backend_status, from_environment, secret
 from station.config.settings import Settings
+from station.domain.alarm_history import AlarmEpisode
 from station.domain.clock import StationClock
 from station.domain.roles import Role
 from station.presenters.actions import ActionLayer
@@ -68,9 +70,12 @@ from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian, HistorianStatus
 from station.services.ingest.live_feed import LiveFeed
 from station.services.ingest.mqtt_worker import MqttWorker
+from station.services.jobs import Jobs
 from station.services.storage.accounts import Accounts
+from station.services.storage.alarm_store import ALARM_STORE_FILE, AlarmStore
 from station.services.storage.bed_limits_file import BED_LIMITS_FILE, BedLimitsFile
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
+from station.services.storage.quarantine_store import QUARANTINE_FILE, QuarantineStore
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
 from station.ui.admin_dialogs import AdminDialogs
@@ -112,7 +117,10 @@ def _freeze_startup_heap() -> None:
     gc.freeze()
 
 
-_Store = TypeVar("_Store", Spool, TrendStore)
+HISTORY_LOAD_S = 30 * 86_400.0
+"""How much of the alarm store the window's history holds from the start (older: the history
+dialog reads the store for the period chosen)."""
+_Store = TypeVar("_Store", Spool, TrendStore, AlarmStore, QuarantineStore)
 
 
 def _no_status() -> HistorianStatus | None:
@@ -199,6 +207,14 @@ class Station(QObject):
         self.trends = self._open(
             "trends", TrendStore(data_dir / "trends.sqlite", clock=clock), "Trends unavailable"
         )
+        self.quarantine = self._open(
+            "quarantine", QuarantineStore(data_dir / QUARANTINE_FILE), "Quarantine not kept"
+        )
+        self.alarm_store = self._open(
+            "alarm_history",
+            AlarmStore(data_dir / ALARM_STORE_FILE, clock=clock),
+            "Alarm history not kept, a restart empties it",
+        )
         # The demo has no accounts: it starts with a nurse's session that never locks.
         lock_after = math.inf if demo is not None else settings.security.lock_after_s
         self.actions = ActionLayer(
@@ -222,6 +238,8 @@ class Station(QObject):
             registry=DeviceRegistry(data_dir / REGISTRY_FILE),
             monotonic=self.clock.monotonic,
             limits_store=BedLimitsFile(data_dir / BED_LIMITS_FILE),
+            quarantine=self.quarantine,
+            alarm_store=self.alarm_store,
         )
         if self.core.limits_fault is not None:
             self._faults.append(("bed_limits", self.core.limits_fault))
@@ -256,6 +274,7 @@ class Station(QObject):
             actions=self.actions,
             monotonic=self.clock.monotonic,
             admin=self.ward,
+            alarms=self.alarm_store,
         )
         self.dialogs = AdminDialogs(
             self.window,
@@ -267,9 +286,11 @@ class Station(QObject):
             audit_source=partial(AuditTrailSource, self.audit, key, station_id),
             demo=demo is not None,
             strips=self.window.strips,
+            quarantine=self.quarantine,
         )
         self._check_keyring()
         self.simulator: Simulator | None = None
+        self._history_jobs = Jobs("history-load", self)
         self._wire()
 
     def _live_password(self, password: str | None) -> str | None:
@@ -358,6 +379,7 @@ class Station(QObject):
             self.historian.start()
         self.core_thread.start()
         self.window.show()
+        self._load_history()
         if self._demo is None and not self.accounts.has_users():
             self.dialogs.open_users()  # the first run creates the admin
         self.window.audio.self_test()
@@ -367,6 +389,27 @@ class Station(QObject):
             self.simulator = self._demo.simulator(s.mqtt)
             self.simulator.start()
         _freeze_startup_heap()
+
+    def _load_history(self) -> None:
+        """Fill the window's alarm history from the alarm store (the last
+        :data:`HISTORY_LOAD_S`), on a worker: after a restart, the night's alarms and their
+        comments are there for the review, the shift report and the fatigue figures."""
+        store = self.alarm_store
+        if store is None:
+            return
+        until = self.clock.now() + 1.0
+
+        def loaded(episodes: list[AlarmEpisode]) -> None:
+            new = self.window.history.merge(episodes)
+            log.info("alarm history: %d alarms read back from the alarm store", new)
+            dialog = self.window.bed_windows.history_dialog
+            if dialog is not None and dialog.isVisible():
+                dialog.refresh()
+
+        def failed(exc: Exception) -> None:
+            log.error("alarm history not read back: %s", exc)
+
+        self._history_jobs.submit(lambda: store.load(until - HISTORY_LOAD_S, until), loaded, failed)
 
     def stop(self) -> bool:
         """Stop in reverse order; idempotent. Returns whether every part stopped in time."""
@@ -387,6 +430,7 @@ class Station(QObject):
         self.mqtt.checkpoint_seen.disconnect(self._checkpoint_check.check)
         # No blocking call into the core: it ends its event loop after the chunk it is on (each
         # producer has at most one wake-up queued there), which stops its timers with it.
+        self._history_jobs.stop(1.0)
         self.core_thread.quit()
         core_stopped = self.core_thread.wait(3000)
         if not core_stopped:
@@ -404,6 +448,10 @@ class Station(QObject):
             self.spool.close()
         if self.trends is not None and core_stopped:
             self.trends.close()
+        if self.quarantine is not None and core_stopped:
+            self.quarantine.close()
+        if self.alarm_store is not None and core_stopped:
+            self.alarm_store.close()
         # Break the window's references back to this object: with them, a stopped station is
         # freed only by Python's cycle collector, on whatever thread happens to run it.
         self.window.set_historian_status(_no_status)

@@ -54,6 +54,9 @@ OWNED_THREADS = frozenset(
         "settings-save",
         "audit-load",
         "audit-export",
+        "quarantine-query",
+        "reports",
+        "history-load",
     }
 )
 THREAD_GRACE_S = 5.0

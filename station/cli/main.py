@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="embedded broker and a simulated ward")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window and exit")
     p.add_argument("--screenshot-after", type=float, default=5.0, metavar="S")
+    p.add_argument(
+        "--screenshot-detail",
+        metavar="BED",
+        help="with --screenshot: save that bed's detail view instead of the ward",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = p.add_subparsers(dest="command")
 
@@ -270,7 +275,7 @@ def _run_station(args: argparse.Namespace) -> int:
     if args.screenshot is not None and not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QTimer  # noqa: PLC0415 - Qt only for the GUI commands
-    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+    from PySide6.QtWidgets import QApplication, QWidget  # noqa: PLC0415
 
     from station.app import Station  # noqa: PLC0415
     from station.services.demo.broker import EmbeddedBroker  # noqa: PLC0415
@@ -326,10 +331,19 @@ def _run_station(args: argparse.Namespace) -> int:
     shot_ok = True
     if args.screenshot is not None:
         path: Path = args.screenshot
+        shown: QWidget = station.window
+        if args.screenshot_detail and args.screenshot_detail not in station.window.beds:
+            station.stop()
+            if broker is not None:
+                broker.stop()
+            raise ConfigError(f"--screenshot-detail: no bed {args.screenshot_detail!r}")
+        if args.screenshot_detail:
+            station.window.bed_windows.open_patient(args.screenshot_detail)
+            shown = station.window.bed_windows.patient_views[args.screenshot_detail]
 
         def shoot() -> None:
             nonlocal shot_ok
-            shot_ok = station.window.grab().save(str(path))
+            shot_ok = shown.grab().save(str(path))
             if shot_ok:
                 log.info("screenshot saved to %s", path)
             else:

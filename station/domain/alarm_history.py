@@ -38,12 +38,54 @@ CSV_COLUMNS = (
     "escalated_at",
     "cleared_at",
     "duration_s",
+    "comments",
 )
 
 # A spreadsheet evaluates a cell that starts with one of these as a formula (CSV injection).
 # Device ids, bed names and messages come from the network, so none of them may reach Excel as
 # a formula. Tab and carriage return are on OWASP's list too.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+COMMENT_MARKS = (
+    "artefact",
+    "suction",
+    "repositioning",
+    "patient care",
+    "lead or probe change",
+    "clinically relevant",
+    "other",
+)
+"""The fixed choices a nurse marks an alarm with (free text may follow): a review meeting counts
+artefacts and care-caused alarms by these, so they are words from one list, not typing."""
+MAX_COMMENT = 300
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmComment:
+    """A nurse's mark on an alarm: one of :data:`COMMENT_MARKS` and optional free text."""
+
+    at: float
+    by: str
+    mark: str
+    text: str = ""
+
+    def line(self) -> str:
+        """The comment as one line: ``artefact: probe loose (ann)``."""
+        body = f"{self.mark}: {self.text}" if self.text else self.mark
+        return f"{body} ({self.by})"
+
+
+def comment_of(at: float, by: str, mark: str, text: str) -> AlarmComment:
+    """A comment checked for what a nurse can type: a known mark, text on one line and short.
+
+    Raises:
+        ValueError: an unknown mark.
+    """
+    if mark not in COMMENT_MARKS:
+        raise ValueError(f"unknown mark {mark!r}: one of {', '.join(COMMENT_MARKS)}")
+    flat = " ".join("".join(ch if ch >= " " else " " for ch in text).split())
+    return AlarmComment(at, by, mark, flat[:MAX_COMMENT])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +108,12 @@ class AlarmEpisode:
     acknowledged_by: str | None = None
     escalated_at: float | None = None
     cleared_at: float | None = None
+    comments: tuple[AlarmComment, ...] = ()
+
+    @property
+    def comment_text(self) -> str:
+        """The comments, oldest first, on one line."""
+        return "; ".join(c.line() for c in self.comments)
 
     @property
     def time_to_ack_s(self) -> float | None:
@@ -137,6 +185,38 @@ class AlarmHistory:
             while len(self._episodes) > self._max:
                 del self._episodes[next(iter(self._episodes))]
             return folded
+
+    def comment(self, alarm_id: str, comment: AlarmComment) -> AlarmEpisode | None:
+        """Attach a comment to an episode; None when the history does not hold it."""
+        with self._lock:
+            episode = self._episodes.get(alarm_id)
+            if episode is None:
+                return None
+            if comment in episode.comments:
+                return episode  # the same comment told twice (a reload, a replay)
+            episode = replace(episode, comments=(*episode.comments, comment))
+            self._episodes[alarm_id] = episode
+            return episode
+
+    def merge(self, episodes: Iterable[AlarmEpisode]) -> int:
+        """Take episodes read back from the store (after a restart); an episode already here
+        (live since the start) keeps what it has, plus the stored comments it lacks. Returns
+        how many were new. Kept in raise order, the oldest dropped first when full."""
+        new = 0
+        with self._lock:
+            merged = dict(self._episodes)
+            for stored in episodes:
+                live = merged.get(stored.alarm_id)
+                if live is None:
+                    merged[stored.alarm_id] = stored
+                    new += 1
+                    continue
+                extra = tuple(c for c in stored.comments if c not in live.comments)
+                if extra:
+                    merged[live.alarm_id] = replace(live, comments=(*extra, *live.comments))
+            ordered = sorted(merged.values(), key=lambda e: e.raised_at)[-self._max :]
+            self._episodes = {e.alarm_id: e for e in ordered}
+        return new
 
     def episodes(
         self, bed: str | None = None, since: float | None = None, until: float | None = None
@@ -263,6 +343,7 @@ def episodes_csv(episodes: Iterable[AlarmEpisode]) -> str:
             rfc3339(e.escalated_at),
             rfc3339(e.cleared_at),
             _seconds(e.duration_s),
+            e.comment_text,
         )
         writer.writerow([_safe(cell) for cell in row])
     return out.getvalue()

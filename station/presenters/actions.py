@@ -48,6 +48,7 @@ class ActionLayer(QObject):
 
     acknowledge = Signal(str, str)
     limits = Signal(str, object, object, str)
+    comment = Signal(str, str, str, str)
     login_required = Signal(str, object)
     session_changed = Signal(object)
     login_failed = Signal(str)
@@ -149,6 +150,15 @@ class ActionLayer(QObject):
         user = self.request(Action.CHANGE_LIMITS, bed, (bed, limits, profile))
         if user is not None:
             self.limits.emit(bed, limits, profile, user)
+
+    @Slot(str, str, str)
+    def on_comment(self, alarm_id: str, mark: str, text: str) -> None:
+        """A nurse marks an alarm ("artefact", "suction", …): who may acknowledge alarms may
+        comment on them. Not replayed after a login: the text was typed before it, perhaps by
+        someone else."""
+        user = self.request(Action.ACKNOWLEDGE, alarm_id, None)
+        if user is not None:
+            self.comment.emit(alarm_id, mark, text, user)
 
     @Slot(str, str, object)
     def record_user_action(self, action: str, user: str, details: dict[str, object]) -> None:

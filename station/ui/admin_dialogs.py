@@ -1,5 +1,5 @@
-"""The one way an admin dialog opens: users, devices, settings, the audit trail, and the ward's
-patient and consent dialogs.
+"""The one way an admin dialog opens: users, devices, the quarantine, settings, the audit trail,
+and the ward's patient and consent dialogs.
 
 Every admin dialog holds the authority of the session that opened it. So each opens the same
 way: the action layer checks the session's role first (a denial is audited and a login asked
@@ -28,9 +28,13 @@ from station.domain.session import SessionView
 from station.domain.status import IngestStats
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
+from station.services.jobs import Jobs
+from station.services.storage.quarantine_store import QuarantineStore
 from station.ui.alarm_strip import AlarmStrips
 from station.ui.audit.source import AuditSource
 from station.ui.audit.view import AuditView
+from station.ui.quarantine_dialog import THREAD_NAME as QUARANTINE_THREAD
+from station.ui.quarantine_dialog import QuarantineDialog
 from station.ui.settings.dialog import SettingsDialog
 from station.ui.tile import BedTile
 from station.ui.users_dialog import UsersDialog
@@ -38,6 +42,11 @@ from station.ui.ward_controls import WardControls
 
 NOTICE_MS = 5000
 """How long a notice stays in the status bar."""
+QUARANTINE = "quarantine"
+"""The request, with :attr:`Action.DEVICES`, that asks for the quarantine view (Manage ▾
+Quarantine…). Reading what ingest refused is device administration: the admin who onboards
+and revokes devices is who must find the misconfigured or forged one, so the view takes the
+devices role (admin) rather than a new action."""
 
 
 class AdminDialogs(QObject):
@@ -54,6 +63,8 @@ class AdminDialogs(QObject):
             the audit trail cannot be viewed.
         demo: the demo ward (onboarding also gives the embedded broker the credential).
         strips: puts the ward's alarm strip into each dialog; None: no strips.
+        quarantine: the kept rejections the quarantine view reads; None: not kept (the store
+            could not be opened), and the view says so in the status bar.
     """
 
     def __init__(
@@ -68,6 +79,7 @@ class AdminDialogs(QObject):
         audit_source: Callable[[str], AuditSource] | None = None,
         demo: bool = False,
         strips: AlarmStrips | None = None,
+        quarantine: QuarantineStore | None = None,
     ) -> None:
         super().__init__(window)
         self._strips = strips
@@ -78,6 +90,10 @@ class AdminDialogs(QObject):
         self._session_user = actions.session.view().user
         self.settings_dialog: SettingsDialog | None = None
         self.audit_view: AuditView | None = None
+        self._quarantine = quarantine
+        self._quarantine_jobs = Jobs(QUARANTINE_THREAD, self)
+        self.quarantine_dialog: QuarantineDialog | None = None
+        self._rejected = -1  # the core's count when the quarantine view last refreshed
         self.ward: WardControls | None = None
         if admin is not None and tiles is not None:
             self.ward = WardControls(tiles, admin, self, demo)
@@ -117,6 +133,8 @@ class AdminDialogs(QObject):
         """The dialog for ``action`` (a value of :class:`Action`), after the role check; None if
         refused or already open. A ``patients`` request names the bed."""
         wanted = Action(action)
+        if wanted is Action.DEVICES and request == QUARANTINE:
+            return self.open_quarantine()
         if wanted is Action.USERS:
             return self.open_users()
         if wanted is Action.DEVICES:
@@ -149,6 +167,28 @@ class AdminDialogs(QObject):
     def open_devices(self) -> QDialog | None:
         """The device registry and the unassigned devices (admin)."""
         return self.ward.open_devices() if self.ward is not None else None
+
+    def open_quarantine(self) -> QDialog | None:
+        """The rejected messages kept, by reason and device (the devices role: admin); one
+        at a time. Read-only, it still closes with the session like every admin dialog."""
+        user = self._actions.request(Action.DEVICES, QUARANTINE, QUARANTINE)
+        if user is None:
+            return None
+        if self._quarantine is None:  # said in the status bar: nothing modal over the ward
+            self.notify("Rejected messages are not kept: the quarantine store could not open.")
+            return None
+        old = self.quarantine_dialog
+        if old is not None and old.isVisible():
+            old.raise_()
+            old.activateWindow()
+            return None
+        if old is not None:  # closed earlier: a fresh one reads the store again
+            if old in self._kept:
+                self._kept.remove(old)
+            old.deleteLater()
+        dialog = QuarantineDialog(self._quarantine, self._quarantine_jobs, self._window)
+        self.quarantine_dialog = dialog
+        return self.keep_and_show(dialog)
 
     def open_settings(self) -> QDialog | None:
         """The settings dialog (admin); one at a time."""
@@ -199,13 +239,20 @@ class AdminDialogs(QObject):
 
     @Slot(object)
     def on_stats(self, stats: IngestStats) -> None:
-        """The core's counters: an open devices dialog lists the devices without a bed."""
+        """The core's counters: an open devices dialog lists the devices without a bed; an
+        open quarantine view reads the store again when more messages were rejected (the core
+        writes them to the store before it counts them here)."""
         if self.ward is not None:
             self.ward.on_stats(stats)
+        view = self.quarantine_dialog
+        if view is not None and view.isVisible() and stats.rejected != self._rejected:
+            self._rejected = stats.rejected
+            view.refresh()  # a refresh already on the worker makes this one wait for it
 
     def shutdown(self, timeout: float) -> bool:
-        """Wait for a settings save or connection test still running (the station stops);
-        True if nothing is left running."""
+        """Wait for a settings save or connection test, or a quarantine query, still running
+        (the station stops); True if nothing is left running."""
+        ok = self._quarantine_jobs.stop(timeout)
         if self.settings_dialog is None:
-            return True
-        return self.settings_dialog.shutdown(timeout)
+            return ok
+        return self.settings_dialog.shutdown(timeout) and ok

@@ -22,6 +22,7 @@ from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import Action
 from station.presenters.actions import ActionLayer
 from station.services.jobs import Jobs
+from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.trends import TrendStore
 from station.ui.alarm_strip import AlarmStrips
 from station.ui.beddata import BedData
@@ -76,6 +77,8 @@ class BedWindows:
         excluded: Spans | None = None,
         strips: AlarmStrips | None = None,
         on_reported: Reported | None = None,
+        on_comment: Callable[[str, str, str], None] | None = None,
+        alarms: AlarmStore | None = None,
     ) -> None:
         self._parent, self._settings, self._beds, self._limits = parent, settings, beds, limits
         self._history, self._user, self._clock = history, user, clock
@@ -88,6 +91,9 @@ class BedWindows:
         self.history_dialog: AlarmHistoryDialog | None = None
         self.report_dialog: ShiftReportDialog | None = None
         self._on_reported = on_reported
+        self._on_comment, self._alarm_store = on_comment, alarms
+        self.open_patient_record: Callable[[str], None] = lambda _bed: None
+        """Opens the patient dialog of a bed (the window sets it: the ward controls own it)."""
         self._jobs = Jobs("reports", parent)  # rendering, writing and printing reports
 
     def open_limits(self, bed: str) -> None:
@@ -116,6 +122,11 @@ class BedWindows:
                     Action.EXPORT_DATA, "alarm history", "export_data"
                 )
             self.history_dialog.on_exported = self._on_history_exported
+            self.history_dialog.on_comment = self._on_comment
+            self.history_dialog.on_open_moment = self.open_trends_at
+            if self._alarm_store is not None:
+                self.history_dialog.loader = self._alarm_store.load
+                self.history_dialog.jobs = self._jobs
             self._strip(self.history_dialog)
         self.history_dialog.refresh()
         self.history_dialog.show()
@@ -148,7 +159,17 @@ class BedWindows:
         """Show (or raise) the detail view of a bed."""
         view = self.patient_views.get(bed)
         if view is None:
-            view = PatientView(self._beds[bed], PATIENT_VIEW_S, self._parent)
+            view = PatientView(
+                self._beds[bed],
+                PATIENT_VIEW_S,
+                self._parent,
+                no_data_s=self._settings.alarms.no_data_s,
+                trends=self._trends,
+                jobs=self._jobs,
+            )
+            view.trends_wanted.connect(self.open_trends)
+            view.limits_wanted.connect(self.open_limits)
+            view.patient_wanted.connect(self._patient_record)
             self.patient_views[bed] = view
             self._strip(view)
         view.show()
@@ -176,6 +197,18 @@ class BedWindows:
             self._strip(view)
         view.show()
         view.raise_()
+
+    def open_trends_at(self, bed: str, at: float) -> None:
+        """A bed's trend around the moment of an alarm (from the history), marked."""
+        if bed not in self._beds:
+            return
+        self.open_trends(bed)
+        view = self.trend_views.get(bed)
+        if view is not None:
+            view.show_moment(at)
+
+    def _patient_record(self, bed: str) -> None:
+        self.open_patient_record(bed)  # looked up now: the window sets it after building this
 
     def _strip(self, view: QWidget) -> None:
         if self._strips is not None:

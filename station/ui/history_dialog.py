@@ -1,9 +1,12 @@
-"""The alarm history dialog: past alarms per bed, alarm-fatigue figures and a CSV export.
+"""The alarm history dialog: past alarms per bed over any period, nurses' comments on them, a
+link to the bed's trend at the moment of an alarm, alarm-fatigue figures and a CSV export.
 
 GUI thread only. It reads an :class:`~station.domain.alarm_history.AlarmHistory` (which the
-station fills from the alarm snapshots) when opened and on :meth:`AlarmHistoryDialog.refresh`;
-it never changes the history. The table is a model over a list of immutable episodes, so a
-history of 100 000 alarms costs only the rows on screen.
+station fills from the alarm snapshots, and after a restart from the alarm store) and, for a
+period, the alarm store itself through ``loader`` on a worker (``jobs``): the GUI thread never
+reads the file. A comment goes out through ``on_comment`` (the action layer, then the core,
+which keeps and audits it) and comes back into the history. The table is a model over a list of
+immutable episodes, so a history of 100 000 alarms costs only the rows on screen.
 """
 
 from __future__ import annotations
@@ -14,23 +17,34 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QDate,
+    QDateTime,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTime,
+)
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QDateEdit,
     QDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
-from station.domain.alarm_history import AlarmEpisode, AlarmHistory
+from station.domain.alarm_history import COMMENT_MARKS, MAX_COMMENT, AlarmEpisode, AlarmHistory
 from station.domain.alarms import LABELS, AlarmKind
+from station.services.jobs import Jobs
 from station.ui import file_choice, theme
 
 log = logging.getLogger(__name__)
@@ -45,7 +59,11 @@ COLUMNS = (
     "Time to ack",
     "Duration",
     "Cleared",
+    "Comments",
 )
+PERIODS_DAYS = (("Last 24 h", 1), ("Last 7 days", 7), ("Last 30 days", 30), ("Last year", 366))
+CHOSEN = 0
+"""The period entry whose dates are chosen in the date fields."""
 WARD = "Ward"
 STATION_BED = "station"  # technical alarms of the station itself have no bed
 SUMMARY_WINDOW_S = 86_400.0
@@ -141,6 +159,7 @@ class EpisodeModel(QAbstractTableModel):
             _span(e.time_to_ack_s),
             _span(e.duration_s) if e.cleared_at is not None else "open",
             _when(e.cleared_at),
+            e.comment_text,
         )
         return cells[column] if 0 <= column < len(cells) else ""
 
@@ -169,16 +188,37 @@ class AlarmHistoryDialog(QDialog):
         """Called with (path, rows, user) after an export, for the audit trail."""
         self.excluded: Callable[[str], list[tuple[float, float]]] | None = None
         """Per bed, times whose alarms may not leave the station (no export consent)."""
+        self.loader: Callable[[float, float], list[AlarmEpisode]] | None = None
+        """Reads the alarm store for a period (blocking: run on ``jobs``); None: memory only."""
+        self.jobs: Jobs | None = None
+        self.on_comment: Callable[[str, str, str], None] | None = None
+        """A nurse's comment: (alarm id, mark, text), to the action layer."""
+        self.on_open_moment: Callable[[str, float], None] | None = None
+        """Double-click: open (bed, moment) in the bed's trend."""
+        self._generation = 0
         self.setWindowTitle("Alarm history")
         self.resize(1000, 560)
         self.bed_filter = QComboBox()
         self.bed_filter.currentIndexChanged.connect(lambda _i: self._show())
+        self.period = QComboBox()
+        for text, days in PERIODS_DAYS:
+            self.period.addItem(text, days)
+        self.period.addItem("Chosen dates", CHOSEN)
+        today = QDate.currentDate()
+        self.since_date, self.until_date = QDateEdit(today.addDays(-1)), QDateEdit(today)
+        for edit in (self.since_date, self.until_date):
+            edit.setCalendarPopup(True)
+            edit.setEnabled(False)
+            edit.dateChanged.connect(lambda _d: self._show())
+        self.period.currentIndexChanged.connect(self._on_period)
         self.model = EpisodeModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.doubleClicked.connect(self._open_moment)
+        self.table.setToolTip("Double-click an alarm to see the bed's trend at that moment")
         # The ward stylesheet styles QTableWidget; this view gets the same look.
         self.table.setStyleSheet(
             f"QTableView {{ background:{theme.TILE}; color:{theme.TEXT};"
@@ -195,15 +235,32 @@ class AlarmHistoryDialog(QDialog):
         self.export_button.clicked.connect(self._ask_and_export)
         refresh_button = QPushButton("Refresh")
         refresh_button.clicked.connect(self.refresh)
+        self.mark = QComboBox()
+        self.mark.addItems(COMMENT_MARKS)
+        self.comment_text = QLineEdit()
+        self.comment_text.setMaxLength(MAX_COMMENT)
+        self.comment_text.setPlaceholderText("Comment (optional)")
+        self.comment_button = QPushButton("Add comment")
+        self.comment_button.clicked.connect(self._comment)
+        comment_row = QHBoxLayout()
+        comment_row.addWidget(QLabel("Mark the selected alarm:"))
+        comment_row.addWidget(self.mark)
+        comment_row.addWidget(self.comment_text, 1)
+        comment_row.addWidget(self.comment_button)
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.bed_filter)
+        top.addWidget(self.period)
+        top.addWidget(self.since_date)
+        top.addWidget(QLabel("to"))
+        top.addWidget(self.until_date)
         top.addStretch(1)
         top.addWidget(refresh_button)
         top.addWidget(self.export_button)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
+        lay.addLayout(comment_row)
         lay.addWidget(self.summary)
         lay.addWidget(self.status)
         self.refresh()
@@ -275,10 +332,75 @@ class AlarmHistoryDialog(QDialog):
             name_filter="CSV files (*.csv)",
         )
 
+    def period_span(self) -> tuple[float, float]:
+        """The period chosen: ``[since, until)`` in UTC epoch seconds."""
+        days = self.period.currentData()
+        if days == CHOSEN:
+            start = QDateTime(self.since_date.date(), QTime(0, 0)).toSecsSinceEpoch()
+            end = QDateTime(self.until_date.date().addDays(1), QTime(0, 0)).toSecsSinceEpoch()
+            return float(start), float(end)
+        now = self._clock()
+        return now - float(days) * 86_400.0, now + 1.0
+
+    def _on_period(self, _index: int) -> None:
+        chosen = self.period.currentData() == CHOSEN
+        self.since_date.setEnabled(chosen)
+        self.until_date.setEnabled(chosen)
+        self._show()
+
     def _show(self) -> None:
         bed = self.selected_bed()
-        self.model.set_episodes(self._history.episodes(bed=bed))
+        since, until = self.period_span()
+        live = self._history.episodes(bed=bed, since=since, until=until)
+        self.model.set_episodes(live)
         self.summary.setText(self._summary(bed))
+        loader, jobs = self.loader, self.jobs
+        if loader is None or jobs is None:
+            return
+        self._generation += 1
+        generation = self._generation
+        self.status.setText("Reading the alarm store…")
+
+        def stored(found: list[AlarmEpisode]) -> None:
+            if generation != self._generation:
+                return  # another period or bed was chosen meanwhile
+            merged = {e.alarm_id: e for e in found if bed is None or e.bed == bed}
+            # What this session holds is newer (the store is written once a second).
+            merged.update((e.alarm_id, e) for e in self._history.episodes(bed, since, until))
+            episodes = sorted(merged.values(), key=lambda e: e.raised_at, reverse=True)
+            self.model.set_episodes(episodes)
+            self.status.setText(f"{len(episodes)} alarms in this period.")
+
+        def failed(exc: Exception) -> None:
+            if generation == self._generation:
+                self.status.setText(f"Alarm store unreadable, this session only: {exc}")
+
+        jobs.submit(lambda: loader(since, until), stored, failed, context=self)
+
+    def selected_episode(self) -> AlarmEpisode | None:
+        """The episode of the selected row, if any."""
+        rows = self.table.selectionModel().selectedRows()
+        episodes = self.model.episodes()
+        if not rows or not 0 <= rows[0].row() < len(episodes):
+            return None
+        return episodes[rows[0].row()]
+
+    def _comment(self) -> None:
+        episode = self.selected_episode()
+        if episode is None:
+            self.status.setText("Select an alarm to comment on.")
+            return
+        if self.on_comment is not None:
+            self.on_comment(episode.alarm_id, self.mark.currentText(), self.comment_text.text())
+        self.comment_text.clear()
+
+    def _open_moment(self, index: QModelIndex) -> None:
+        episodes = self.model.episodes()
+        if self.on_open_moment is None or not 0 <= index.row() < len(episodes):
+            return
+        episode = episodes[index.row()]
+        if episode.bed:
+            self.on_open_moment(episode.bed, episode.raised_at)
 
     def _summary(self, bed: str | None) -> str:
         rates = self._history.per_bed_per_hour(self._clock(), SUMMARY_WINDOW_S)

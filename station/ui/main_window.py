@@ -23,7 +23,7 @@ from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from station.config.settings import Settings, is_loopback
-from station.domain.alarm_history import AlarmHistory
+from station.domain.alarm_history import AlarmComment, AlarmHistory
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState
 from station.domain.bed_limits import BedLimits
 from station.domain.messages import Accepted
@@ -34,6 +34,7 @@ from station.domain.ward import bed_labels
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.ingest.historian import HistorianStatus
+from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.trends import TrendStore
 from station.ui import status_text, theme
 from station.ui.alarm_list import AlarmList
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         limits_requested(str bed, dict limits, str | None profile, str user): likewise.
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         history_exported(str path, int rows, str user): the alarm history's CSV export.
+        comment_requested(str alarm_id, str mark, str text): a nurse's comment on an alarm.
         report_made(str how, str where, tuple beds, str user): a shift report saved as PDF
             (``pdf``, the path) or printed (``print``, the printer), for the audit.
         admin_wanted(str action, object request): a Manage ▾ entry, or an admin action asked
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
     trends_exported = Signal(str, str, int, str)
     history_exported = Signal(str, int, str)
     report_made = Signal(str, str, object, str)
+    comment_requested = Signal(str, str, str)
     admin_wanted = Signal(str, object)
 
     def __init__(
@@ -95,6 +98,7 @@ class MainWindow(QMainWindow):
         actions: ActionLayer | None = None,
         monotonic: Callable[[], float] | None = None,
         admin: WardAdmin | None = None,
+        alarms: AlarmStore | None = None,
     ) -> None:
         super().__init__()
         pg.setConfigOptions(antialias=False, background=theme.TILE, foreground=theme.MUTED)
@@ -127,6 +131,8 @@ class MainWindow(QMainWindow):
             self.trends_exported.emit,
             self.history_exported.emit,
             on_reported=self.report_made.emit,
+            on_comment=self.comment_requested.emit,
+            alarms=alarms,
             trends=trends,
             actions=actions,
             excluded=admin.export_excluded if admin is not None else None,
@@ -140,6 +146,8 @@ class MainWindow(QMainWindow):
             tile.trends_wanted.connect(self.bed_windows.open_trends)
             tile.report_wanted.connect(self.bed_windows.open_report)
             tile.acknowledge_bed_wanted.connect(self.acknowledge_bed)
+        # The detail view's "Patient…" asks what the tile's menu asks (the ward controls answer).
+        self.bed_windows.open_patient_record = lambda bed: self.tiles[bed].patient_wanted.emit(bed)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.grid)
@@ -187,6 +195,7 @@ class MainWindow(QMainWindow):
             [
                 ("Users…", self.open_users),
                 ("Devices…", self.open_devices),
+                ("Quarantine…", self.open_quarantine),
                 ("Settings…", self.open_settings),
                 ("Audit trail…", self.open_audit_export),
             ],
@@ -332,6 +341,15 @@ class MainWindow(QMainWindow):
         if data is not None:
             data.limits = limits
 
+    @Slot(str, object)
+    def on_comment(self, alarm_id: str, comment: AlarmComment) -> None:
+        """The core kept a nurse's comment on an alarm: into the history, and the open history
+        dialog shows it."""
+        self.history.comment(alarm_id, comment)
+        dialog = self.bed_windows.history_dialog
+        if dialog is not None and dialog.isVisible():
+            dialog.refresh()
+
     # -- painting --------------------------------------------------------------------------
 
     @Slot()
@@ -418,6 +436,11 @@ class MainWindow(QMainWindow):
     def open_devices(self) -> None:
         """Manage ▾ Devices…"""
         self.ask_admin(Action.DEVICES)
+
+    @Slot()
+    def open_quarantine(self) -> None:
+        """Manage ▾ Quarantine…: the rejected messages, under the devices role (admin)."""
+        self.ask_admin(Action.DEVICES, "quarantine")  # AdminDialogs.QUARANTINE
 
     @Slot()
     def open_settings(self) -> None:

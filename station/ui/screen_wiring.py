@@ -29,6 +29,7 @@ def connect_screen(window: MainWindow, actions: ActionLayer, dialogs: AdminDialo
     window.acknowledge_requested.connect(actions.on_acknowledge)
     window.acknowledge_bed_requested.connect(actions.on_acknowledge_bed)
     window.limits_requested.connect(actions.on_limits)
+    window.comment_requested.connect(actions.on_comment)
     window.audio.action_taken.connect(actions.record_user_action)
     window.admin_wanted.connect(dialogs.open)
 
@@ -55,6 +56,8 @@ def connect_core(
         window.on_limits(bed, limits)
     actions.acknowledge.connect(core.acknowledge, connection)
     actions.limits.connect(core.change_limits, connection)
+    actions.comment.connect(core.comment_alarm, connection)
+    core.alarm_commented.connect(window.on_comment, connection)
 
 
 def connect_ward(core: CoreWorker, ward: WardAdmin, connection: Qt.ConnectionType = QUEUED) -> None:

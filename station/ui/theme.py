@@ -52,3 +52,6 @@ QToolButton::menu-indicator {{ image: none; }}
 QScrollArea {{ border: none; background: {BACKGROUND}; }}
 QDialog {{ background: {BACKGROUND}; color: {TEXT}; }}
 """
+
+CHOICE_BUTTON = "QPushButton:checked { background:#3d5a80; border-color:#7aa2d6; }"
+"""A checkable button of a choice (a time range): the chosen one must be visible."""

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.domain.alarms import Priority
 from station.services.storage.trend_csv import without_spans, write_csv
 from station.services.storage.trends import (
     MINUTE,
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 BoolArray = npt.NDArray[np.bool_]
 
 RANGES_H = (1, 8, 24, 72)
+MOMENT_SPAN_S = 3600.0
+"""What an alarm opened from the history shows: half an hour either side of it."""
 DEFAULT_RANGE_H = 8
 THREAD_NAME = "trend-query"
 JOIN_TIMEOUT_S = 2.0
@@ -71,7 +74,6 @@ GAP_S = {RAW: 30.0, MINUTE: 180.0}
 INTERMITTENT = {"systolic": 7200.0, "diastolic": 7200.0}
 # A series this sparse also gets a marker per point, so a lone reading is never invisible.
 MARKERS_MAX = 300
-RANGE_BUTTON_STYLE = "QPushButton:checked { background:#3d5a80; border-color:#7aa2d6; }"
 NO_DATA = "No stored data for this period"
 SOURCE = "from the station's local store"
 
@@ -146,6 +148,7 @@ class TrendView(QDialog):
         self._data: TrendData | None = None
         self._workers: list[tuple[threading.Thread, threading.Event]] = []
         self._closed = False
+        self._moment: float | None = None
         self._result.connect(self._on_result, Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle(f"{label} — trends")
         self.resize(1000, 760)
@@ -160,7 +163,7 @@ class TrendView(QDialog):
         for hours in RANGES_H:
             button = QPushButton(f"{hours} h")
             button.setCheckable(True)
-            button.setStyleSheet(RANGE_BUTTON_STYLE)  # the selected range must be visible
+            button.setStyleSheet(theme.CHOICE_BUTTON)  # the selected range must be visible
             self.range_group.addButton(button, hours)
             top.addWidget(button)
         self.range_group.idClicked.connect(self.show_range)
@@ -174,6 +177,7 @@ class TrendView(QDialog):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.bands: dict[str, QGraphicsPathItem] = {}
         self._items: list[pg.PlotItem] = []
+        self.moment_lines: list[pg.InfiniteLine] = []
         for row, (plot_title, params, (lo, hi)) in enumerate(PLOTS):
             item = self.graphs.addPlot(
                 row=row, col=0, title=plot_title, axisItems={"bottom": pg.DateAxisItem()}
@@ -194,6 +198,10 @@ class TrendView(QDialog):
                     symbolBrush=pg.mkBrush(colour),
                     symbolPen=None,
                 )
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.ALARM_BG[Priority.HIGH], width=2))
+            line.setVisible(False)
+            item.addItem(line)
+            self.moment_lines.append(line)
             self._items.append(item)
 
         self.status = QLabel()
@@ -227,11 +235,36 @@ class TrendView(QDialog):
         button = self.range_group.button(hours)
         if not button.isChecked():
             button.setChecked(True)  # setChecked does not emit idClicked
+        self._moment = None
+        for line in self.moment_lines:
+            line.setVisible(False)
+        end_s = self._clock()
+        self._query(end_s - hours * 3600.0, end_s, f"the last {hours} h")
+
+    def show_moment(self, at: float, span_s: float = MOMENT_SPAN_S) -> None:
+        """Show ``span_s`` around the moment ``at`` (an alarm picked in the history), marked
+        by a red line on every plot: what the patient's values did before and after."""
+        self._moment = at
+        button = self.range_group.checkedButton()
+        if button is not None:
+            self.range_group.setExclusive(False)  # no preset range is selected now
+            button.setChecked(False)
+            self.range_group.setExclusive(True)
+        for line in self.moment_lines:
+            line.setValue(at)
+            line.setVisible(True)
+        self._query(at - span_s / 2, at + span_s / 2, f"around {_when(at)}")
+
+    @property
+    def moment(self) -> float | None:
+        """The moment marked, or None when a preset range is shown."""
+        return self._moment
+
+    def _query(self, start_s: float, end_s: float, what: str) -> None:
+        """Start a query of ``[start_s, end_s]`` off the GUI thread."""
         self._closed = False
         self._generation += 1
         self._cancel_workers()
-        end_s = self._clock()
-        start_s = end_s - hours * 3600.0
         cancel = threading.Event()
         thread = threading.Thread(
             target=_load,
@@ -243,7 +276,7 @@ class TrendView(QDialog):
         self._workers.append((thread, cancel))
         thread.start()
         self.export_button.setEnabled(False)
-        self.status.setText(f"Loading the last {hours} h {SOURCE}…")
+        self.status.setText(f"Loading {what} {SOURCE}…")
 
     def plotted_span_s(self, param: str) -> float:
         """Seconds between the first and last finite mean plotted for ``param`` (0 if none)."""
@@ -351,13 +384,16 @@ class TrendView(QDialog):
             self.bands[param].setVisible(band)
         for item in self._items:
             item.setXRange(data.start_s, data.end_s, padding=0)
-        period = f"{self._hours} h ({_when(data.start_s)} – {_when(data.end_s)})"
+        period = f"last {self._hours} h ({_when(data.start_s)} – {_when(data.end_s)})"
+        if self._moment is not None:
+            period = f"hour around the alarm at {_when(self._moment)} ({_when(data.start_s)}"
+            period += f" – {_when(data.end_s)})"
         if data.is_empty:
-            self.status.setText(f"{NO_DATA} (last {period}) {SOURCE}.")
+            self.status.setText(f"{NO_DATA} ({period}) {SOURCE}.")
             return
         what = "every sample" if not band else "1-minute means, band from min to max"
         self.status.setText(
-            f"Last {period} · {what} · {data.rows:,} points · {SOURCE}"
+            f"{period[0].upper()}{period[1:]} · {what} · {data.rows:,} points · {SOURCE}"
             " (it does not depend on the historian)."
         )
 

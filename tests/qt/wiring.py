@@ -38,8 +38,10 @@ from station.services.ingest.core import CoreWorker
 from station.services.ingest.historian import Historian
 from station.services.ingest.record_inbox import Delivery
 from station.services.storage.accounts import Accounts
+from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.bed_limits_file import BedLimitsFile
 from station.services.storage.device_registry import DeviceRegistry
+from station.services.storage.quarantine_store import QuarantineStore
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
 from station.ui.admin_dialogs import AdminDialogs
@@ -86,6 +88,8 @@ class Wiring:
         admin: WardAdmin | None = None,
         config_path: Path | None = None,
         limits_store: BedLimitsFile | None = None,
+        quarantine: QuarantineStore | None = None,
+        alarm_store: AlarmStore | None = None,
     ) -> Screen:
         """A wired screen.
 
@@ -93,16 +97,24 @@ class Wiring:
             actions: the test's own action layer; None: one with ``user`` logged in as a nurse.
             user: the name the window shows before the action layer says who is logged in.
             core: build a core (on the test's thread) and wire it; False: the screen alone.
-            historian, spool, trends, acknowledge, registry, limits_store: the core's, as the
-                app gives them
+            historian, spool, trends, acknowledge, registry, limits_store, alarm_store: the
+                core's, as the app gives them (``alarm_store`` also to the window)
                 (``trends`` also to the window's trend views).
             admin: the ward admin: its dialogs, the tiles' patients, its signals to the core.
             config_path: the file the settings dialog edits.
+            quarantine: the kept rejections: the core's, and the quarantine view's.
         """
         if actions is None:
             actions = self._nurse_session(settings, clock, audit, user)
         window = MainWindow(
-            settings, user, lambda: None, clock, trends=trends, actions=actions, admin=admin
+            settings,
+            user,
+            lambda: None,
+            clock,
+            trends=trends,
+            actions=actions,
+            admin=admin,
+            alarms=alarm_store,
         )
         window.render_timer.stop()  # the test paints frames itself, at the clock it sets
         self._qtbot.addWidget(window)
@@ -114,6 +126,7 @@ class Wiring:
             admin=admin,
             config_path=config_path,
             strips=window.strips,
+            quarantine=quarantine,
         )
         connect_screen(window, actions, dialogs)
         worker = None
@@ -130,6 +143,8 @@ class Wiring:
                 acknowledge=acknowledge,
                 registry=registry,
                 limits_store=limits_store,
+                quarantine=quarantine,
+                alarm_store=alarm_store,
             )
             connect_core(worker, window, actions, dialogs, DIRECT)
             if admin is not None:

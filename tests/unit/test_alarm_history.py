@@ -238,6 +238,7 @@ def test_csv_columns_and_values() -> None:
         "escalated_at": "",
         "cleared_at": "2025-02-01T12:01:00.250Z",
         "duration_s": "60.250",
+        "comments": "",
     }
 
 

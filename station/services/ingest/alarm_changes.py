@@ -17,6 +17,7 @@ from station.domain.lineprotocol import alarm_line
 from station.domain.ports import AlarmSink
 from station.domain.roles import EMERGENCY_USER
 from station.domain.ward import MONITORED
+from station.services.ingest.alarm_log import AlarmLog
 from station.services.ingest.core_state import CoreState
 from station.services.storage.spool import Row
 
@@ -46,7 +47,7 @@ class AlarmChanges:
     Owned by the core worker and run on the core thread; ``changed`` is the worker's signal
     (queued to the GUI), ``store`` stages a line for the historian in the next group commit
     (None without a historian); a bed whose patient refused storage sends nothing to the
-    historian.
+    historian; ``history`` keeps every change in the alarm store.
     """
 
     def __init__(
@@ -55,8 +56,10 @@ class AlarmChanges:
         publisher: AlarmSink | None,
         store: Callable[[Row], None] | None,
         changed: Callable[[Alarm], None],
+        history: AlarmLog | None = None,
     ) -> None:
         self._engine = state.engine
+        self._history = history
         self._audit = state.audit
         self._station = state.settings.station.id
         self._policy = state.policy
@@ -94,6 +97,8 @@ class AlarmChanges:
                 self._publisher.publish_alarm(event_payload(alarm))
             if self._store is not None and self._policy.get(alarm.bed, MONITORED).store:
                 self._store((alarm.device_id, None, alarm_line(self._station, alarm)))
+            if self._history is not None:
+                self._history.add(alarm)
             self._changed(alarm)
 
     def technical(

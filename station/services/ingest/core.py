@@ -29,6 +29,7 @@ Signals:
     data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
     limits_changed(str bed, BedLimits): a bed's alarm limits changed.
     alarm_changed(Alarm): every alarm state change.
+    alarm_commented(str alarm_id, AlarmComment): a nurse's comment on an alarm, kept.
     stats_changed(IngestStats): counters and the quarantine, once a second.
     connection_changed(ConnectionState): forwarded for the status bar after auditing.
 """
@@ -54,6 +55,7 @@ from station.domain.status import ConnectionState
 from station.domain.ward import BedPolicy
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.ingest.alarm_changes import AlarmChanges
+from station.services.ingest.alarm_log import AlarmLog
 from station.services.ingest.bed_changes import BedChanges
 from station.services.ingest.bed_limits import BedLimitsKeeper
 from station.services.ingest.core_state import CoreState
@@ -66,8 +68,10 @@ from station.services.ingest.pacing import Throttle
 from station.services.ingest.record_inbox import Delivery
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
+from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.bed_limits_file import BedLimitsFile
 from station.services.storage.device_registry import DeviceRegistry
+from station.services.storage.quarantine_store import QuarantineStore
 from station.services.storage.spool import Row, Spool
 from station.services.storage.trends import TrendStore
 
@@ -114,6 +118,7 @@ class CoreWorker(QObject):
     data_gap = Signal(str, int, float)
     limits_changed = Signal(str, object)
     alarm_changed = Signal(object)
+    alarm_commented = Signal(str, object)
     stats_changed = Signal(object)
     connection_changed = Signal(object)
     _records_waiting = Signal()  # queued to itself: the next record chunk after live work
@@ -133,6 +138,8 @@ class CoreWorker(QObject):
         registry: DeviceRegistry | None = None,
         monotonic: Callable[[], float] | None = None,
         limits_store: BedLimitsFile | None = None,
+        quarantine: QuarantineStore | None = None,
+        alarm_store: AlarmStore | None = None,
     ) -> None:
         super().__init__()
         # Tests drive one fake clock; the station gives the wall and the monotonic one.
@@ -153,7 +160,13 @@ class CoreWorker(QObject):
         throttle = Throttle(self._time.monotonic)
         self._commits: GroupCommit  # built below: it raises its faults through the alarms
         store = None if historian is None else _alarm_lines(weakref.ref(self))
-        self._alarms = alarms = AlarmChanges(state, publisher, store, self.alarm_changed.emit)
+        self._alarm_log = AlarmLog(alarm_store, audit, self._time.wall, self.alarm_commented.emit)
+        self._alarms = alarms = AlarmChanges(
+            state, publisher, store, self.alarm_changed.emit, self._alarm_log
+        )
+        self._alarm_log.fault = lambda message: alarms.station(
+            "alarm_history", message is not None, Priority.MEDIUM, message or ""
+        )
         self._limits = BedLimitsKeeper(state, alarms, limits_store, self.limits_changed.emit)
         batch = COMMIT_BATCH_V5 if settings.mqtt.protocol == "5" else COMMIT_BATCH
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
@@ -162,7 +175,14 @@ class CoreWorker(QObject):
         shown, batched = self.vitals_received.emit, self.vitals_batch.emit
         self._live_path = live = LivePath(state, alarms, devices, watch, shown, batched)
         self._record_path = RecordPath(
-            state, alarms, devices, commits, invalid, throttle, self.data_gap.emit
+            state,
+            alarms,
+            devices,
+            commits,
+            invalid,
+            throttle,
+            self.data_gap.emit,
+            quarantine=quarantine,
         )
         self._watches = StationWatch(state, alarms, live, watch, invalid, historian, ingest_alive)
         self._beds = BedChanges(state, alarms, live, watch)
@@ -252,6 +272,8 @@ class CoreWorker(QObject):
         self._timer = self._commit_timer = self._vitals_timer = None
         self._commits.timer = self._live_path.timer = None
         self.commit()  # what arrived last is spooled; its acknowledgement goes nowhere now
+        self._record_path.flush_quarantine()  # the last rejections are kept across the restart
+        self._alarm_log.flush()
 
     def attach(
         self,
@@ -391,6 +413,15 @@ class CoreWorker(QObject):
         """A nurse changed a bed's limits: applied from the next value, audited old → new."""
         self._limits.change(bed, limits, profile, user)
 
+    @Slot(str, str, str, str)
+    def comment_alarm(self, alarm_id: str, mark: str, text: str, user: str) -> None:
+        """A nurse's comment on an alarm (allowed by the action layer): kept and audited."""
+        self._alarm_log.comment(alarm_id, mark, text, user)
+
+    def flush_history(self) -> None:
+        """Write the alarm changes not yet in the alarm store (tests; the timer does it)."""
+        self._alarm_log.flush()
+
     @Slot(str)
     def sound_problem(self, problem: str) -> None:
         """The alarm sound cannot be played: a technical alarm, since nurses rely on it."""
@@ -409,14 +440,16 @@ class CoreWorker(QObject):
 
     @Slot()
     def _on_timer(self) -> None:
-        """Every :data:`WATCH_MS`: the silence watch and the trend store; every fourth time,
-        the whole tick."""
+        """Every :data:`WATCH_MS`: the silence watch, the trend store and the quarantine
+        store; every fourth time, the whole tick."""
         self.flush_trends()
+        self._record_path.flush_quarantine()  # before the tick: its stats then match the store
         self._watch_turn = (self._watch_turn + 1) % 4
         if self._watch_turn:
             self._watch_silence()
         else:
             self.tick()
+            self._alarm_log.flush()
 
     def _watch_silence(self) -> None:
         """Devices gone quiet (monotonic: a clock step neither delays nor hastens it)."""

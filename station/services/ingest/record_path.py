@@ -4,6 +4,10 @@ Each accepted message is checked against the device registry, given its bed and 
 group commit (:mod:`station.services.ingest.group_commit`) with its delivery, so it is
 acknowledged in arrival order once durable; each rejection is counted, kept in the quarantine and
 acknowledged alike. Without the patient's storage consent nothing of theirs goes to the historian.
+The quarantine is kept twice: the newest :data:`QUARANTINE_SIZE` in memory for the status bar,
+and, with a :class:`~station.services.storage.quarantine_store.QuarantineStore`, the newest
+thousands on disk for the admin's quarantine view, staged here and written by
+:meth:`RecordPath.flush_quarantine` (the core's watch timer, or a full batch).
 
 Order (issue 4): a :class:`~station.domain.sequence.SequenceTracker` drops duplicates (QoS 1
 redeliveries, replays) before they are stored twice, stores late (out-of-order) data at its
@@ -15,6 +19,7 @@ them.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import Counter, deque
 from collections.abc import Callable
 
@@ -33,6 +38,7 @@ from station.services.ingest.group_commit import GroupCommit
 from station.services.ingest.message_order import observe
 from station.services.ingest.pacing import MAX_TRACKED, Throttle
 from station.services.ingest.record_inbox import Delivery
+from station.services.storage.quarantine_store import QuarantineStore
 from station.services.storage.trends import TrendSample
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,8 @@ class RecordPath:
     counters and the quarantine the status bar shows.
 
     Owned by the core worker and run on the core thread. ``gap`` is the worker's ``data_gap``
-    signal; ``invalid`` is shared with the station watch, which ends its alarms.
+    signal; ``invalid`` is shared with the station watch, which ends its alarms; ``quarantine``
+    keeps the rejections across restarts (None: in memory only).
     """
 
     def __init__(
@@ -57,6 +64,8 @@ class RecordPath:
         invalid: InvalidDataWatch,
         throttle: Throttle,
         gap: Callable[[str, int, float], None],
+        *,
+        quarantine: QuarantineStore | None = None,
     ) -> None:
         self._settings = state.settings
         self._station = state.settings.station.id
@@ -74,6 +83,8 @@ class RecordPath:
         self._unknown_keys: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
         self._quarantine: deque[Rejection] = deque(maxlen=QUARANTINE_SIZE)
+        self._kept = quarantine
+        self._kept_fault: str | None = None
         self._sequence = SequenceTracker()  # duplicates, gaps
 
     def record(self, msg: Accepted, delivery: Delivery | None) -> bool:
@@ -116,6 +127,8 @@ class RecordPath:
         self._commits.stage(None, None, delivery)  # acknowledged in order with the accepted ones
         self._reasons[rej.reason] += 1
         self._quarantine.append(rej)
+        if self._kept is not None and self._kept.stage(rej):
+            self.flush_quarantine()  # a flood: written per batch, not only on the timer
         now = self._time.monotonic()
         device = topic_device_cached(rej.topic, self._settings.mqtt.topics)
         bed = self._ward.assigned(device) if device is not None else None
@@ -138,6 +151,32 @@ class RecordPath:
                 rej.detail,
                 more,
             )
+
+    def flush_quarantine(self) -> None:
+        """Write the staged rejections to the quarantine store (core's watch timer, a full
+        batch, the stop). A failing store is a low-priority technical alarm, ended by the next
+        write that succeeds; the rows wait in memory (bounded) meanwhile."""
+        if self._kept is None or not self._kept.staged:
+            return
+        try:
+            self._kept.flush()
+        except (sqlite3.Error, OSError, RuntimeError) as exc:
+            self._quarantine_failed(f"{exc}")
+        else:
+            self._quarantine_failed(None)
+
+    def _quarantine_failed(self, error: str | None) -> None:
+        if (error is None) == (self._kept_fault is None):
+            return
+        self._kept_fault = error
+        if error is not None:
+            log.error("quarantine store: %s", error)
+            self._audit.record(
+                "quarantine.fault", outcome="failure", details={"error": error[:300]}
+            )
+        self._alarms.station(
+            "quarantine", error is not None, Priority.LOW, f"Quarantine not kept: {error}"
+        )
 
     def stats(self, late: int) -> IngestStats:
         """The counters and the quarantine for the status bar (``late``: the live path's)."""

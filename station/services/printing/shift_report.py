@@ -126,13 +126,13 @@ def _alarm_rows(episodes: tuple[AlarmEpisode, ...]) -> str:
     head = (
         "<tr><th align='left'>Raised</th><th align='left'>Priority</th>"
         "<th align='left'>Alarm</th><th align='left'>Acknowledged by</th>"
-        "<th>After</th><th>Lasted</th></tr>"
+        "<th>After</th><th>Lasted</th><th align='left'>Comments</th></tr>"
     )
     rows = [
         f"<tr><td>{_clock(e.raised_at)}</td><td>{e.priority.mark} {e.priority.value}</td>"
         f"<td>{escape(e.message)}</td><td>{escape(e.acknowledged_by or '—')}</td>"
         f"<td align='right'>{_span(e.time_to_ack_s)}</td>"
-        f"<td align='right'>{_span(e.duration_s)}</td></tr>"
+        f"<td align='right'>{_span(e.duration_s)}</td><td>{escape(e.comment_text)}</td></tr>"
         for e in episodes[:ALARMS_LISTED]
     ]
     parts.append(f"<table cellspacing='0' cellpadding='3' border='1'>{head}{''.join(rows)}</table>")
