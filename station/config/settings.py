@@ -315,6 +315,16 @@ class UiSection(BaseModel):
     plot_window_s: Annotated[
         int, Field(ge=10, le=3600, description="Seconds of curve in a tile")
     ] = 120
+    font_scale: Annotated[
+        float, Field(ge=0.8, le=2.0, description="Type size on the ward screen (1.0 = designed)")
+    ] = 1.0
+    wall: Annotated[
+        bool, Field(description="Wall mode at start: larger type, read from across the room")
+    ] = False
+    palette: Annotated[
+        Literal["standard", "colour-blind"],
+        Field(description="Parameter colours; colour-blind: Okabe-Ito, safe for all common CVD"),
+    ] = "standard"
 
 
 class Settings(BaseModel):

@@ -30,6 +30,7 @@ from station.ui.history_dialog import AlarmHistoryDialog
 from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
 from station.ui.shift_report_dialog import Reported, ShiftReportDialog
+from station.ui.theme import ScreenLook
 from station.ui.trend_view import TrendView
 
 Spans = Callable[[str], list[tuple[float, float]]]
@@ -92,6 +93,8 @@ class BedWindows:
         self.report_dialog: ShiftReportDialog | None = None
         self._on_reported = on_reported
         self._on_comment, self._alarm_store = on_comment, alarms
+        self.look = ScreenLook()
+        """The ward screen's look; detail views opened from now on take its palette."""
         self.open_patient_record: Callable[[str], None] = lambda _bed: None
         """Opens the patient dialog of a bed (the window sets it: the ward controls own it)."""
         self._jobs = Jobs("reports", parent)  # rendering, writing and printing reports
@@ -166,6 +169,7 @@ class BedWindows:
                 no_data_s=self._settings.alarms.no_data_s,
                 trends=self._trends,
                 jobs=self._jobs,
+                look=self.look,
             )
             view.trends_wanted.connect(self.open_trends)
             view.limits_wanted.connect(self.open_limits)

@@ -19,12 +19,12 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QMouseEvent
+from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QKeySequence, QMouseEvent, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from station.config.settings import Settings, is_loopback
 from station.domain.alarm_history import AlarmComment, AlarmHistory
-from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState
+from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState, most_urgent
 from station.domain.bed_limits import BedLimits
 from station.domain.messages import Accepted
 from station.domain.roles import Action
@@ -44,7 +44,9 @@ from station.ui.bed_windows import BedWindows
 from station.ui.beddata import BedData
 from station.ui.login_prompt import LoginPrompt
 from station.ui.sound import AlarmSound
+from station.ui.theme import ScreenLook
 from station.ui.tile_grid import TileGrid
+from station.ui.view_menu import ViewMenu
 from station.ui.ward_header import WardHeader
 
 DETAIL_CAPACITY = 3600  # samples per parameter kept for the detail view (1 h at 1 Hz)
@@ -138,7 +140,8 @@ class MainWindow(QMainWindow):
             excluded=admin.export_excluded if admin is not None else None,
             strips=self.strips,
         )
-        self.grid = TileGrid(self.beds, settings)
+        look = ScreenLook(settings.ui.font_scale, settings.ui.wall, settings.ui.palette)
+        self.grid = TileGrid(self.beds, settings, look)
         self.tiles = self.grid.tiles
         for tile in self.tiles.values():
             tile.opened.connect(self.bed_windows.open_patient)
@@ -200,6 +203,11 @@ class MainWindow(QMainWindow):
                 ("Audit trail…", self.open_audit_export),
             ],
         )
+        self.view_menu = ViewMenu(look, self.set_look, self)
+        self.header.insertWidget(self.header.indexOf(self.header.history_button), self.view_menu)
+        # F9 anywhere on the ward screen: the most urgent alarm still waiting is acknowledged
+        # (through the action layer: a locked station asks for a login first).
+        QShortcut(QKeySequence(Qt.Key.Key_F9), self, self.acknowledge_most_urgent)
         self.header.history_button.clicked.connect(self.bed_windows.open_history)
         self.header.report_button.clicked.connect(lambda: self.bed_windows.open_report(None))
         if actions is not None:
@@ -287,6 +295,18 @@ class MainWindow(QMainWindow):
         if waiting:
             self.acknowledge_bed_requested.emit(bed, waiting)
 
+    def acknowledge_most_urgent(self) -> None:
+        """The keyboard's acknowledge (F9): the most urgent alarm that still waits."""
+        alarm = most_urgent(a for a in self.alarm_list.alarms() if a.state in UNACKNOWLEDGED)
+        if alarm is not None:
+            self._acknowledge(alarm.alarm_id)
+
+    def set_look(self, look: ScreenLook) -> None:
+        """Wall mode, type size, palette (View ▾): the tiles at once, detail views opened
+        from now on."""
+        self.grid.apply_look(look)
+        self.bed_windows.look = look
+
     def _acknowledge(self, alarm_id: str) -> None:
         """From the list or a strip: to the action layer, with who is logged in now."""
         self.acknowledge_requested.emit(alarm_id, self._user)
@@ -357,16 +377,18 @@ class MainWindow(QMainWindow):
         """The one render timer: repaint dirty tiles, ages, flashing and the status labels."""
         started = time.perf_counter()
         now = self._clock()
+        second = math.floor(now) != math.floor(now - self.render_timer.interval() / 1000)
+        if second:  # before the tiles: the countdowns they show are this second's
+            self.audio.tick()
+            self._paint_bed_pauses()
         self.alarm_list.render_if_dirty()
         self.grid.paint(now)
         self.bed_windows.refresh(now)
         self.strips.paint(now)
         self.audio.paint(now)
-        if math.floor(now) != math.floor(now - self.render_timer.interval() / 1000):
+        if second:
             self.header.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
             self._paint_historian()
-            self.audio.tick()
-            self._paint_bed_pauses()
         self.frame_ms.append((time.perf_counter() - started) * 1000)
         if self._raised_unpainted:
             painted = time.time()

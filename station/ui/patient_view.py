@@ -30,6 +30,7 @@ from station.services.jobs import Jobs
 from station.services.storage.trends import TrendData, TrendStore
 from station.ui import theme
 from station.ui.beddata import BedData
+from station.ui.theme import ScreenLook
 
 PLOTS = (
     ("Heart rate (bpm)", ("heartrate",), (30.0, 200.0)),
@@ -74,12 +75,14 @@ class PatientView(QDialog):
         no_data_s: float = 15.0,
         trends: TrendStore | None = None,
         jobs: Jobs | None = None,
+        look: ScreenLook | None = None,
     ) -> None:
         super().__init__(parent)
         self.data = data
         self._window_s = int(window_s)
         self._no_data_s = no_data_s
         self._trends, self._jobs = trends, jobs
+        self._look = look = look or ScreenLook()
         self._stored: TrendData | None = None
         self._asked_at = -np.inf
         self._painted_limits: BedLimits | None = None
@@ -127,9 +130,9 @@ class PatientView(QDialog):
             item.showGrid(x=True, y=True, alpha=0.2)
             item.setMouseEnabled(x=False, y=False)
             for param in params:
-                pen = pg.mkPen(theme.PARAM_COLOURS[param], width=2)
+                pen = pg.mkPen(look.colour(param), width=2)
                 self.curves[param] = item.plot(pen=pen, connect="finite")
-                dashed = pg.mkPen(theme.PARAM_COLOURS[param], width=1, style=Qt.PenStyle.DashLine)
+                dashed = pg.mkPen(look.colour(param), width=1, style=Qt.PenStyle.DashLine)
                 lines = (pg.InfiniteLine(angle=0, pen=dashed), pg.InfiniteLine(angle=0, pen=dashed))
                 for line in lines:
                     item.addItem(line)
@@ -141,7 +144,7 @@ class PatientView(QDialog):
         self.values: dict[str, QLabel] = {}
         self.ranges: dict[str, QLabel] = {}
         for row, (name, unit, params, _digits) in enumerate(NUMERICS):
-            colour = theme.PARAM_COLOURS[params[0]]
+            colour = look.colour(params[0])
             caption = QLabel(f"{name} <span style='color:{theme.MUTED}'>{unit}</span>")
             caption.setStyleSheet(f"color:{colour}; font-size:14px;")
             value = QLabel("--")
@@ -240,7 +243,7 @@ class PatientView(QDialog):
             shown = "/".join("--" if v is None else f"{v:.{digits}f}" for v in numbers)
             label = self.values[name]
             label.setText(shown)
-            colour = theme.STALE if stale else theme.PARAM_COLOURS[params[0]]
+            colour = theme.STALE if stale else self._look.colour(params[0])
             fill = "" if not (alarmed & set(params)) or stale else f"background:{colour};"
             text = theme.BACKGROUND if fill else colour
             label.setStyleSheet(f"color:{text}; {fill} font-size:40px; font-weight:600;")

@@ -76,6 +76,17 @@ class SteadyLabel(QLabel):
         assert self._look is not None
         return self._look
 
+    def set_font(self, font: str, width: int | None = None, height: int | None = None) -> None:
+        """A new font (a wall mode, a font scale): restyled and resized once, the one time this
+        label lays its tile out again."""
+        look = self.look
+        self._font, self._look = font, None
+        self.set_look(*look)
+        self.ensurePolished()
+        self.setFixedHeight(height or self.fontMetrics().height() + 4)
+        if width is not None:
+            self.setFixedWidth(width)
+
 
 class FlashingBanner(QStackedWidget):
     """An alarm banner that flashes without a style change: two steady labels, one in the
@@ -105,6 +116,12 @@ class FlashingBanner(QStackedWidget):
         if lit != self._on:
             self._on = lit
             self.setCurrentIndex(0 if lit else 1)
+
+    def set_font(self, font: str, height: int) -> None:
+        """A new font and height for both looks (a wall mode, a font scale)."""
+        for label in self._labels:
+            label.set_font(font, height=height)
+        self.setFixedHeight(height)
 
     def text(self) -> str:
         """The banner's text."""

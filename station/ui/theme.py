@@ -9,6 +9,8 @@ them apart for red-green colour-blind staff.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from station.domain.alarms import Priority
 
 BACKGROUND = "#0b0f14"
@@ -25,6 +27,41 @@ PARAM_COLOURS = {
     "diastolic": "#ff9b9b",
     "temperature": "#f2b84b",
 }
+
+COLOUR_BLIND_PARAM_COLOURS = {
+    "heartrate": "#e69f00",
+    "oxygen": "#56b4e9",
+    "systolic": "#cc79a7",
+    "diastolic": "#e3a6cf",
+    "temperature": "#f0e442",
+}
+"""Okabe and Ito's palette, safe for every common colour-vision deficiency: the monitor habit's
+green HR beside red NIBP is exactly the pair a red-green colour-blind nurse cannot tell apart.
+Alarm colours stay IEC 60601-1-8's (red, yellow, cyan differ in lightness too, and always come
+with their marks ***, **, * and the message)."""
+PALETTES = {"standard": PARAM_COLOURS, "colour-blind": COLOUR_BLIND_PARAM_COLOURS}
+WALL_SCALE = 1.5
+"""Wall mode: type half as large again, for a screen read from across the room."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenLook:
+    """How the ward screen reads: font scale (1.0 = as designed), wall mode (larger again),
+    and the parameter palette (``standard`` or ``colour-blind``)."""
+
+    scale: float = 1.0
+    wall: bool = False
+    palette: str = "standard"
+
+    def px(self, size: float, wall: float = WALL_SCALE) -> int:
+        """A font size in pixels, scaled; ``wall``: how much larger in wall mode (the numbers
+        and alarms take the full factor, small print less so that it still fits)."""
+        return round(size * self.scale * (wall if self.wall else 1.0))
+
+    def colour(self, param: str) -> str:
+        """The parameter's colour in this palette."""
+        return PALETTES.get(self.palette, PARAM_COLOURS)[param]
+
 
 ALARM_BG = {Priority.HIGH: "#d3212d", Priority.MEDIUM: "#f5c400", Priority.LOW: "#1fb6d6"}
 ALARM_FG = {Priority.HIGH: "#ffffff", Priority.MEDIUM: "#000000", Priority.LOW: "#000000"}

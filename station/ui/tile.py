@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QContextMenuEvent, QMouseEvent, QPalette
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFocusEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -21,7 +28,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QVBoxLayout,
-    QWidget,
 )
 
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, most_urgent
@@ -31,13 +37,16 @@ from station.domain.messages import Accepted
 from station.ui import theme
 from station.ui.beddata import BedData
 from station.ui.steady_label import FlashingBanner, SteadyLabel
+from station.ui.theme import ScreenLook
+from station.ui.value_box import ValueBox
 
 # Fixed ranges: auto-range re-layout costs ~3x per repaint (PLATFORM-NOTES).
 MIN_SPAN_S = 10.0
 VALUE_REFRESH_S = 0.5
 """Numbers on a tile change at most this often (alarms, staleness and flashing at once)."""
+LOW_BATTERY = 20.0
+"""Percent under which the tile says BATTERY LOW (the core's battery alarm has its own rule)."""
 GAP_NOTICE_S = 600.0  # a seq gap is named on the tile this long (the curve keeps its break)
-VALUES_PX = 118  # the width of the numbers' column
 BORDER_PX = 3  # one width for every state: a width change would re-lay out the tile
 CURVE_RANGES = {"heartrate": (30.0, 180.0), "oxygen": (75.0, 101.0)}
 
@@ -58,53 +67,17 @@ def pause_text(seconds: int) -> str:
     return f"{minutes}:{rest:02d}"
 
 
-class ValueBox(QWidget):
-    """A parameter name, its number and its unit, as on a monitor."""
-
-    def __init__(self, name: str, unit: str, colour: str, size: int) -> None:
-        super().__init__()
-        self._colour = colour
-        self._caption = f"{name} <span style='color:{theme.MUTED}'>{unit}</span>"
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 0, 4, 0)
-        lay.setSpacing(0)
-        self.head = head = QLabel(self._caption)
-        head.setStyleSheet(f"color:{colour}; font-size:11px;")
-        self.value = SteadyLabel(
-            "--",
-            font=f"font-size:{size}px; font-weight:600;",
-            colour=theme.STALE,
-            width=VALUES_PX - 8,  # the column's width less this box's margins
-            align=Qt.AlignmentFlag.AlignRight,
-        )
-        lay.addWidget(head)
-        lay.addWidget(self.value)
-        self.show_value("--", stale=True, alarm=False)
-
-    def show_limits(self, text: str, own: bool, full: str = "") -> None:
-        """The alarm range in force beside the name (``50–120``), brighter when set for this
-        bed rather than the ward's; ``full`` for the tooltip where the tile shows a part."""
-        colour = theme.TEXT if own else theme.MUTED
-        self.head.setText(f"{self._caption} <span style='color:{colour}'>{text}</span>")
-        whose = "this bed's" if own else "the ward's"
-        self.head.setToolTip(f"Alarm limits {full or text} ({whose})")
-
-    def show_value(self, text: str, *, stale: bool, alarm: bool) -> None:
-        """Set the number; stale values are grey dashes, alarmed ones inverted (the number on
-        the parameter's colour). Each repaints only when it changed."""
-        self.value.setText(text)
-        if alarm and not stale:
-            self.value.set_look(theme.BACKGROUND, fill=self._colour)
-        else:
-            self.value.set_look(theme.STALE if stale else self._colour)
-
-
 class BedTile(QFrame):
     """Widget of one bed. GUI thread only.
 
     Signals:
         opened(str): the bed label, when a user double-clicks the tile for the detail view.
         limits_wanted(str): the bed label, from the tile's context menu "Alarm limits…".
+        move_wanted(str, int, int): an arrow key on the focused tile: (bed, columns, rows) to
+            move the focus by (the grid moves it).
+
+    Keyboard: the tile takes the focus (Tab, a click, the arrows); Enter opens the detail view,
+    ``A`` acknowledges every alarm of the bed (through the action layer, as the menu does).
     """
 
     opened = Signal(str)
@@ -117,14 +90,19 @@ class BedTile(QFrame):
     audio_pause_wanted = Signal(str, float)
     audio_resume_wanted = Signal(str)
     monitoring_wanted = Signal(str, str)
+    move_wanted = Signal(str, int, int)
 
-    def __init__(self, data: BedData, window_s: int, no_data_s: float) -> None:
+    def __init__(
+        self, data: BedData, window_s: int, no_data_s: float, look: ScreenLook | None = None
+    ) -> None:
         super().__init__()
         self.data = data
+        self.look = look or ScreenLook()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._window_s = window_s
         self._no_data_s = no_data_s
         self._shown: tuple[object, ...] = ()
-        self._device_text = ""
+        self._device_text: str | None = None
         self._painted_latest: Accepted | None = None
         self._painted_limits: BedLimits | None = None
         self._values_at = -math.inf
@@ -132,7 +110,8 @@ class BedTile(QFrame):
         self._pens_stale = False
         self._span = -1.0
         self.setObjectName("tile")
-        self.setMinimumSize(250, 190)
+        # No explicit minimum size: it would override the layout's, and the grid would then
+        # squeeze the numbers below what they need (a clipped "129" reads as "29").
 
         self.bed = QLabel(data.label)
         self.bed.setStyleSheet("font-size:16px; font-weight:700;")
@@ -156,6 +135,7 @@ class BedTile(QFrame):
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground(theme.TILE)
+        self.plots.setMinimumHeight(40)  # the curves give way first, never the numbers
         self.plots.ci.setContentsMargins(0, 0, 0, 0)
         self.plots.ci.setSpacing(2)
         self.curves: dict[str, pg.PlotDataItem] = {}
@@ -169,27 +149,29 @@ class BedTile(QFrame):
             item.hideButtons()
             item.setYRange(lo, hi, padding=0)
             item.disableAutoRange()
-            pen = pg.mkPen(theme.PARAM_COLOURS[param], width=1.6)
+            pen = pg.mkPen(self.look.colour(param), width=1.6)
             self.curves[param] = item.plot(pen=pen, connect="finite")
             self._plot_items.append(item)
 
-        self.hr = ValueBox("HR", "bpm", theme.PARAM_COLOURS["heartrate"], 34)
-        self.spo2 = ValueBox("SpO2", "%", theme.PARAM_COLOURS["oxygen"], 34)
-        self.nibp = ValueBox("NIBP", "mmHg", theme.PARAM_COLOURS["systolic"], 18)
-        self.temp = ValueBox("Temp", "°C", theme.PARAM_COLOURS["temperature"], 18)
-        values_host = QWidget()
-        values_host.setFixedWidth(VALUES_PX)
-        values = QGridLayout(values_host)
+        look = self.look
+        self.hr = ValueBox("HR", "bpm", "heartrate", 34, look, "888")
+        self.spo2 = ValueBox("SpO2", "%", "oxygen", 34, look, "100")
+        self.nibp = ValueBox("NIBP", "mmHg", "systolic", 20, look, "888/888")
+        self.temp = ValueBox("Temp", "°C", "temperature", 20, look, "88.8")
+        values = QGridLayout()
         values.setContentsMargins(0, 0, 0, 0)
         values.setSpacing(2)
         values.addWidget(self.hr, 0, 0)
-        values.addWidget(self.spo2, 1, 0)
-        values.addWidget(self.nibp, 2, 0)
-        values.addWidget(self.temp, 3, 0)
+        values.addWidget(self.spo2, 0, 1)
+        values.addWidget(self.nibp, 1, 0)
+        values.addWidget(self.temp, 1, 1)
 
-        body = QHBoxLayout()
+        # Curves across the tile's whole width, the numbers under them in two columns: a
+        # column of numbers beside the curves left them a quarter of the tile.
+        body = QVBoxLayout()
+        body.setSpacing(2)
         body.addWidget(self.plots, 1)
-        body.addWidget(values_host)
+        body.addLayout(values)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 6)
         outer.setSpacing(3)
@@ -205,6 +187,65 @@ class BedTile(QFrame):
         self.setLineWidth(BORDER_PX)
         self.border = ""
         self._set_border(theme.TILE_BORDER)
+        self.apply_look(self.look)
+
+    def apply_look(self, look: ScreenLook) -> None:
+        """Fonts and colours for ``look`` (wall mode, font scale, palette), applied at once;
+        rare, so the one time the tile lays itself out again."""
+        self.look = look
+        self.bed.setStyleSheet(self._bed_style(self.hasFocus()))
+        self.device.setStyleSheet(f"color:{theme.MUTED}; font-size:{look.px(11, 1.2)}px;")
+        self.age.set_font(f"font-size:{look.px(11, 1.2)}px;")
+        self.patient.setStyleSheet(f"font-size:{look.px(12, 1.2)}px;")
+        self.banner.set_font(
+            f"font-size:{look.px(13, 1.3)}px; font-weight:700;", height=look.px(13, 1.3) + 9
+        )
+        self._device_text = None  # written again in the new look
+        for box in (self.hr, self.spo2, self.nibp, self.temp):
+            box.apply_look(look)
+        for param, curve in self.curves.items():
+            colour = pg.mkColor(look.colour(param))
+            colour.setAlpha(90 if self._pens_stale else 255)
+            curve.setPen(pg.mkPen(colour, width=1.6))
+        self._shown = ()  # every part painted again in the next frame, in the new look
+
+    def _bed_style(self, focused: bool) -> str:
+        """The bed's name; inverted while the tile has the keyboard focus, so a nurse using
+        the keyboard sees where she is."""
+        style = f"font-size:{self.look.px(16, 1.3)}px; font-weight:700; padding:0 3px;"
+        if focused:
+            style += f" background:{theme.TEXT}; color:{theme.BACKGROUND}; border-radius:3px;"
+        return style
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        """Show which tile the keyboard is on."""
+        self.bed.setStyleSheet(self._bed_style(True))
+        super().focusInEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        """The keyboard left the tile."""
+        self.bed.setStyleSheet(self._bed_style(False))
+        super().focusOutEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter: the detail view; A: acknowledge the bed's alarms; arrows: the next tile."""
+        key = Qt.Key(event.key())
+        moves = {
+            Qt.Key.Key_Left: (-1, 0),
+            Qt.Key.Key_Right: (1, 0),
+            Qt.Key.Key_Up: (0, -1),
+            Qt.Key.Key_Down: (0, 1),
+        }
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.opened.emit(self.data.label)
+        elif key == Qt.Key.Key_A:
+            self.acknowledge_bed_wanted.emit(self.data.label)
+        elif key in moves:
+            self.move_wanted.emit(self.data.label, *moves[key])
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         """Open the patient's detail view."""
@@ -350,7 +391,7 @@ class BedTile(QFrame):
         if stale != self._pens_stale:  # a new pen redraws the curve: only when staleness flips
             self._pens_stale = stale
             for param, curve in self.curves.items():
-                colour = pg.mkColor(theme.PARAM_COLOURS[param])
+                colour = pg.mkColor(self.look.colour(param))
                 colour.setAlpha(90 if stale else 255)
                 curve.setPen(pg.mkPen(colour, width=1.6))
 
@@ -367,9 +408,16 @@ class BedTile(QFrame):
 
     def _paint_header(self, now: float, stale: bool) -> None:
         data = self.data
-        device = data.device_id or "no device"
-        if data.limits.own:
-            device += f" · limits: {data.limits.source}"
+        battery = data.latest.payload.battery if data.latest is not None else None
+        low = battery is not None and battery < LOW_BATTERY
+        # Wall mode: the bed, its patient and its numbers (and a low battery); the rest is in
+        # the detail view rather than cut off at the tile's edge.
+        parts = [] if self.look.wall else [data.device_id or "no device"]
+        if battery is not None and (low or not self.look.wall):
+            parts.append(f"{'BATTERY LOW ' if low else 'batt '}{battery:.0f}%")
+        if data.limits.own and not self.look.wall:
+            parts.append(f"limits: {data.limits.source}")
+        device = " · ".join(parts)
         if device != self._device_text:  # every Qt call costs a GIL hand-over: only on change
             self._device_text = device
             self.device.setText(device)

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
 from station.domain.roles import LABELS
 from station.domain.session import SessionView
@@ -53,6 +61,10 @@ class WardHeader(QHBoxLayout):
         self.title.setStyleSheet("font-size:18px; font-weight:700;")
         self.mode = QLabel(mode)
         self.mode.setStyleSheet(f"color:{theme.WARN}; font-weight:700;")
+        # It gives way first when the header is narrow (its words stay in the tooltip): the
+        # window must fit a 1600-pixel screen with every button in reach.
+        self.mode.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.mode.setToolTip(mode)
         self.clock_label = QLabel()
         self.clock_label.setStyleSheet("font-size:18px;")
         self.addWidget(self.title)
