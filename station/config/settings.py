@@ -198,6 +198,10 @@ class AlarmsSection(BaseModel):
     reminder_s: Annotated[
         float, Field(ge=30, le=1800, description="Re-sound an acknowledged alarm still present")
     ] = 180.0
+    capture_s: Annotated[
+        float,
+        Field(ge=30, le=1800, description="Event capture: full-resolution vitals kept ± this"),
+    ] = 300.0
     battery_low_pct: Annotated[
         float, Field(ge=0, le=100, description="Device battery below this raises a low alarm")
     ] = 20.0

@@ -16,7 +16,8 @@ A condition starts when a value crosses a limit and must last ``delay_s`` (measu
 time) before the alarm is raised; it ends only when the value is back inside the limit by
 ``hysteresis``, so a value sitting on the limit does not chatter. Alarm ids are derived from the
 device, the parameter and the device time the condition began, so two stations evaluating the same
-messages give the same alarm the same id and can share acknowledgements through the broker.
+messages give the same alarm the same id and can share acknowledgements through the broker
+(technical alarms are named by :func:`station.domain.ward_events.technical_alarm_id`).
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ def alarm_id_for(device_id: str, kind: AlarmKind, parameter: str, since: float) 
 
 
 Key = tuple[str, AlarmKind, str]
+MAX_HEARD = 4096  # devices whose newest device time the engine keeps (the oldest go first)
 
 
 class AlarmEngine:
@@ -211,6 +213,7 @@ class AlarmEngine:
         self._open: dict[Key, Alarm] = {}
         # key → (since, limit crossed, bed): conditions waiting out their delay
         self._pending: dict[Key, tuple[float, float, str]] = {}
+        self._heard: dict[str, float] = {}  # device → newest device time evaluated (bounded)
 
     # -- limits ----------------------------------------------------------------------------
 
@@ -242,6 +245,11 @@ class AlarmEngine:
         """Alarms not yet cleared, most urgent first."""
         return sorted(self._open.values(), key=Alarm.sort_key)
 
+    def heard(self, device_id: str) -> float | None:
+        """Device time of the newest message evaluated from a device (None: none since the
+        start or since it was forgotten): what every station of the ward shares about it."""
+        return self._heard.get(device_id)
+
     # -- inputs ----------------------------------------------------------------------------
 
     def evaluate(
@@ -256,6 +264,9 @@ class AlarmEngine:
         alarms that changed. A parameter absent from the message leaves its alarm as it is: a
         missing value is not a normal value."""
         at = self._clock() if at is None else at
+        if device_id not in self._heard and len(self._heard) >= MAX_HEARD:
+            del self._heard[next(iter(self._heard))]
+        self._heard[device_id] = at
         limits_now = self._bed_limits.get(bed, self._limits)
         changes: list[Alarm] = []
         for parameter, value in values.items():
@@ -339,15 +350,18 @@ class AlarmEngine:
         present: bool,
         priority: Priority = Priority.MEDIUM,
         message: str = "",
+        name: Callable[[], str] | None = None,
     ) -> list[Alarm]:
-        """Raise or end a technical alarm (no data, broker lost, historian failing, ...)."""
+        """Raise or end a technical alarm (no data, broker lost, historian failing, ...);
+        ``name`` gives a new alarm its id (the ward's stations agree on it), called only then."""
         key = (device_id, AlarmKind.TECHNICAL, parameter)
         if not present:
             return self._condition_ended(key, latching=False) if key in self._open else []
         if key in self._open:
             return []
         now = self._clock()
-        return self._begin(key, bed, priority, message, None, None, now, now)
+        alarm_id = name() if name is not None and self._new_id is None else None
+        return self._begin(key, bed, priority, message, None, None, now, now, alarm_id)
 
     def acknowledge(self, alarm_id: str, user: str) -> Alarm | None:
         """A named user acknowledges an alarm; returns the new snapshot, or None if there is
@@ -384,6 +398,7 @@ class AlarmEngine:
         """Clear every alarm of a device (it was released from its bed)."""
         for key in [k for k in self._pending if k[0] == device_id]:
             del self._pending[key]
+        self._heard.pop(device_id, None)
         return [self._clear(k) for k in list(self._open) if k[0] == device_id]
 
     # -- transitions -----------------------------------------------------------------------
@@ -406,10 +421,14 @@ class AlarmEngine:
         limit: float | None,
         since: float,
         source_time: float,
+        alarm_id: str | None = None,
     ) -> list[Alarm]:
         device, kind, parameter = key
         now = self._clock()
-        alarm_id = self._new_id() if self._new_id else alarm_id_for(device, kind, parameter, since)
+        new_id = self._new_id
+        alarm_id = alarm_id or (
+            new_id() if new_id else alarm_id_for(device, kind, parameter, since)
+        )
         alarm = Alarm(
             alarm_id=alarm_id,
             device_id=device,

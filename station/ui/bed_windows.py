@@ -31,7 +31,7 @@ from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
 from station.ui.shift_report_dialog import Reported, ShiftReportDialog
 from station.ui.theme import ScreenLook
-from station.ui.trend_view import TrendView
+from station.ui.trend_view import MOMENT_SPAN_S, TrendView
 
 Spans = Callable[[str], list[tuple[float, float]]]
 """A bed's spans a file export must leave out (patients without export consent)."""
@@ -146,6 +146,7 @@ class BedWindows:
                 self._clock,
                 self._jobs,
                 self._parent,
+                capture_s=self._settings.alarms.capture_s,
             )
             dialog.excluded = self._excluded
             layer = self._actions
@@ -208,8 +209,12 @@ class BedWindows:
             return
         self.open_trends(bed)
         view = self.trend_views.get(bed)
-        if view is not None:
-            view.show_moment(at)
+        if view is None or self._trends is None:
+            return
+        # Past the raw window only an event capture is at full resolution: show its span.
+        old = self._clock() - at > self._trends.raw_keep_s - MOMENT_SPAN_S / 2
+        capture = self._settings.alarms.capture_s
+        view.show_moment(at, 2 * capture + 120 if old else MOMENT_SPAN_S)
 
     def _patient_record(self, bed: str) -> None:
         self.open_patient_record(bed)  # looked up now: the window sets it after building this

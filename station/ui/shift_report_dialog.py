@@ -77,8 +77,11 @@ class ShiftReportDialog(QDialog):
         clock: Callable[[], float],
         jobs: Jobs,
         parent: QWidget | None = None,
+        *,
+        capture_s: float = 300.0,
     ) -> None:
         super().__init__(parent)
+        self._capture_s = capture_s
         self.setWindowTitle("Shift report")
         self._beds, self._history, self._trends = beds, history, trends
         self._station, self._clock, self._jobs = station, clock, jobs
@@ -132,7 +135,7 @@ class ShiftReportDialog(QDialog):
         sheets = tuple(
             bed_sheet(self._beds[b], self._history, start, end, self.excluded) for b in chosen
         )
-        return ShiftReport(self._station, start, end, user, end, sheets)
+        return ShiftReport(self._station, start, end, user, end, sheets, self._capture_s)
 
     def save_to(self, path: Path, user: str = "") -> None:
         """Render the report and write it to ``path`` on the worker; the outcome is said here."""

@@ -149,6 +149,7 @@ class TrendView(QDialog):
         self._workers: list[tuple[threading.Thread, threading.Event]] = []
         self._closed = False
         self._moment: float | None = None
+        self._moment_span = MOMENT_SPAN_S
         self._result.connect(self._on_result, Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle(f"{label} — trends")
         self.resize(1000, 760)
@@ -244,7 +245,7 @@ class TrendView(QDialog):
     def show_moment(self, at: float, span_s: float = MOMENT_SPAN_S) -> None:
         """Show ``span_s`` around the moment ``at`` (an alarm picked in the history), marked
         by a red line on every plot: what the patient's values did before and after."""
-        self._moment = at
+        self._moment, self._moment_span = at, span_s
         button = self.range_group.checkedButton()
         if button is not None:
             self.range_group.setExclusive(False)  # no preset range is selected now
@@ -386,7 +387,9 @@ class TrendView(QDialog):
             item.setXRange(data.start_s, data.end_s, padding=0)
         period = f"last {self._hours} h ({_when(data.start_s)} – {_when(data.end_s)})"
         if self._moment is not None:
-            period = f"hour around the alarm at {_when(self._moment)} ({_when(data.start_s)}"
+            minutes = self._moment_span / 60
+            period = f"{minutes:.0f} min around the alarm at {_when(self._moment)}"
+            period += f" ({_when(data.start_s)}"
             period += f" – {_when(data.end_s)})"
         if data.is_empty:
             self.status.setText(f"{NO_DATA} ({period}) {SOURCE}.")

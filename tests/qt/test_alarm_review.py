@@ -207,3 +207,49 @@ def test_a_history_that_cannot_be_written_raises_a_technical_alarm(folder: Folde
     messages = [a.message for a in screen.window.alarm_list.alarms()]
     assert any(m.startswith("Alarm history not written") for m in messages)
     assert any("HR 170" in e.message for e in screen.window.history.episodes())
+
+
+def test_a_high_alarms_event_is_viewable_and_printed_after_the_raw_window(
+    folder: Folder, tmp_path: Path
+) -> None:
+    screen = folder.start()
+    assert screen.core is not None
+    t0 = folder.clock.now
+    folder.trends.add(
+        [
+            TrendSample("Bed 1", "mon-1", int((t0 + s) * 1000), {"heartrate": 120 + s % 60})
+            for s in range(-400, 400)
+        ]
+    )
+    alarm_id = _raise_and_ack(screen, folder.clock)
+    folder.clock.now = t0 + 300 + 6
+    screen.core._capture.due()
+    assert screen.core._capture.captured == 601
+    folder.clock.now = t0 + 5 * 3600  # past the 4 h of raw samples
+    while folder.trends.compact()[0] or folder.trends.behind:
+        pass
+    dialog = folder.history(screen)
+    assert [e.alarm_id for e in dialog.model.episodes()] == [alarm_id]
+    dialog.table.doubleClicked.emit(dialog.model.index(0, 3))
+    view = screen.window.bed_windows.trend_views["Bed 1"]
+    folder.qtbot.waitUntil(lambda: view.data is not None and view.data.rows > 0, timeout=5000)
+    assert view.data is not None
+    assert view.data.resolution == "raw"  # every sample, from the event capture
+    assert view.data.rows == 601
+    assert "min around the alarm" in view.status.text()
+    view.shutdown()
+
+    report = screen.window
+    report.bed_windows.open_report("Bed 1")
+    report_dialog = report.bed_windows.report_dialog
+    assert report_dialog is not None
+    report_dialog.period.setCurrentIndex(report_dialog.period.findData(8))
+    pdf = tmp_path / "events.pdf"
+    with folder.qtbot.waitSignal(report.report_made, timeout=20_000):
+        report_dialog.save_to(pdf, "nurse-ann")
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "Events" in text
+    assert "every sample ± 5 min" in text
+    report.bed_windows.shutdown()

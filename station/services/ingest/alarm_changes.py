@@ -17,6 +17,7 @@ from station.domain.lineprotocol import alarm_line
 from station.domain.ports import AlarmSink
 from station.domain.roles import EMERGENCY_USER
 from station.domain.ward import MONITORED
+from station.domain.ward_events import TechnicalIds
 from station.services.ingest.alarm_log import AlarmLog
 from station.services.ingest.core_state import CoreState
 from station.services.storage.spool import Row
@@ -62,6 +63,7 @@ class AlarmChanges:
         self._history = history
         self._audit = state.audit
         self._station = state.settings.station.id
+        self._names = TechnicalIds(self._station, state.time.wall)
         self._policy = state.policy
         self._publisher = publisher
         self._store = store
@@ -110,8 +112,15 @@ class AlarmChanges:
         priority: Priority = Priority.MEDIUM,
         message: str = "",
     ) -> None:
-        """Raise or end a technical alarm of a device (on ``bed``, or none) and hand it on."""
-        self.emit(self._engine.technical(device, bed, parameter, present, priority, message))
+        """Raise or end a technical alarm of a device (on ``bed``, or none) and hand it on. A
+        new one is named as every station of the ward names it, where they can
+        (:func:`~station.domain.ward_events.technical_alarm_id`), so an acknowledgement at one
+        applies at all."""
+
+        def name() -> str:
+            return self._names.name(device, bed, parameter, self._engine.heard(device))
+
+        self.emit(self._engine.technical(device, bed, parameter, present, priority, message, name))
 
     def station(self, parameter: str, present: bool, priority: Priority, message: str) -> None:
         """Raise or end a technical alarm of the station itself (no device, no bed)."""
@@ -138,8 +147,8 @@ class AlarmChanges:
         if event.get("state") not in ("acknowledged", "cleared"):
             return
         alarm_id, by = event.get("alarm_id"), event.get("by")
-        if not isinstance(alarm_id, str) or not isinstance(by, str):
-            return
+        if not isinstance(alarm_id, str) or not isinstance(by, str) or not 0 < len(by) <= 64:
+            return  # a user's name goes into the audit trail: no empty or unbounded text
         alarm = self._engine.acknowledge(alarm_id, by)
         if alarm is not None:
             self.emit([alarm], via=station, acknowledged=True)

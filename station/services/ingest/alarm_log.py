@@ -19,6 +19,7 @@ from collections.abc import Callable
 from station.domain.alarm_history import AlarmComment, AlarmEpisode, AlarmHistory, comment_of
 from station.domain.alarms import Alarm
 from station.domain.ports import AuditSink
+from station.services.ingest.event_capture import EventCapture
 from station.services.storage.alarm_store import AlarmStore
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,14 @@ class AlarmLog:
         self._pending: dict[str, AlarmEpisode] = {}
         self.dropped = 0
         self.fault: Callable[[str | None], None] = lambda _message: None
+        self.capture: EventCapture | None = None
+        """Told of every alarm change: a high alarm's raise schedules its event capture."""
         self._failing = False
 
     def add(self, alarm: Alarm) -> None:
         """Fold one alarm change into its episode, to be written at the next flush."""
+        if self.capture is not None:
+            self.capture.alarm(alarm)
         if self._store is None:
             return
         episode = self._folded.add(alarm)

@@ -9,6 +9,11 @@ and handed to the GUI as a :class:`~station.domain.bed_limits.BedLimits` for the
 
 A save that fails (full disk) keeps the limits in force and raises a technical alarm: the nurse's
 choice applies now, and the ward learns it would not survive a restart.
+
+Two stations, one ward (issue 15.10): a nurse's change is handed to ``share`` (the ward events,
+:mod:`station.services.ingest.peer_events`), which tells the ward's other stations; a change one
+of them made arrives at :meth:`BedLimitsKeeper.peer_change` and takes the same path here
+(applied, audited with who and from which station, saved, shown), but is never told on.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from station.domain.alarms import AlarmLimits, Priority
 from station.domain.bed_limits import BedLimits, SavedLimits, owner_of
 from station.domain.profiles import describe_change
 from station.domain.ward import MONITORED, BedPolicy
+from station.domain.ward_events import LimitsChange
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.core_state import CoreState
 from station.services.storage.bed_limits_file import BedLimitsError, BedLimitsFile
@@ -32,7 +38,8 @@ FAULT = "bed_limits"
 
 class BedLimitsKeeper:
     """Applies, restores and saves each bed's limits. Core thread only (and the GUI thread while
-    the app starts, before the core thread runs)."""
+    the app starts, before the core thread runs). ``share`` tells the ward's other stations of a
+    nurse's change and returns the ward event's id (None: not shared); set by the core worker."""
 
     def __init__(
         self,
@@ -51,6 +58,7 @@ class BedLimitsKeeper:
         self._changed = changed
         self._profiles: dict[str, str | None] = {}
         self._saved: dict[str, SavedLimits] = {}
+        self.share: Callable[[SavedLimits], str | None] | None = None
         self.fault: str | None = None
         """Why the saved limits could not be read (the app raises it at start), or None."""
         if store is not None:
@@ -71,11 +79,14 @@ class BedLimitsKeeper:
     def change(
         self, bed: str, limits: Mapping[str, AlarmLimits], profile: str | None, user: str
     ) -> None:
-        """A nurse's new limits for a bed: applied from the next value, audited old → new,
-        saved for its owner."""
+        """A nurse's new limits for a bed: applied from the next value, told to the ward's other
+        stations, audited old → new (with the ward event's id when shared), saved for its
+        owner."""
         old = self._engine.limits_for(bed)
         self._engine.set_bed_limits(bed, limits)
         self._profiles[bed] = profile
+        entry = SavedLimits(bed, self._engine.limits_for(bed), profile, user, self._clock())
+        shared = self.share(entry) if self.share is not None else None
         self._audit.record(
             "alarm.limits_change",
             actor=user,
@@ -83,14 +94,56 @@ class BedLimitsKeeper:
             target=bed,
             details={
                 "profile": profile,
-                "changes": describe_change(old, self._engine.limits_for(bed)),
+                "changes": describe_change(old, entry.limits),
+                **({"event_id": shared} if shared is not None else {}),
             },
         )
+        self._keep(entry)
+
+    def peer_change(self, change: LimitsChange, station: str) -> bool:
+        """A nurse's change made at ``station``, another station of the ward, applied here by
+        bed label (the ward's stations need not share one patient table): audited in her name
+        with ``via`` = that station, saved with her name and time, shown. Never told on, so no
+        change goes round the ward twice. Returns False, changing nothing, when this bed's
+        limits were set later than the change (two nurses at once: the later change wins on
+        every station)."""
+        bed = change.bed
         owner = owner_of(bed, self._policy.get(bed, MONITORED).patient)
-        entry = SavedLimits(bed, self._engine.limits_for(bed), profile, user, self._clock())
-        self._saved[owner] = entry
+        mine = self._saved.get(owner)
+        if mine is not None and self._engine.has_bed_limits(bed) and mine.at > change.at_s:
+            return False
+        old = self._engine.limits_for(bed)
+        self._engine.set_bed_limits(bed, change.limits_in_force())
+        self._profiles[bed] = change.profile
+        entry = SavedLimits(
+            bed, self._engine.limits_for(bed), change.profile, change.by, change.at_s
+        )
+        self._audit.record(
+            "alarm.limits_change",
+            actor=change.by,
+            role="nurse",
+            target=bed,
+            details={
+                "profile": change.profile,
+                "changes": describe_change(old, entry.limits),
+                "via": station,
+                "event_id": change.event_id,
+                "set_at": change.at_s,
+            },
+        )
+        self._keep(entry)
+        return True
+
+    def _keep(self, entry: SavedLimits) -> None:
+        """Save a bed's new limits for its owner and show them."""
+        bed = entry.bed
+        self._saved[owner_of(bed, self._policy.get(bed, MONITORED).patient)] = entry
         self._save()
         self._changed(bed, self._current(bed))
+
+    def has_bed(self, bed: str) -> bool:
+        """Whether ``bed`` is a bed of this ward (a peer's change names one by its label)."""
+        return bed in self._labels
 
     def policy_changed(self, old: Mapping[str, BedPolicy]) -> None:
         """The bed policy table changed from ``old``: a bed whose patient changed gets the

@@ -12,7 +12,8 @@ persistent session, in order), ``group_commit`` (spool, acknowledgements, trends
 (live order, age, alarms, screen), ``device_gate`` (the registry in force, and its refusals),
 ``bed_changes`` (devices and patients changing beds), ``bed_limits`` (each bed's limits, kept
 across restarts), ``station_watch`` (what time passing must
-alarm) and ``alarm_changes`` (every alarm change handed on, and the requests that change them).
+alarm), ``alarm_changes`` (every alarm change handed on, and the requests that change them) and
+``peer_events`` (limit changes told to the ward's other stations, and theirs applied here).
 
 Two paths (issue 13): the **record path** takes every message of the persistent session in order
 (:meth:`CoreWorker.drain_record`) and the **live path** takes each device's newest messages from
@@ -53,6 +54,7 @@ from station.domain.messages import Accepted, Rejection
 from station.domain.ports import AlarmSink, AuditSink
 from station.domain.status import ConnectionState
 from station.domain.ward import BedPolicy
+from station.domain.ward_events import WardMessage, WardSink
 from station.domain.watch import DeviceWatch, InvalidDataWatch
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.alarm_log import AlarmLog
@@ -60,11 +62,13 @@ from station.services.ingest.bed_changes import BedChanges
 from station.services.ingest.bed_limits import BedLimitsKeeper
 from station.services.ingest.core_state import CoreState
 from station.services.ingest.device_gate import DeviceGate
+from station.services.ingest.event_capture import EventCapture
 from station.services.ingest.group_commit import GroupCommit
 from station.services.ingest.historian import Historian
 from station.services.ingest.live_inbox import Flooding, LiveItem
 from station.services.ingest.live_path import LivePath
 from station.services.ingest.pacing import Throttle
+from station.services.ingest.peer_events import PeerEvents
 from station.services.ingest.record_inbox import Delivery
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
@@ -161,6 +165,8 @@ class CoreWorker(QObject):
         self._commits: GroupCommit  # built below: it raises its faults through the alarms
         store = None if historian is None else _alarm_lines(weakref.ref(self))
         self._alarm_log = AlarmLog(alarm_store, audit, self._time.wall, self.alarm_commented.emit)
+        self._capture = EventCapture(trends, settings.alarms.capture_s, self._time.wall)
+        self._alarm_log.capture = self._capture
         self._alarms = alarms = AlarmChanges(
             state, publisher, store, self.alarm_changed.emit, self._alarm_log
         )
@@ -168,6 +174,10 @@ class CoreWorker(QObject):
             "alarm_history", message is not None, Priority.MEDIUM, message or ""
         )
         self._limits = BedLimitsKeeper(state, alarms, limits_store, self.limits_changed.emit)
+        # The publisher tells the ward's other stations of a nurse's limits when it can.
+        sink = publisher if isinstance(publisher, WardSink) else None
+        self._peers = PeerEvents(settings.station.id, sink, self._limits, audit, throttle)
+        self._limits.share = self._peers.publish_limits
         batch = COMMIT_BATCH_V5 if settings.mqtt.protocol == "5" else COMMIT_BATCH
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
         self._commits = commits
@@ -210,6 +220,11 @@ class CoreWorker(QObject):
     def limits_fault(self) -> str | None:
         """Why the saved limits could not be read at start, or None."""
         return self._limits.fault
+
+    @property
+    def peer_refused(self) -> dict[str, int]:
+        """Ward events of other stations refused, by reason (tests, diagnostics)."""
+        return dict(self._peers.refused)
 
     @property
     def accepted(self) -> int:
@@ -274,6 +289,8 @@ class CoreWorker(QObject):
         self.commit()  # what arrived last is spooled; its acknowledgement goes nowhere now
         self._record_path.flush_quarantine()  # the last rejections are kept across the restart
         self._alarm_log.flush()
+        self.flush_trends()
+        self._capture.flush()  # an event window still open keeps what it has
 
     def attach(
         self,
@@ -401,9 +418,14 @@ class CoreWorker(QObject):
         self._alarms.acknowledge(alarm_id, user)
 
     @Slot(str, object)
-    def on_peer_event(self, station: str, event: dict[str, object]) -> None:
+    def on_peer_event(self, station: str, event: dict[str, object] | WardMessage) -> None:
         """An alarm event of another station of the ward: its acknowledgements apply here too
-        (alarm ids derive from the condition), so both screens show the same state."""
+        (alarm ids derive from the condition), so both screens show the same state. A ward
+        event (a bed's limits changed there) is read, checked and applied, or refused and
+        counted."""
+        if isinstance(event, WardMessage):
+            self._peers.receive(event)
+            return
         self._alarms.peer_event(station, event)
 
     @Slot(str, object, object, str)
@@ -450,6 +472,7 @@ class CoreWorker(QObject):
         else:
             self.tick()
             self._alarm_log.flush()
+            self._capture.due()
 
     def _watch_silence(self) -> None:
         """Devices gone quiet (monotonic: a clock step neither delays nor hastens it)."""

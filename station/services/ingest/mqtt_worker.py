@@ -26,7 +26,9 @@ emitted only when it goes from empty to not empty; the core takes them in chunks
 Signals:
     messages_ready(): :meth:`take` has messages for the core.
     connection_changed(ConnectionState),
-    peer_event(str station_id, dict event): an alarm event of another station of the ward
+    peer_event(str station_id, dict event | WardMessage): an alarm event of another station of
+        the ward (decoded JSON), or one of its ward events (unread: the core reads and counts
+        it, see :mod:`station.domain.ward_events`)
 """
 
 from __future__ import annotations
@@ -51,15 +53,19 @@ from station.config.settings import Settings
 from station.domain import ingest
 from station.domain.messages import Accepted, Rejection
 from station.domain.timefmt import iso_ms
+from station.domain.ward_events import MAX_WARD_EVENT_BYTES, WardMessage
 from station.services.ingest.connection_report import ConnectionReport
 from station.services.ingest.mqtt_client import _Client, _tls_context, no_delay
 from station.services.ingest.mqtt_reasons import RECONNECT_MAX_S, RECONNECT_MIN_S
 from station.services.ingest.mqtt_topics import (
     PEER_ALARMS,
+    PEER_WARD,
     alarms_topic,
     audit_topic,
     peer_station,
+    peer_ward_station,
     status_topic,
+    ward_topic,
 )
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
 from station.services.ingest.record_inbox import Delivery, RecordInbox
@@ -123,6 +129,7 @@ class MqttWorker(QObject):
         self._status_topic = status_topic(settings.station.id)
         self._alarms_topic = alarms_topic(settings.station.id)
         self._audit_topic = audit_topic(settings.station.id)
+        self._ward_topic = ward_topic(settings.station.id)
         self._checkpoint: bytes | None = None
         self._subscribed = False
         client = _Client(
@@ -233,6 +240,16 @@ class MqttWorker(QObject):
         payload = json.dumps(event, separators=(",", ":")).encode()
         self._client.publish(self._alarms_topic, payload, qos=1, retain=False)
 
+    def publish_ward(self, event: dict[str, object]) -> None:
+        """Send one ward event (QoS 1, not retained) from any thread; queued by paho while
+        disconnected. Never raises: a change a nurse made here is in force here whatever the
+        broker does, so a failure to tell the ward is logged, not passed to the core."""
+        try:
+            payload = json.dumps(event, separators=(",", ":")).encode()
+            self._client.publish(self._ward_topic, payload, qos=1, retain=False)
+        except (TypeError, ValueError, OSError, RuntimeError) as exc:
+            log.error("ward event not published: %s", exc)
+
     def ack(self, deliveries: list[Delivery]) -> None:
         """Acknowledge received messages, in the order they arrived (any thread: paho appends the
         packet to a deque and wakes its loop; ``_ack_lock`` keeps a reconnect from slipping
@@ -288,7 +305,7 @@ class MqttWorker(QObject):
         self._link.session_up()
         with self._ack_lock:
             self._generation += 1
-        topics = (*self._topics, PEER_ALARMS, self._audit_topic)
+        topics = (*self._topics, PEER_ALARMS, PEER_WARD, self._audit_topic)
         no_delay(client)
         if self._v5:
             subs: list[tuple[str, Any]] = [(t, SubscribeOptions(qos=1)) for t in topics]
@@ -335,12 +352,13 @@ class MqttWorker(QObject):
         refused = [str(r) for r in reasons if r.is_failure]
         vitals_refused = [str(r) for r in reasons[: len(self._topics)] if r.is_failure]
         if refused and not vitals_refused:
-            # Only the peer-alarms or audit-checkpoint subscription was refused: vitals still
-            # flow, so this is not a deaf station; acknowledgements from other stations (or the
-            # broker's copy of the last checkpoint) won't arrive.
-            topics = f"{PEER_ALARMS} / {self._audit_topic}"
+            # Only the peer-alarms, ward-events or audit-checkpoint subscription was refused:
+            # vitals still flow, so this is not a deaf station; acknowledgements and limit
+            # changes from other stations (or the broker's copy of the last checkpoint) won't
+            # arrive.
+            topics = f"{PEER_ALARMS} / {PEER_WARD} / {self._audit_topic}"
             log.error(
-                "peer alarms or audit checkpoint unavailable: %s refused: %s", topics, refused
+                "peer events or audit checkpoint unavailable: %s refused: %s", topics, refused
             )
             return
         if refused:
@@ -376,6 +394,16 @@ class MqttWorker(QObject):
             self.ack([delivery])
             if peer != self._settings.station.id:
                 self._on_peer(peer, bytes(msg.payload))
+            return
+        ward_peer = peer_ward_station(msg.topic)
+        if ward_peer is not None:
+            # Applied (or refused and counted) by the core; our own events are not read back,
+            # so no change goes round the ward twice. Beyond the size cap only the cap is
+            # copied: the core then counts it as too large.
+            self.ack([delivery])
+            if ward_peer != self._settings.station.id:
+                raw = bytes(msg.payload[: MAX_WARD_EVENT_BYTES + 1])
+                self.peer_event.emit(ward_peer, WardMessage(ward_peer, raw))
             return
         try:
             result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)

@@ -21,10 +21,11 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from station.domain.alarm_history import AlarmEpisode
+from station.domain.alarms import AlarmKind, Priority
 from station.domain.bed_limits import BedLimits, range_text
 from station.services.printing.pdf import escape, headless_gui, html_pdf
 from station.services.printing.trend_plot import trend_image
-from station.services.storage.trends import TrendData, TrendStore
+from station.services.storage.trends import RAW, TrendData, TrendStore
 
 VITALS = (
     ("Heart rate", "bpm", "heartrate", 0),
@@ -34,6 +35,8 @@ VITALS = (
     ("Temperature", "°C", "temperature", 1),
 )
 ALARMS_LISTED = 60
+EVENTS_PRINTED = 6
+"""High alarms per bed printed with their event plot (full resolution ± ``capture_s``)."""
 """Alarms listed one by one per bed; beyond, the counts still cover them all."""
 
 
@@ -64,6 +67,8 @@ class ShiftReport:
     printed_by: str
     printed_at: float
     beds: tuple[BedSheet, ...]
+    capture_s: float = 300.0
+    """The event capture's half-width: each high alarm's plot spans ± this."""
 
     @property
     def title(self) -> str:
@@ -150,6 +155,36 @@ class Document:
     images: dict[str, QImage]
 
 
+def _events(
+    sheet: BedSheet,
+    report: ShiftReport,
+    trends: TrendStore,
+    images: dict[str, QImage],
+    number: int,
+) -> str:
+    """The bed's high physiological alarms, each with its event plot: every sample of the
+    ± ``capture_s`` around it (an event capture, or the raw samples while still kept)."""
+    high = [
+        e
+        for e in sheet.episodes
+        if e.priority is Priority.HIGH and e.kind is AlarmKind.PHYSIOLOGICAL
+    ][:EVENTS_PRINTED]
+    parts = []
+    for index, episode in enumerate(high):
+        at, span = episode.raised_at, report.capture_s
+        data = trends.query(sheet.bed, at - span, at + span)
+        if data.is_empty:
+            continue
+        name = f"event-{number}-{index}.png"
+        images[name] = trend_image(data, sheet.limits.limits, [at])
+        what = "every sample" if data.resolution == RAW else "1-minute means (not captured)"
+        parts.append(
+            f"<p><b>Event {_clock(at)}</b> · {escape(episode.message)} · {what} "
+            f"± {span / 60:.0f} min<br><img src='{name}' width='560'></p>"
+        )
+    return f"<h3>Events</h3>{''.join(parts)}" if parts else ""
+
+
 def render_shift_report(report: ShiftReport, trends: TrendStore | None) -> bytes:
     """The report as PDF bytes. Blocking (trend queries, layout): a worker thread.
 
@@ -193,6 +228,8 @@ def shift_report_document(report: ShiftReport, trends: TrendStore | None) -> Doc
             parts.append("<p>No vital signs stored for this period.</p>")
         parts.append("<h3>Alarms</h3>")
         parts.append(_alarm_rows(sheet.episodes))
+        if trends is not None:
+            parts.append(_events(sheet, report, trends, images, number))
         sections.append("".join(parts))
     header = (
         f"<h1>{escape(report.title)}</h1>"

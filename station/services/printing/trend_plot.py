@@ -127,7 +127,7 @@ def _time_axis(
     painter: QPainter, start: float, end: float, top: int, x_of: Callable[[float], float]
 ) -> None:
     span = end - start
-    step = next((s for s in (600, 1800, 3600, 7200, 14400) if span / s <= 8), 28800)
+    step = next((s for s in (60, 120, 300, 600, 1800, 3600, 7200, 14400) if span / s <= 8), 28800)
     painter.setPen(QColor(INK))
     first = math.ceil(start / step) * step
     for t in np.arange(first, end + 1, step):

@@ -63,6 +63,10 @@ MINUTE = "1 min"
 RAW_SPAN_MAX_S = 3600.0 + 300.0
 """Longest span answered with raw samples: the 1 h view plus a little (clock drift, padding)."""
 KEEP_MARGIN_S = 600.0
+CAPTURE_KEEP_S = 30 * 86_400.0
+"""Event captures (full resolution around high alarms) are kept 30 days: 64 beds' worth of
+±5 min at 1 Hz for a busy month is tens of MB, and the alarm review that needs them happens
+within days."""
 MAX_FOLD_MINUTES = 10
 """Minutes folded per :meth:`TrendStore.compact` call at most (64 beds: ~40k rows, ~0.1 s)."""
 """Kept beyond ``keep_s``, so a 72 h view opened just after a compaction is still full."""
@@ -94,6 +98,11 @@ CREATE TABLE IF NOT EXISTS minute (
     PRIMARY KEY (bed, minute, device)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS minute_time ON minute(minute);
+CREATE TABLE IF NOT EXISTS capture (
+    bed TEXT NOT NULL, device TEXT NOT NULL, time_ms INTEGER NOT NULL, {_each("{p} REAL")},
+    PRIMARY KEY (bed, time_ms, device)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS capture_time ON capture(time_ms);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _VALUE_PLACEHOLDERS = ", ".join(f"?{i + 4}" for i in range(len(_P)))
@@ -126,6 +135,11 @@ ON CONFLICT (bed, minute, device) DO UPDATE SET seconds = seconds | excluded.sec
 _QUERY_RAW = f"""
 SELECT time_ms, {_each("{p}")} FROM raw
 WHERE bed = ? AND time_ms >= ? AND time_ms <= ? ORDER BY time_ms, device
+"""
+_QUERY_CAPTURE = _QUERY_RAW.replace("FROM raw", "FROM capture")
+_CAPTURE = f"""
+INSERT OR IGNORE INTO capture (bed, device, time_ms, {_each("{p}")})
+SELECT bed, device, time_ms, {_each("{p}")} FROM raw WHERE bed = ? AND time_ms BETWEEN ? AND ?
 """
 # ?1 bed, ?2 first minute, ?3 last minute, ?4 end in ms: stored minutes plus raw rows grouped
 # by minute on the fly, combined per minute.
@@ -210,6 +224,7 @@ class TrendStore:
         path: Path,
         raw_keep_s: float = 4 * 3600,
         keep_s: float = 72 * 3600,
+        capture_keep_s: float = CAPTURE_KEEP_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not 0 < raw_keep_s <= keep_s:
@@ -217,6 +232,7 @@ class TrendStore:
         self.path = path
         self.raw_keep_s = raw_keep_s
         self.keep_s = keep_s
+        self.capture_keep_s = capture_keep_s
         self._clock = clock
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -292,9 +308,24 @@ class TrendStore:
                 deleted += conn.execute(
                     "DELETE FROM minute WHERE minute < ?", (keep_ms // _MINUTE_MS,)
                 ).rowcount
+                captured_ms = math.floor((now - self.capture_keep_s) * 1000)
+                deleted += conn.execute(
+                    "DELETE FROM capture WHERE time_ms < ?", (captured_ms,)
+                ).rowcount
         if folded or deleted:
             log.debug("trend compaction: %d raw rows folded, %d rows deleted", folded, deleted)
         return int(folded), int(deleted)
+
+    def capture(self, bed: str, start_s: float, end_s: float) -> int:
+        """Keep ``bed``'s samples from ``start_s`` to ``end_s`` at full resolution beyond the
+        raw window (an event around a high alarm); ``core`` thread. Returns the rows kept."""
+        with self._lock:
+            conn = self._connection()
+            with transaction(conn):
+                rows = conn.execute(
+                    _CAPTURE, (bed, math.floor(start_s * 1000), math.ceil(end_s * 1000))
+                ).rowcount
+        return int(rows)
 
     def row_counts(self) -> tuple[int, int]:
         """``(raw rows, minute rows)`` in the store, for diagnostics and tests (any thread)."""
@@ -313,7 +344,8 @@ class TrendStore:
         """One bed's trend between two UTC epoch times; callable from any thread.
 
         Raw samples when the span is at most :data:`RAW_SPAN_MAX_S` and still within the raw
-        window, else 1-minute aggregates (whole minutes overlapping the span). Runs on its own
+        window (or, older, kept by an event capture: :meth:`capture`), else 1-minute aggregates
+        (whole minutes overlapping the span). Runs on its own
         read-only connection, so it never waits for the core's write transaction.
 
         Raises:
@@ -334,6 +366,11 @@ class TrendStore:
             try:
                 if raw:
                     rows = conn.execute(_QUERY_RAW, (bed, start_ms, end_ms)).fetchall()
+                elif end_s - start_s <= RAW_SPAN_MAX_S and (
+                    rows := conn.execute(_QUERY_CAPTURE, (bed, start_ms, end_ms)).fetchall()
+                ):
+                    # Older than the raw window, but an event capture kept it: every sample.
+                    raw, resolution, width = True, RAW, _RAW_WIDTH
                 else:
                     first, last = start_ms // _MINUTE_MS, end_ms // _MINUTE_MS
                     rows = conn.execute(_QUERY_MINUTES, (bed, first, last, end_ms)).fetchall()

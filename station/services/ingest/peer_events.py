@@ -1,0 +1,134 @@
+"""Ward events on the core thread: this station's limit changes told to the ward, and the other
+stations' applied here (issue 15.10, "two stations, one ward").
+
+Why a part of its own: a peer's event is input from the network like a device's vitals, so it is
+read strictly, refused and counted when malformed, and never allowed to stop the core; and the
+rules that keep a ward of stations consistent live in one place:
+
+- **No echo.** Only a nurse's change here is published (:meth:`PeerEvents.publish_limits`, the
+  keeper's ``share``); a peer's change is applied through
+  :meth:`~station.services.ingest.bed_limits.BedLimitsKeeper.peer_change`, which publishes
+  nothing. The MQTT worker does not hand back this station's own events, and an event naming
+  this station, or one already applied (a QoS 1 redelivery), is dropped here too.
+- **Who and where.** Each side audits ``alarm.limits_change`` in the nurse's name: here with the
+  ward event's ``event_id``, there with the same ``event_id`` and ``via`` = this station.
+- **Later wins.** A change older than the limits the bed has (two nurses at two stations at
+  once) is refused on the station that has the later one, so every station ends with it.
+
+A refusal is counted by reason (:attr:`PeerEvents.refused`) and audited as ``ward.peer_refused``
+at most once a minute per station and reason, with how many were left out in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter, OrderedDict
+
+from station.domain.bed_limits import SavedLimits
+from station.domain.ports import AuditSink
+from station.domain.ward_events import (
+    LimitsChange,
+    WardMessage,
+    WardRefusal,
+    WardSink,
+    limits_change_event,
+    parse_ward_event,
+)
+from station.services.ingest.bed_limits import BedLimitsKeeper
+from station.services.ingest.pacing import Throttle
+
+log = logging.getLogger(__name__)
+
+SEEN_EVENTS = 1024
+"""Ward event ids remembered to drop a redelivered one (the oldest go first)."""
+
+
+class PeerEvents:
+    """Publishes this station's ward events and applies the peers'. Core thread only.
+
+    Args:
+        station: this station's id.
+        sink: the publisher (the MQTT worker), or None when the ward's stations are not told
+            (tests, a core without a broker).
+        limits: the keeper that applies a peer's limits change as it applies a nurse's.
+        audit: the audit trail (refusals).
+        throttle: the core's shared throttle (one refusal record a minute per key).
+    """
+
+    def __init__(
+        self,
+        station: str,
+        sink: WardSink | None,
+        limits: BedLimitsKeeper,
+        audit: AuditSink,
+        throttle: Throttle,
+    ) -> None:
+        self._station = station
+        self._sink = sink
+        self._limits = limits
+        self._audit = audit
+        self._throttle = throttle
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.refused: Counter[str] = Counter()
+        """Peer events not applied, by reason (``invalid``, ``unknown_bed``, ``stale``, ...)."""
+        self.applied = 0
+        """Peer limit changes applied here."""
+
+    def publish_limits(self, entry: SavedLimits) -> str | None:
+        """Tell the ward's other stations a nurse's new limits for a bed (all the bed's limits
+        in force); returns the ward event's id for the audit record, or None when there is
+        nobody to tell. The broker being away does not matter here: the publisher queues."""
+        if self._sink is None:
+            return None
+        event_id = secrets.token_hex(8)
+        event = limits_change_event(
+            event_id, entry.bed, entry.limits, entry.profile, entry.by, entry.at
+        )
+        self._sink.publish_ward(event)
+        return event_id
+
+    def receive(self, message: WardMessage) -> None:
+        """Read, check and apply a peer's ward event; refuse and count anything else."""
+        if message.station == self._station:
+            return  # our own, should the broker hand it back: never applied twice
+        result = parse_ward_event(message.payload)
+        if isinstance(result, WardRefusal):
+            self._refuse(message.station, result)
+            return
+        self._apply(message.station, result)
+
+    def _apply(self, station: str, change: LimitsChange) -> None:
+        if change.event_id in self._seen:
+            return  # a redelivery (QoS 1): applied once
+        self._seen[change.event_id] = None
+        if len(self._seen) > SEEN_EVENTS:
+            self._seen.popitem(last=False)
+        if not self._limits.has_bed(change.bed):
+            self._refuse(station, WardRefusal("unknown_bed", repr(change.bed)[:80]))
+            return
+        if not self._limits.peer_change(change, station):
+            detail = f"{change.bed}: this station's limits are newer"
+            self._refuse(station, WardRefusal("stale", detail))
+            return
+        self.applied += 1
+        log.info("limits of %s changed by %s at station %s", change.bed, change.by, station)
+
+    def _refuse(self, station: str, refusal: WardRefusal) -> None:
+        self.refused[refusal.reason] += 1
+        left_out = self._throttle(f"ward:{station[:64]}:{refusal.reason}")
+        if left_out is None:
+            return
+        log.warning(
+            "ward event from station %s refused: %s: %s (%d more not logged)",
+            station[:64],
+            refusal.reason,
+            refusal.detail,
+            left_out,
+        )
+        self._audit.record(
+            "ward.peer_refused",
+            target=station[:64],
+            outcome="failure",
+            details={"reason": refusal.reason, "detail": refusal.detail, "left_out": left_out},
+        )
