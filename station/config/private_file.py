@@ -9,6 +9,7 @@ one, and no temporary file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import tempfile
@@ -35,6 +36,18 @@ def write_private(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+def write_export(path: Path, data: bytes) -> None:
+    """Write a file a user chose (an export, a report) as :func:`write_private` does, but into
+    a folder that must exist: a path the user mistyped is an error to show, not a folder to make.
+
+    Raises:
+        OSError: no such folder, not writable, or the disk is full; ``path`` is then untouched.
+    """
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
+    write_private(path, data)
 
 
 def fsync_folder(folder: Path) -> None:

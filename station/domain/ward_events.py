@@ -10,7 +10,8 @@ a nurse's limit change stayed on the station where she made it. Here:
 - :func:`technical_alarm_id` and :class:`TechnicalIds` name a device's technical alarm by the
   device time of its newest message, which every station of the ward received;
 - :class:`LimitsChange` is the ward event a station publishes on
-  ``healthcare/station/<id>/ward`` when a nurse changes a bed's limits, and
+  ``healthcare/station/<id>/ward`` when a nurse changes a bed's limits, :class:`AudioPauseBed`
+  the one for a bed's alarm audio paused or resumed there, and
   :func:`parse_ward_event` is the strict reading of a peer's (docs/two-stations.md has the
   schema).
 
@@ -39,6 +40,8 @@ from station.domain.timefmt import iso_ms
 
 WARD_EVENT_VERSION = 1
 LIMITS_CHANGE = "limits_change"
+AUDIO_PAUSE_BED = "audio_pause_bed"
+MAX_BED_PAUSE_S = 600
 MAX_WARD_EVENT_BYTES = 8192
 """A limits change of every parameter is about 1 KiB; anything far larger is refused unread."""
 MAX_NAMED = 4096
@@ -185,6 +188,42 @@ def limits_change_event(
     }
 
 
+class AudioPauseBed(BaseModel):
+    """A nurse paused one bed's alarm audio at the publishing station (``seconds`` > 0: for how
+    long from ``at``), or ended the pause (``seconds`` 0). Every station of the ward must stay
+    as quiet, or as loud, for that bed as the one at the bedside decided."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Annotated[int, Field(ge=WARD_EVENT_VERSION, le=WARD_EVENT_VERSION)]
+    kind: Literal["audio_pause_bed"]
+    event_id: Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
+    bed: Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+    seconds: Annotated[int, Field(ge=0, le=MAX_BED_PAUSE_S)]
+    by: Annotated[str, StringConstraints(pattern=USER_PATTERN)]
+    at: AwareDatetime
+
+    def remaining(self, now: float) -> float:
+        """Seconds of the pause left at ``now`` (never more than it was given for)."""
+        return max(0.0, min(float(self.seconds), self.seconds - (now - self.at.timestamp())))
+
+
+def audio_pause_event(
+    event_id: str, bed: str, seconds: int, by: str, at: float
+) -> dict[str, object]:
+    """The JSON object of a bed's audio pause (``seconds`` 0: ended), as read back by
+    :func:`parse_ward_event`."""
+    return {
+        "v": WARD_EVENT_VERSION,
+        "kind": AUDIO_PAUSE_BED,
+        "event_id": event_id,
+        "bed": bed,
+        "seconds": seconds,
+        "by": by,
+        "at": iso_ms(at),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class WardRefusal:
     """Why a peer's ward event was not applied: ``reason`` is a short code for counting,
@@ -211,7 +250,7 @@ def _no_constants(name: str) -> float:
     raise _UnreadableError(f"{name} is not a JSON number")
 
 
-def parse_ward_event(raw: bytes) -> LimitsChange | WardRefusal:
+def parse_ward_event(raw: bytes) -> LimitsChange | AudioPauseBed | WardRefusal:
     """Read a peer's ward event as strictly as a device's vitals: a size cap, JSON without
     duplicate keys or NaN, a known kind, and then the model in strict mode (``"72"`` is not a
     number, ``true`` not a version). Never raises."""
@@ -224,11 +263,16 @@ def parse_ward_event(raw: bytes) -> LimitsChange | WardRefusal:
     if not isinstance(doc, dict):
         return WardRefusal("not_object", type(doc).__name__)
     kind = doc.get("kind")
-    if kind != LIMITS_CHANGE:
-        # A newer station's event (a shared audio pause, say) is counted, not guessed at.
+    model: type[LimitsChange] | type[AudioPauseBed]
+    if kind == LIMITS_CHANGE:
+        model = LimitsChange
+    elif kind == AUDIO_PAUSE_BED:
+        model = AudioPauseBed
+    else:
+        # A newer station's event is counted, not guessed at.
         return WardRefusal("unknown_kind", repr(kind)[:64])
     try:
-        return LimitsChange.model_validate_json(raw, strict=True)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

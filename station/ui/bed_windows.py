@@ -11,6 +11,7 @@ once and then raised; the patient detail views repaint with the window's frames.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
@@ -126,10 +127,12 @@ class BedWindows:
                 )
             self.history_dialog.on_exported = self._on_history_exported
             self.history_dialog.on_comment = self._on_comment
+            self.history_dialog.on_report = self._on_reported
+            self.history_dialog.station = self._settings.station.name
+            self.history_dialog.jobs = self._jobs
             self.history_dialog.on_open_moment = self.open_trends_at
             if self._alarm_store is not None:
                 self.history_dialog.loader = self._alarm_store.load
-                self.history_dialog.jobs = self._jobs
             self._strip(self.history_dialog)
         self.history_dialog.refresh()
         self.history_dialog.show()
@@ -190,6 +193,9 @@ class BedWindows:
         if view is None:
             view = TrendView(self._trends, bed, bed, self._clock, self._parent)
             view.excluded = self._excluded
+            view.jobs, view.station = self._jobs, self._settings.station.name
+            view.limits_of = partial(self._limits_in_force, bed)
+            view.on_report = self._on_reported
             layer = self._actions
             if layer is not None:
                 view.gate = lambda b=bed: layer.request(Action.EXPORT_DATA, b, "export_data")
@@ -215,6 +221,9 @@ class BedWindows:
         old = self._clock() - at > self._trends.raw_keep_s - MOMENT_SPAN_S / 2
         capture = self._settings.alarms.capture_s
         view.show_moment(at, 2 * capture + 120 if old else MOMENT_SPAN_S)
+
+    def _limits_in_force(self, bed: str) -> BedLimits:
+        return self._limits.get(bed) or BedLimits()
 
     def _patient_record(self, bed: str) -> None:
         self.open_patient_record(bed)  # looked up now: the window sets it after building this

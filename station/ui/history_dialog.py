@@ -12,21 +12,15 @@ immutable episodes, so a history of 100 000 alarms costs only the rows on screen
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QDateTime,
     QModelIndex,
-    QPersistentModelIndex,
-    Qt,
     QTime,
 )
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,126 +36,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.config.private_file import write_export
 from station.domain.alarm_history import COMMENT_MARKS, MAX_COMMENT, AlarmEpisode, AlarmHistory
-from station.domain.alarms import LABELS, AlarmKind
 from station.services.jobs import Jobs
+from station.services.printing.shift_report import Document, alarm_report_document
 from station.ui import file_choice, theme
+from station.ui.episode_model import STATION_BED, EpisodeModel, bed_order, span_text
+from station.ui.pdf_output import PdfOutput
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "Bed",
-    "Parameter",
-    "",
-    "Message",
-    "Raised",
-    "Acknowledged by",
-    "Time to ack",
-    "Duration",
-    "Cleared",
-    "Comments",
-)
 PERIODS_DAYS = (("Last 24 h", 1), ("Last 7 days", 7), ("Last 30 days", 30), ("Last year", 366))
 CHOSEN = 0
 """The period entry whose dates are chosen in the date fields."""
 WARD = "Ward"
-STATION_BED = "station"  # technical alarms of the station itself have no bed
 SUMMARY_WINDOW_S = 86_400.0
-
-_Index = QModelIndex | QPersistentModelIndex
-
-
-def _when(ts: float | None) -> str:
-    # Local time on screen, as on the rest of the station; the CSV export carries UTC.
-    return "" if ts is None else datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    whole = max(round(seconds), 0)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def _bed_order(bed: str) -> list[int | str]:
-    # "Bed 2" before "Bed 10": numbers compare as numbers.
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", bed)]
-
-
-class EpisodeModel(QAbstractTableModel):
-    """Read-only table model over a list of episodes, newest first. GUI thread only."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._episodes: list[AlarmEpisode] = []
-
-    def set_episodes(self, episodes: list[AlarmEpisode]) -> None:
-        """Replace every row (a reset is cheaper than diffing for a review screen)."""
-        self.beginResetModel()
-        self._episodes = list(episodes)
-        self.endResetModel()
-
-    def episodes(self) -> list[AlarmEpisode]:
-        """The episodes shown, in display order."""
-        return list(self._episodes)
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        """Rows of the flat table; a child index has none."""
-        return 0 if parent.isValid() else len(self._episodes)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        """One column per entry of ``COLUMNS``."""
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> str | None:
-        """Column titles; rows have no header."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        """Cell text; the priority mark cell also carries the priority colour."""
-        if not index.isValid() or not 0 <= index.row() < len(self._episodes):
-            return None
-        e = self._episodes[index.row()]
-        column = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(e, column)
-        if column == 2 and role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
-            if e.kind == AlarmKind.TECHNICAL:
-                colour = theme.TECHNICAL_BG if role == Qt.ItemDataRole.BackgroundRole else "#fff"
-            elif role == Qt.ItemDataRole.BackgroundRole:
-                colour = theme.ALARM_BG[e.priority]
-            else:
-                colour = theme.ALARM_FG[e.priority]
-            return QBrush(QColor(colour))
-        if role == Qt.ItemDataRole.UserRole:
-            return e.alarm_id
-        return None
-
-    @staticmethod
-    def _text(e: AlarmEpisode, column: int) -> str:
-        cells = (
-            e.bed or STATION_BED,
-            LABELS.get(e.parameter, e.parameter),
-            e.priority.mark,
-            e.message,
-            _when(e.raised_at),
-            e.acknowledged_by or ("yes" if e.acknowledged_at is not None else ""),
-            _span(e.time_to_ack_s),
-            _span(e.duration_s) if e.cleared_at is not None else "open",
-            _when(e.cleared_at),
-            e.comment_text,
-        )
-        return cells[column] if 0 <= column < len(cells) else ""
 
 
 class AlarmHistoryDialog(QDialog):
@@ -195,6 +84,9 @@ class AlarmHistoryDialog(QDialog):
         """A nurse's comment: (alarm id, mark, text), to the action layer."""
         self.on_open_moment: Callable[[str, float], None] | None = None
         """Double-click: open (bed, moment) in the bed's trend."""
+        self.on_report: Callable[[str, str, tuple[str, ...], str], None] | None = None
+        """An alarm report went out: (how, where, beds, user), for the audit trail."""
+        self.station = ""
         self._generation = 0
         self.setWindowTitle("Alarm history")
         self.resize(1000, 560)
@@ -233,6 +125,10 @@ class AlarmHistoryDialog(QDialog):
         self.status.setStyleSheet(f"color:{theme.MUTED};")
         self.export_button = QPushButton("Export CSV…")
         self.export_button.clicked.connect(self._ask_and_export)
+        self.pdf_button = QPushButton("Save PDF…")
+        self.pdf_button.clicked.connect(lambda: self._report("pdf"))
+        self.print_button = QPushButton("Print…")
+        self.print_button.clicked.connect(lambda: self._report("print"))
         refresh_button = QPushButton("Refresh")
         refresh_button.clicked.connect(self.refresh)
         self.mark = QComboBox()
@@ -257,6 +153,8 @@ class AlarmHistoryDialog(QDialog):
         top.addStretch(1)
         top.addWidget(refresh_button)
         top.addWidget(self.export_button)
+        top.addWidget(self.pdf_button)
+        top.addWidget(self.print_button)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
@@ -277,7 +175,7 @@ class AlarmHistoryDialog(QDialog):
         try:
             self.bed_filter.clear()
             self.bed_filter.addItem(WARD, None)
-            for bed in sorted(self._history.beds(), key=_bed_order):
+            for bed in sorted(self._history.beds(), key=bed_order):
                 self.bed_filter.addItem(bed or STATION_BED, bed)
             found = self.bed_filter.findData(keep) if keep is not None else 0
             self.bed_filter.setCurrentIndex(max(found, 0))
@@ -286,31 +184,51 @@ class AlarmHistoryDialog(QDialog):
         self._show()
 
     def export_to(self, path: Path) -> int:
-        """Write the episodes shown (the current filter) as CSV; return the rows written.
-
-        A failure is reported in a message box and returns 0: an export must never take the
-        station down.
-        """
-        episodes = self.model.episodes()
-        left_out = 0
-        if self.excluded is not None:
-            spans = {bed: self.excluded(bed) for bed in {e.bed for e in episodes}}
-            kept = [
-                e
-                for e in episodes
-                if not any(a <= e.raised_at < b for a, b in spans.get(e.bed, ()))
-            ]
-            left_out, episodes = len(episodes) - len(kept), kept
+        """Write the episodes shown (the current filter) as CSV here and now, owner-only;
+        return the rows written (the tests' way; the button writes on the worker:
+        :meth:`export_on_worker`). A failure is said in the dialog and returns 0: an export
+        must never take the station down."""
+        episodes, left_out = self._exportable(self.model.episodes())
         try:
-            path.write_text(self._history.to_csv(episodes), encoding="utf-8", newline="")
+            write_export(path, self._history.to_csv(episodes).encode("utf-8"))
         except OSError as exc:
-            log.warning("alarm history export to %s failed: %s", path, exc)
-            # Said here, not in a modal box over the ward.
-            self.status.setText(f"Export failed: could not write {path}: {exc.strerror or exc}")
+            self._export_failed(path, exc)
             return 0
-        note = f" {left_out} left out: no export consent." if left_out else ""
-        self.status.setText(f"Exported {len(episodes)} alarms to {path}.{note}")
+        self._exported(path, len(episodes), left_out)
         return len(episodes)
+
+    def export_on_worker(self, path: Path, done: Callable[[int], None]) -> None:
+        """Write the CSV on the ``jobs`` worker (the GUI thread never writes a file); ``done``
+        gets the rows written."""
+        jobs = self.jobs
+        if jobs is None:
+            rows = self.export_to(path)
+            if rows:
+                done(rows)
+            return
+        episodes, left_out = self._exportable(self.model.episodes())
+        data = self._history.to_csv(episodes).encode("utf-8")
+        self.status.setText(f"Writing {path}…")
+
+        def written(_none: None) -> None:
+            self._exported(path, len(episodes), left_out)
+            done(len(episodes))
+
+        jobs.submit(
+            lambda: write_export(path, data),
+            written,
+            lambda exc: self._export_failed(path, exc),
+            context=self,
+        )
+
+    def _exported(self, path: Path, rows: int, left_out: int) -> None:
+        note = f" {left_out} left out: no export consent." if left_out else ""
+        self.status.setText(f"Exported {rows} alarms to {path}.{note}")
+
+    def _export_failed(self, path: Path, exc: Exception) -> None:
+        log.warning("alarm history export to %s failed: %s", path, exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        self.status.setText(f"Export failed: could not write {path}: {reason}")
 
     def _ask_and_export(self) -> None:
         user = None
@@ -320,9 +238,11 @@ class AlarmHistoryDialog(QDialog):
                 return  # refused and audited by the action layer, which asks for a login
 
         def chosen(path: Path) -> None:
-            rows = self.export_to(path)
-            if rows and self.on_exported is not None:
-                self.on_exported(str(path), rows, user or "")
+            def done(rows: int) -> None:
+                if rows and self.on_exported is not None:
+                    self.on_exported(str(path), rows, user or "")
+
+            self.export_on_worker(path, done)
 
         file_choice.choose_path(
             self,
@@ -385,6 +305,51 @@ class AlarmHistoryDialog(QDialog):
             return None
         return episodes[rows[0].row()]
 
+    def report_document(self, user: str) -> Document:
+        """The alarm report of what the table shows (patients without export consent left out,
+        as in the CSV). Pure layout: the worker calls it."""
+        episodes = self._exportable(self.model.episodes())[0]
+        since, until = self.period_span()
+        scope = self.bed_filter.currentText()
+        now = self._clock()
+        return alarm_report_document(
+            self.station, scope, since, min(until, now), episodes, user, now
+        )
+
+    def _report(self, how: str) -> None:
+        jobs = self.jobs
+        user = ""
+        if self.gate is not None:
+            gated = self.gate()
+            if gated is None:
+                return  # refused and audited by the action layer, which asks for a login
+            user = gated
+        if jobs is None:
+            self.status.setText("Reports are not available here.")
+            return
+        document = self.report_document(user)  # built here: the table is the GUI's
+        output = PdfOutput(self, jobs, self.status)
+        beds = tuple(sorted({e.bed for e in self.model.episodes()}))
+
+        def done(out: str, where: str) -> None:
+            if self.on_report is not None:
+                self.on_report(f"alarms:{out}", where, beds, user)
+
+        if how == "pdf":
+            output.ask_save(lambda: document, "alarm-report.pdf", done)
+        else:
+            output.ask_print(lambda: document, done)
+
+    def _exportable(self, episodes: list[AlarmEpisode]) -> tuple[list[AlarmEpisode], int]:
+        """The episodes that may leave the station, and how many were left out."""
+        if self.excluded is None:
+            return episodes, 0
+        spans = {bed: self.excluded(bed) for bed in {e.bed for e in episodes}}
+        kept = [
+            e for e in episodes if not any(a <= e.raised_at < b for a, b in spans.get(e.bed, ()))
+        ]
+        return kept, len(episodes) - len(kept)
+
     def _comment(self) -> None:
         episode = self.selected_episode()
         if episode is None:
@@ -408,12 +373,12 @@ class AlarmHistoryDialog(QDialog):
             rates = {bed: rates.get(bed, 0.0)}
         rate_text = ", ".join(
             f"{b or STATION_BED} {r:.2f}"
-            for b, r in sorted(rates.items(), key=lambda i: _bed_order(i[0]))
+            for b, r in sorted(rates.items(), key=lambda i: bed_order(i[0]))
         )
         stats = self._history.time_to_ack_stats(bed)
         if stats["count"]:
             ack_text = (
-                f"median {_span(stats['median'])}, p90 {_span(stats['p90'])}"
+                f"median {span_text(stats['median'])}, p90 {span_text(stats['p90'])}"
                 f" ({stats['count']} acknowledged)"
             )
         else:

@@ -16,6 +16,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -65,7 +66,8 @@ class MainWindow(QMainWindow):
         trends_exported(str bed, str path, int rows, str user): a CSV export, for the audit.
         history_exported(str path, int rows, str user): the alarm history's CSV export.
         comment_requested(str alarm_id, str mark, str text): a nurse's comment on an alarm.
-        report_made(str how, str where, tuple beds, str user): a shift report saved as PDF
+        report_made(str how, str where, tuple beds, str user): a report (``shift``, ``alarms``,
+            ``trend``) saved as PDF
             (``pdf``, the path) or printed (``print``, the printer), for the audit.
         admin_wanted(str action, object request): a Manage ▾ entry, or an admin action asked
             for again after a login: to the admin-dialog controller (``request``: a bed for
@@ -196,11 +198,12 @@ class MainWindow(QMainWindow):
             actions,
             lambda: self._ask_login("login", None),
             [
-                ("Users…", self.open_users),
-                ("Devices…", self.open_devices),
-                ("Quarantine…", self.open_quarantine),
+                ("Users…", partial(self.ask_admin, Action.USERS)),
+                ("Devices…", partial(self.ask_admin, Action.DEVICES)),
+                # The rejected messages, under the devices role (AdminDialogs.QUARANTINE).
+                ("Quarantine…", partial(self.ask_admin, Action.DEVICES, "quarantine")),
                 ("Settings…", self.open_settings),
-                ("Audit trail…", self.open_audit_export),
+                ("Audit trail…", partial(self.ask_admin, Action.AUDIT_EXPORT)),
             ],
         )
         self.view_menu = ViewMenu(look, self.set_look, self)
@@ -405,6 +408,16 @@ class MainWindow(QMainWindow):
                 data.urgent = True
         self.alarm_list.set_bed_pauses(pauses)
 
+    @Slot(str, float)
+    def on_peer_bed_pause(self, bed: str, seconds: float) -> None:
+        """Another station of the ward paused (``seconds`` > 0) or resumed a bed's alarm audio:
+        the same here (the core audited it with who and where)."""
+        if seconds > 0:
+            self.audio.policy.pause_bed(bed, seconds)
+        else:
+            self.audio.policy.resume_bed(bed)
+        self._paint_bed_pauses()
+
     def _bed_pause_ended(self, bed: str) -> None:
         self._paint_bed_pauses()
         self.statusBar().showMessage(f"{bed}: alarm audio pause ended", PAUSE_NOTICE_MS)
@@ -450,29 +463,9 @@ class MainWindow(QMainWindow):
         self.admin_wanted.emit(action.value, request)
 
     @Slot()
-    def open_users(self) -> None:
-        """Manage ▾ Users…"""
-        self.ask_admin(Action.USERS)
-
-    @Slot()
-    def open_devices(self) -> None:
-        """Manage ▾ Devices…"""
-        self.ask_admin(Action.DEVICES)
-
-    @Slot()
-    def open_quarantine(self) -> None:
-        """Manage ▾ Quarantine…: the rejected messages, under the devices role (admin)."""
-        self.ask_admin(Action.DEVICES, "quarantine")  # AdminDialogs.QUARANTINE
-
-    @Slot()
     def open_settings(self) -> None:
         """Manage ▾ Settings…"""
         self.ask_admin(Action.SETTINGS)
-
-    @Slot()
-    def open_audit_export(self) -> None:
-        """Manage ▾ Audit trail…"""
-        self.ask_admin(Action.AUDIT_EXPORT)
 
     # -- stopping --------------------------------------------------------------------------
 

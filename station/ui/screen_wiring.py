@@ -58,6 +58,8 @@ def connect_core(
     actions.limits.connect(core.change_limits, connection)
     actions.comment.connect(core.comment_alarm, connection)
     core.alarm_commented.connect(window.on_comment, connection)
+    core.bed_pause_shared.connect(window.on_peer_bed_pause, connection)
+    window.audio.action_taken.connect(core.on_user_action, connection)
 
 
 def connect_ward(core: CoreWorker, ward: WardAdmin, connection: Qt.ConnectionType = QUEUED) -> None:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from station.config.private_file import write_private
+from station.config.private_file import write_export
 from station.domain.alarm_history import AlarmHistory
 from station.services.jobs import Jobs
 from station.services.printing.pdf import paint_pages
@@ -48,7 +48,8 @@ WARD = ""
 
 Spans = Callable[[str], list[tuple[float, float]]]
 Reported = Callable[[str, str, tuple[str, ...], str], None]
-"""(how: ``pdf`` or ``print``, where: the path or printer, beds, user): for the audit trail."""
+"""(how: ``<report>:pdf`` or ``<report>:print``, where: the path or printer, beds, user): for
+the audit trail (``report.<report>``)."""
 
 
 def bed_sheet(
@@ -145,12 +146,12 @@ class ShiftReportDialog(QDialog):
 
         def work() -> int:
             data = render_shift_report(report, trends)
-            write_private(path, data)
+            write_export(path, data)
             return len(data)
 
         def done(size: int) -> None:
             self.status.setText(f"Saved {path} ({size // 1024} KB).")
-            self._reported("pdf", str(path), report, user)
+            self._reported("shift:pdf", str(path), report, user)
 
         self._jobs.submit(work, done, self._failed(f"could not write {path}"), context=self)
 
@@ -168,7 +169,7 @@ class ShiftReportDialog(QDialog):
 
         def done(pages: int) -> None:
             self.status.setText(f"Sent {pages} page(s) to {where}.")
-            self._reported("print", where, report, user)
+            self._reported("shift:print", where, report, user)
 
         self._jobs.submit(work, done, self._failed(f"could not print on {where}"), context=self)
 

@@ -29,10 +29,9 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QPainterPath, QPen, QShowEvent
+from PySide6.QtGui import QCloseEvent, QPainterPath, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QDialog,
@@ -45,6 +44,9 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.alarms import Priority
+from station.domain.bed_limits import BedLimits
+from station.services.jobs import Jobs
+from station.services.printing.shift_report import Document, trend_document
 from station.services.storage.trend_csv import without_spans, write_csv
 from station.services.storage.trends import (
     MINUTE,
@@ -56,10 +58,11 @@ from station.services.storage.trends import (
 )
 from station.ui import file_choice, theme
 from station.ui.patient_view import PLOTS
+from station.ui.pdf_output import PdfOutput
+from station.ui.trend_band import band_item, band_path
 
 log = logging.getLogger(__name__)
 
-BoolArray = npt.NDArray[np.bool_]
 
 RANGES_H = (1, 8, 24, 72)
 MOMENT_SPAN_S = 3600.0
@@ -67,7 +70,6 @@ MOMENT_SPAN_S = 3600.0
 DEFAULT_RANGE_H = 8
 THREAD_NAME = "trend-query"
 JOIN_TIMEOUT_S = 2.0
-BAND_ALPHA = 70
 # A line joins two points only this close in time, so a dropout shows as a gap, not a ramp.
 GAP_S = {RAW: 30.0, MINUTE: 180.0}
 # NIBP is measured every 5–60 min by a cuff, not streamed: its readings are joined across that.
@@ -137,6 +139,13 @@ class TrendView(QDialog):
         self.gate: Callable[[], str | None] | None = None
         """Who may export now (the action layer's check); None: no check (tests)."""
         self.export_user = ""
+        self.jobs: Jobs | None = None
+        """The worker a trend print is rendered on; None: no printing (tests, no window)."""
+        self.station = ""
+        self.limits_of: Callable[[], BedLimits] = BedLimits
+        """The bed's limits in force, drawn on the print."""
+        self.on_report: Callable[[str, str, tuple[str, ...], str], None] | None = None
+        """A trend print went out: (how, where, beds, user), for the audit trail."""
         self.excluded: Callable[[str], list[tuple[float, float]]] | None = None
         """Times whose data may not leave the station (patients without export consent)."""
         self._store = store
@@ -172,6 +181,12 @@ class TrendView(QDialog):
         self.export_button.clicked.connect(self._ask_and_export)
         top.addSpacing(16)
         top.addWidget(self.export_button)
+        self.pdf_button = QPushButton("Save PDF…")
+        self.pdf_button.clicked.connect(lambda: self._report("pdf"))
+        self.print_button = QPushButton("Print…")
+        self.print_button.clicked.connect(lambda: self._report("print"))
+        top.addWidget(self.pdf_button)
+        top.addWidget(self.print_button)
 
         self.graphs = pg.GraphicsLayoutWidget()
         self.graphs.setBackground(theme.BACKGROUND)
@@ -191,7 +206,7 @@ class TrendView(QDialog):
             item.setClipToView(True)
             item.setDownsampling(auto=True, mode="peak")  # a 10 Hz device's hour stays light
             for param in params:
-                self.bands[param] = self._band(item, theme.PARAM_COLOURS[param])
+                self.bands[param] = band_item(item, theme.PARAM_COLOURS[param])
                 colour = theme.PARAM_COLOURS[param]
                 self.curves[param] = item.plot(
                     pen=pg.mkPen(colour, width=2),
@@ -293,15 +308,48 @@ class TrendView(QDialog):
         return np.asarray(t, dtype=np.float64), np.asarray(v, dtype=np.float64)
 
     def export_to(self, path: Path) -> int:
-        """Write the data shown as CSV to ``path``; return the rows written.
+        """Write the data shown as CSV to ``path`` here and now; return the rows written (the
+        command line's and the tests' way; the window's button writes on the worker:
+        :meth:`export_on_worker`). A failure is said in the view and returns 0: an export must
+        never take the station down. A success emits :attr:`exported`."""
+        ready = self._exportable()
+        if ready is None:
+            return 0
+        data, left_out = ready
+        try:
+            rows = write_csv(data, path)
+        except OSError as exc:
+            self._export_failed(path, exc)
+            return 0
+        self._exported(path, rows, left_out)
+        return rows
 
-        A failure is shown in a message box and returns 0: an export must never take the
-        station down. A success emits :attr:`exported`.
-        """
+    def export_on_worker(self, path: Path) -> None:
+        """Write the CSV on the ``jobs`` worker (the GUI thread never writes a file); the
+        outcome is said in the view when it is done."""
+        jobs = self.jobs
+        ready = self._exportable()
+        if ready is None:
+            return
+        if jobs is None:
+            self.export_to(path)
+            return
+        data, left_out = ready
+        self.export_status.setText(f"Writing {path}…")
+        jobs.submit(
+            lambda: write_csv(data, path),
+            lambda rows: self._exported(path, rows, left_out),
+            lambda exc: self._export_failed(path, exc),
+            context=self,
+        )
+
+    def _exportable(self) -> tuple[TrendData, int] | None:
+        """The data shown less what may not leave the station, and how many rows that was;
+        None (said in the view) when nothing may be exported."""
         data = self._data
         if data is None:
             self.export_status.setText("Nothing to export yet: the trend is still loading.")
-            return 0
+            return None
         left_out = 0
         if self.excluded is not None:
             data, left_out = without_spans(data, self.excluded(self._bed))
@@ -309,20 +357,18 @@ class TrendView(QDialog):
             self.export_status.setText(
                 "Nothing exported: the patient has not consented to export and sharing."
             )
-            return 0
-        try:
-            rows = write_csv(data, path)
-        except OSError as exc:
-            log.warning("trend export to %s failed: %s", path, exc)
-            # Said here, not in a modal box over the ward.
-            self.export_status.setText(
-                f"Export failed: could not write {path}: {exc.strerror or exc}"
-            )
-            return 0
+            return None
+        return data, left_out
+
+    def _exported(self, path: Path, rows: int, left_out: int) -> None:
         note = f" {left_out} rows left out: no export consent." if left_out else ""
         self.export_status.setText(f"Exported {rows} rows to {path}.{note}")
         self.exported.emit(self._bed, str(path), rows)
-        return rows
+
+    def _export_failed(self, path: Path, exc: Exception) -> None:
+        log.warning("trend export to %s failed: %s", path, exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        self.export_status.setText(f"Export failed: could not write {path}: {reason}")
 
     def shutdown(self) -> None:
         """Cancel running queries and join their threads (at most :data:`JOIN_TIMEOUT_S` each).
@@ -381,7 +427,7 @@ class TrendView(QDialog):
             curve.setSymbol("o" if 0 < t.size <= MARKERS_MAX else None)
             curve.setData(t, data.mean[param][have], connect=connect)
             low, high = data.min[param][have], data.max[param][have]
-            self.bands[param].setPath(_band_path(t, low, high, connect) if band else QPainterPath())
+            self.bands[param].setPath(band_path(t, low, high, connect) if band else QPainterPath())
             self.bands[param].setVisible(band)
         for item in self._items:
             item.setXRange(data.start_s, data.end_s, padding=0)
@@ -400,6 +446,39 @@ class TrendView(QDialog):
             " (it does not depend on the historian)."
         )
 
+    def _report(self, how: str) -> None:
+        """A trend print of what the view shows (the same consent rule as the CSV: a period
+        of a patient without export consent is not printed)."""
+        data, jobs = self._data, self.jobs
+        if data is None or jobs is None:
+            self.export_status.setText("Nothing to print yet.")
+            return
+        user = ""
+        if self.gate is not None:
+            gated = self.gate()
+            if gated is None:
+                return
+            user = gated
+        spans = self.excluded(self._bed) if self.excluded is not None else []
+        if any(a < data.end_s and b > data.start_s for a, b in spans):
+            self.export_status.setText("Not printed: the patient has not consented to export.")
+            return
+        station, label, limits, moment = self.station, self._label, self.limits_of(), self._moment
+        now = self._clock()
+
+        def make() -> Document:
+            return trend_document(station, label, data, limits, user, now, moment)
+
+        def done(out: str, where: str) -> None:
+            if self.on_report is not None:
+                self.on_report(f"trend:{out}", where, (self._bed,), user)
+
+        output = PdfOutput(self, jobs, self.export_status)
+        if how == "pdf":
+            output.ask_save(make, f"trend-{label.replace(' ', '-').lower()}.pdf", done)
+        else:
+            output.ask_print(make, done)
+
     def _cancel_workers(self) -> None:
         for _thread, cancel in self._workers:
             cancel.set()
@@ -414,46 +493,7 @@ class TrendView(QDialog):
         file_choice.choose_path(
             self,
             "Export trend",
-            self.export_to,
+            self.export_on_worker,
             start=f"trend-{safe_bed}-{self._hours}h.csv",
             name_filter="CSV files (*.csv)",
         )
-
-    @staticmethod
-    def _band(item: pg.PlotItem, colour: str) -> QGraphicsPathItem:
-        """A translucent min–max band, drawn under the mean curve."""
-        fill = QColor(colour)
-        fill.setAlpha(BAND_ALPHA)
-        shape = QGraphicsPathItem()
-        shape.setPen(QPen(Qt.PenStyle.NoPen))
-        shape.setBrush(QBrush(fill))
-        shape.setVisible(False)
-        item.addItem(shape)
-        return shape
-
-
-def _band_path(
-    t: FloatArray, low: FloatArray, high: FloatArray, connect: BoolArray
-) -> QPainterPath:
-    """One closed polygon per connected run of minutes: the maxima forward, the minima back.
-
-    Built with numpy in one :func:`pg.arrayToQPath` call; pyqtgraph's FillBetweenItem joins
-    polygons in Python and took ~20 ms per band for 72 h on the GUI thread.
-    """
-    if t.size == 0:
-        return QPainterPath()
-    ends = np.flatnonzero(~connect) + 1  # connect[-1] is False, so the last run ends at t.size
-    starts = np.concatenate(([0], ends[:-1]))
-    xs: list[FloatArray] = []
-    ys: list[FloatArray] = []
-    joins: list[BoolArray] = []
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        xs += [t[a:b], t[a:b][::-1]]
-        ys += [high[a:b], low[a:b][::-1]]
-        join = np.ones(2 * (b - a), dtype=bool)
-        join[-1] = False  # the fill closes each run's polygon; the next run starts apart
-        joins.append(join)
-    path: QPainterPath = pg.arrayToQPath(
-        np.concatenate(xs), np.concatenate(ys), np.concatenate(joins)
-    )
-    return path

@@ -84,6 +84,7 @@ def _screen(station: Any) -> State:
             bed: " ".join(label.text() for label in tile.findChildren(QLabel))
             for bed, tile in window.tiles.items()
         },
+        "paused": {bed: data.audio_paused_s for bed, data in window.beds.items()},
         "limits": {
             bed: {
                 "source": shown.source,
@@ -102,6 +103,8 @@ def _act(station: Any, nurse: str, request: State) -> State:
     elif do == "limits":
         limits = {p: AlarmLimits.model_validate(v) for p, v in request["limits"].items()}
         station.window.limits_requested.emit(request["bed"], limits, request["profile"], nurse)
+    elif do == "pause":
+        station.window.tiles[request["bed"]].audio_pause_wanted.emit(request["bed"], 120.0)
     elif do == "quit":
         QApplication.instance().quit()  # type: ignore[union-attr]
         return {}
@@ -386,6 +389,13 @@ def test_an_alarm_and_a_limit_change_made_at_one_station_show_and_are_audited_at
     assert ward_event["by"] == NURSE
     assert "patient" not in json.dumps(ward_event)
 
+    # Bed 1's alarm audio paused at A (suction at the bedside): B is as quiet for that bed.
+    assert b.ask("state")["paused"][BED] is None
+    a.ask("pause", bed=BED)
+    paused = b.screen_until(lambda s: s["paused"][BED] is not None, "Bed 1's audio pause", 10)
+    assert 100 <= paused["paused"][BED] <= 120
+    assert paused["paused"]["Bed 2"] is None
+
     # Stop both (orderly: the trails are closed), then read what each audited.
     for proc in stations.values():
         assert proc.stop() == 0, proc.tail()
@@ -414,6 +424,10 @@ def test_an_alarm_and_a_limit_change_made_at_one_station_show_and_are_audited_at
     assert change_a["target"] == change_b["target"] == BED
     assert change_b["details"]["event_id"] == change_a["details"]["event_id"]
     assert change_b["details"]["changes"]["heartrate"]["high"] == [120.0, 140.0]
+    pause_a = one(at_a, "alarm.audio_pause_bed", bed=BED)
+    pause_b = one(at_b, "alarm.audio_pause_bed", via="ward-a")
+    assert pause_a["actor"] == pause_b["actor"] == NURSE
+    assert pause_b["details"]["seconds"] == 120
     saved = json.loads((tmp_path / "ward-b" / "bed_limits.json").read_text())["owners"]
     assert saved[f"bed:{BED}"]["by"] == NURSE
     verify = subprocess.run(

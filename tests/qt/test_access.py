@@ -341,7 +341,8 @@ def test_a_trend_export_needs_a_login_and_names_who_exported(
         log_in(qtbot, actions, "ann")
         view._ask_and_export()
         choose(view, target)
-        assert target.exists()
+        qtbot.waitUntil(target.exists, timeout=5000)  # written on the reports worker
+        qtbot.waitUntil(lambda: bool(exported), timeout=5000)
         assert exported == [("Bed 1", str(target), 1, "ann")]
     finally:
         window.stop_timers()

@@ -27,6 +27,7 @@ from station.services.storage.trends import TrendSample, TrendStore
 from station.ui.history_dialog import AlarmHistoryDialog
 from tests.fakes import FakeClock
 from tests.payloads import accepted
+from tests.qt.choosers import choose
 from tests.qt.wiring import Screen, Wiring
 
 DAY = 86_400.0
@@ -93,7 +94,7 @@ def _raise_and_ack(screen: Screen, clock: FakeClock) -> str:
     (alarm,) = screen.window.alarm_list.alarms()
     clock.now += 9
     screen.core.acknowledge(alarm.alarm_id, "nurse-ann")
-    screen.core.flush_history()
+    screen.core._alarm_log.flush()  # the core's 1 s timer does it
     return alarm.alarm_id
 
 
@@ -253,3 +254,96 @@ def test_a_high_alarms_event_is_viewable_and_printed_after_the_raw_window(
     assert "Events" in text
     assert "every sample ± 5 min" in text
     report.bed_windows.shutdown()
+
+
+def test_an_alarm_report_and_a_trend_print_carry_the_comments_and_curves(
+    folder: Folder, tmp_path: Path
+) -> None:
+    screen = folder.start()
+    window = screen.window
+    t0 = folder.clock.now
+    folder.trends.add(
+        [
+            TrendSample("Bed 1", "mon-1", int((t0 + s) * 1000), {"heartrate": 90})
+            for s in range(-600, 1)
+        ]
+    )
+    alarm_id = _raise_and_ack(screen, folder.clock)
+    assert screen.core is not None
+    screen.core.comment_alarm(alarm_id, "suction", "Łukasz's tube", "nurse-ann")
+    window.show()
+    dialog = folder.history(screen)
+    made: list[tuple[object, ...]] = []
+    window.report_made.connect(lambda *args: made.append(args))
+
+    dialog.pdf_button.click()
+    pdf = tmp_path / "alarms.pdf"
+    choose(dialog, pdf)
+    folder.qtbot.waitUntil(lambda: dialog.status.text().startswith("Saved"), timeout=20_000)
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    for expected in (
+        "Alarm report",
+        "HR 170 > 120",
+        "nurse-ann",
+        "suction: Łukasz's tube",
+        "Bed 1",
+    ):
+        assert expected in text, expected
+    assert made[-1][0] == "alarms:pdf"
+
+    window.bed_windows.open_trends("Bed 1")
+    view = window.bed_windows.trend_views["Bed 1"]
+    view.show_range(1)
+    folder.qtbot.waitUntil(lambda: view.data is not None and view.data.rows > 0, timeout=5000)
+    view.pdf_button.click()
+    printed = tmp_path / "trend.pdf"
+    choose(view, printed)
+    folder.qtbot.waitUntil(lambda: view.export_status.text().startswith("Saved"), timeout=20_000)
+    text = subprocess.run(
+        ["pdftotext", str(printed), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "Trend" in text
+    assert "every sample" in text
+    assert made[-1][:3] == ("trend:pdf", str(printed), ("Bed 1",))
+    view.shutdown()
+    window.bed_windows.shutdown()
+
+
+def test_csv_exports_from_the_buttons_are_written_off_the_gui_thread(
+    folder: Folder, tmp_path: Path
+) -> None:
+    screen = folder.start()
+    window = screen.window
+    t0 = folder.clock.now
+    folder.trends.add(
+        [
+            TrendSample("Bed 1", "mon-1", int((t0 + s) * 1000), {"heartrate": 80})
+            for s in range(-60, 1)
+        ]
+    )
+    _raise_and_ack(screen, folder.clock)
+    window.show()
+    exported: list[tuple[object, ...]] = []
+    window.history_exported.connect(lambda *args: exported.append(args))
+    dialog = folder.history(screen)
+    dialog.export_button.click()
+    target = tmp_path / "history.csv"
+    choose(dialog, target)
+    folder.qtbot.waitUntil(lambda: dialog.status.text().startswith("Exported 1"), timeout=5000)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert "HR 170 > 120" in target.read_text()
+    assert exported == [(str(target), 1, "nurse-ann")]
+
+    window.bed_windows.open_trends("Bed 1")
+    view = window.bed_windows.trend_views["Bed 1"]
+    view.show_range(1)
+    folder.qtbot.waitUntil(lambda: view.data is not None and view.data.rows > 0, timeout=5000)
+    view.export_button.click()
+    trend_csv = tmp_path / "trend.csv"
+    choose(view, trend_csv)
+    folder.qtbot.waitUntil(lambda: view.export_status.text().startswith("Exported"), timeout=5000)
+    assert trend_csv.read_text().count("\n") > 10
+    view.shutdown()
+    window.bed_windows.shutdown()

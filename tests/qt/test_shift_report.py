@@ -114,7 +114,7 @@ def test_a_shift_report_names_the_patient_and_its_alarms_and_renders(
 
     pdf = tmp_path / "shift.pdf"
     how, where, beds, user = ward.save(dialog, pdf)
-    assert (how, where, beds, user) == ("pdf", str(pdf), ("Bed 1",), "nurse-ann")
+    assert (how, where, beds, user) == ("shift:pdf", str(pdf), ("Bed 1",), "nurse-ann")
     assert pdf.stat().st_mode & 0o777 == 0o600
     text = _text(pdf)
     for expected in (NAME, OTHER, "Ward Łódź", "HR 170 > 120", "12 s", "Heart rate (bpm)"):
@@ -157,7 +157,7 @@ def test_printing_goes_through_a_real_printer_object(ward: Ward, tmp_path: Path)
     dialog = ward.dialog("Bed 2")
     with ward.qtbot.waitSignal(ward.window.report_made, timeout=20_000) as made:
         dialog.print_to(printer, "nurse-ann")
-    assert made.args[0] == "print"
+    assert made.args[0] == "shift:print"
     assert "Sent 1 page(s)" in dialog.status.text()
     assert "Bed 2" in _text(out)
 

@@ -104,7 +104,7 @@ def make_station(station_id: str, tmp_path: Path, broker: Broker, start: float =
     shown: dict[str, BedLimits] = {}
     store = BedLimitsFile(data / BED_LIMITS_FILE)
     keeper = BedLimitsKeeper(state, alarms, store, shown.__setitem__)
-    peers = PeerEvents(station_id, Sink(station_id, broker), keeper, audit, Throttle(clock))
+    peers = PeerEvents(station_id, Sink(station_id, broker), keeper, audit, Throttle(clock), clock)
     keeper.share = peers.publish_limits
     return Station(station_id, clock, audit, keeper, peers, shown, data, policy)
 
@@ -155,7 +155,8 @@ def test_a_limits_change_reads_back_as_published() -> None:
         (b'{"kind": "limits_change", "kind": "limits_change"}', "not_json"),
         (event().replace(b'"low": 50.0', b'"low": NaN'), "not_json"),
         (b"[1, 2]", "not_object"),
-        (json.dumps({"kind": "audio_pause_bed", "bed": "Bed 2"}).encode(), "unknown_kind"),
+        (json.dumps({"kind": "nurse_call", "bed": "Bed 2"}).encode(), "unknown_kind"),
+        (json.dumps({"kind": "audio_pause_bed", "bed": "Bed 2"}).encode(), "invalid"),
         (event(v=2), "invalid"),
         (event(v=True), "invalid"),
         (event(extra="x"), "invalid"),
@@ -284,3 +285,43 @@ def test_limits_follow_the_bed_label_whoever_lies_there(
     a.keeper.change("Bed 2", {"heartrate": HR_140}, None, "nurse-ann")
     deliver(broker, b)
     assert list(b.saved()) == ["patient:p-123"]
+
+
+# -- a bed's audio pause ---------------------------------------------------------------------------
+
+
+def test_a_beds_audio_pause_is_shared_audited_and_ends_alike(
+    a: Station, b: Station, broker: Broker
+) -> None:
+    told: list[tuple[str, float]] = []
+    b.peers.paused = lambda bed, seconds: told.append((bed, seconds))
+    a.peers.user_action("alarm.audio_pause_bed", "ann", {"bed": "Bed 2", "seconds": 120.0})
+    a.peers.user_action("alarm.audio_pause", "ann", {})  # the ward's own pause: not shared
+    (sent,) = broker.sent
+    assert json.loads(sent[1])["kind"] == "audio_pause_bed"
+    deliver(broker, b)
+    deliver(broker, b)  # a redelivery: applied once
+    assert told == [("Bed 2", pytest.approx(120 - 2.5))]  # B's clock is 2.5 s on
+    (record,) = b.audit.of("alarm.audio_pause_bed")
+    assert (record["actor"], record["details"]["via"], record["details"]["seconds"]) == (
+        "ann",
+        "ward-a",
+        120,
+    )
+    broker.sent.clear()
+    a.peers.user_action("alarm.audio_resume_bed", "LOCKED — actions need a login", {"bed": "Bed 2"})
+    deliver(broker, b)
+    assert told[-1] == ("Bed 2", 0.0)
+    assert b.audit.of("alarm.audio_resume_bed")[0]["actor"] == "unknown"
+
+
+def test_a_pause_already_over_is_audited_not_applied(
+    a: Station, b: Station, broker: Broker
+) -> None:
+    told: list[tuple[str, float]] = []
+    b.peers.paused = lambda bed, seconds: told.append((bed, seconds))
+    a.peers.publish_pause("Bed 1", 60, "ann")
+    b.clock.now += 120  # delivered two minutes late (a station away)
+    deliver(broker, b)
+    assert told == []
+    assert b.audit.of("alarm.audio_pause_bed")[0]["details"]["left"] == 0.0

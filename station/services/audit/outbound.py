@@ -54,9 +54,11 @@ class OutboundAudit:
         )
 
     def report_made(self, how: str, where: str, beds: object, user: str) -> None:
-        """A shift report left the station: saved as a PDF or sent to a printer."""
+        """A report left the station: ``how`` is ``<report>:<output>`` (a shift report, an alarm
+        report or a trend print; saved as a PDF or sent to a printer)."""
+        kind, _, how = how.partition(":")
         self._audit.record(
-            "report.shift",
+            f"report.{kind}",
             actor=user,
             role=self._role_name(user),
             target=where,

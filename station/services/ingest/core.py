@@ -31,6 +31,7 @@ Signals:
     limits_changed(str bed, BedLimits): a bed's alarm limits changed.
     alarm_changed(Alarm): every alarm state change.
     alarm_commented(str alarm_id, AlarmComment): a nurse's comment on an alarm, kept.
+    bed_pause_shared(str bed, float seconds): another station paused (0: resumed) a bed's audio.
     stats_changed(IngestStats): counters and the quarantine, once a second.
     connection_changed(ConnectionState): forwarded for the status bar after auditing.
 """
@@ -123,6 +124,7 @@ class CoreWorker(QObject):
     limits_changed = Signal(str, object)
     alarm_changed = Signal(object)
     alarm_commented = Signal(str, object)
+    bed_pause_shared = Signal(str, float)
     stats_changed = Signal(object)
     connection_changed = Signal(object)
     _records_waiting = Signal()  # queued to itself: the next record chunk after live work
@@ -176,7 +178,10 @@ class CoreWorker(QObject):
         self._limits = BedLimitsKeeper(state, alarms, limits_store, self.limits_changed.emit)
         # The publisher tells the ward's other stations of a nurse's limits when it can.
         sink = publisher if isinstance(publisher, WardSink) else None
-        self._peers = PeerEvents(settings.station.id, sink, self._limits, audit, throttle)
+        self._peers = PeerEvents(
+            settings.station.id, sink, self._limits, audit, throttle, self._time.wall
+        )
+        self._peers.paused = self.bed_pause_shared.emit
         self._limits.share = self._peers.publish_limits
         batch = COMMIT_BATCH_V5 if settings.mqtt.protocol == "5" else COMMIT_BATCH
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
@@ -435,14 +440,16 @@ class CoreWorker(QObject):
         """A nurse changed a bed's limits: applied from the next value, audited old → new."""
         self._limits.change(bed, limits, profile, user)
 
+    @Slot(str, str, object)
+    def on_user_action(self, action: str, user: str, details: dict[str, object]) -> None:
+        """An audio action on the screen: a bed's pause or its end is told to the ward's other
+        stations (the audit record is the action layer's)."""
+        self._peers.user_action(action, user, details)
+
     @Slot(str, str, str, str)
     def comment_alarm(self, alarm_id: str, mark: str, text: str, user: str) -> None:
         """A nurse's comment on an alarm (allowed by the action layer): kept and audited."""
         self._alarm_log.comment(alarm_id, mark, text, user)
-
-    def flush_history(self) -> None:
-        """Write the alarm changes not yet in the alarm store (tests; the timer does it)."""
-        self._alarm_log.flush()
 
     @Slot(str)
     def sound_problem(self, problem: str) -> None:

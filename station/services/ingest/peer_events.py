@@ -22,16 +22,23 @@ at most once a minute per station and reason, with how many were left out in bet
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 from station.domain.bed_limits import SavedLimits
 from station.domain.ports import AuditSink
 from station.domain.ward_events import (
+    MAX_BED_PAUSE_S,
+    USER_PATTERN,
+    AudioPauseBed,
     LimitsChange,
     WardMessage,
     WardRefusal,
     WardSink,
+    audio_pause_event,
     limits_change_event,
     parse_ward_event,
 )
@@ -63,6 +70,7 @@ class PeerEvents:
         limits: BedLimitsKeeper,
         audit: AuditSink,
         throttle: Throttle,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._station = station
         self._sink = sink
@@ -73,7 +81,11 @@ class PeerEvents:
         self.refused: Counter[str] = Counter()
         """Peer events not applied, by reason (``invalid``, ``unknown_bed``, ``stale``, ...)."""
         self.applied = 0
-        """Peer limit changes applied here."""
+        """Peer limit changes and audio pauses applied here."""
+        self._clock = clock
+        self.paused: Callable[[str, float], None] = lambda _bed, _seconds: None
+        """Tells the screen a bed's audio pause from another station: (bed, seconds left; 0:
+        resumed). The core's signal."""
 
     def publish_limits(self, entry: SavedLimits) -> str | None:
         """Tell the ward's other stations a nurse's new limits for a bed (all the bed's limits
@@ -88,6 +100,30 @@ class PeerEvents:
         self._sink.publish_ward(event)
         return event_id
 
+    def user_action(self, action: str, user: str, details: dict[str, object]) -> None:
+        """An audio action taken on this station's screen: a bed's pause or its end is
+        published; anything else is not the ward's business."""
+        bed = details.get("bed")
+        if not isinstance(bed, str):
+            return
+        if action == "alarm.audio_pause_bed":
+            seconds = details.get("seconds")
+            if isinstance(seconds, int | float):
+                self.publish_pause(bed, float(seconds), user)
+        elif action == "alarm.audio_resume_bed":
+            self.publish_pause(bed, 0.0, user)
+
+    def publish_pause(self, bed: str, seconds: float, by: str) -> None:
+        """Tell the ward's other stations that a nurse here paused a bed's alarm audio for
+        ``seconds`` (0: resumed it). A name the accounts would not allow (a resume made while
+        the station is locked) is sent as ``unknown``."""
+        if self._sink is None:
+            return
+        who = by if re.fullmatch(USER_PATTERN, by) else "unknown"
+        seconds = round(min(max(seconds, 0.0), MAX_BED_PAUSE_S))
+        event = audio_pause_event(secrets.token_hex(8), bed, seconds, who, self._clock())
+        self._sink.publish_ward(event)
+
     def receive(self, message: WardMessage) -> None:
         """Read, check and apply a peer's ward event; refuse and count anything else."""
         if message.station == self._station:
@@ -98,7 +134,7 @@ class PeerEvents:
             return
         self._apply(message.station, result)
 
-    def _apply(self, station: str, change: LimitsChange) -> None:
+    def _apply(self, station: str, change: LimitsChange | AudioPauseBed) -> None:
         if change.event_id in self._seen:
             return  # a redelivery (QoS 1): applied once
         self._seen[change.event_id] = None
@@ -107,12 +143,38 @@ class PeerEvents:
         if not self._limits.has_bed(change.bed):
             self._refuse(station, WardRefusal("unknown_bed", repr(change.bed)[:80]))
             return
+        if isinstance(change, AudioPauseBed):
+            self._pause(station, change)
+            return
         if not self._limits.peer_change(change, station):
             detail = f"{change.bed}: this station's limits are newer"
             self._refuse(station, WardRefusal("stale", detail))
             return
         self.applied += 1
         log.info("limits of %s changed by %s at station %s", change.bed, change.by, station)
+
+    def _pause(self, station: str, pause: AudioPauseBed) -> None:
+        """A bed's audio paused or resumed at another station: the same here, audited with
+        who and where; a pause already over when it arrives is only audited."""
+        left = pause.remaining(self._clock())
+        action = "alarm.audio_pause_bed" if pause.seconds else "alarm.audio_resume_bed"
+        self._audit.record(
+            action,
+            actor=pause.by,
+            role="nurse",
+            target=self._station,
+            details={
+                "bed": pause.bed,
+                "seconds": pause.seconds,
+                "left": round(left, 1),
+                "via": station[:64],
+                "event_id": pause.event_id,
+            },
+        )
+        if pause.seconds and left <= 0:
+            return
+        self.applied += 1
+        self.paused(pause.bed, left)
 
     def _refuse(self, station: str, refusal: WardRefusal) -> None:
         self.refused[refusal.reason] += 1

@@ -35,6 +35,8 @@ VITALS = (
     ("Temperature", "°C", "temperature", 1),
 )
 ALARMS_LISTED = 60
+ALARM_REPORT_LISTED = 2_000
+"""Alarms an alarm report lists one by one (about 50 pages); its counts cover them all."""
 EVENTS_PRINTED = 6
 """High alarms per bed printed with their event plot (full resolution ± ``capture_s``)."""
 """Alarms listed one by one per bed; beyond, the counts still cover them all."""
@@ -118,7 +120,9 @@ def _vitals_rows(data: TrendData | None, sheet: BedSheet) -> str:
     return f"<table cellspacing='0' cellpadding='3' border='1'>{head}{''.join(rows)}</table>"
 
 
-def _alarm_rows(episodes: tuple[AlarmEpisode, ...]) -> str:
+def _alarm_rows(
+    episodes: tuple[AlarmEpisode, ...], with_bed: bool = False, listed: int = ALARMS_LISTED
+) -> str:
     if not episodes:
         return "<p>No alarms in this period.</p>"
     by_priority: dict[str, int] = {}
@@ -128,21 +132,24 @@ def _alarm_rows(episodes: tuple[AlarmEpisode, ...]) -> str:
     median = _span(float(np.median(acked))) if acked else "—"
     counts = ", ".join(f"{n} {p}" for p, n in sorted(by_priority.items()))
     parts = [f"<p>{len(episodes)} alarms ({counts}); median time to acknowledge {median}.</p>"]
+    bed_head = "<th align='left'>Bed</th>" if with_bed else ""
     head = (
-        "<tr><th align='left'>Raised</th><th align='left'>Priority</th>"
+        f"<tr><th align='left'>Raised</th>{bed_head}<th align='left'>Priority</th>"
         "<th align='left'>Alarm</th><th align='left'>Acknowledged by</th>"
         "<th>After</th><th>Lasted</th><th align='left'>Comments</th></tr>"
     )
     rows = [
-        f"<tr><td>{_clock(e.raised_at)}</td><td>{e.priority.mark} {e.priority.value}</td>"
+        f"<tr><td>{_clock(e.raised_at, day=with_bed)}</td>"
+        + (f"<td>{escape(e.bed or 'station')}</td>" if with_bed else "")
+        + f"<td>{e.priority.mark} {e.priority.value}</td>"
         f"<td>{escape(e.message)}</td><td>{escape(e.acknowledged_by or '—')}</td>"
         f"<td align='right'>{_span(e.time_to_ack_s)}</td>"
         f"<td align='right'>{_span(e.duration_s)}</td><td>{escape(e.comment_text)}</td></tr>"
-        for e in episodes[:ALARMS_LISTED]
+        for e in episodes[:listed]
     ]
     parts.append(f"<table cellspacing='0' cellpadding='3' border='1'>{head}{''.join(rows)}</table>")
-    if len(episodes) > ALARMS_LISTED:
-        parts.append(f"<p>… and {len(episodes) - ALARMS_LISTED} more (see the alarm history).</p>")
+    if len(episodes) > listed:
+        parts.append(f"<p>… and {len(episodes) - listed} more (see the alarm history).</p>")
     return "".join(parts)
 
 
@@ -237,3 +244,51 @@ def shift_report_document(report: ShiftReport, trends: TrendStore | None) -> Doc
         f"Printed by {escape(report.printed_by)} at {_clock(report.printed_at, day=True)}</p>"
     )
     return Document(report.title, header + "<hr>".join(sections), images)
+
+
+def alarm_report_document(
+    station: str,
+    scope: str,
+    since: float,
+    until: float,
+    episodes: list[AlarmEpisode],
+    printed_by: str,
+    printed_at: float,
+) -> Document:
+    """The alarm report: the alarms of a period (a bed or the ward) as the history shows them,
+    with who acknowledged them, after how long, and the comments. Pure layout (no I/O)."""
+    title = f"Alarm report · {station} · {scope}"
+    oldest_first = tuple(sorted(episodes, key=lambda e: e.raised_at))
+    html = (
+        f"<h1>{escape(title)}</h1>"
+        f"<p>{_clock(since, day=True)} – {_clock(until, day=True)}<br>"
+        f"Printed by {escape(printed_by)} at {_clock(printed_at, day=True)}</p>"
+        + _alarm_rows(oldest_first, with_bed=True, listed=ALARM_REPORT_LISTED)
+    )
+    return Document(title, html, {})
+
+
+def trend_document(
+    station: str,
+    bed: str,
+    data: TrendData,
+    limits: BedLimits,
+    printed_by: str,
+    printed_at: float,
+    moment: float | None = None,
+) -> Document:
+    """A trend print: the bed's curves over what the trend view shows, its limits dashed, the
+    moment of an alarm marked. Blocking only for the plot (any thread with a Qt application)."""
+    headless_gui()
+    title = f"Trend · {station} · {bed}"
+    what = "every sample" if data.resolution == RAW else "1-minute means (min–max bars)"
+    html = (
+        f"<h1>{escape(title)}</h1>"
+        f"<p>{_clock(data.start_s, day=True)} – {_clock(data.end_s, day=True)} · {what} · "
+        f"alarm limits {escape(limits.source)}<br>"
+        f"Printed by {escape(printed_by)} at {_clock(printed_at, day=True)}</p>"
+    )
+    if data.is_empty:
+        return Document(title, html + "<p>No vital signs stored for this period.</p>", {})
+    image = trend_image(data, limits.limits, [moment] if moment is not None else [])
+    return Document(title, html + "<p><img src='trend.png' width='640'></p>", {"trend.png": image})
