@@ -18,15 +18,11 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -36,28 +32,9 @@ from station.domain.timefmt import local_text
 from station.domain.ward import Unassigned
 from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
+from station.ui.plain_table import fill_plain, plain_table
 
 RELEASE = "(release: no bed)"
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
-
-
-def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, text in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(text))
 
 
 class DevicesDialog(QDialog):
@@ -83,8 +60,8 @@ class DevicesDialog(QDialog):
         self._admin, self._user, self._unassigned = admin, user, unassigned
         self.setWindowTitle("Devices")
         self.resize(760, 520)
-        self.registry = _table(["Device", "Model", "Serial", "Bed", "Signing", "State"])
-        self.waiting = _table(["Device", "First seen", "Last seen", "Messages", "Note"])
+        self.registry = plain_table(["Device", "Model", "Serial", "Bed", "Signing", "State"])
+        self.waiting = plain_table(["Device", "First seen", "Last seen", "Messages", "Note"])
         onboard_button = QPushButton("Onboard a device…")
         onboard_button.clicked.connect(onboard)
         self.target = QComboBox()
@@ -123,7 +100,7 @@ class DevicesDialog(QDialog):
         self._say(f"Device registry unreadable: {exc}", ok=False)
 
     def _show_book(self, book: DeviceBook) -> None:
-        _fill(
+        fill_plain(
             self.registry,
             [
                 [
@@ -143,7 +120,7 @@ class DevicesDialog(QDialog):
 
     def show_unassigned(self, devices: tuple[Unassigned, ...]) -> None:
         """Refresh the unassigned panel (the window calls this with each stats update)."""
-        _fill(
+        fill_plain(
             self.waiting,
             [
                 [

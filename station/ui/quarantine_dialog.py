@@ -30,15 +30,11 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -53,6 +49,7 @@ from station.services.storage.quarantine_store import (
     QuarantineStore,
 )
 from station.ui import theme
+from station.ui.plain_table import fill_plain, plain_table
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +79,6 @@ def _load(
 
 def _device_text(device: str) -> str:
     return device if device != NO_DEVICE else NONE_NAMED
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setStretchLastSection(True)
-    return table
-
-
-def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
-    """Plain-text cells: a ``QTableWidgetItem`` never interprets its text."""
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, text in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(text))
 
 
 def _plain(text: str = "") -> QLabel:
@@ -140,8 +116,8 @@ class QuarantineDialog(QDialog):
         self.setWindowTitle("Quarantine: rejected messages")
         self.resize(980, 620)
         self.summary = _plain("Reading the quarantine…")
-        self.reasons = _table(["Reason", "Messages"])
-        self.devices = _table(["Device claimed", "Messages"])
+        self.reasons = plain_table(["Reason", "Messages"])
+        self.devices = plain_table(["Device claimed", "Messages"])
         self.reason_filter = QComboBox()
         self.device_filter = QComboBox()
         for combo in (self.reason_filter, self.device_filter):
@@ -150,7 +126,7 @@ class QuarantineDialog(QDialog):
             combo.currentIndexChanged.connect(lambda _index: self.refresh())
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda _checked: self.refresh())
-        self.table = _table(COLUMNS)
+        self.table = plain_table(COLUMNS)
         self.message = _plain()
         counts = QHBoxLayout()
         counts.addWidget(self.reasons, 1)
@@ -210,11 +186,11 @@ class QuarantineDialog(QDialog):
             return
         self.page = page
         counts = page.counts
-        _fill(self.reasons, [[r, str(n)] for r, n in counts.by_reason])
-        _fill(self.devices, [[_device_text(d), str(n)] for d, n in counts.by_device])
+        fill_plain(self.reasons, [[r, str(n)] for r, n in counts.by_reason])
+        fill_plain(self.devices, [[_device_text(d), str(n)] for d, n in counts.by_device])
         self._offer(self.reason_filter, [(r, r) for r, _ in counts.by_reason])
         self._offer(self.device_filter, [(d, _device_text(d)) for d, _ in counts.by_device])
-        _fill(self.table, [_cells(rej) for rej in page.rows])
+        fill_plain(self.table, [_cells(rej) for rej in page.rows])
         which = "" if page.reason is None and page.device is None else " of those filtered"
         self.summary.setText(
             f"{counts.kept} rejected messages kept across restarts (the newest "

@@ -17,7 +17,6 @@ alarms and who acknowledged them.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -91,8 +90,6 @@ class AlarmStore:
         Raises:
             sqlite3.Error, OSError: the file cannot be opened or created.
         """
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = open_wal(
             self.path,
             synchronous="NORMAL",

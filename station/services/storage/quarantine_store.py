@@ -32,7 +32,6 @@ the core writes, so a reader never waits behind the core (nor the core behind a 
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections import deque
@@ -128,13 +127,7 @@ class QuarantineStore:
             OSError: the file or its folder cannot be made.
             sqlite3.Error: SQLite cannot open the file or refuses WAL.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Before SQLite creates it with the process's umask: excerpts may hold a patient's values.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # also a file an older run made
-        finally:
-            os.close(fd)
+        # Owner-only (open_wal): excerpts may hold a patient's values.
         conn = open_wal(
             self.path,
             synchronous="NORMAL",

@@ -9,6 +9,7 @@ trend store does not (``NORMAL``: WAL still survives a process crash).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,10 +34,19 @@ def open_wal(
     ``migrate``, if given, runs before ``schema``: it brings a file of an older schema up to
     date (a ``CREATE ... IF NOT EXISTS`` cannot change an existing table).
 
+    The file is made owner-only before SQLite opens it (SQLite would create it with the
+    process's umask, and every store holds patients' values, alarms or who did what); its
+    ``-wal`` and ``-shm`` files take the same mode. A file an older run made is narrowed too.
+
     Raises:
         sqlite3.Error: the file cannot be opened or refuses WAL.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
