@@ -16,13 +16,18 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from station import __version__
 from station.cli.audit import add_audit_parser, run_audit
 from station.cli.devices import add_devices_parser, run_devices
 from station.config.credentials import use_demo_keyring
+from station.config.private_file import write_export
 from station.config.settings import ConfigError, Settings, from_mapping, load, user_config_path
 from station.domain.roles import Role
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QPixmap  # Qt only for the GUI commands
 
 log = logging.getLogger("station")
 
@@ -270,6 +275,24 @@ def demo_settings(base: Settings, port: int, data_dir: Path) -> Settings:
     return from_mapping(data, source="demo")
 
 
+def save_private_png(image: QPixmap, path: Path) -> bool:
+    """Save ``image`` as a PNG at ``path``, owner-only (0600, atomically); False if it could
+    not be encoded or written."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice  # noqa: PLC0415 - GUI commands
+
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        return False
+    try:
+        write_export(path, bytes(data.data()))
+    except OSError as exc:
+        log.error("could not save %s: %s", path, exc)
+        return False
+    return True
+
+
 def _run_station(args: argparse.Namespace) -> int:
     settings = load(args.config)
     if args.screenshot is not None and not os.environ.get("DISPLAY"):
@@ -343,7 +366,14 @@ def _run_station(args: argparse.Namespace) -> int:
 
         def shoot() -> None:
             nonlocal shot_ok
-            shot_ok = shown.grab().save(str(path))
+            # Owner-only and audited: the screen shows patients' names and birth dates.
+            shot_ok = save_private_png(shown.grab(), path)
+            station.audit.record(
+                "station.screenshot",
+                target=str(path),
+                outcome="success" if shot_ok else "failure",
+                details={"view": args.screenshot_detail or "ward"},
+            )
             if shot_ok:
                 log.info("screenshot saved to %s", path)
             else:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmKind, AlarmState
 from station.ui import theme
+from station.ui.plain_table import plain_tooltip
 
 COLUMNS = ("", "Bed", "Alarm", "State", "Since")
 
@@ -190,7 +191,7 @@ class AlarmList(QWidget):
                 item = QTableWidgetItem()
                 self.table.setItem(row, col, item)
             item.setText(text)
-            item.setToolTip(cells[2])  # the column may cut a long message
+            item.setToolTip(plain_tooltip(cells[2]))  # the column may cut a long message
             item.setData(Qt.ItemDataRole.UserRole, alarm_id)
             painted = colours if col == 0 or colours[2] else None
             item.setBackground(QBrush(QColor(painted[0])) if painted else QBrush())

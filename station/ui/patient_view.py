@@ -90,10 +90,12 @@ class PatientView(QDialog):
         self.resize(1100, 760)
 
         self.title = QLabel()
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # a device id is never markup
         self.title.setStyleSheet("font-size:18px; font-weight:700;")
         self.patient = QLabel()
         self.patient.setStyleSheet("font-size:14px;")
         self.state = QLabel()
+        self.state.setTextFormat(Qt.TextFormat.PlainText)  # a device's alert text is not markup
         self.state.setStyleSheet("font-size:14px; font-weight:700;")
         self.window_group = QButtonGroup(self)
         buttons = QHBoxLayout()

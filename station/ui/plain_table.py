@@ -1,4 +1,5 @@
-"""A read-only table of plain text, as the admin dialogs list devices and rejected messages.
+"""Text from the network shown as written: a read-only table of plain text (the admin dialogs'
+devices and rejected messages) and tooltips that never render markup.
 
 One place for it because its cells come from the network (device ids, topics, excerpts): a
 ``QTableWidgetItem`` shows its text as written, never as markup, and a row is selected whole.
@@ -6,6 +7,8 @@ GUI thread only.
 """
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
@@ -30,3 +33,10 @@ def fill_plain(table: QTableWidget, rows: list[list[str]]) -> None:
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             table.setItem(r, c, QTableWidgetItem(text))
+
+
+def plain_tooltip(text: str) -> str:
+    """``text`` as a tooltip shows it: Qt guesses whether a tooltip is rich text, so a device's
+    alert such as ``<img src=…>`` would be rendered; escaped inside a paragraph it is read as
+    written."""
+    return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>"

@@ -116,6 +116,7 @@ class BedTile(QFrame):
         self.bed = QLabel(data.label)
         self.bed.setStyleSheet("font-size:16px; font-weight:700;")
         self.device = QLabel("no device")
+        self.device.setTextFormat(Qt.TextFormat.PlainText)
         self.device.setStyleSheet(f"color:{theme.MUTED}; font-size:11px;")
         self.age = SteadyLabel(
             "",

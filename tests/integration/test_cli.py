@@ -112,6 +112,16 @@ def test_demo_screenshot_is_a_png_of_the_ward(tmp_path: Path) -> None:
     assert not image.isNull()
     assert image.width() >= 1200
     assert image.height() >= 700
+    # It shows patients' names and birth dates: owner-only, and audited.
+    assert png.stat().st_mode & 0o777 == 0o600
+    folder = result.stderr.rsplit("demo data folder (audit trail): ", 1)[1].split()[0]
+    records = [json.loads(line) for line in _audit_text(Path(folder)).splitlines()]
+    (shot,) = [r for r in records if r["action"] == "station.screenshot"]
+    assert (shot["target"], shot["outcome"], shot["details"]) == (
+        str(png),
+        "success",
+        {"view": "ward"},
+    )
 
 
 def _tamper(lines: list[str], how: str, k: int) -> list[str]:
