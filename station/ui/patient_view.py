@@ -50,6 +50,13 @@ NUMERICS = (
 )
 
 
+def _restyle(label: QLabel, style: str) -> None:
+    """Set ``style`` only when it changed: the view repaints every frame, and each style sheet
+    set re-polishes the label (measured the costliest call of a tile's repaint)."""
+    if label.styleSheet() != style:
+        label.setStyleSheet(style)
+
+
 def _window_text(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds < 3600 else f"{seconds // 3600} h"
 
@@ -229,7 +236,7 @@ class PatientView(QDialog):
         else:
             text, colour = "", theme.TEXT
         self.state.setText(text)
-        self.state.setStyleSheet(f"font-size:14px; font-weight:700; color:{colour};")
+        _restyle(self.state, f"font-size:14px; font-weight:700; color:{colour};")
         lines = [
             f"{a.priority.mark} {a.message} ({a.state.value})"
             for a in sorted(data.alarms.values(), key=lambda a: a.sort_key())
@@ -248,7 +255,7 @@ class PatientView(QDialog):
             colour = theme.STALE if stale else self._look.colour(params[0])
             fill = "" if not (alarmed & set(params)) or stale else f"background:{colour};"
             text = theme.BACKGROUND if fill else colour
-            label.setStyleSheet(f"color:{text}; {fill} font-size:40px; font-weight:600;")
+            _restyle(label, f"color:{text}; {fill} font-size:40px; font-weight:600;")
 
     def _paint_limits(self, bed_limits: BedLimits) -> None:
         """The limits in force as dashed lines, beside each number and in each plot's title
