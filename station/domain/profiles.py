@@ -2,7 +2,8 @@
 
 Why profiles: a nurse admitting a newborn must not start from adult limits, where an SpO2 high of
 100 never catches hyperoxia and an HR low of 50 misses neonatal bradycardia. Each profile is one
-TOML file in ``config/profiles`` that the clinical lead reviews; the limits dialog starts from it
+TOML file in ``station/profiles`` (package data, so an installed station has them too) that
+the clinical lead reviews; the limits dialog starts from it
 and the audit trail records what a change did with :func:`describe_change`.
 
 Pure: no Qt; the only I/O is reading a profile file. Loading is as strict as the station config:
@@ -21,8 +22,8 @@ from pydantic import ValidationError
 
 from station.domain.alarms import AlarmLimits
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "config" / "profiles"
-"""The repository's profiles; an installed station passes its own folder instead."""
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"
+"""The reviewed profiles, shipped inside the package (a wheel or the Debian package keeps them)."""
 
 # Keys every parameter table must state. An omitted limit would switch that side's alarm off
 # (AlarmLimits defaults to None), which must be a visible per-bed decision, never a file's typo.
