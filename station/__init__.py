@@ -1,3 +1,3 @@
 """Central monitoring station: live vital signs over MQTT, clinical alarms, historian, audit."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -23,8 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from station.config.renamed_keys import upgrade_mapping
 from station.domain.alarms import AlarmLimits, Priority
 from station.domain.messages import DEVICE_ID_PATTERN
+
+log = logging.getLogger(__name__)
 
 _SECTION = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,7 +90,7 @@ class MqttSection(BaseModel):
     topics: Annotated[
         tuple[str, ...], Field(min_length=1, description="Topic filters of device vitals")
     ] = DEFAULT_TOPICS
-    keepalive: Annotated[int, Field(ge=5, le=600, description="MQTT keepalive, seconds")] = 30
+    keepalive_s: Annotated[int, Field(ge=5, le=600, description="MQTT keepalive, seconds")] = 30
     protocol: Annotated[
         Literal["5", "3.1.1"], Field(description="MQTT version; 3.1.1 for brokers without 5")
     ] = "5"
@@ -392,6 +396,9 @@ def from_mapping(data: dict[str, object], source: str = "config") -> Settings:
     a guess (an accidental ``allow_plain_remote = 1`` must not switch a security override on),
     while TOML's strings still become enums and its arrays tuples.
     """
+    data, notes = upgrade_mapping(data)
+    for note in notes:
+        log.warning("%s: %s", source, note)
     try:
         # default=str: a TOML date or time becomes text, which a wrong-type check then names.
         return Settings.model_validate_json(json.dumps(data, default=str), strict=True)

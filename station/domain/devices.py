@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from station.domain.audit.chain import canonical_json
+from station.domain.file_format import format_problem
 from station.domain.messages import DEVICE_ID_PATTERN
 
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
@@ -187,8 +188,11 @@ class DeviceBook:
     @classmethod
     def from_dict(cls, data: Any) -> DeviceBook:
         """Read the JSON form; a damaged document is an error, never an empty registry."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict):
             raise RegistryError(f"not a device registry of format {FORMAT}")
+        problem = format_problem("the device registry", data.get("format"), FORMAT)
+        if problem:
+            raise RegistryError(problem)
         devices = data.get("devices")
         if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
             raise RegistryError("device registry: 'devices' is not a list of records")

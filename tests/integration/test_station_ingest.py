@@ -212,7 +212,7 @@ def test_the_will_says_offline_when_the_station_dies(
     qtbot: QtBot, mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A station that vanishes without a clean stop is shown offline by the broker's will."""
-    settings = station_settings(mosquitto, tmp_path, mqtt={"keepalive": 5})
+    settings = station_settings(mosquitto, tmp_path, mqtt={"keepalive_s": 5})
     got: list[dict[str, object]] = []
     done = threading.Event()
 

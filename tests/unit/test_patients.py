@@ -546,8 +546,12 @@ def _bad_docs() -> list[tuple[object, str]]:
     bad_consent["consents"][1]["representative"] = ""  # type: ignore[index]
     return [
         ([], "not a JSON object"),
-        ({"version": 2, "patients": [], "consents": []}, "version 2"),
-        ({"patients": [], "consents": []}, "version None"),
+        (
+            {"version": 2, "patients": [], "consents": []},
+            r"written by a newer release of the station \(format 2",
+        ),
+        ({"version": 0, "patients": [], "consents": []}, r"format 0, older than"),
+        ({"patients": [], "consents": []}, "names no format this station knows"),
         ({"version": 1, "patients": {}, "consents": []}, "patients is not a JSON list"),
         ({"version": 1, "patients": []}, "consents is not a JSON list"),
         ({"version": 1, "patients": [1], "consents": []}, "not a JSON object"),

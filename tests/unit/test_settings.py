@@ -166,7 +166,7 @@ def test_unknown_key_named(data: dict[str, Any], key: str) -> None:
     [
         ({"mqtt": {"port": "abc"}}, "mqtt.port"),
         ({"mqtt": {"port": 70000}}, "mqtt.port"),
-        ({"mqtt": {"keepalive": 30.5}}, "mqtt.keepalive"),
+        ({"mqtt": {"keepalive_s": 30.5}}, "mqtt.keepalive_s"),
         ({"mqtt": {"topics": "a/b"}}, "mqtt.topics"),
         ({"mqtt": {"topics": []}}, "mqtt.topics"),
         ({"mqtt": {"protocol": 5}}, "mqtt.protocol"),

@@ -47,7 +47,7 @@ def non_default(tmp_path: Path) -> Settings:
                 "username": "station-icu2",
                 "client_id": "icu2 station",
                 "topics": ["ward/+/vitals", "ward/extra #?"],
-                "keepalive": 45,
+                "keepalive_s": 45,
                 "protocol": "3.1.1",
                 "session_expiry_s": 3600,
                 "allow_plain_remote": False,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
+from station.domain.file_format import format_problem
 from station.domain.patients.document import (
     FORMAT_VERSION,
     as_list,
@@ -299,11 +300,9 @@ class PatientTable:
                 consent for an unknown patient).
         """
         doc = as_mapping(d, "the patient table")
-        if doc.get("version") != FORMAT_VERSION:
-            raise PatientError(
-                f"the patient table has version {doc.get('version')!r}; this station reads"
-                f" version {FORMAT_VERSION}"
-            )
+        problem = format_problem("the patient table", doc.get("version"), FORMAT_VERSION)
+        if problem:
+            raise PatientError(problem)
         table = cls()
         for i, item in enumerate(as_list(doc.get("patients"), "patients")):
             loaded = patient_from_dict(item, f"patients[{i}]")

@@ -216,7 +216,7 @@ class LiveFeed(QObject):
         self._client.connect_async(
             m.host,
             m.port,
-            keepalive=m.keepalive,
+            keepalive=m.keepalive_s,
             clean_start=True if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
         )
         start_loop(self._client, "live-mqtt")

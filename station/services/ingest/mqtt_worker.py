@@ -172,7 +172,7 @@ class MqttWorker(QObject):
         self._client.connect_async(
             m.host,
             m.port,
-            keepalive=m.keepalive,
+            keepalive=m.keepalive_s,
             clean_start=False if self._v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=props,
         )

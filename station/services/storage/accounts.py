@@ -42,10 +42,13 @@ from typing import Any
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from station.config.private_file import write_private
+from station.domain.file_format import format_problem
 from station.domain.roles import PIN_ROLES, Role
 
 log = logging.getLogger(__name__)
 
+FORMAT_VERSION = 1
+"""The accounts file's format (``version``), refused when it is another."""
 SCRYPT_N = 2**17
 """Measured on this 2-core machine: 2**14 37 ms, 2**15 66 ms, 2**16 134 ms, 2**17 278 ms."""
 SCRYPT_R, SCRYPT_P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
@@ -123,8 +126,7 @@ class Accounts:
         self._lock = threading.Lock()
         self._users: dict[str, dict[str, Any]] = {}
         if path.exists():
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            self._users = dict(doc.get("users", {}))
+            self._users = _read_users(path)
         self._dummy = _new_hash("not a password", scrypt_n)  # same cost for unknown names
 
     # -- queries ---------------------------------------------------------------------------
@@ -295,8 +297,7 @@ class Accounts:
         """Re-read the file (under the lock) so a change made by another process — ``station
         users add`` while the station runs — is kept, not overwritten by the next save."""
         if self.path.exists():
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            self._users = dict(doc.get("users", {}))
+            self._users = _read_users(self.path)
 
     def _get(self, name: str) -> dict[str, Any]:
         u = self._users.get(name)
@@ -306,5 +307,21 @@ class Accounts:
 
     def _save(self) -> None:
         """Write atomically (temp file, fsync, rename), readable by the station's user only."""
-        doc = {"version": 1, "users": self._users}
+        doc = {"version": FORMAT_VERSION, "users": self._users}
         write_private(self.path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def _read_users(path: Path) -> dict[str, dict[str, Any]]:
+    """The accounts of ``path``; a file of another format is refused, never half-read (a newer
+    release may store a hash this one would take for a wrong password, and lock everyone out).
+
+    Raises:
+        AccountError: the file is of a format this release does not read, or not an object.
+    """
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict):
+        raise AccountError(f"{path}: not an accounts file")
+    problem = format_problem(f"{path}", doc.get("version"), FORMAT_VERSION)
+    if problem:
+        raise AccountError(problem)
+    return dict(doc.get("users", {}))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from station.config.private_file import write_private
 from station.domain.bed_limits import SavedLimits
+from station.domain.file_format import format_problem
 
 BED_LIMITS_FILE = "bed_limits.json"
 FORMAT = 1
@@ -46,8 +47,11 @@ class BedLimitsFile:
             return {}
         try:
             data = json.loads(text)
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
+            if not isinstance(data, dict):
                 raise ValueError(f"not format {FORMAT}")
+            problem = format_problem("the saved alarm limits", data.get("format"), FORMAT)
+            if problem:
+                raise ValueError(problem)
             owners = data.get("owners")
             if not isinstance(owners, dict):
                 raise ValueError("no owners")

@@ -31,14 +31,19 @@ def open_wal(
     """Open or create ``path`` in WAL mode, create ``schema`` and record ``meta`` (kept if
     already there) in its ``meta(key, value)`` table. Closes the connection on any failure.
 
-    ``migrate``, if given, runs before ``schema``: it brings a file of an older schema up to
-    date (a ``CREATE ... IF NOT EXISTS`` cannot change an existing table).
+    Upgrades: a file whose ``schema_version`` is newer than ``meta["schema_version"]`` is
+    refused with :class:`StoreVersionError` (a downgrade must not write rows an older schema
+    misreads). ``migrate``, if given, runs before ``schema``: it brings a file of an older
+    schema up to date (a ``CREATE ... IF NOT EXISTS`` cannot change an existing table); then
+    the file records this schema version. Tables added by a release are created by ``schema``
+    itself, so an additive release needs no migration.
 
     The file is made owner-only before SQLite opens it (SQLite would create it with the
     process's umask, and every store holds patients' values, alarms or who did what); its
     ``-wal`` and ``-shm`` files take the same mode. A file an older run made is narrowed too.
 
     Raises:
+        StoreVersionError: the file comes from a newer release.
         sqlite3.Error: the file cannot be opened or refuses WAL.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -54,14 +59,49 @@ def open_wal(
             raise sqlite3.OperationalError(f"{path}: WAL refused (journal_mode={mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        found = _schema_version(conn)
+        wanted = meta.get("schema_version")
+        if found is not None and wanted is not None and _newer(found, wanted):
+            raise StoreVersionError(
+                f"{path} was written by a newer release of the station (schema {found}; this"
+                f" release reads schema {wanted} and older): run the newer release, or restore"
+                " a backup made by this one"
+            )
         if migrate is not None:
             migrate(conn)
         conn.executescript(schema)
         conn.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+        if wanted is not None:  # migrated forward (or additive tables created): now this schema
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (wanted,)
+            )
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+class StoreVersionError(sqlite3.DatabaseError):
+    """A store written by a newer release: refused, never opened and half-understood."""
+
+
+def _schema_version(conn: sqlite3.Connection) -> str | None:
+    """The ``schema_version`` a file records, or None for a new (or unversioned) file."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _newer(found: str, wanted: str) -> bool:
+    """Whether schema ``found`` is newer than ``wanted`` (both decimal; anything else that
+    differs counts as newer: a version this release cannot read is one it must not write)."""
+    if found.isdigit() and wanted.isdigit():
+        return int(found) > int(wanted)
+    return found != wanted
 
 
 @contextmanager

@@ -254,7 +254,7 @@ class SettingsForm(QTabWidget):
         self._row(
             form, "Protocol", "mqtt.protocol", "choice", choices={"5": "MQTT 5", "3.1.1": "3.1.1"}
         )
-        self._row(form, "Keepalive (s)", "mqtt.keepalive", "int")
+        self._row(form, "Keepalive (s)", "mqtt.keepalive_s", "int")
         self._row(
             form,
             "Allow plain remote",
