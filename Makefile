@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: demo test lint bench screenshot system clean
+.PHONY: demo test lint bench screenshot system clean package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench: $(STAMP)
 	$(VENV)/bin/station bench --beds 64 --duration 30 --scenario flood-ward --repeat $(BENCH_REPEAT)
 	$(VENV)/bin/station bench --scenario restart-backlog --backlog-beds 64 --backlog-seconds 3600 \
 		--repeat $(BENCH_REPEAT)
+
+## The Debian package dist/station_<version>_<arch>.deb, built on this release's /usr/bin/python3
+## (packaging/README.md). Builds without root and without the .venv (install-system may sudo).
+package:
+	bash .ci/install-system --package
+	bash packaging/build-deb.sh
 
 screenshot: $(STAMP)
 	$(VENV)/bin/station --demo --screenshot resources/ward.png --screenshot-after 8

@@ -16,6 +16,8 @@ Threads and owners (ARCHITECTURE.md):
     ``core``     — a ``QThread`` running :class:`CoreWorker` (alarms, watch, fan-out).
     ``historian``— :class:`Historian` (only when ``[influx] enabled``), draining the spool.
     ``audit``    — :class:`AuditWriter`.
+    ``sd-notify``— systemd's readiness and watchdog messages, decided by :class:`Supervision`
+                   on the GUI thread from the core thread's heartbeat (under systemd only).
     demo only: ``demo-broker`` (:class:`EmbeddedBroker`) and ``simulator``.
 
 Local stores under the data folder: ``spool.sqlite`` (with the historian: every point before its
@@ -55,9 +57,11 @@ from station.config.settings import Settings
 from station.domain.alarm_history import AlarmEpisode
 from station.domain.clock import StationClock
 from station.domain.roles import Role
+from station.domain.vouchers.keys import key_id
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.audit.checkpoints import BrokerCheckpointCheck, CheckpointPublisher
+from station.services.audit.inbox import INBOX_FILE
 from station.services.audit.keys import AuditKeyError, read_anchor, station_key
 from station.services.audit.outbound import OutboundAudit
 from station.services.audit.trail_source import AuditTrailSource
@@ -78,7 +82,9 @@ from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegist
 from station.services.storage.quarantine_store import QUARANTINE_FILE, QuarantineStore
 from station.services.storage.spool import Spool
 from station.services.storage.trends import TrendStore
+from station.services.supervision.watchdog import Supervision
 from station.ui.admin_dialogs import AdminDialogs
+from station.ui.close_guard import CloseGuard
 from station.ui.main_window import MainWindow
 from station.ui.screen_wiring import QUEUED, connect_core, connect_screen, connect_ward
 
@@ -158,12 +164,15 @@ class Station(QObject):
         data_dir.chmod(0o700)  # patient data: also when the folder existed (made by a CLI run)
         self._faults: list[tuple[str, str]] = []
         station_id = settings.station.id
+        key: Ed25519PrivateKey | None = None
         try:
-            key: Ed25519PrivateKey | None = station_key(station_id)
+            key = station_key(station_id)
+            log.info("audit signing key id: %s", key_id(key.public_key()))
         except AuditKeyError as exc:
-            key = None
             log.error("audit trail not keyed: %s", exc)
             self._faults.append(("audit_key", f"Audit trail not keyed: {exc}"))
+        # Who stops the station and why, for its ``station.stop`` record (set_stop_reason).
+        self._stop_by = ("station", "system", "stopped by the program")
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         # Before the audit writer: it publishes every checkpoint on this worker's retained topic.
         self.mqtt = MqttWorker(settings, password, self.clock.now)
@@ -174,6 +183,7 @@ class Station(QObject):
             station=station_id,
             where=f"{station_id}@{socket.gethostname()}",
             on_checkpoint=CheckpointPublisher(self.mqtt.publish_checkpoint),
+            inbox=data_dir / INBOX_FILE,  # records of shell commands run beside the station
         )
         # Direct: the check runs on the mqtt thread; the audit writer is thread-safe.
         self._checkpoint_check = BrokerCheckpointCheck(self.audit, key)
@@ -288,6 +298,12 @@ class Station(QObject):
             strips=self.window.strips,
             quarantine=self.quarantine,
         )
+        # Closing the window needs an admin (the demo has no accounts: its nurse closes it).
+        self.close_guard = CloseGuard(
+            self.window, self.actions, station_id, self.set_stop_reason, free=demo is not None
+        )
+        self.window.close_guard = self.close_guard.may_close
+        self.supervision = Supervision(self.core_thread, self.window.isVisible, settings.ward.beds)
         self._check_keyring()
         self.simulator: Simulator | None = None
         self._history_jobs = Jobs("history-load", self)
@@ -342,6 +358,7 @@ class Station(QObject):
         self.live.ready.connect(c.drain_live, QUEUED)
         self.live.connection_changed.connect(c.on_live_connection, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
+        c.connection_changed.connect(self.supervision.on_connection, QUEUED)
         m.peer_event.connect(c.on_peer_event, QUEUED)
         # Every user action goes through the action layer (role check, denials audited).
         connect_screen(w, self.actions, self.dialogs)
@@ -388,7 +405,13 @@ class Station(QObject):
         if self._demo is not None:
             self.simulator = self._demo.simulator(s.mqtt)
             self.simulator.start()
+        self.supervision.start()  # READY=1 once the window shows and the core thread beats
         _freeze_startup_heap()
+
+    def set_stop_reason(self, reason: str, actor: str = "station", role: str = "system") -> None:
+        """Who stops the station and why (``closed from the window`` by an admin, ``signal
+        15``), for the ``station.stop`` record that :meth:`stop` writes."""
+        self._stop_by = (actor, role, reason)
 
     def _load_history(self) -> None:
         """Fill the window's alarm history from the alarm store (the last
@@ -416,7 +439,11 @@ class Station(QObject):
         if self._stopped:
             return True
         self._stopped = True
+        station = self.settings.station.id
         ok = True
+        self.supervision.stopping()  # STOPPING=1, and no more watchdog pings
+        self.close_guard.release()
+        self.window.close_guard = None  # the window closes freely, and holds no guard
         self.window.stop_timers()
         self.actions.shutdown(1.0)
         # A change asked for just before the stop (an admission, a settings save) finishes and
@@ -455,8 +482,11 @@ class Station(QObject):
         # Break the window's references back to this object: with them, a stopped station is
         # freed only by Python's cycle collector, on whatever thread happens to run it.
         self.window.set_historian_status(_no_status)
-        self.audit.record("station.stop", target=self.settings.station.id, details={"clean": ok})
+        actor, role, reason = self._stop_by
+        details = {"clean": ok, "reason": reason}
+        self.audit.record("station.stop", actor=actor, role=role, target=station, details=details)
         ok &= self.audit.close(2.0)
+        ok &= self.supervision.close(1.0)
         # Frozen objects that became garbage since the start are collectable again (a test
         # process starts many stations).
         gc.unfreeze()

@@ -57,6 +57,8 @@ OWNED_THREADS = frozenset(
         "quarantine-query",
         "reports",
         "history-load",
+        "sd-notify",
+        "log-writer",
     }
 )
 THREAD_GRACE_S = 5.0

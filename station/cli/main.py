@@ -1,50 +1,114 @@
 """The command line of CONTRACT §3: the station, the simulator, audit verification, the bench.
 
 Bad arguments or a bad config file: exit 2 with a one-line reason. SIGTERM and SIGINT stop the
-station in order and exit 0.
+station in order and exit 0. The station itself runs in :mod:`station.cli.run_station`; where
+each command logs is :mod:`station.cli.logs`.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import os
 import signal
-import ssl
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from station import __version__
 from station.cli.audit import add_audit_parser, run_audit
+from station.cli.backup import add_backup_parsers, run_backup, run_restore
 from station.cli.devices import add_devices_parser, run_devices
-from station.config.credentials import use_demo_keyring
-from station.config.private_file import write_export
-from station.config.settings import ConfigError, Settings, from_mapping, load, user_config_path
+from station.cli.doctor import add_doctor_parser, run_doctor
+from station.cli.keys import add_keys_parser, run_keys
+from station.cli.logs import configure_console
+from station.cli.run_station import demo_settings, run_station
+from station.config.settings import ConfigError, load
 from station.domain.roles import Role
 
-if TYPE_CHECKING:
-    from PySide6.QtGui import QPixmap  # Qt only for the GUI commands
+__all__ = ["demo_settings", "main"]  # demo_settings: where the tests have always found it
 
-log = logging.getLogger("station")
+DESCRIPTION = """\
+The central monitoring station of a hospital ward: bedside and wearable sensors publish vital
+signs over MQTT; the station shows every bed live, raises alarms that nurses acknowledge, and
+keeps everything in its data folder, in InfluxDB and in a tamper-evident audit trail.
+
+Without a command, the station runs (its window; offscreen with QT_QPA_PLATFORM=offscreen).
+One station per data folder. Closing its window needs an admin's login; SIGTERM and SIGINT stop
+it in order (audited). The commands below manage it from a shell."""
+
+EPILOG = """\
+environment:
+  STATION_MQTT_PASSWORD       the broker password of [mqtt] username (else the keyring)
+  STATION_MQTT_LIVE_PASSWORD  the live session's password, with [mqtt] live_username
+  STATION_INFLUX_TOKEN        the InfluxDB token (else the keyring)
+  STATION_PATIENT_KEY         the patient table's key, base64 of 32 bytes (else the keyring)
+  STATION_AUDIT_KEY           the audit trail's Ed25519 signing key, base64 (else the keyring)
+  STATION_AUDIT_ANCHOR        the last audit checkpoint, kept by the service (else the keyring)
+  STATION_NEW_PASSWORD        the password for `station users add|passwd` (else asked twice)
+  STATION_SIM_PASSWORD        the broker password of `station simulate --username`
+  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID
+                              set by systemd (Type=notify, WatchdogSec=): the station sends
+                              READY=1 once the ward is live, WATCHDOG=1 while its core thread
+                              answers, STATUS= lines and STOPPING=1
+  JOURNAL_STREAM              set by systemd: log lines go to the journal with their priority
+  QT_QPA_PLATFORM             Qt's platform: offscreen for a station without a screen
+
+files:
+  /etc/station/station.toml         the packaged service's config (its unit passes --config)
+  ~/.config/station/station.toml    the config read when no --config is given
+  <data folder>                     [station] data_dir (default ~/.local/share/station):
+                                    the audit trail (audit/), the stores (*.sqlite),
+                                    users.json, patients.enc, station.lock (one station per
+                                    folder) and, when not under systemd, logs/station.log
+                                    (rotated, 5 x 10 MB)
+
+exit status:
+  0  the station stopped in order (a signal, or the window closed by an admin); a command
+     succeeded
+  1  the station did not stop in time, a screenshot could not be saved, or a command failed
+     (`audit verify`: the trail is not intact)
+  2  bad arguments, a bad config file, or the data folder in use by another station"""
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="station", description="Central monitoring station")
+    p = argparse.ArgumentParser(
+        prog="station",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"station {__version__}")
     p.add_argument("--config", type=Path, help="TOML config file (default: the user's, if any)")
-    p.add_argument("--demo", action="store_true", help="embedded broker and a simulated ward")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="an embedded broker, a simulated ward of 8 beds and a throwaway data folder",
+    )
+    p.add_argument(
+        "--fullscreen",
+        action="store_true",
+        help="kiosk: the window fills the screen and cannot be minimised",
+    )
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the window and exit")
-    p.add_argument("--screenshot-after", type=float, default=5.0, metavar="S")
+    p.add_argument(
+        "--screenshot-after",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="with --screenshot: seconds after the start (default: 5)",
+    )
     p.add_argument(
         "--screenshot-detail",
         metavar="BED",
         help="with --screenshot: save that bed's detail view instead of the ward",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the least important messages logged (default: INFO)",
+    )
     sub = p.add_subparsers(dest="command")
 
     sim = sub.add_parser("simulate", help="publish simulated devices to a broker")
@@ -82,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
 
     add_devices_parser(sub)
+    add_doctor_parser(sub)
+    add_keys_parser(sub)
+    add_backup_parsers(sub)
     _add_bench_parser(sub)
     return p
 
@@ -170,10 +237,7 @@ def _bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``station`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s",
-    )
+    console = configure_console(args.log_level)
     try:
         if args.command == "simulate":
             return _simulate(args)
@@ -185,7 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_devices(args)
         if args.command == "bench":
             return _bench(args)
-        return _run_station(args)
+        if args.command == "doctor":
+            return run_doctor(args)
+        if args.command == "keys":
+            return run_keys(args)
+        if args.command == "backup":
+            return run_backup(args)
+        if args.command == "restore":
+            return run_restore(args)
+        return run_station(args, console)
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)
         return 2
@@ -257,133 +329,3 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"station simulate: {sim.error} ({published} messages published)", file=sys.stderr)
         return 1
     return 0
-
-
-def demo_settings(base: Settings, port: int, data_dir: Path) -> Settings:
-    """The settings of ``--demo``: the embedded broker (MQTT 3.1.1), no historian, a throwaway
-    data folder."""
-    data = base.model_dump(mode="json")
-    data["station"].update(data_dir=str(data_dir), name=f"{base.station.name} (demo)")
-    data["mqtt"].update(
-        host="127.0.0.1", port=port, tls=False, protocol="3.1.1", username="", ca_file=""
-    )
-    data["mqtt"].update(client_cert="", client_key="")
-    data["influx"]["enabled"] = False
-    data["devices"]["admission"] = "open"  # any simulated device takes a bed, as in a trial
-    # The simulator's devices are named for their beds; pin them so Bed 3 is sim-bed03.
-    data["ward"]["devices"] = {f"sim-bed{n:02d}": n for n in range(1, base.ward.beds + 1)}
-    return from_mapping(data, source="demo")
-
-
-def save_private_png(image: QPixmap, path: Path) -> bool:
-    """Save ``image`` as a PNG at ``path``, owner-only (0600, atomically); False if it could
-    not be encoded or written."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice  # noqa: PLC0415 - GUI commands
-
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
-        return False
-    try:
-        write_export(path, bytes(data.data()))
-    except OSError as exc:
-        log.error("could not save %s: %s", path, exc)
-        return False
-    return True
-
-
-def _run_station(args: argparse.Namespace) -> int:
-    settings = load(args.config)
-    if args.screenshot is not None and not os.environ.get("DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QTimer  # noqa: PLC0415 - Qt only for the GUI commands
-    from PySide6.QtWidgets import QApplication, QWidget  # noqa: PLC0415
-
-    from station.app import Station  # noqa: PLC0415
-    from station.services.demo.broker import EmbeddedBroker  # noqa: PLC0415
-    from station.services.demo.ward import DemoOptions  # noqa: PLC0415
-
-    broker: EmbeddedBroker | None = None
-    if args.demo:
-        use_demo_keyring()
-        broker = EmbeddedBroker()
-        port = broker.start()
-        data_dir = Path(tempfile.mkdtemp(prefix="station-demo-"))
-        settings = demo_settings(settings, port, data_dir)
-        log.info("demo: broker on 127.0.0.1:%d, data folder %s", port, data_dir)
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    demo = DemoOptions(beds=settings.ward.beds) if args.demo else None
-    try:
-        # Where the settings dialog saves: the file given, else the user's; the demo's is
-        # thrown away with its data folder.
-        config_path = args.config or user_config_path()
-        if args.demo:
-            config_path = settings.station.data_path / "station.toml"
-        station = Station(
-            settings,
-            demo=demo,
-            config_path=config_path,
-            broker_credentials=broker.credentials if broker is not None else None,
-        )
-    except (OSError, ssl.SSLError) as exc:
-        # An unreadable CA or key, a data folder that cannot be created: a config problem.
-        if broker is not None:
-            broker.stop()
-        raise ConfigError(f"cannot start: {exc}") from exc
-
-    def request_quit(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping", signum)
-        QTimer.singleShot(0, app.quit)
-
-    signal.signal(signal.SIGTERM, request_quit)
-    signal.signal(signal.SIGINT, request_quit)
-    # Python runs signal handlers only between bytecodes; a short timer lets it in while Qt waits.
-    wake = QTimer()
-    wake.start(200)
-    wake.timeout.connect(lambda: None)
-
-    try:
-        station.start()
-    except OSError as exc:  # the audit trail cannot be opened: never run without one
-        station.stop()
-        if broker is not None:
-            broker.stop()
-        raise ConfigError(f"cannot open the audit trail: {exc}") from exc
-    shot_ok = True
-    if args.screenshot is not None:
-        path: Path = args.screenshot
-        shown: QWidget = station.window
-        if args.screenshot_detail and args.screenshot_detail not in station.window.beds:
-            station.stop()
-            if broker is not None:
-                broker.stop()
-            raise ConfigError(f"--screenshot-detail: no bed {args.screenshot_detail!r}")
-        if args.screenshot_detail:
-            station.window.bed_windows.open_patient(args.screenshot_detail)
-            shown = station.window.bed_windows.patient_views[args.screenshot_detail]
-
-        def shoot() -> None:
-            nonlocal shot_ok
-            # Owner-only and audited: the screen shows patients' names and birth dates.
-            shot_ok = save_private_png(shown.grab(), path)
-            station.audit.record(
-                "station.screenshot",
-                target=str(path),
-                outcome="success" if shot_ok else "failure",
-                details={"view": args.screenshot_detail or "ward"},
-            )
-            if shot_ok:
-                log.info("screenshot saved to %s", path)
-            else:
-                log.error("could not save screenshot to %s", path)
-            app.quit()
-
-        QTimer.singleShot(round(args.screenshot_after * 1000), shoot)
-    app.exec()
-    ok = station.stop()
-    if broker is not None:
-        ok &= broker.stop()
-        print(f"demo data folder (audit trail): {settings.station.data_path}", file=sys.stderr)
-    return 0 if ok and shot_ok else 1

@@ -78,7 +78,8 @@ class MainWindow(QMainWindow):
     ``admin``, the ward admin, makes exports leave out patients without export consent, and
     open device admission is said in the header for as long as it is on.
 
-    Closing the window ends the application's event loop; the app then stops every part in order.
+    Closing the window ends the application's event loop (from the window system: once
+    ``close_guard`` allows it); the app then stops every part in order.
     """
 
     acknowledge_requested = Signal(str, str)
@@ -481,8 +482,15 @@ class MainWindow(QMainWindow):
             self._activity_timer.stop()
         self.bed_windows.shutdown()
 
+    close_guard: Callable[[], bool] | None = None
+    """Asked when the window system closes the window (:mod:`station.ui.close_guard`)."""
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop painting and end the trend views' queries; the app's stop sequence runs once the
-        event loop has ended."""
+        event loop has ended. A close by the window system (×, Alt-F4: spontaneous) needs the
+        close guard's yes; the program's own (quit on a signal, a screenshot) does not."""
+        if event.spontaneous() and self.close_guard is not None and not self.close_guard():
+            event.ignore()
+            return
         self.stop_timers()
         event.accept()

@@ -86,7 +86,7 @@ def test_signal_stops_in_order_within_ten_seconds(sig: signal.Signals, tmp_path:
     assert [r["action"] for r in records[:2]] == ["audit.checkpoint", "station.start"]
     assert records[0]["details"]["reason"] == "start"
     assert [r["action"] for r in records[-2:]] == ["station.stop", "audit.checkpoint"]
-    assert records[-2]["details"] == {"clean": True}
+    assert records[-2]["details"] == {"clean": True, "reason": f"signal {sig.value}"}
     assert records[-1]["details"]["reason"] == "stop"
     verdict = station("audit", "verify", str(data_dir))
     assert verdict.returncode == 0, verdict.stdout

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from station.services.storage.instance_lock import InstanceLock, InstanceLocked, holder
+from station.services.storage.instance_lock import InstanceLock, InstanceLockedError, holder
 
 
 def test_second_lock_on_the_same_folder_is_refused_naming_the_pid(tmp_path: Path) -> None:
     first = InstanceLock(tmp_path)
     first.acquire()
     assert holder(tmp_path) == os.getpid()
-    with pytest.raises(InstanceLocked, match=rf"in use by process {os.getpid()}"):
+    with pytest.raises(InstanceLockedError, match=rf"in use by process {os.getpid()}"):
         InstanceLock(tmp_path).acquire()
     first.release()
     assert holder(tmp_path) is None
@@ -54,7 +54,7 @@ def test_lock_of_a_killed_process_is_free_again(tmp_path: Path) -> None:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "held"
         assert holder(tmp_path) == proc.pid
-        with pytest.raises(InstanceLocked):
+        with pytest.raises(InstanceLockedError):
             InstanceLock(tmp_path).acquire()
     finally:
         proc.kill()

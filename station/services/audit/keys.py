@@ -32,7 +32,9 @@ class AuditKeyError(Exception):
     """The signing key cannot be had; the message says why and what to set."""
 
 
-def _encode(key: Ed25519PrivateKey) -> str:
+def encode_station_key(key: Ed25519PrivateKey) -> str:
+    """``key`` as the station reads it from ``STATION_AUDIT_KEY`` and the keyring: base64 of
+    the raw 32-byte private key (``station keys generate`` and ``import`` write it so)."""
     raw = key.private_bytes(
         serialization.Encoding.Raw,
         serialization.PrivateFormat.Raw,
@@ -41,7 +43,12 @@ def _encode(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _decode(text: str) -> Ed25519PrivateKey:
+def decode_station_key(text: str) -> Ed25519PrivateKey:
+    """The key :func:`encode_station_key` wrote.
+
+    Raises:
+        AuditKeyError: not a base64 32-byte Ed25519 key.
+    """
     try:
         raw = base64.b64decode(text.strip(), validate=True)
         return Ed25519PrivateKey.from_private_bytes(raw)
@@ -50,6 +57,10 @@ def _decode(text: str) -> Ed25519PrivateKey:
             f"the audit signing key in the keyring or {credentials.ENV[KIND]} is not a base64"
             " 32-byte Ed25519 key"
         ) from exc
+
+
+_encode = encode_station_key
+_decode = decode_station_key
 
 
 def station_key(station_id: str) -> Ed25519PrivateKey:
@@ -64,19 +75,33 @@ def station_key(station_id: str) -> Ed25519PrivateKey:
     except credentials.SecretStoreError as exc:
         raise AuditKeyError(f"the audit signing key cannot be read: {exc}") from None
     if existing:
-        return _decode(existing)
+        return decode_station_key(existing)
     key = Ed25519PrivateKey.generate()
     try:
-        credentials.store_secret(KIND, station_id, _encode(key))
+        credentials.store_secret(KIND, station_id, encode_station_key(key))
     except credentials.SecretStoreError as exc:
         raise AuditKeyError(
             f"the audit trail cannot be keyed: {exc}. Set {credentials.ENV[KIND]} for an"
             " unattended service."
         ) from None
-    if credentials.secret(KIND, station_id) != _encode(key):
+    if credentials.secret(KIND, station_id) != encode_station_key(key):
         raise AuditKeyError("the keyring did not keep the new audit signing key")
     log.info("made the audit signing key of station %s", station_id)
     return key
+
+
+def existing_key(station_id: str) -> Ed25519PrivateKey | None:
+    """The station's audit signing key if there is one, else None; unlike :func:`station_key`
+    it never makes one, so ``station doctor`` can look without changing anything.
+
+    Raises:
+        AuditKeyError: the keyring failed to answer, or the key is not a valid one.
+    """
+    try:
+        text = credentials.secret(KIND, station_id, strict=True)
+    except credentials.SecretStoreError as exc:
+        raise AuditKeyError(f"the audit signing key cannot be read: {exc}") from None
+    return decode_station_key(text) if text else None
 
 
 def read_anchor(station_id: str) -> Published | None:

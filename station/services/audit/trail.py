@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from station.domain.audit.chain import parse_record
 from station.domain.audit.keyed import Published, TrailReport, verify_trail
 from station.domain.vouchers.keys import load_public_key
+from station.services.audit.restore_marks import marks_in, superseding
 from station.services.audit.trail_files import AUDIT_FILE, PUBLIC_KEY_FILE, read_head
 
 
@@ -87,5 +88,15 @@ def public_key_beside(directory: Path) -> Ed25519PublicKey | None:
 
 
 def verify(trail: Trail, key: Ed25519PublicKey, published: Sequence[Published] = ()) -> TrailReport:
-    """The full verification of a trail read by :func:`read_trail`."""
-    return verify_trail(trail.lines, key, head=trail.head, published=published)
+    """The full verification of a trail read by :func:`read_trail`.
+
+    A published checkpoint that a signed ``station.restore`` in the trail accounts for is not
+    held against it (:mod:`station.services.audit.restore_marks`: the rule the station's start
+    check applies too); the restore record itself says what was lost."""
+    marks = marks_in(trail.lines, key) if published else []
+    kept = [
+        checkpoint
+        for checkpoint in published
+        if not (checkpoint.verifies(key) and superseding(checkpoint, marks) is not None)
+    ]
+    return verify_trail(trail.lines, key, head=trail.head, published=kept)

@@ -7,7 +7,9 @@ With the station key (:mod:`station.domain.audit.keyed`) every record is also se
 current epoch's key, and a signed checkpoint closes the epoch and opens the next with a fresh key
 (the old key is dropped, so it can no longer seal anything). The checkpoints the trail holds are
 kept here too, so a checkpoint published earlier (keyring, broker) can be compared with it: a
-trail that no longer holds one was rolled back.
+trail that no longer holds one was rolled back, unless a signed ``station.restore`` in it
+accounts for the loss (:mod:`station.services.audit.restore_marks`); the chain signs such a record
+with the station key as it makes it.
 
 Threads: the writer's ``audit`` thread makes the records; :meth:`TrailChain.published_problem`
 may be called from any thread and reads under the lock.
@@ -30,6 +32,14 @@ from station.domain.audit.keyed import (
     rollback_problem,
     seal,
     sign_checkpoint,
+)
+from station.services.audit.restore_marks import (
+    RESTORE_ACTION,
+    RestoreMark,
+    marks_in,
+    restore_mark,
+    sign_restore,
+    superseding,
 )
 
 log = logging.getLogger(__name__)
@@ -85,6 +95,7 @@ class TrailChain:
         self._checkpoints: dict[int, str] = {}
         self._lock = threading.Lock()
         self._checked_from = 1  # the first seq whose checkpoints _checkpoints knows
+        self._restores: list[RestoreMark] = []  # signed restores in the lines resumed from
 
     @property
     def seq(self) -> int:
@@ -128,6 +139,10 @@ class TrailChain:
             opens = obj["details"].get("opens")
             if isinstance(opens, int):
                 self._epoch = max(self._epoch, opens)
+        if self._station_key is not None:
+            marks = marks_in(source, self._station_key.public_key())
+            with self._lock:
+                self._restores = marks
 
     def add(self, pending: Pending) -> list[dict[str, Any]]:
         """The record for ``pending``, chained (and sealed), and the checkpoint it makes due.
@@ -138,10 +153,17 @@ class TrailChain:
             )
             if self._epoch_key is not None:
                 seal(rec, self._epoch_key)
+            if pending.action == RESTORE_ACTION and self._station_key is not None:
+                sign_restore(rec, self._station_key)  # checked at start without epoch keys
         except Exception:
             log.exception("could not build audit record %s", pending.action)
             return []
         self._advance(rec)
+        if "sig" in rec and self._station_key is not None:
+            mark = restore_mark(rec, self._station_key.public_key())
+            if mark is not None:
+                with self._lock:
+                    self._restores.append(mark)
         self._in_epoch += 1
         if self._epoch_key is not None and self._in_epoch >= self._every:
             return [rec, *self.checkpoint("count")]
@@ -206,14 +228,28 @@ class TrailChain:
         return pending
 
     def published_problem(self, checkpoint: Published) -> str | None:
-        """Why the trail does not hold ``checkpoint`` (published earlier), None if it does or
-        it lies in a rotated file this check does not read; from any thread."""
+        """Why the trail does not hold ``checkpoint`` (published earlier), None if it does, it
+        lies in a rotated file this check does not read, or a signed restore in the trail
+        accounts for it (it replaced that checkpoint, or was made after it); from any thread."""
         with self._lock:
             held = self._checkpoints.get(checkpoint.seq)
             seq = self._seq
+            restores = list(self._restores)
         if held is None and checkpoint.seq < self._checked_from:
             return None  # in a rotated file this check does not read
-        return rollback_problem(checkpoint, held, seq)
+        problem = rollback_problem(checkpoint, held, seq)
+        if problem is None:
+            return None
+        mark = superseding(checkpoint, restores)
+        if mark is not None:
+            log.info(
+                "the checkpoint published at seq %s (%s) was replaced by the restore at seq %s",
+                checkpoint.seq,
+                checkpoint.ts,
+                mark.seq,
+            )
+            return None
+        return problem
 
     def _advance(self, rec: dict[str, Any]) -> None:
         with self._lock:  # published_problem reads it from other threads

@@ -15,6 +15,9 @@ current epoch's key, and a signed checkpoint opens a new epoch at start, every
 and at stop. Each durable checkpoint goes to ``on_checkpoint`` (the keyring and the
 broker keep it). The live file ``audit.jsonl`` is rotated to ``audit-<first seq>.jsonl`` when it
 reaches ``rotate_bytes`` or a record of a new UTC day comes; the chain runs on across files.
+
+Given an ``inbox`` (:mod:`station.services.audit.inbox`), the ``audit`` thread also drains the
+records that shell commands run beside the station left there, about once a second.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from station.config.key_files import save_public_key
 from station.domain.audit.chain import OUTCOMES, encode_line, parse_record, verify_lines
 from station.domain.audit.keyed import Published
 from station.domain.vouchers.keys import key_id, load_public_key
+from station.services.audit.inbox import AuditInbox
 from station.services.audit.live_file import Line, LiveFile
 from station.services.audit.trail_chain import Pending, TrailChain
 from station.services.audit.trail_files import (
@@ -51,6 +55,7 @@ RETRY_INTERVAL_S = 1.0
 CHECKPOINT_EVERY = 500
 CHECKPOINT_INTERVAL_S = 300.0
 ROTATE_BYTES = 16 * 1024 * 1024
+INBOX_INTERVAL_S = 1.0
 
 
 class AuditWriter:
@@ -76,9 +81,11 @@ class AuditWriter:
         checkpoint_every: int = CHECKPOINT_EVERY,
         checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
         rotate_bytes: int = ROTATE_BYTES,
+        inbox: Path | None = None,
     ) -> None:
         """``station_key`` keys the trail (None: hash chain only, which :attr:`fault` says);
-        ``station`` names it in checkpoints; ``where`` is every record's AU-3 "where"."""
+        ``station`` names it in checkpoints; ``where`` is every record's AU-3 "where";
+        ``inbox`` is the shell commands' audit inbox the thread drains every second."""
         self._dir = directory
         self._file = LiveFile(directory, rotate_bytes)
         self._clock = clock
@@ -91,6 +98,8 @@ class AuditWriter:
         self._integrity_fault: str | None = None
         self._station_key = station_key
         self._on_checkpoint = on_checkpoint
+        self._inbox = AuditInbox(inbox, clock) if inbox is not None else None
+        self._inbox_due = 0.0  # monotonic time of the next drain
         self._chain = TrailChain(
             clock,
             station_key=station_key,
@@ -226,6 +235,24 @@ class AuditWriter:
         if self._closed:
             log.warning("audit record %s after close was dropped", action)
             return
+        self._enqueue(
+            action, actor=actor, role=role, target=target, outcome=outcome, details=details
+        )
+
+    def _enqueue(
+        self,
+        action: str,
+        *,
+        actor: str = "station",
+        role: str = "system",
+        target: str = "",
+        outcome: str = "success",
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue one record, also after :meth:`close` (the ``audit`` thread's own drain of the
+        inbox, whose records the thread still writes before it ends)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
         pending = Pending(self._clock(), actor, role, action, target, outcome, dict(details or {}))
         self._queue.put(pending)
 
@@ -255,7 +282,18 @@ class AuditWriter:
         checkpoint = self._chain.checkpoint_wait()
         if checkpoint is not None:
             waits.append(checkpoint)
+        if self._inbox is not None:
+            waits.append(max(0.0, self._inbox_due - time.monotonic()))
         return min(waits) if waits else None
+
+    def _drain_inbox(self) -> None:
+        """Queue what shell commands left in the inbox, once its second has come (audit
+        thread; the records are taken by the thread's next batch)."""
+        inbox = self._inbox
+        if inbox is None or time.monotonic() < self._inbox_due:
+            return
+        self._inbox_due = time.monotonic() + INBOX_INTERVAL_S
+        inbox.drain(self._enqueue)
 
     def _run(self) -> None:
         if self._station_key is not None:
@@ -263,6 +301,7 @@ class AuditWriter:
             self._flush()
         stopping = False
         while not stopping:
+            self._drain_inbox()
             try:
                 item = self._queue.get(timeout=self._timeout())
             except queue.Empty:  # a retry or a timed checkpoint is due

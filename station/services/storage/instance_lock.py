@@ -18,7 +18,7 @@ from pathlib import Path
 LOCK_FILE = "station.lock"
 
 
-class InstanceLocked(RuntimeError):
+class InstanceLockedError(RuntimeError):
     """Another process holds the data folder; the message names its pid when known."""
 
 
@@ -33,7 +33,7 @@ class InstanceLock:
         """Take the lock without waiting.
 
         Raises:
-            InstanceLocked: another process holds it (its pid in the message).
+            InstanceLockedError: another process holds it (its pid in the message).
             OSError: the folder or the file cannot be made.
         """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ class InstanceLock:
             pid = _read_pid(fd)
             os.close(fd)
             who = f"process {pid}" if pid else "another process"
-            raise InstanceLocked(
+            raise InstanceLockedError(
                 f"{self.path.parent} is in use by {who} (a station, or a restore); "
                 f"one {purpose} per data folder: stop the other one first"
             ) from None
