@@ -13,6 +13,7 @@ import logging
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -90,13 +91,21 @@ class MqttSection(BaseModel):
     topics: Annotated[
         tuple[str, ...], Field(min_length=1, description="Topic filters of device vitals")
     ] = DEFAULT_TOPICS
-    keepalive_s: Annotated[int, Field(ge=5, le=600, description="MQTT keepalive, seconds")] = 30
+    # 10 s: a broker that hangs with its TCP connection open is noticed after 1.5 x keepalive
+    # (15 s; with 30 s it took 45-60 s, all that time the ward showing "connected").
+    keepalive_s: Annotated[
+        int, Field(ge=5, le=120, description="MQTT keepalive, seconds (a hung broker: 1.5x)")
+    ] = 10
     protocol: Annotated[
         Literal["5", "3.1.1"], Field(description="MQTT version; 3.1.1 for brokers without 5")
     ] = "5"
     session_expiry_s: Annotated[
         int,
-        Field(ge=60, le=7 * 86400, description="Broker keeps the session this long when away"),
+        # At least an hour: a restart, an upgrade or a reboot of the station must not make the
+        # broker drop its queue (with 60 s, a slow reboot lost every message sent meanwhile).
+        Field(
+            ge=3600, le=7 * 86400, description="Broker keeps the session this long when away"
+        ),
     ] = 86400
     allow_plain_remote: Annotated[
         bool, Field(description="Admin override: plain MQTT to a non-loopback host")
@@ -126,6 +135,24 @@ class MqttSection(BaseModel):
         return self
 
 
+def plain_remote_host(url: str) -> str | None:
+    """The host of a plain ``http://`` URL that is not this machine, else None.
+
+    The historian's token and every patient's vitals cross the network in clear text to such a
+    host, so the schema refuses it unless an admin opts out (``[influx] allow_plain_remote``),
+    and the status bar names it for as long as it is in force; the rule is the broker's
+    (:func:`is_loopback`). A URL without a host counts as remote: nothing vouches for it.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "http":
+        return None
+    try:
+        host = parts.hostname or ""
+    except ValueError:  # an unbalanced "[" in the netloc
+        host = ""
+    return None if is_loopback(host) else host or parts.netloc or url
+
+
 class InfluxSection(BaseModel):
     """[influx]: the historian (InfluxDB v2 write API)."""
 
@@ -141,6 +168,31 @@ class InfluxSection(BaseModel):
     flush_interval_s: Annotated[
         float, Field(gt=0, le=60, description="Longest a point waits before a write")
     ] = 1.0
+    ca_file: Annotated[
+        str,
+        Field(
+            description="CA bundle that signed an https historian's certificate; empty: "
+            "the system store"
+        ),
+    ] = ""
+    allow_plain_remote: Annotated[
+        bool, Field(description="Admin override: plain http:// to a non-loopback historian")
+    ] = False
+
+    @model_validator(mode="after")
+    def _safe(self) -> InfluxSection:
+        # Checked whether or not the historian is enabled, as for the broker: switching it on
+        # later must not be the moment an unsafe URL is found.
+        host = plain_remote_host(self.url)
+        if host is not None and not self.allow_plain_remote:
+            raise ValueError(
+                f"url: plain HTTP to non-loopback historian {host!r} is refused (the token and "
+                "the vitals would cross the network in clear text); use https:// (or "
+                "allow_plain_remote = true if an admin accepts the risk)"
+            )
+        if self.ca_file and not Path(self.ca_file).expanduser().is_file():
+            raise ValueError(f"ca_file: file not found: {self.ca_file}")
+        return self
 
 
 class SpoolSection(BaseModel):
