@@ -8,7 +8,6 @@ each command logs is :mod:`station.cli.logs`.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import signal
 import sys
@@ -23,8 +22,8 @@ from station.cli.doctor import add_doctor_parser, run_doctor
 from station.cli.keys import add_keys_parser, run_keys
 from station.cli.logs import configure_console
 from station.cli.run_station import demo_settings, run_station
-from station.config.settings import ConfigError, load
-from station.domain.roles import Role
+from station.cli.users import add_users_parser, run_users
+from station.config.settings import ConfigError
 
 __all__ = ["demo_settings", "main"]  # demo_settings: where the tests have always found it
 
@@ -130,21 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
 
-    users = sub.add_parser("users", help="local accounts (the first one must be an admin)")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
-    add = users_sub.add_parser(
-        "add", help="add an account; password from STATION_NEW_PASSWORD or typed twice"
-    )
-    add.add_argument("name")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    users_sub.add_parser("list", help="list accounts with role and lock state")
-    unlock = users_sub.add_parser("unlock", help="clear an account's lockout")
-    unlock.add_argument("name")
-    passwd = users_sub.add_parser(
-        "passwd", help="set a password (STATION_NEW_PASSWORD or typed twice); clears a lockout"
-    )
-    passwd.add_argument("name")
-
+    add_users_parser(sub)
     add_devices_parser(sub)
     add_doctor_parser(sub)
     add_keys_parser(sub)
@@ -244,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return run_audit(args)
         if args.command == "users":
-            return _users(args)
+            return run_users(args)
         if args.command == "devices":
             return run_devices(args)
         if args.command == "bench":
@@ -261,41 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)
         return 2
-
-
-def _users(args: argparse.Namespace) -> int:
-    """Manage accounts from a shell: how an admin is created on a machine without a screen, and
-    how a locked-out admin gets back in. (These changes are not in the station's audit trail,
-    which only the running station writes; the shell's own logs record who ran them.)"""
-    from station.services.storage.accounts import AccountError, Accounts  # noqa: PLC0415
-
-    settings = load(args.config)
-    accounts = Accounts(settings.station.data_path / "users.json")
-    if args.users_command == "list":
-        for name, role, locked in accounts.users():
-            print("\t".join([name, role.value, *(["LOCKED"] if locked else [])]))
-        return 0
-    try:
-        if args.users_command == "unlock":
-            accounts.unlock(args.name)
-            print(f"{args.name} unlocked")
-            return 0
-        password = os.environ.get("STATION_NEW_PASSWORD")
-        if not password:
-            password = getpass.getpass(f"password for {args.name}: ")
-            if getpass.getpass("again: ") != password:
-                print("station: the two passwords differ", file=sys.stderr)
-                return 2
-        if args.users_command == "passwd":
-            accounts.set_password(args.name, password)
-            print(f"password of {args.name} set")
-            return 0
-        accounts.create(args.name, Role(args.role), password)
-    except AccountError as exc:
-        print(f"station: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.name} ({args.role}) created in {accounts.path}")
-    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -47,7 +47,16 @@ SHELL_ROLE = "shell"
 """The role of every record a shell command makes: the person is an operating-system user with
 access to the data folder and the keys, not a station account whose role was checked at login."""
 ACTOR_PREFIX = "shell:"
-SHELL_ACTIONS = frozenset({"keys.export", "keys.import", "station.backup"})
+SHELL_ACTIONS = frozenset(
+    {
+        "keys.export",
+        "keys.import",
+        "station.backup",
+        "user.create",
+        "user.password_reset",
+        "user.unlock",
+    }
+)
 """What the inbox may carry. Never ``station.restore`` (it runs only with no station up, and the
 chain signs it with the station key) nor ``audit.*`` (the trail's own findings)."""
 REJECTED_ACTION = "audit.inbox_rejected"
