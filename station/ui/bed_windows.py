@@ -5,7 +5,8 @@ Kept apart from :mod:`station.ui.main_window`, which stays about the ward view i
 these is an admin dialog (they need no role to open); the two exports ask the action layer at
 the moment of export, and what a nurse changes or exports leaves through the callables given
 here (the window's signals), named with whoever is logged in at that moment. Each view is made
-once and then raised; the patient detail views repaint with the window's frames. GUI thread.
+once and then raised; the patient detail views repaint with the window's frames. Each opening
+is a read of patient data, audited (:mod:`station.presenters.data_reads`). GUI thread.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from station.domain.bed_limits import BedLimits
 from station.domain.profiles import available_profiles, load_profile
 from station.domain.roles import Action
 from station.presenters.actions import ActionLayer
+from station.presenters.data_reads import record_read
 from station.services.jobs import Jobs
 from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.trends import TrendStore
@@ -135,6 +137,7 @@ class BedWindows:
                 self.history_dialog.loader = self._alarm_store.load
             self._strip(self.history_dialog)
         self.history_dialog.refresh()
+        record_read(self._actions, "alarm history", "ward")
         self.history_dialog.show()
         self.history_dialog.raise_()
 
@@ -160,6 +163,7 @@ class BedWindows:
             dialog.on_reported = self._on_reported
             self._strip(dialog)
             self.report_dialog = dialog
+        record_read(self._actions, "shift report", bed or "ward")
         self.report_dialog.show_for(bed)
 
     def open_patient(self, bed: str) -> None:
@@ -180,6 +184,7 @@ class BedWindows:
             view.patient_wanted.connect(self._patient_record)
             self.patient_views[bed] = view
             self._strip(view)
+        record_read(self._actions, "detail", bed)
         view.show()
         view.raise_()
         view.refresh(self._clock(), force=True)
@@ -206,6 +211,7 @@ class BedWindows:
             )
             self.trend_views[bed] = view
             self._strip(view)
+        record_read(self._actions, "trends", bed)
         view.show()
         view.raise_()
 
