@@ -312,3 +312,35 @@ def test_the_sound_state_is_reported_again_so_a_lost_report_heals(
         clock.now += 1
         bar.tick()
     assert reports == [state] * 3  # at start, after 10 s and after 20 s
+
+
+def test_rejections_are_audited_once_a_minute_per_reason_with_the_count(
+    ward, clock: FakeClock, tmp_path: Path, qtbot: QtBot
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from station.domain.messages import Rejection
+
+    _window, core = ward
+    topic = "healthcare/sensor_data"
+    for _ in range(50):  # a flood of forgeries: one record, not fifty
+        core.on_rejected(Rejection("schema", "heartrate: 999", topic, clock.now, "mon-1", "{}"))
+    core.on_rejected(Rejection("json", "not JSON", topic, clock.now, None, "{"))
+    clock.advance(61)
+    core.on_rejected(Rejection("schema", "heartrate: 999", topic, clock.now, "mon-1", "{}"))
+    trail = tmp_path / "audit" / "audit.jsonl"
+
+    def rejected() -> list[dict[str, object]]:
+        lines = trail.read_text().splitlines() if trail.exists() else []
+        return [r for r in map(json.loads, lines) if r["action"] == "ingest.rejected"]
+
+    qtbot.waitUntil(lambda: len(rejected()) >= 3, timeout=5000)
+    records: list = rejected()  # type: ignore[type-arg]
+    assert [(r["details"]["reason"], r["details"]["not_recorded_before"]) for r in records] == [
+        ("schema", 0),
+        ("json", 0),
+        ("schema", 49),
+    ]
+    assert {r["outcome"] for r in records} == {"failure"}
+    assert records[0]["details"]["claimed_device"] == "mon-1"
+    assert "999" not in json.dumps(records)  # the payload's values stay in the quarantine

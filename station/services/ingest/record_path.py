@@ -143,6 +143,20 @@ class RecordPath:
             )
         more = self._throttle(rej.reason)
         if more is not None:
+            # Audited like the log line: one record a minute per reason, with the count left
+            # out, so a flood of forgeries is in the trail without flooding it. The claimed id
+            # is only a claim; the excerpt stays in the quarantine (it may hold a patient's
+            # values).
+            self._audit.record(
+                "ingest.rejected",
+                target=rej.topic[:200],
+                outcome="failure",
+                details={
+                    "reason": rej.reason,
+                    "claimed_device": (rej.device_id or "")[:64],
+                    "not_recorded_before": more,
+                },
+            )
             log.warning(
                 "rejected message on %s from %s: %s: %s (%d more like it not logged)",
                 rej.topic,
