@@ -213,6 +213,7 @@ class Station(QObject):
                 on_rejected=self._outbound.historian_rejected,
                 spool=self.spool,
                 keep_written_s=settings.spool.keep_written_s,
+                ssl_ca_cert=i.ca_file or None,
             )
         self.trends = self._open(
             "trends", TrendStore(data_dir / "trends.sqlite", clock=clock), "Trends unavailable"

@@ -7,6 +7,9 @@ of the values the core and the historian report, which the window sets as rich t
 
 from __future__ import annotations
 
+import html
+from dataclasses import replace
+
 from station.config.settings import MqttSection
 from station.domain.status import ConnectionState, IngestStats
 from station.services.ingest.historian import HistorianStatus
@@ -48,6 +51,9 @@ def historian_text(status: HistorianStatus | None) -> str:
     """The historian off, writing (with its queue), or failing (with what it keeps)."""
     if status is None:
         return pill("Historian: off", theme.MUTED)
+    if status.notice:  # plain HTTP to another host, allowed by an admin: said while it lasts
+        notice = pill(html.escape(status.notice), theme.BAD)
+        return f"{notice} · {historian_text(replace(status, notice=None))}"
     if status.ok:
         rejected = f", {status.rejected} REJECTED" if status.rejected else ""
         return pill(
@@ -56,7 +62,7 @@ def historian_text(status: HistorianStatus | None) -> str:
         )
     oldest = "" if status.oldest_s is None else f", oldest {duration(status.oldest_s)}"
     return pill(
-        f"Historian: FAILING, {status.backlog} kept{oldest} — {status.error}",
+        f"Historian: FAILING, {status.backlog} kept{oldest} — {html.escape(status.error or '')}",
         theme.BAD,
     )
 

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -27,6 +28,7 @@ from influxdb_client.rest import ApiException
 from station.cli.doctor.context import Context
 from station.cli.doctor.report import Finding, fail, ok, warn
 from station.config.settings import InfluxSection
+from station.services.ingest.connection_check import https_handler
 
 TIMEOUT_S = 5.0
 MEASUREMENT = "station_doctor"
@@ -73,7 +75,12 @@ def write_point(i: InfluxSection, token: str | None, station: str, at_ms: int) -
     """Write the test point; None when the server took it, else what is wrong and what to do."""
     line = f"{MEASUREMENT},station={station} ok=1 {at_ms}"
     client = InfluxDBClient(
-        url=i.url, token=token or "", org=i.org, timeout=int(TIMEOUT_S * 1000), retries=False
+        url=i.url,
+        token=token or "",
+        org=i.org,
+        timeout=int(TIMEOUT_S * 1000),
+        retries=False,
+        ssl_ca_cert=str(Path(i.ca_file).expanduser()) if i.ca_file else None,
     )
     try:
         client.write_api(write_options=SYNCHRONOUS).write(
@@ -106,16 +113,16 @@ def _refused(i: InfluxSection, status: int, body: str) -> str:
     return f"{i.url} refused the test point ({status}: {said}): check [influx] url, org and bucket"
 
 
-def _get(url: str, token: str | None) -> tuple[int, str]:
+def _get(url: str, token: str | None, ca_file: str) -> tuple[int, str]:
     """GET without proxies, as the historian's client; the status and the body's start."""
     request = urllib.request.Request(url, method="GET")  # http(s) only: the schema's pattern
     if token:
         request.add_header("Authorization", f"Token {token}")
-    return _open(request)
+    return _open(request, ca_file)
 
 
-def _open(request: urllib.request.Request) -> tuple[int, str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def _open(request: urllib.request.Request, ca_file: str) -> tuple[int, str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), https_handler(ca_file))
     try:
         with opener.open(request, timeout=TIMEOUT_S) as response:
             return int(response.status), response.read(65536).decode("utf-8", "replace")
@@ -133,7 +140,7 @@ def _export(i: InfluxSection, token: str | None, station: str, at_ms: int) -> tu
         }
     )
     base = i.url.rstrip("/")
-    status, body = _get(f"{base}/api/v1/export?{query}", token)
+    status, body = _get(f"{base}/api/v1/export?{query}", token, i.ca_file)
     if status != 200:
         return status, False
     for line in body.splitlines():
@@ -141,7 +148,7 @@ def _export(i: InfluxSection, token: str | None, station: str, at_ms: int) -> tu
             return status, True
     # Written points become readable only after victoria-metrics' next flush (a few seconds);
     # its documented /internal/force_flush makes them readable now, and changes nothing else.
-    _get(f"{base}/internal/force_flush", token)
+    _get(f"{base}/internal/force_flush", token, i.ca_file)
     return status, False
 
 
@@ -162,7 +169,7 @@ def _flux(i: InfluxSection, token: str | None, station: str, at_ms: int) -> tupl
     request.add_header("Accept", "application/csv")
     if token:
         request.add_header("Authorization", f"Token {token}")
-    status, body = _open(request)
+    status, body = _open(request, i.ca_file)
     return status, status == 200 and MEASUREMENT in body
 
 

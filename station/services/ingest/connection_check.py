@@ -99,12 +99,21 @@ def check_broker(settings: Settings, password: str | None, timeout: float = TEST
     return f"Connected to {where} ({how}) as {who}: {reason}"
 
 
-def _http_get(url: str, token: str | None, timeout: float) -> tuple[int, str]:
+def https_handler(ca_file: str) -> urllib.request.HTTPSHandler:
+    """HTTPS trusting ``ca_file`` (``[influx] ca_file``), else the system store, as the
+    historian's own client does."""
+    context = ssl.create_default_context(
+        cafile=str(Path(ca_file).expanduser()) if ca_file else None
+    )
+    return urllib.request.HTTPSHandler(context=context)
+
+
+def _http_get(url: str, token: str | None, timeout: float, ca_file: str = "") -> tuple[int, str]:
     """GET without proxies (as the historian's client); the status and the start of the body."""
     request = urllib.request.Request(url, method="GET")  # http(s) only: the schema's pattern
     if token:
         request.add_header("Authorization", f"Token {token}")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), https_handler(ca_file))
     try:
         with opener.open(request, timeout=timeout) as response:
             return int(response.status), response.read(4096).decode("utf-8", "replace")
@@ -119,13 +128,15 @@ def check_historian(settings: Settings, token: str | None, timeout: float = TEST
     i = settings.influx
     base = i.url.rstrip("/")
     try:
-        status, body = _http_get(f"{base}/health", None, timeout)
+        status, body = _http_get(f"{base}/health", None, timeout, settings.influx.ca_file)
         if status != 200:
             return f"{base}/health answered {status}: {body[:200].strip()}"
         if not token:
             return f"{base} is up, but no token is set: an InfluxDB with auth will refuse writes"
         query = urllib.parse.urlencode({"org": i.org, "name": i.bucket})
-        status, body = _http_get(f"{base}/api/v2/buckets?{query}", token, timeout)
+        status, body = _http_get(
+            f"{base}/api/v2/buckets?{query}", token, timeout, settings.influx.ca_file
+        )
     except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
         reason = getattr(exc, "reason", exc)
         return f"Cannot reach {base}: {reason}"

@@ -13,6 +13,12 @@ point, so nothing is lost while the station runs. The answer decides what comes 
   The batch is bisected down to the refused points, which go to a bounded quarantine and to
   ``on_rejected`` (audited by the core); the rest is written. A half written partially (InfluxDB's
   422 "partial write") may be sent again: harmless, a point is keyed by (measurement, tags, time).
+- ... unless the server refuses *every* write (a proxy answering 400 to everything): before a
+  point is quarantined, the server must have taken some write of this bisection, or the canary
+  (:mod:`~station.services.ingest.historian_probe`); both halves of a part refused alike ask the
+  canary at once. A refused canary keeps every point, stops the bisection and backs off as an
+  outage does, with "historian refuses every write" as the status error; the next try asks the
+  canary as soon as the batch is refused again.
 - anything else (unreachable, timeout, 5xx): exponential backoff, 1 → 30 s.
 
 Where the points come from: the :class:`~station.services.storage.spool.Spool` (on disk, the normal
@@ -36,6 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -43,6 +50,14 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from station.config.settings import plain_remote_host
+from station.services.ingest.historian_probe import (
+    Bisection,
+    Refusal,
+    canary_line,
+    refusing_error,
+    suspect,
+)
 from station.services.storage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -71,6 +86,9 @@ class HistorianStatus:
     rejected: int = 0
     oldest_s: float | None = None
     """Age of the oldest point not yet written (spool), None when there is none."""
+    notice: str | None = None
+    """Said beside the state for as long as it holds: the historian is reached by plain HTTP on
+    another host (an admin's ``allow_plain_remote``), its token and the vitals in clear text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +126,12 @@ def retry_after_s(value: str | None) -> float | None:
 
 
 def _message(exc: Any) -> str:
-    """The server's own words (InfluxDB's JSON ``message``, or the body), short enough to audit."""
+    """The server's own words (InfluxDB's JSON ``message``, or the body), short enough to audit.
+    Without an answer (influxdb-client's status 0: a TLS failure, a certificate the ``ca_file``
+    does not vouch for) its ``message`` is "no response": the cause, named last, is the news."""
+    if not getattr(exc, "status", None) and (reason := getattr(exc, "reason", None)):
+        cause = str(reason).rpartition("Caused by ")[2]
+        return " ".join(cause.split())[:300]
     raw = getattr(exc, "message", None) or getattr(exc, "body", None) or getattr(exc, "reason", "")
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return text.strip()[:300]
@@ -119,7 +142,8 @@ class Historian:
 
     ``on_rejected(line, status, message)`` is called on the historian thread for each point
     refused for its content (must not block; its exceptions are logged); ``auth_retry_s`` is the
-    wait after 401/403/404, a configuration problem.
+    wait after 401/403/404, a configuration problem; ``ssl_ca_cert``: the CA bundle that signed
+    an https historian's certificate (``[influx] ca_file``; None: the system store).
     """
 
     def __init__(
@@ -137,14 +161,23 @@ class Historian:
         auth_retry_s: float = AUTH_RETRY_S,
         spool: Spool | None = None,
         keep_written_s: float = 3600.0,
+        ssl_ca_cert: str | None = None,
     ) -> None:
         self._org, self._bucket = org, bucket
         self._batch_size, self._interval = batch_size, flush_interval_s
         self._max_backlog = max_backlog
         self._on_rejected, self._auth_retry_s = on_rejected, auth_retry_s
         self._client = InfluxDBClient(
-            url=url, token=token or "", org=org, timeout=timeout_ms, retries=False
+            url=url,
+            token=token or "",
+            org=org,
+            timeout=timeout_ms,
+            retries=False,
+            ssl_ca_cert=str(Path(ssl_ca_cert).expanduser()) if ssl_ca_cert else None,
         )
+        host = plain_remote_host(url)  # the schema allowed it only by an admin's override
+        self._notice = None if host is None else f"UNENCRYPTED historian {host} (allowed by admin)"
+        self._refusing: Refusal | None = None  # the canary's refusal on the last try
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
         self._spool, self._keep_written_s = spool, keep_written_s
         self._spool_backlog: tuple[int, float | None] = (0, None)
@@ -195,6 +228,7 @@ class Historian:
                 error,
                 self._rejected,
                 oldest,
+                self._notice,
             )
 
     def quarantined(self) -> list[RejectedPoint]:
@@ -321,15 +355,64 @@ class Historian:
         refused = self._post(items, backoff)
         if refused is None:
             self._commit(items, written=True)
+            self._refusing = None
+            return
+        run = Bisection()
+        if self._refusing is not None:  # it refused the canary last time: ask before bisecting
+            self._probe(run, backoff)
+        self._settle(items, refused, run, backoff)
+
+    def _write_part(self, items: list[Item], run: Bisection, backoff: float) -> None:
+        """Write a part not tried yet; its acceptance is this bisection's evidence."""
+        refused = self._post(items, backoff)
+        if refused is None:
+            self._commit(items, written=True)
+            run.accepting = True
+        else:
+            self._settle(items, refused, run, backoff)
+
+    def _settle(self, items: list[Item], refused: Refusal, run: Bisection, backoff: float) -> None:
+        """``items`` were refused with ``refused``: write what the server takes, quarantine what
+        it refuses for its content, in order (a half the server took is committed after the
+        half before it, and sent again should that one stop the batch: harmless, same key).
+        Raises :class:`_RetryLaterError` when the server refuses every write."""
+        if len(items) == 1:
+            if not run.accepting:
+                self._probe(run, backoff)
+            self._reject(items, *refused)
             return
         status, message = refused
-        if len(items) == 1:
-            self._reject(items, status, message)
-            return
         log.warning("historian: %d points refused (%d), bisecting: %s", len(items), status, message)
         half = len(items) // 2
-        self._write_batch(items[:half], backoff)
-        self._write_batch(items[half:], backoff)
+        left, right = items[:half], items[half:]
+        left_refused = self._post(left, backoff)
+        if left_refused is None:
+            self._commit(left, written=True)
+            run.accepting = True
+            self._write_part(right, run, backoff)
+            return
+        right_refused = self._post(right, backoff)
+        run.accepting |= right_refused is None
+        if suspect(left_refused, right_refused, run):
+            self._probe(run, backoff)
+        self._settle(left, left_refused, run, backoff)
+        if right_refused is None:
+            self._commit(right, written=True)
+        else:
+            self._settle(right, right_refused, run, backoff)
+
+    def _probe(self, run: Bisection, backoff: float) -> None:
+        """Send the canary: taken, the refusals are about content (``run.accepting``); refused,
+        the server refuses every write, so every point not yet answered for stays and the
+        batch waits the backoff (raises :class:`_RetryLaterError`)."""
+        refused = self._post([(None, canary_line(time.time_ns() // 1_000_000))], backoff)
+        if refused is None:
+            if self._refusing is not None:
+                log.info("historian: the server takes writes again (the canary was accepted)")
+            run.accepting, self._refusing = True, None
+            return
+        self._refusing = refused
+        raise _RetryLaterError(backoff, refusing_error(refused), backoff=True)
 
     def _reject(self, items: list[Item], status: int, message: str) -> None:
         line = items[0][1]

@@ -269,11 +269,20 @@ class SettingsForm(QTabWidget):
         page = QWidget()
         form = QFormLayout(page)
         self._row(form, "Enabled", "influx.enabled", "bool")
-        self._row(form, "URL", "influx.url")
+        self._row(form, "URL", "influx.url", hint="https:// for a historian on another host.")
         self._row(form, "Organisation", "influx.org")
         self._row(form, "Bucket", "influx.bucket")
         self._row(form, "Batch size", "influx.batch_size", "int")
         self._row(form, "Flush interval (s)", "influx.flush_interval_s", "float")
+        self._row(form, "CA file", "influx.ca_file", browse="file", hint="Empty: the system store.")
+        self._row(
+            form,
+            "Allow plain remote",
+            "influx.allow_plain_remote",
+            "bool",
+            hint="Admin override: unencrypted http:// to another host (token and vitals in "
+            "clear text). Keep off.",
+        )
         self._secret_row(form, "Token", "influx")
         form.addRow(self._test_row("historian"))
         return page
