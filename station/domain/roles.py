@@ -5,15 +5,23 @@ action the table does not know is denied. The check lives in the action layer
 (:mod:`station.presenters.actions`), never in a button: a disabled button is convenience, not
 protection. Without a login one may view the ward (the screen and the alarms stay visible and
 audible while the station is locked), resume paused audio (it only makes the ward louder), and
-acknowledge an alarm in an emergency, with a reason that is audited.
+acknowledge an alarm of a patient in an emergency, with a reason that is audited
+(:class:`EmergencyAcks` says when).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from enum import Enum
+
+from station.domain.alarms import AlarmKind
 
 EMERGENCY_USER = "emergency (no login)"
 """The actor of an emergency acknowledge (no login, a reason given)."""
+EMERGENCY_LIMIT = 3
+EMERGENCY_WINDOW_S = 600.0
+"""At most :data:`EMERGENCY_LIMIT` emergency acknowledges per :data:`EMERGENCY_WINDOW_S` at one
+station: more than a few in ten minutes is no longer one emergency but a way round the login."""
 
 
 class Role(Enum):
@@ -85,3 +93,44 @@ def allowed(role: Role | None, action: Action) -> bool:
     if role is None:
         return False
     return action in PERMISSIONS.get(role, frozenset())
+
+
+class EmergencyAcks:
+    """When an alarm may be acknowledged without a login, in an emergency.
+
+    Only a physiological alarm: the emergency is the patient's, at the bedside, with no time to
+    log in. A technical alarm (no data, the broker, a store, a locked account) or a device's own
+    alert is no such emergency, and silencing one without a name would hide a fault from whoever
+    logs in next. And at most ``limit`` per ``window_s`` at the station; beyond that a login is
+    needed. Pure: the caller passes the time, on a monotonic clock (a wall-clock step must not
+    open or close the window).
+
+    Args:
+        limit: emergency acknowledges allowed per window.
+        window_s: the sliding window, seconds.
+    """
+
+    def __init__(self, limit: int = EMERGENCY_LIMIT, window_s: float = EMERGENCY_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._taken: deque[float] = deque()
+
+    def refusal(self, kind: AlarmKind | None, now: float) -> str:
+        """Why an emergency acknowledge of an alarm of ``kind`` is refused at ``now``; "" when
+        it is allowed. ``kind`` None: the kind is not known here (only the limit applies)."""
+        if kind is not None and kind is not AlarmKind.PHYSIOLOGICAL:
+            return "only an alarm of a patient's values may be acknowledged without a login"
+        self._forget(now)
+        if len(self._taken) >= self.limit:
+            return (
+                f"{self.limit} emergency acknowledges in the last {self.window_s / 60:.0f} min:"
+                " log in to acknowledge more"
+            )
+        return ""
+
+    def taken(self, now: float) -> None:
+        """An emergency acknowledge was made at ``now``."""
+        self._taken.append(now)
+
+    def _forget(self, now: float) -> None:
+        while self._taken and now - self._taken[0] >= self.window_s:
+            self._taken.popleft()

@@ -11,36 +11,54 @@ Flow for an action that needs a login (acknowledge, pause audio, change limits, 
 devices, audit export): the window asks; if the session's role allows it, the request goes on to
 the core with the session's user name; otherwise the denial is audited (``access.denied``: who,
 what, why) and ``login_required`` asks the window for a login — or, for an acknowledgement, an
-emergency acknowledge with a reason, audited as such.
+emergency acknowledge with a reason, audited as such. An emergency acknowledge is for a
+physiological alarm only, at most 3 in 10 minutes at the station
+(:class:`~station.domain.roles.EmergencyAcks`); a refusal is audited. The layer learns which
+alarms are open, and of which kind, from the core's alarm changes (:meth:`ActionLayer.on_alarm`).
+
+What a failed login names as its actor is an existing account or ``(not a user name)``, never the
+typed text: a password typed into the user field must not land in the trail. A failed login that
+locks an account is audited (``account.lockout``) and raises a technical alarm of the station
+(``station_alarm``), so the nurse in charge learns that someone is guessing; the alarm ends when
+that user logs in or an admin clears the account.
 
 Signals:
     acknowledge(str alarm_id, str user): to the core.
     limits(str bed, object limits, object profile, str user): to the core.
     login_required(str action, object request): the window shows the login dialog.
-    session_changed(SessionView): the header shows who is logged in, or that it is locked.
+    session_changed(SessionView): the header shows who is logged in, or that it is locked;
+        windows that act in a user's name close when it no longer names that user.
     login_failed(str reason): for the login dialog.
+    station_alarm(str parameter, bool present, str priority, str message): a condition of the
+        station seen here (an account locked out), for the core to raise or end as a technical
+        alarm of the station.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from station.domain.alarms import AlarmLimits
+from station.domain.alarms import Alarm, AlarmKind, AlarmLimits, AlarmState, Priority
 from station.domain.ports import AuditSink
-from station.domain.roles import EMERGENCY_USER, LABELS, Action, Role, allowed
+from station.domain.roles import EMERGENCY_USER, LABELS, Action, EmergencyAcks, Role, allowed
 from station.domain.session import Session
+from station.domain.timefmt import iso_ms
 from station.services.jobs import Jobs
-from station.services.storage.accounts import Accounts, AuthResult
+from station.services.storage.accounts import INVALID_NAME, Accounts, AuthResult, Lockout
 
 log = logging.getLogger(__name__)
 
 ACCOUNTS_THREAD = "accounts"
 MIN_REASON = 5
+LOCKOUT_ALARM = "account_lockout:"
+"""The parameter of an account's lockout alarm is this and the account's name."""
 
 
 class ActionLayer(QObject):
@@ -52,6 +70,8 @@ class ActionLayer(QObject):
     login_required = Signal(str, object)
     session_changed = Signal(object)
     login_failed = Signal(str)
+    station_alarm = Signal(str, bool, str, str)
+    _account_cleared = Signal(str)  # from the thread that cleared an account's lockout
 
     def __init__(
         self,
@@ -59,8 +79,9 @@ class ActionLayer(QObject):
         audit: AuditSink,
         station_id: str,
         lock_after_s: float = 300.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: monotonic seconds (the idle lock and the emergency limit are durations)."""
         super().__init__()
         self.accounts = accounts
         self.audit = audit
@@ -70,6 +91,12 @@ class ActionLayer(QObject):
         self.session = Session(lock_after_s, clock())
         self.jobs = Jobs(ACCOUNTS_THREAD, self)
         self._checking = False  # a login check is on the worker
+        self._emergency = EmergencyAcks()
+        self._alarm_kinds: dict[str, AlarmKind] = {}  # the open alarms, from the core
+        self._alarm_feed = False  # on_alarm has been called: the kinds are known
+        self._lockout_alarms: set[str] = set()  # accounts whose lockout alarm is raised
+        self._account_cleared.connect(self._end_lockout_alarm)  # queued: emitted off-thread
+        accounts.cleared = self._cleared_elsewhere
         self._idle_timer = QTimer(self)
         self._idle_timer.setInterval(1000)
         self._idle_timer.timeout.connect(self.check_idle)
@@ -125,22 +152,64 @@ class ActionLayer(QObject):
             for alarm_id in alarm_ids:
                 self.acknowledge.emit(alarm_id, user)
 
-    def emergency_acknowledge(self, alarm_id: str, reason: str) -> bool:
-        """Acknowledge without a login in an emergency: allowed only with a reason, and audited
-        as an emergency with that reason. False if the reason is too short."""
+    @Slot(object)
+    def on_alarm(self, alarm: Alarm) -> None:
+        """An alarm change from the core (queued): which alarms are open and of which kind, for
+        the emergency acknowledge's check. Kept here rather than asked of the window: the check
+        must not trust what a widget says an alarm is."""
+        self._alarm_feed = True
+        if alarm.state is AlarmState.CLEARED:
+            self._alarm_kinds.pop(alarm.alarm_id, None)
+        else:
+            self._alarm_kinds[alarm.alarm_id] = alarm.kind
+
+    def emergency_refusal(self, alarm_id: str) -> str:
+        """Why an emergency acknowledge of ``alarm_id`` would be refused now ("": it would not).
+        A question only: nothing is audited (the login dialog asks it to say so up front)."""
+        kind: AlarmKind | None = None
+        if self._alarm_feed:
+            kind = self._alarm_kinds.get(alarm_id)
+            if kind is None:
+                return "this alarm is no longer open"
+        else:  # not wired to the core's alarms (a test of the layer alone): the limit only
+            log.warning("emergency acknowledge: the alarms' kinds are not known here")
+        return self._emergency.refusal(kind, self._clock())
+
+    def emergency_acknowledge(self, alarm_id: str, reason: str) -> str:
+        """Acknowledge without a login in an emergency: a physiological alarm only, with a
+        reason, and at most a few in a while (:class:`EmergencyAcks`); audited as an emergency
+        with that reason. Returns "" when done, else why not (for the dialog); a refusal other
+        than a missing reason is audited (``alarm.emergency_acknowledge``, ``failure``)."""
         text = " ".join(reason.split())
         if len(text) < MIN_REASON:
-            return False
+            return f"Give a reason (at least {MIN_REASON} characters)."
+        details: dict[str, object] = {
+            "reason": text[:300],
+            "last_user": self.session.view().last_user,
+        }
+        refused = self.emergency_refusal(alarm_id)
+        if refused:
+            self.audit.record(
+                "alarm.emergency_acknowledge",
+                actor=EMERGENCY_USER,
+                role="none",
+                target=alarm_id,
+                outcome="failure",
+                details={**details, "refused": refused},
+            )
+            log.info("emergency acknowledge of %s refused: %s", alarm_id, refused)
+            return f"Not acknowledged: {refused}."
+        self._emergency.taken(self._clock())
         self.audit.record(
             "alarm.emergency_acknowledge",
             actor=EMERGENCY_USER,
             role="none",
             target=alarm_id,
             outcome="success",
-            details={"reason": text[:300], "last_user": self.session.view().last_user},
+            details=details,
         )
         self.acknowledge.emit(alarm_id, EMERGENCY_USER)
-        return True
+        return ""
 
     @Slot(str, object, object, str)
     def on_limits(
@@ -185,15 +254,19 @@ class ActionLayer(QObject):
         if self._checking:
             return False
 
-        def check() -> AuthResult:
+        def check() -> AuthResult:  # on the worker: role_of may wait on the file's lock
             try:
-                return self.accounts.authenticate(name, secret, pin=pin)
+                result = self.accounts.authenticate(name, secret, pin=pin)
             except Exception as exc:  # a corrupt users file must not end in silence
                 log.exception("login check failed")
-                return AuthResult(False, name, None, f"cannot check the login: {exc}")
+                result = AuthResult(False, name, None, f"cannot check the login: {exc}")
+            if result.user != INVALID_NAME and self.accounts.role_of(result.user) is None:
+                # Not an account: the typed text may be a password; it never becomes an actor.
+                result = replace(result, user=INVALID_NAME)
+            return result
 
-        def refused(exc: Exception) -> None:  # the station is stopping
-            self._on_login_done(AuthResult(False, name, None, f"cannot check: {exc}"), pin)
+        def refused(exc: Exception) -> None:  # the station is stopping: nothing was checked
+            self._on_login_done(AuthResult(False, INVALID_NAME, None, f"cannot check: {exc}"), pin)
 
         self._checking = True
         self.jobs.submit(check, lambda result: self._on_login_done(result, pin), refused)
@@ -209,6 +282,8 @@ class ActionLayer(QObject):
         would audit into a closed trail and signal a window that is gone (seen here: a crash
         in Qt when that window had been deleted)."""
         self._idle_timer.stop()
+        if self.accounts.cleared == self._cleared_elsewhere:
+            self.accounts.cleared = None
         self.jobs.stop(timeout)
 
     def _on_login_done(self, result: AuthResult, pin: bool) -> None:
@@ -218,14 +293,17 @@ class ActionLayer(QObject):
         if not result.ok or result.role is None:
             self.audit.record(
                 "session.login",
-                actor=result.user[:64],
+                actor=result.user,  # an account's name or INVALID_NAME (see login's check)
                 role="none",
                 target=self._station,
                 outcome="failure",
                 details={"method": how, "reason": result.reason},
             )
+            if result.lockout is not None and result.user != INVALID_NAME:
+                self._locked_out(result.user, result.lockout, how)
             self.login_failed.emit(result.reason)
             return
+        self._end_lockout_alarm(result.user)
         before = self.session.view()
         self.session.login(result.user, result.role, self._clock())
         if before.user and before.user != result.user:
@@ -243,6 +321,48 @@ class ActionLayer(QObject):
             details={"method": how, "previous": before.user},
         )
         self.session_changed.emit(self.session.view())
+
+    # -- lockouts ----------------------------------------------------------------------------
+
+    def _locked_out(self, name: str, lockout: Lockout, how: str) -> None:
+        """A failed login locked ``name``: audit it and raise the station's technical alarm, so
+        the nurse in charge learns that someone is guessing (a new one for each lockout, with
+        its count). Low while the lockout ends by itself, medium once it needs an admin."""
+        until = "admin unlock" if lockout.until is None else iso_ms(lockout.until)
+        self.audit.record(
+            "account.lockout",
+            target=name,
+            outcome="failure",
+            details={
+                "failures": lockout.failures,
+                "lockout": lockout.number,
+                "until": until,
+                "method": how,
+            },
+        )
+        message = f"Account {name} locked after {lockout.failures} failed logins"
+        priority = Priority.LOW
+        if lockout.until is None:
+            message += ": an admin must unlock it"
+            priority = Priority.MEDIUM
+        log.warning("%s", message)
+        parameter = LOCKOUT_ALARM + name
+        self.station_alarm.emit(parameter, False, priority.value, "")  # the last one's, if any
+        self.station_alarm.emit(parameter, True, priority.value, message)
+        self._lockout_alarms.add(name)
+
+    @Slot(str)
+    def _end_lockout_alarm(self, name: str) -> None:
+        """``name`` logged in, or an admin cleared the account: its lockout alarm ends."""
+        if name in self._lockout_alarms:
+            self._lockout_alarms.discard(name)
+            self.station_alarm.emit(LOCKOUT_ALARM + name, False, Priority.LOW.value, "")
+
+    def _cleared_elsewhere(self, name: str) -> None:
+        """The accounts' ``cleared``, on the thread that unlocked (the users dialog's worker):
+        handed to the GUI thread."""
+        with contextlib.suppress(RuntimeError):  # this layer was deleted meanwhile
+            self._account_cleared.emit(name)
 
     def logout(self) -> None:
         """End the session (Manage ▾ Log out): unlike a lock, the next login is a new one."""

@@ -4,8 +4,12 @@ and the ward's patient and consent dialogs.
 Every admin dialog holds the authority of the session that opened it. So each opens the same
 way: the action layer checks the session's role first (a denial is audited and a login asked
 for), the dialog is parented to the window and not modal (the ward stays in view and usable
-behind it), and it is closed as soon as the station locks or changes hands (all but the
-auditor's view of the trail, which closes only when the auditor closes it).
+behind it), and it is closed as soon as the station locks or changes hands — the auditor's view
+of the trail too: left open, it let anyone export a signed bundle in the auditor's name. With
+them close the file choosers and print dialogs open anywhere over the window (an export of the
+shift report, a trend, the alarm history): each was opened in the name of the user then logged
+in, and a path chosen after the lock would export in that name. The windows that only show the
+ward (trends, history, shift report) stay open; their exports ask the action layer again.
 
 Built once by the composition root (:mod:`station.app`) with everything the dialogs need, after
 the window it parents them to; the window asks for a dialog only through its ``admin_wanted``
@@ -17,10 +21,13 @@ controller builds and serves as its :class:`~station.ui.ward_controls.DialogHost
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Slot
-from PySide6.QtWidgets import QDialog, QMainWindow, QWidget
+from PySide6.QtPrintSupport import QAbstractPrintDialog
+from PySide6.QtWidgets import QDialog, QFileDialog, QMainWindow, QWidget
+from shiboken6 import Shiboken
 
 from station.config.settings import Settings
 from station.domain.roles import Action
@@ -208,18 +215,19 @@ class AdminDialogs(QObject):
 
     def open_audit(self) -> QDialog | None:
         """The auditor's view of the trail: filter, see the chain's health, export a signed
-        bundle. Deleted when closed; not among the dialogs closed with the session."""
+        bundle in the auditor's name. Deleted when closed, and closed with the session; each
+        export asks the action layer again, and only its owner may."""
         if self._audit_source is None:
             return None
-        user = self._actions.request(Action.AUDIT_EXPORT, "audit", "audit_export")
+        request = partial(self._actions.request, Action.AUDIT_EXPORT, "audit", "audit_export")
+        user = request()
         if user is None:
             return None
         dialog = AuditView(self._audit_source(user), self._window)
+        dialog.gate, dialog.owner = request, user
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self._strip(dialog)
-        dialog.show()
         self.audit_view = dialog
-        return dialog
+        return self.keep_and_show(dialog)
 
     # -- the session and the core ----------------------------------------------------------
 
@@ -230,10 +238,16 @@ class AdminDialogs(QObject):
 
     @Slot(object)
     def on_session(self, view: SessionView) -> None:
-        """Close the admin dialogs of a session that ended or changed hands."""
+        """Close the admin dialogs, and the export choosers, of a session that ended or changed
+        hands."""
         if view.user != self._session_user:
-            for dialog in self._kept:
-                dialog.close()
+            choosers = [
+                *self._window.findChildren(QFileDialog),
+                *self._window.findChildren(QAbstractPrintDialog),
+            ]
+            for dialog in [*self._kept, *choosers]:
+                if Shiboken.isValid(dialog):  # the audit view is deleted once closed
+                    dialog.close()
             self._kept.clear()
             self._session_user = view.user
 

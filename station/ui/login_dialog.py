@@ -2,7 +2,12 @@
 
 Non-modal towards the ward: the screen behind keeps painting and sounding while it is open. The
 password (or PIN) is checked by the action layer on a worker thread; this dialog only shows the
-outcome. An emergency acknowledge needs a reason, which goes into the audit trail.
+outcome. An emergency acknowledge needs a reason, which goes into the audit trail; the action
+layer decides whether one is allowed (a physiological alarm, a few in a while), and when it is
+not, the dialog says why as it opens and the login is the way to acknowledge.
+
+What is typed into the user field goes only to the action layer's check, which never names it in
+the audit trail unless it is an existing account: it may be a password typed into the wrong field.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from station.domain.session import SessionView
-from station.presenters.actions import MIN_REASON, ActionLayer
+from station.presenters.actions import ActionLayer
 from station.ui import theme
 
 
@@ -77,13 +82,21 @@ class LoginDialog(QDialog):
         lay.addWidget(self.buttons)
         self.reason = QLineEdit()
         self.emergency = QPushButton("Acknowledge without login")
+        self.emergency_note = QLabel("")
+        self.emergency_note.setWordWrap(True)
         if alarm_id is not None:
             box = QGroupBox("Emergency: no time to log in")
             inner = QFormLayout(box)
             self.reason.setPlaceholderText("Why (recorded in the audit trail)")
             inner.addRow("Reason", self.reason)
             inner.addRow("", self.emergency)
+            inner.addRow(self.emergency_note)
             self.emergency.clicked.connect(self.emergency_acknowledge)
+            refused = actions.emergency_refusal(alarm_id)
+            if refused:  # said before a reason is typed in vain; the login still works
+                self.emergency_note.setText(f"Without a login: no — {refused}.")
+                self.reason.setEnabled(False)
+                self.emergency.setEnabled(False)
             lay.addWidget(box)
         actions.login_failed.connect(self._failed)
         actions.session_changed.connect(self._changed)
@@ -107,8 +120,9 @@ class LoginDialog(QDialog):
         """Acknowledge the alarm without a login; the reason is required."""
         if self._alarm_id is None:
             return
-        if not self._actions.emergency_acknowledge(self._alarm_id, self.reason.text()):
-            self.message.setText(f"Give a reason (at least {MIN_REASON} characters).")
+        refused = self._actions.emergency_acknowledge(self._alarm_id, self.reason.text())
+        if refused:  # a short reason, a technical alarm, or too many: the login remains
+            self.message.setText(refused)
             return
         self.emergency_done = True
         self.accept()

@@ -48,6 +48,7 @@ def connect_core(
     core.vitals_batch.connect(window.on_vitals_batch, connection)
     core.data_gap.connect(window.on_gap, connection)
     core.alarm_changed.connect(window.on_alarm, connection)
+    core.alarm_changed.connect(actions.on_alarm, connection)  # kinds: emergency acks' rule
     core.stats_changed.connect(window.on_stats, connection)
     core.stats_changed.connect(dialogs.on_stats, connection)
     core.connection_changed.connect(window.on_connection, connection)

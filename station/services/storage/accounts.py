@@ -10,12 +10,22 @@ guess than one hash. A PIN (4–8 digits, for a quick user switch by ward staff 
 admins or auditors) gets the same hash; what protects it online is the back-off and lockout:
 
 - after each failure the next attempt for that user waits 1, 2, 4 … up to 30 s;
-- after ``max_failures`` in a row the account is locked for ``lockout_s`` (an admin may unlock).
-Failures survive a restart (they are in the file), so restarting does not reset the count; once a
-lockout has run out, the count starts again from zero. An unknown name gets the same answer and
-the same hash as a wrong password. (Names are not secret at a nurse station: the login dialog
-lists them for a quick switch.) A name that is not a valid user name is never logged or
-audited: it may be a password typed into the wrong field.
+- every ``max_failures`` failures the account is locked, each lockout longer than the one
+  before: ``lockout_s`` (15 min), then :data:`LOCKOUT_GROWTH` times that (1 h); the
+  :data:`ADMIN_LOCKOUT`-th lockout lasts until an admin unlocks the account (the users dialog, or
+  ``station users unlock`` from a shell).
+
+The count of failures and of lockouts is reset only by a successful login or an admin (unlock, a
+new password), never by time: a count that restarted when a lockout ran out let anyone try
+about 470 PINs a day against a nurse's account, for ever and without anyone noticing; now, with
+the defaults, 15 wrong guesses in all need an admin. The attempt that locks an account says so
+in its result (:class:`Lockout`), for the audit trail and the station's technical alarm.
+Failures survive a restart (they are in the file), so restarting does not reset the count. An
+unknown name gets the same answer and the same hash as a wrong password. (Names are not secret
+at a nurse station: the login dialog lists them for a quick switch.) A name that is not an
+existing account — invalid, or valid but unknown — is never logged or returned: it may be a
+password typed into the wrong field, so the result names :data:`INVALID_NAME` instead, and only
+that reaches the audit trail.
 
 The file is re-read before every change, so an account added with ``station users add`` while
 the station runs is not overwritten. Thread-safe (one lock). Every method that hashes or writes
@@ -55,7 +65,16 @@ SCRYPT_R, SCRYPT_P, SALT_BYTES, HASH_BYTES = 8, 1, 16, 32
 BACKOFF_MAX_S = 30.0
 MIN_PASSWORD = 8
 INVALID_NAME = "(not a user name)"
-"""Stands for a typed name that is not a valid user name in logs and the audit trail."""
+"""Stands for a typed name that is not an existing account in logs and the audit trail."""
+LOCKOUT_GROWTH = 4.0
+"""Each further lockout without a successful login in between is this many times longer."""
+ADMIN_LOCKOUT = 3
+"""The lockout (counted since the last successful login or admin unlock) that only an admin ends:
+after three rounds of guesses it is no forgetful nurse."""
+UNKNOWN = "unknown user or wrong password"
+ADMIN_LOCKED = "account locked after repeated failed logins: an admin must unlock it"
+_LOCK_KEYS = ("failures", "locked_until", "next_try_at", "lockouts", "admin_lock")
+"""What a successful login or an admin's unlock clears."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 PIN_PATTERN = re.compile(r"^[0-9]{4,8}$")
 
@@ -65,13 +84,31 @@ class AccountError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Lockout:
+    """A lockout that a failed login has just caused (for the audit trail and the alarm).
+
+    Attributes:
+        failures: failed logins since the last successful one (or the last admin unlock).
+        number: 1 for the first lockout since then, 2 for the second, …
+        until: when it ends (UTC epoch seconds); None: when an admin unlocks the account.
+    """
+
+    failures: int
+    number: int
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthResult:
-    """The outcome of a login attempt; ``reason`` is shown to the user when it failed."""
+    """The outcome of a login attempt; ``reason`` is shown to the user when it failed.
+    ``user`` is an existing account's name or :data:`INVALID_NAME`, never other typed text;
+    ``lockout`` is set when this attempt locked the account."""
 
     ok: bool
     user: str
     role: Role | None = None
     reason: str = ""
+    lockout: Lockout | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -105,10 +142,17 @@ class Accounts:
 
     Args:
         path: the users file.
-        max_failures: failed attempts in a row that lock an account.
-        lockout_s: how long a locked account stays locked.
-        clock: UTC epoch seconds.
+        max_failures: failed attempts that lock an account (again after each such number).
+        lockout_s: how long the first lockout lasts (the next is :data:`LOCKOUT_GROWTH` times
+            longer, the :data:`ADMIN_LOCKOUT`-th needs an admin).
+        clock: UTC epoch seconds (wall time: a lockout must outlast a restart, so its end is
+            stored in the file).
         scrypt_n: the scrypt cost (tests may lower it; the file records it per hash).
+
+    Attributes:
+        cleared: called with a user's name after an admin cleared that account's failed logins
+            (:meth:`unlock`, :meth:`set_password`), on the thread that made the change; the
+            action layer ends the account's lockout alarm with it. None: nobody listens.
     """
 
     def __init__(
@@ -128,6 +172,7 @@ class Accounts:
         if path.exists():
             self._users = _read_users(path)
         self._dummy = _new_hash("not a password", scrypt_n)  # same cost for unknown names
+        self.cleared: Callable[[str], None] | None = None
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -141,8 +186,7 @@ class Accounts:
         now = self._clock()
         with self._lock:
             return [
-                (name, Role(u["role"]), u.get("locked_until", 0.0) > now)
-                for name, u in sorted(self._users.items())
+                (name, Role(u["role"]), _locked(u, now)) for name, u in sorted(self._users.items())
             ]
 
     def role_of(self, name: str) -> Role | None:
@@ -175,17 +219,18 @@ class Accounts:
             self._save()
 
     def set_password(self, name: str, password: str) -> None:
-        """Replace a user's password (and clear a lockout)."""
+        """Replace a user's password (an admin's act: it also clears the failed logins and any
+        lockout, as :meth:`unlock` does)."""
         self._check_password(password)
         hashed = _new_hash(password, self._n)
         with self._lock:
             self._reload()
             u = self._get(name)
             u["password"] = hashed
-            u.pop("failures", None)
-            u.pop("locked_until", None)
-            u.pop("next_try_at", None)
+            for key in _LOCK_KEYS:
+                u.pop(key, None)
             self._save()
+        self._tell_cleared(name)
 
     def set_pin(self, name: str, pin: str | None) -> None:
         """Set or remove a user's quick-switch PIN."""
@@ -203,13 +248,15 @@ class Accounts:
             self._save()
 
     def unlock(self, name: str) -> None:
-        """Clear a lockout (an admin's decision)."""
+        """Clear a lockout and the count of failed logins behind it (an admin's decision): the
+        next lockout is a first one again."""
         with self._lock:
             self._reload()
             u = self._get(name)
-            for key in ("failures", "locked_until", "next_try_at"):
+            for key in _LOCK_KEYS:
                 u.pop(key, None)
             self._save()
+        self._tell_cleared(name)
 
     def remove(self, name: str) -> None:
         """Delete a user; the last admin cannot be deleted (nobody could run the station)."""
@@ -225,22 +272,24 @@ class Accounts:
     # -- login -----------------------------------------------------------------------------
 
     def authenticate(self, name: str, secret: str, *, pin: bool = False) -> AuthResult:
-        """Check a password (or a PIN); applies the back-off and lockout. Takes ~0.3 s: call it
-        off the GUI thread."""
+        """Check a password (or a PIN); applies the back-off and the escalating lockouts. Takes
+        ~0.3 s: call it off the GUI thread."""
         now = self._clock()
         if not NAME_PATTERN.match(name):
             _matches(secret, self._dummy)  # the same cost as any other failure
-            return AuthResult(False, INVALID_NAME, None, "unknown user or wrong password")
+            return AuthResult(False, INVALID_NAME, None, UNKNOWN)
         with self._lock:
             self._reload()
             u = self._users.get(name)
             if u is not None and 0 < float(u.get("locked_until", 0.0)) <= now:
-                for key in ("failures", "locked_until", "next_try_at"):
-                    u.pop(key, None)  # the lockout ran out: a fresh count
+                u.pop("locked_until", None)  # this lockout ran out; the count goes on
             stored = None if u is None else dict(u.get("pin" if pin else "password") or {})
+            admin_lock = u is not None and bool(u.get("admin_lock"))
             locked_until = 0.0 if u is None else float(u.get("locked_until", 0.0))
             next_try = 0.0 if u is None else float(u.get("next_try_at", 0.0))
             role = None if u is None else Role(u["role"])
+        if admin_lock:
+            return AuthResult(False, name, None, ADMIN_LOCKED)
         if locked_until > now:
             left = time.strftime("%H:%M", time.localtime(locked_until))
             return AuthResult(
@@ -254,30 +303,46 @@ class Accounts:
             )
         ok = _matches(secret, stored if stored else self._dummy) and bool(stored)
         if u is None:
-            return AuthResult(False, name, None, "unknown user or wrong password")
+            return AuthResult(False, INVALID_NAME, None, UNKNOWN)  # the typed text stays here
         with self._lock:
             record = self._users.get(name)
-            if record is None:
-                return AuthResult(False, name, None, "unknown user or wrong password")
+            if record is None:  # removed meanwhile
+                return AuthResult(False, INVALID_NAME, None, UNKNOWN)
             if ok:
-                for key in ("failures", "next_try_at", "locked_until"):
+                for key in _LOCK_KEYS:
                     record.pop(key, None)
                 self._save()
                 return AuthResult(True, name, role)
             failures = int(record.get("failures", 0)) + 1
             record["failures"] = failures
             record["next_try_at"] = now + min(2.0 ** (failures - 1), BACKOFF_MAX_S)
-            reason = "wrong PIN" if pin and stored else "unknown user or wrong password"
+            reason = "wrong PIN" if pin and stored else UNKNOWN
             if pin and not stored:
                 reason = "no PIN set for this user: use the password"
-            if failures >= self._max_failures:
-                record["locked_until"] = now + self._lockout_s
-                reason = (
-                    f"{failures} failed attempts: account locked for {self._lockout_s / 60:.0f} min"
+            lockout = None
+            if failures % self._max_failures == 0:
+                lockout = self._lock_out(record, failures, now)
+                reason = f"{failures} failed attempts: " + (
+                    "account locked until an admin unlocks it"
+                    if lockout.until is None
+                    else f"account locked for {(lockout.until - now) / 60:.0f} min"
                 )
             self._save()
-        log.info("login failed for %s: %s", name[:64], reason)
-        return AuthResult(False, name, None, reason)
+        log.info("login failed for %s: %s", name, reason)
+        return AuthResult(False, name, None, reason, lockout)
+
+    def _lock_out(self, record: dict[str, Any], failures: int, now: float) -> Lockout:
+        """Lock ``record`` (under the lock): longer each time, until an admin at the
+        :data:`ADMIN_LOCKOUT`-th."""
+        number = int(record.get("lockouts", 0)) + 1
+        record["lockouts"] = number
+        if number >= ADMIN_LOCKOUT:
+            record["admin_lock"] = True
+            record.pop("locked_until", None)
+            return Lockout(failures, number, None)
+        until = now + self._lockout_s * LOCKOUT_GROWTH ** (number - 1)
+        record["locked_until"] = until
+        return Lockout(failures, number, until)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -299,6 +364,11 @@ class Accounts:
         if self.path.exists():
             self._users = _read_users(self.path)
 
+    def _tell_cleared(self, name: str) -> None:
+        listener = self.cleared
+        if listener is not None:
+            listener(name)
+
     def _get(self, name: str) -> dict[str, Any]:
         u = self._users.get(name)
         if u is None:
@@ -309,6 +379,11 @@ class Accounts:
         """Write atomically (temp file, fsync, rename), readable by the station's user only."""
         doc = {"version": FORMAT_VERSION, "users": self._users}
         write_private(self.path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def _locked(user: dict[str, Any], now: float) -> bool:
+    """Whether ``user`` (a record of the file) is locked out at ``now``."""
+    return bool(user.get("admin_lock")) or float(user.get("locked_until", 0.0)) > now
 
 
 def _read_users(path: Path) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,12 @@ station's screen; each hands its result back through a private signal of the dia
 queued in the GUI thread. Closing the dialog joins them with a timeout; a result that arrives
 after that is dropped.
 
+An export is a signed bundle in the name of the auditor who opened the view (the source records
+it so). So the view is closed when the station locks or changes hands
+(:class:`~station.ui.admin_dialogs.AdminDialogs`), and each export asks the action layer again
+(:attr:`AuditView.gate`) at the moment it starts: whoever finds the view open after a lock must
+log in first, and only its owner exports from it.
+
 Signals:
     loaded(AuditSnapshot): the table and the banner show a new snapshot.
     load_failed(str): the source could not load the trail; the reason is in the banner.
@@ -76,6 +82,11 @@ class AuditView(QDialog):
     Attributes:
         choose_folder: None (the default): a chooser that is not modal asks where an export
             goes; a test sets a callable that answers at once (None: cancelled).
+        gate: who may export now (the action layer's check: a denial is audited and asks for a
+            login), asked when an export is asked for and again when it starts; None: no
+            check (a view of its own, a test).
+        owner: the user the source exports in the name of; a gate that names someone else is
+            refused. None: anyone the gate allows.
     """
 
     loaded = Signal(object)
@@ -94,6 +105,8 @@ class AuditView(QDialog):
         self._export_thread: threading.Thread | None = None
         self._closed = False
         self.choose_folder: Callable[[], Path | None] | None = None
+        self.gate: Callable[[], str | None] | None = None
+        self.owner: str | None = None
         self._load_done.connect(self._on_load_done, Qt.ConnectionType.QueuedConnection)
         self._export_done.connect(self._on_export_done, Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle("Audit trail (read-only)")
@@ -299,7 +312,32 @@ class AuditView(QDialog):
 
     # -- export ------------------------------------------------------------------------------
 
+    def _may_export(self) -> bool:
+        """Whether the session may export from this view now; a refusal is said in the view
+        (and, by the gate, audited with a login asked for)."""
+        if self.gate is None:
+            return True
+        user = self.gate()
+        if user is None:
+            self._show_export(
+                "Export refused: it needs an auditor's login. Log in and open the audit trail"
+                " again.",
+                BAD_TEXT,
+            )
+            return False
+        if self.owner is not None and user != self.owner:
+            log.warning("audit export from %s's view refused to %s", self.owner, user)
+            self._show_export(
+                f"Export refused: this view exports in the name of {self.owner}. Open the audit"
+                " trail again to export as yourself.",
+                BAD_TEXT,
+            )
+            return False
+        return True
+
     def _ask_and_export(self) -> None:
+        if not self._may_export():
+            return
         if self.choose_folder is not None:
             folder = self.choose_folder()
             if folder is not None:
@@ -312,8 +350,9 @@ class AuditView(QDialog):
     def export_to(self, folder: Path) -> bool:
         """Ask the source for a bundle in ``folder`` with the current From/To bounds, off the
         GUI thread; :attr:`exported` or :attr:`export_failed` follows. False (and nothing
-        follows) while another export is running."""
-        if self._export_thread is not None:
+        follows) while another export is running, or when :attr:`gate` refuses: the folder may
+        have been chosen after the station locked."""
+        if self._export_thread is not None or not self._may_export():
             return False
         flt = self.current_filter()
         since, until = flt.since, flt.until
