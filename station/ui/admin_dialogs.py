@@ -34,6 +34,7 @@ from station.domain.roles import Action
 from station.domain.session import SessionView
 from station.domain.status import IngestStats
 from station.presenters.actions import ActionLayer
+from station.presenters.data_reads import record_read
 from station.presenters.ward_admin import WardAdmin
 from station.services.jobs import Jobs
 from station.services.storage.quarantine_store import QuarantineStore
@@ -116,6 +117,10 @@ class AdminDialogs(QObject):
     def authorize(self, action: Action, target: str) -> str | None:
         """The action layer's check (a denial is audited and asks for a login)."""
         return self._actions.request(action, target, target)
+
+    def record_read(self, view: str, target: str) -> None:
+        """Audit that ``view`` of ``target`` was opened (:mod:`station.presenters.data_reads`)."""
+        record_read(self._actions, view, target)
 
     def keep_and_show(self, dialog: QDialog) -> QDialog:
         """Show ``dialog``; it closes when the session locks or changes hands."""
@@ -223,6 +228,7 @@ class AdminDialogs(QObject):
         user = request()
         if user is None:
             return None
+        record_read(self._actions, "audit trail", "audit")  # it names beds and patients' ids
         dialog = AuditView(self._audit_source(user), self._window)
         dialog.gate, dialog.owner = request, user
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

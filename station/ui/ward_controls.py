@@ -42,6 +42,10 @@ class DialogHost(Protocol):
         and a login asked for."""
         ...
 
+    def record_read(self, view: str, target: str) -> None:
+        """Audit that ``view`` of ``target`` (a bed) was opened: a read of patient data."""
+        ...
+
     def keep_and_show(self, dialog: QDialog) -> QDialog:
         """Show ``dialog``, to be closed when the session locks or changes hands."""
         ...
@@ -118,6 +122,7 @@ class WardControls:
         user = self._host.authorize(Action.PATIENTS, bed)
         if user is None:
             return None
+        self._host.record_read("patient record", bed)
         return self._show(PatientDialog(self.admin, bed, user, self._host.dialog_parent))
 
     def set_monitoring(self, bed: str, reason: str) -> None:

@@ -13,6 +13,7 @@ from station.config.credentials import use_memory_keyring
 from station.config.settings import from_mapping
 from station.presenters.actions import ActionLayer
 from station.presenters.data_reads import LOCKED
+from station.presenters.ward_admin import WardAdmin
 from station.services.audit.writer import AuditWriter
 from station.services.storage.accounts import Accounts
 from station.services.storage.trends import TrendStore
@@ -78,3 +79,19 @@ def test_a_read_while_locked_is_recorded_as_such(
         actions.shutdown(1.0)
         assert audit.close(5.0)
     assert reads(data) == [(LOCKED, "none", "Bed 1", "detail")]
+
+
+def test_opening_the_patient_record_is_a_read(qtbot: QtBot, wire: Wiring, tmp_path: Path) -> None:
+    clock = FakeClock()
+    data = tmp_path / "data"
+    settings = from_mapping({"station": {"data_dir": str(data)}, "ward": {"beds": 1}})
+    with use_memory_keyring():
+        audit = AuditWriter(data / "audit", clock=clock)
+        audit.start()
+        admin = WardAdmin(settings, audit, clock=clock)
+        screen = wire(settings, clock, audit, admin=admin, core=False)
+        assert screen.dialogs.ward is not None
+        assert screen.dialogs.ward.open_patient("Bed 1") is not None
+        assert admin.stop(5.0)
+        assert audit.close(5.0)
+    assert reads(data) == [(NURSE, "nurse", "Bed 1", "patient record")]
