@@ -175,7 +175,7 @@ class Station(QObject):
         self._stop_by = ("station", "system", "stopped by the program")
         password = secret("mqtt", settings.mqtt.username) if settings.mqtt.username else None
         # Before the audit writer: it publishes every checkpoint on this worker's retained topic.
-        self.mqtt = MqttWorker(settings, password, self.clock.now)
+        self.mqtt = MqttWorker(settings, password, self.clock.now, signing_key=key)
         self.audit = AuditWriter(
             data_dir / "audit",
             clock=clock,
@@ -258,14 +258,16 @@ class Station(QObject):
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
         self.core.moveToThread(self.core_thread)
-        apply = None
-        if broker_credentials is not None:
+        apply = remove = None
+        if broker_credentials is not None:  # the demo's broker: onboarding and revoking at once
             apply = lambda c: broker_credentials.add(c.username, c.password)  # noqa: E731
+            remove = broker_credentials.remove
         self.ward = WardAdmin(
             settings,
             self.audit,
             clock=clock,
             apply_credential=apply,
+            remove_credential=remove,
             role=self._session_role,
             parent=self,
         )

@@ -4,7 +4,10 @@ for an admin who scripts a whole ward.
 They work on the same registry file as the onboarding dialog (under a file lock), so they may run
 while the station is up: it picks the change up within a second and audits it (the station alone
 writes the audit trail; the registry records who made each change). ``onboard`` prints the
-device's broker credential once — the password is not kept anywhere — for the admin to deploy.
+device's broker credential once — the password is not kept anywhere — for the admin to deploy;
+``revoke`` prints what to undo on the broker (the ``mosquitto_passwd -D`` command and the ACL
+lines), since the station only refuses the device's messages: its login stays valid at the
+broker until the admin removes it.
 Every refusal is one line on stderr and exit code 2. The manufacturer's side (``keygen``,
 ``voucher``, ``endorse``) is in :mod:`station.cli.vouchers`.
 """
@@ -20,7 +23,12 @@ from pathlib import Path
 
 from station.cli.vouchers import add_voucher_commands, run_voucher_command
 from station.config.settings import Settings, load
-from station.domain.broker_credentials import make_credential
+from station.domain.broker_credentials import (
+    ACL_FILE,
+    PASSWORD_FILE,
+    credential_removal,
+    make_credential,
+)
 from station.domain.devices import RegistryError
 from station.domain.vouchers.checking import check_voucher
 from station.domain.vouchers.keys import key_id, load_public_key, load_trust
@@ -52,6 +60,10 @@ def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     move.add_argument("bed")
     revoke = dsub.add_parser("revoke", help="decommission a device: its messages are refused")
     revoke.add_argument("device")
+    revoke.add_argument(
+        "--password-file", default=PASSWORD_FILE, help=f"the broker's (default {PASSWORD_FILE})"
+    )
+    revoke.add_argument("--acl-file", default=ACL_FILE, help=f"the broker's (default {ACL_FILE})")
     add_voucher_commands(dsub)
 
 
@@ -75,6 +87,7 @@ def run_devices(args: argparse.Namespace) -> int:
         else:
             registry.revoke(args.device, by=_who(), at=time.time())
             print(f"{args.device} decommissioned")
+            _removal(args.device, args.password_file, args.acl_file)
     except (RegistryError, TrustError, OSError, ValueError) as exc:
         print(f"station devices {args.devices_command}: {exc}", file=sys.stderr)
         return 2
@@ -140,4 +153,17 @@ def _onboard(settings: Settings, registry: DeviceRegistry, args: argparse.Namesp
     print(cred.password_line)
     print("# acl_file lines")
     for line in cred.acl:
+        print(line)
+
+
+def _removal(device: str, password_file: str, acl_file: str) -> None:
+    """Print what the admin must undo on the broker: the station refuses the device's messages
+    from now on, but its broker login stays valid until it is removed there."""
+    try:
+        removal = credential_removal(device)
+    except ValueError:
+        print("no broker credential to remove: this name was never given one")
+        return
+    print("its broker login is still valid: remove it on the broker")
+    for line in removal.lines(password_file, acl_file):
         print(line)

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from station.config.peer_settings import PeersSection
 from station.config.renamed_keys import upgrade_mapping
 from station.domain.alarms import AlarmLimits, Priority
 from station.domain.messages import DEVICE_ID_PATTERN
@@ -103,9 +104,7 @@ class MqttSection(BaseModel):
         int,
         # At least an hour: a restart, an upgrade or a reboot of the station must not make the
         # broker drop its queue (with 60 s, a slow reboot lost every message sent meanwhile).
-        Field(
-            ge=3600, le=7 * 86400, description="Broker keeps the session this long when away"
-        ),
+        Field(ge=3600, le=7 * 86400, description="Broker keeps the session this long when away"),
     ] = 86400
     allow_plain_remote: Annotated[
         bool, Field(description="Admin override: plain MQTT to a non-loopback host")
@@ -181,9 +180,10 @@ class InfluxSection(BaseModel):
 
     @model_validator(mode="after")
     def _safe(self) -> InfluxSection:
-        # Checked whether or not the historian is enabled, as for the broker: switching it on
-        # later must not be the moment an unsafe URL is found.
-        host = plain_remote_host(self.url)
+        # Only when enabled: a disabled historian sends nothing, and an older config that keeps
+        # a remote http:// URL switched off must still start after an upgrade. Switching it on
+        # (the settings dialog validates the whole file) is when the URL is judged.
+        host = plain_remote_host(self.url) if self.enabled else None
         if host is not None and not self.allow_plain_remote:
             raise ValueError(
                 f"url: plain HTTP to non-loopback historian {host!r} is refused (the token and "
@@ -230,7 +230,7 @@ class SecuritySection(BaseModel):
         int, Field(ge=3, le=20, description="Failed logins in a row that lock an account")
     ] = 5
     lockout_s: Annotated[
-        float, Field(ge=60, le=86400, description="How long a locked account stays locked")
+        float, Field(ge=60, le=86400, description="First lockout; then 1 h, then an admin unlocks")
     ] = 900.0
 
 
@@ -402,6 +402,7 @@ class Settings(BaseModel):
     devices: DevicesSection = DevicesSection()
     patients: PatientsSection = PatientsSection()
     ui: UiSection = UiSection()
+    peers: PeersSection = PeersSection()
 
     @property
     def client_id(self) -> str:

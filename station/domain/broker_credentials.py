@@ -7,6 +7,11 @@ ACL that lets the device write its own vitals topic and nothing else (see
 ``config/mosquitto-acl.example``). Both are text files parsed line by line, so a device id is
 checked before it goes into either: one that could end a line or add a field would let a
 voucher grant itself more than its topic.
+
+Revoking a device undoes both edits (:func:`credential_removal`): the station refuses its
+messages at once, but only the broker can refuse its login, and until the admin deletes its
+``password_file`` entry (``mosquitto_passwd -D``) and its ACL block, and reloads Mosquitto, the
+device (or whoever holds its password) still connects and publishes to the ward's broker.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import base64
 import hashlib
 import re
 import secrets
+import shlex
 from dataclasses import dataclass, field
 
 from station.domain.messages import DEVICE_ID_PATTERN
@@ -24,6 +30,9 @@ SALT_BYTES = 12
 PBKDF2_ITERATIONS = 101
 """Mosquitto 2.0's default; the broker reads the count from each line, so more also works."""
 HASH_BYTES = 64
+PASSWORD_FILE = "/etc/mosquitto/passwd"
+ACL_FILE = "/etc/mosquitto/acl"
+"""Where ``config/mosquitto-hardened.conf`` keeps them (its ``password_file`` and ``acl_file``)."""
 STATION_PREFIX = "station-"
 """Stations log in as ``station-<id>``; a device with such a name would be a station's user."""
 
@@ -109,3 +118,38 @@ def make_credential(device_id: str) -> DeviceCredential:
         password_line=mosquitto_password_line(device_id, password),
         acl=acl,
     )
+
+
+@dataclass(frozen=True)
+class CredentialRemoval:
+    """What to undo on the broker for a revoked device: its ``password_file`` entry and the ACL
+    block onboarding gave it. ``applied``: already removed from the demo's embedded broker."""
+
+    username: str
+    acl: tuple[str, ...]
+    applied: bool = False
+
+    def password_command(self, password_file: str = PASSWORD_FILE) -> str:
+        """The ``mosquitto_passwd -D`` command that deletes the device's login (the user name
+        is a checked device id; the path is quoted for the shell)."""
+        return f"mosquitto_passwd -D {shlex.quote(password_file)} {self.username}"
+
+    def lines(self, password_file: str = PASSWORD_FILE, acl_file: str = ACL_FILE) -> list[str]:
+        """The admin's instructions, one per line: the command, then the ACL lines to delete."""
+        return [
+            "# password_file: delete the device's login",
+            self.password_command(password_file),
+            f"# acl_file ({acl_file}): delete these lines",
+            *self.acl,
+            "# then reload the broker: systemctl reload mosquitto",
+        ]
+
+
+def credential_removal(device_id: str, *, applied: bool = False) -> CredentialRemoval:
+    """The broker edits that revoke ``device_id``'s credential (the inverse of
+    :func:`make_credential`).
+
+    Raises:
+        ValueError: as :func:`acl_lines` (such a device was never given a credential).
+    """
+    return CredentialRemoval(device_id, tuple(acl_lines(device_id)), applied)

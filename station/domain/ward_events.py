@@ -13,7 +13,10 @@ a nurse's limit change stayed on the station where she made it. Here:
   ``healthcare/station/<id>/ward`` when a nurse changes a bed's limits, :class:`AudioPauseBed`
   the one for a bed's alarm audio paused or resumed there, and
   :func:`parse_ward_event` is the strict reading of a peer's (docs/two-stations.md has the
-  schema).
+  schema), once :mod:`station.domain.peer_signature` has checked the sender's signature and
+  taken its fields off;
+- :meth:`TechnicalIds.shared` says which technical alarms are named alike on every station, the
+  only ones another station may acknowledge here.
 
 Pure: no Qt, no paho, no I/O. The core thread owns the objects made here.
 """
@@ -99,6 +102,7 @@ class TechnicalIds:
         self._station = station
         self._clock = clock
         self._last: dict[tuple[str, str], tuple[str, int]] = {}  # (device, param) → (base, n)
+        self._shared: dict[str, None] = {}  # ids named as every station names them (in order)
 
     def name(self, device: str, bed: str, parameter: str, heard: float | None) -> str:
         """The id of a technical alarm being raised now; ``heard`` is the device time of the
@@ -112,9 +116,24 @@ class TechnicalIds:
         if len(self._last) >= MAX_NAMED:
             del self._last[next(iter(self._last))]
         self._last[key] = (base, repeats)
-        if not repeats:
-            return base
-        return hashlib.sha256(f"{base}|{repeats}".encode()).hexdigest()[:16]
+        name = base if not repeats else hashlib.sha256(f"{base}|{repeats}".encode()).hexdigest()
+        return self._keep_shared(name[:16])
+
+    def _keep_shared(self, alarm_id: str) -> str:
+        self._shared.pop(alarm_id, None)
+        if len(self._shared) >= MAX_NAMED:
+            del self._shared[next(iter(self._shared))]
+        self._shared[alarm_id] = None
+        return alarm_id
+
+    def shared(self, alarm_id: str) -> bool:
+        """Whether ``alarm_id`` is a technical alarm named here as every station of the ward
+        names it (a device's condition anchored on its data), so another station may
+        acknowledge it. The station's own conditions (its sound, broker link, stores, clock,
+        audit trail) and a device not heard since the start are named by this station alone:
+        never shared. Of the shared ids only the newest :data:`MAX_NAMED` are kept; an older
+        one reads as not shared, so a peer cannot acknowledge it (the nurse here still can)."""
+        return alarm_id in self._shared
 
 
 # -- ward events ---------------------------------------------------------------------------------
@@ -250,10 +269,10 @@ def _no_constants(name: str) -> float:
     raise _UnreadableError(f"{name} is not a JSON number")
 
 
-def parse_ward_event(raw: bytes) -> LimitsChange | AudioPauseBed | WardRefusal:
-    """Read a peer's ward event as strictly as a device's vitals: a size cap, JSON without
-    duplicate keys or NaN, a known kind, and then the model in strict mode (``"72"`` is not a
-    number, ``true`` not a version). Never raises."""
+def read_ward_json(raw: bytes) -> dict[str, Any] | WardRefusal:
+    """The JSON object of a peer's ward event, read as strictly as a device's vitals: a size
+    cap, no duplicate keys, no NaN; the signature check (:mod:`station.domain.peer_signature`)
+    reads the event through here before its schema does. Never raises."""
     if len(raw) > MAX_WARD_EVENT_BYTES:
         return WardRefusal("too_large", f"{len(raw)} bytes")
     try:
@@ -262,6 +281,16 @@ def parse_ward_event(raw: bytes) -> LimitsChange | AudioPauseBed | WardRefusal:
         return WardRefusal("not_json", str(exc)[:200])
     if not isinstance(doc, dict):
         return WardRefusal("not_object", type(doc).__name__)
+    return doc
+
+
+def parse_ward_event(raw: bytes) -> LimitsChange | AudioPauseBed | WardRefusal:
+    """Read a peer's ward event (without its signature fields) as strictly as a device's
+    vitals: :func:`read_ward_json`, a known kind, and then the model in strict mode (``"72"``
+    is not a number, ``true`` not a version). Never raises."""
+    doc = read_ward_json(raw)
+    if isinstance(doc, WardRefusal):
+        return doc
     kind = doc.get("kind")
     model: type[LimitsChange] | type[AudioPauseBed]
     if kind == LIMITS_CHANGE:

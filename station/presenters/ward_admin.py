@@ -36,8 +36,9 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from station.config.settings import Settings
-from station.domain.broker_credentials import DeviceCredential
+from station.domain.broker_credentials import CredentialRemoval, DeviceCredential
 from station.domain.devices import DeviceBook
+from station.domain.patients.policies import BedPolicies
 from station.domain.patients.records import ConsentEvent, Patient, Purpose
 from station.domain.patients.table import PatientTable
 from station.domain.ports import AuditSink
@@ -78,6 +79,7 @@ class WardAdmin(QObject):
         role: Callable[[], str] = lambda: "user",
         parent: QObject | None = None,
         jobs: Jobs | None = None,
+        remove_credential: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(parent)
         self._role = role
@@ -94,7 +96,7 @@ class WardAdmin(QObject):
         store = PatientStore(data / PATIENT_FILE, settings.station.id)
         self._changes = WardChanges(
             settings, audit, clock, apply_credential, store, self.registry, self.trust_dir,
-            self.beds,
+            self.beds, remove_credential=remove_credential,
         )  # fmt: skip
         self.fault = self._changes.fault
         # The GUI thread's snapshot of the saved table: replaced after each change, never
@@ -120,13 +122,14 @@ class WardAdmin(QObject):
         """The patient's consent history, oldest first."""
         return self.table.consent_events(patient.patient_id)
 
-    def policy(self) -> dict[str, BedPolicy]:
+    def policy(self) -> BedPolicies:
         """Bed → what it may do. A bed with no patient and no discharge is anonymous: shown,
-        alarmed and stored as before admissions existed."""
+        alarmed and stored as before admissions existed. With the stays whose storage consent
+        is not given, for the core to hold back what it spooled of them already."""
         out: dict[str, BedPolicy] = {}
         if self.fault is not None:
             # Whose consent is missing cannot be known: nothing goes to the historian.
-            return {bed: BedPolicy(standby=False, store=False) for bed in self.beds}
+            return BedPolicies({bed: BedPolicy(standby=False, store=False) for bed in self.beds})
         discharged = {
             p.stays[-1].bed for p in self.table.all_patients() if not p.active and p.stays
         }
@@ -141,7 +144,7 @@ class WardAdmin(QObject):
             if suspended is not None and not (bed in out and out[bed].standby):
                 kept = out.get(bed, BedPolicy())
                 out[bed] = BedPolicy(True, kept.store, kept.patient, suspended[0])
-        return out
+        return BedPolicies(out, self.table.withheld(Purpose.STORAGE))
 
     def suspended(self, bed: str) -> tuple[str, float] | None:
         """Why and since when (wall time) the bed's monitoring is suspended, if it is."""
@@ -174,16 +177,13 @@ class WardAdmin(QObject):
 
     def export_excluded(self, bed: str) -> list[tuple[float, float]]:
         """The times ``bed`` held a patient who has not consented to export (each stay, open
-        stays up to now): an export leaves out whatever falls in them."""
-        spans = []
-        for patient in self.table.all_patients():
-            if self.allows(patient, Purpose.EXPORT):
-                continue
-            for stay in patient.stays:
-                if stay.bed == bed:
-                    until = stay.until if stay.until is not None else float("inf")
-                    spans.append((stay.since, until))
-        return spans
+        stays up to now, and those of purged patients who had refused): an export leaves out
+        whatever falls in them."""
+        return [
+            (s.since, s.until if s.until is not None else float("inf"))
+            for s in self.table.withheld(Purpose.EXPORT)
+            if s.bed == bed
+        ]
 
     def admission_text(self) -> str:
         """How devices reach a bed on this ward, in words for the window and the dialog."""
@@ -330,7 +330,7 @@ class WardAdmin(QObject):
         device_id: str,
         user: str,
         *,
-        done: Callable[[None], None] | None = None,
+        done: Callable[[CredentialRemoval | None], None] | None = None,
         failed: Failed | None = None,
         context: QObject | None = None,
     ) -> None:
@@ -391,9 +391,10 @@ class WardAdmin(QObject):
         patient it was associated with."""
         self._now(self._changes.reassign(device_id, bed, user))
 
-    def revoke_now(self, device_id: str, user: str) -> None:
-        """Decommission a device: its later messages are refused."""
-        self._now(self._changes.revoke(device_id, user))
+    def revoke_now(self, device_id: str, user: str) -> CredentialRemoval | None:
+        """Decommission a device: its later messages are refused. Returns what to undo on the
+        broker, where its credential stays valid until then (applied at once in the demo)."""
+        return self._now(self._changes.revoke(device_id, user))
 
     # -- putting a change in force (the calling thread: GUI) --------------------------------
 

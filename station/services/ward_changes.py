@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from station.config.settings import Settings
-from station.domain.broker_credentials import DeviceCredential, make_credential
+from station.domain.broker_credentials import (
+    CredentialRemoval,
+    DeviceCredential,
+    credential_removal,
+    make_credential,
+)
 from station.domain.devices import DeviceBook, RegistryError
 from station.domain.patients.records import ConsentEvent, Patient, PatientError, Purpose
 from station.domain.patients.table import PatientTable
@@ -62,6 +67,7 @@ class WardChanges:
         apply_credential: gives a new device credential to the demo's broker (thread-safe).
         store, registry, trust_dir: the patient table, the device registry, the voucher keys.
         beds: the ward's bed labels.
+        remove_credential: refuses a revoked device's user at the demo's broker (thread-safe).
     """
 
     def __init__(
@@ -74,9 +80,11 @@ class WardChanges:
         registry: DeviceRegistry,
         trust_dir: Path,
         beds: tuple[str, ...],
+        *,
+        remove_credential: Callable[[str], None] | None = None,
     ) -> None:
         self._settings, self._audit, self._clock = settings, audit, clock
-        self._apply_credential = apply_credential
+        self._apply_credential, self._remove_credential = apply_credential, remove_credential
         self._store, self.registry, self.trust_dir, self._beds = store, registry, trust_dir, beds
         self._lock = threading.Lock()
         self.fault: str | None = None
@@ -263,14 +271,27 @@ class WardChanges:
                 return Outcome(error=exc)
             return Outcome(table=self._release(device_id), devices=True, changed=True)
 
-    def revoke(self, device_id: str, user: str) -> Outcome[None]:
-        """Decommission a device: its later messages are refused."""
+    def revoke(self, device_id: str, user: str) -> Outcome[CredentialRemoval | None]:
+        """Decommission a device: its later messages are refused. The value says what to undo
+        on the broker, where its credential is still valid (None: it never had one); in the
+        demo the embedded broker refuses it at once, as onboarding applies one at once."""
         with self._lock:
             try:
                 self.registry.revoke(device_id, by=user, at=self._clock())
             except REFUSALS as exc:
                 return Outcome(error=exc)
-            return Outcome(table=self._release(device_id), devices=True, changed=True)
+            removal = self._credential_removed(device_id)
+            return Outcome(removal, table=self._release(device_id), devices=True, changed=True)
+
+    def _credential_removed(self, device_id: str) -> CredentialRemoval | None:
+        try:
+            removal = credential_removal(device_id)
+        except ValueError:
+            return None  # not a name the broker could have had (never given a credential)
+        if self._remove_credential is None:
+            return removal
+        self._remove_credential(device_id)
+        return credential_removal(device_id, applied=True)
 
     def _bed_usable(self, bed: str) -> None:
         if bed and bed not in self._beds:
@@ -339,9 +360,11 @@ class WardChanges:
 
     def _purge_discharged(self) -> None:
         """Forget the identity of patients discharged longer ago than the retention setting
-        (their vitals stay where the historian and trend store keep them, under the bed)."""
+        (their vitals stay where the historian and trend store keep them, under the bed). Who
+        had refused export leaves an exclusion (bed and times) that exports keep honouring."""
         keep_s = self._settings.patients.keep_discharged_days * 86400
         table = PatientTable.from_dict(self.saved.to_dict())
+        kept = len(table.export_exclusions)
         gone = table.purge_discharged(self._clock() - keep_s)
         if not gone:
             return
@@ -351,4 +374,8 @@ class WardChanges:
             log.error("discharged patients not purged: %s", exc)
             return
         self.saved = table
-        self._audit.record("patient.purge", target="patients", details={"patients": list(gone)})
+        details: dict[str, object] = {
+            "patients": list(gone),
+            "export_exclusions_kept": len(table.export_exclusions) - kept,
+        }
+        self._audit.record("patient.purge", target="patients", details=details)

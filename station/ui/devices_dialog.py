@@ -2,7 +2,9 @@
 
 Two tables: onboarded devices (bed, signing, state) and the **unassigned devices** — those whose
 messages reach no bed because nobody onboarded them — with when each was first and last seen and
-how many messages it sent, for the admin to onboard. Moving, releasing and revoking go through
+how many messages it sent, for the admin to onboard. Decommissioning shows what to undo on the
+broker (its password entry and ACL lines), where the device's login stays valid until then, or,
+in the demo, that the embedded broker refuses it already. Moving, releasing and revoking go through
 :class:`~station.presenters.ward_admin.WardAdmin`, which writes the registry; the core audits and
 applies the change within a second. The registry is read and written on the ward admin's worker
 thread; the table fills, and the buttons come back, when it answers.
@@ -22,11 +24,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from station.domain.broker_credentials import CredentialRemoval
 from station.domain.devices import DeviceBook
 from station.domain.timefmt import local_text
 from station.domain.ward import Unassigned
@@ -74,6 +78,9 @@ class DevicesDialog(QDialog):
         self.revoke_button.clicked.connect(self.revoke_selected)
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.broker_lines = QPlainTextEdit()  # a revoked device's lines, to copy to the broker
+        self.broker_lines.setReadOnly(True)
+        self.broker_lines.setVisible(False)
         admission = admin.admission_text()
         actions = QHBoxLayout()
         actions.addWidget(self.move_button)
@@ -88,6 +95,7 @@ class DevicesDialog(QDialog):
         lay.addWidget(self.waiting, 1)
         lay.addWidget(onboard_button)
         lay.addWidget(self.message)
+        lay.addWidget(self.broker_lines)
         admin.changed.connect(self.refresh)
         self.refresh()
 
@@ -183,12 +191,21 @@ class DevicesDialog(QDialog):
         if device is None:
             return False
         self._busy(True)
-        text = f"{device} decommissioned: its messages are refused from now on."
         self._admin.revoke(
             device,
             self._user,
-            done=lambda _none: self._answer(text, ok=True),
+            done=lambda removal: self._revoked(device, removal),
             failed=lambda exc: self._answer(str(exc), ok=False),
             context=self,
         )
         return True
+
+    def _revoked(self, device: str, removal: CredentialRemoval | None) -> None:
+        text = f"{device} decommissioned: its messages are refused from now on."
+        if removal is not None and removal.applied:
+            text += " The demo's embedded broker refuses its login already."
+        elif removal is not None:
+            text += " Its broker login is still valid: apply these lines on the broker."
+        self.broker_lines.setPlainText("" if removal is None else "\n".join(removal.lines()))
+        self.broker_lines.setVisible(removal is not None and not removal.applied)
+        self._answer(text, ok=True)

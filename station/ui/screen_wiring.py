@@ -58,6 +58,7 @@ def connect_core(
     actions.acknowledge.connect(core.acknowledge, connection)
     actions.limits.connect(core.change_limits, connection)
     actions.comment.connect(core.comment_alarm, connection)
+    actions.station_alarm.connect(core.station_condition, connection)  # an account locked out
     core.alarm_commented.connect(window.on_comment, connection)
     core.bed_pause_shared.connect(window.on_peer_bed_pause, connection)
     window.audio.action_taken.connect(core.on_user_action, connection)

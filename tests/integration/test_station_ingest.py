@@ -196,6 +196,9 @@ def test_status_is_retained_with_a_will_and_alarm_events_are_published(
                 "at",
                 "by",
                 "source_time",
+                "station",  # the signature's: who sent it, its key id, the signature
+                "key_id",
+                "sig",
             }
             assert not raised[0][2]
             station.window.acknowledge_requested.emit(event["alarm_id"], "nurse-test")

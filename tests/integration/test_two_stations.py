@@ -32,6 +32,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QApplication, QLabel
@@ -39,7 +40,9 @@ from PySide6.QtWidgets import QApplication, QLabel
 from station import app as station_app
 from station.cli.main import main as station_main
 from station.domain.alarms import AlarmLimits
+from station.domain.vouchers.keys import public_pem
 from station.domain.ward_events import technical_alarm_id
+from station.services.audit.keys import encode_station_key
 from tests.integration.servers.mosquitto import Mosquitto
 from tests.integration.station_harness import (
     NURSE_PASSWORD,
@@ -85,6 +88,7 @@ def _screen(station: Any) -> State:
             for bed, tile in window.tiles.items()
         },
         "paused": {bed: data.audio_paused_s for bed, data in window.beds.items()},
+        "peer_refused": dict(station.core.peer_refused),
         "limits": {
             bed: {
                 "source": shown.source,
@@ -157,11 +161,14 @@ class StationProcess:
     """A station process and its control channel. ``ask`` sends one request and returns the
     screen as it is after it."""
 
-    def __init__(self, name: str, config: Path, log: Path, broker: Mosquitto) -> None:
+    def __init__(
+        self, name: str, config: Path, log: Path, broker: Mosquitto, key: Ed25519PrivateKey
+    ) -> None:
         self.name = name
         self.log = log
         env = dict(os.environ)
         env.update(QT_QPA_PLATFORM="offscreen", STATION_MQTT_PASSWORD=broker.passwords["station"])
+        env["STATION_AUDIT_KEY"] = encode_station_key(key)  # each station its own key
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.test_two_stations", str(config), NURSE],
@@ -264,8 +271,9 @@ class WardListener:
         self._client.loop_stop()
 
 
-def _config(broker: Mosquitto, data: Path, station_id: str) -> Path:
-    """The station's TOML: the broker over TLS, one ward of two beds, the device on Bed 1."""
+def _config(broker: Mosquitto, data: Path, station_id: str, peers: dict[str, Path]) -> Path:
+    """The station's TOML: the broker over TLS, one ward of two beds, the device on Bed 1, and
+    the ward's stations as peers (one list for the whole ward: a station skips its own id)."""
     settings = station_settings(
         broker, data, station={"id": station_id}, ward={"beds": 2, "devices": {DEVICE: 1}}
     )
@@ -287,10 +295,38 @@ beds = 2
 devices = {{ "{DEVICE}" = 1 }}
 [alarms]
 no_data_s = {NO_DATA_S}
+[peers]
+stations = {{ {", ".join(f'"{sid}" = "{pub}"' for sid, pub in peers.items())} }}
 """,
         encoding="utf-8",
     )
     return path
+
+
+STATIONS = ("ward-a", "ward-b")
+
+
+@pytest.fixture
+def ward_keys() -> dict[str, Ed25519PrivateKey]:
+    """Each station's audit signing key (its ``STATION_AUDIT_KEY``): they sign peer events."""
+    return {sid: Ed25519PrivateKey.generate() for sid in STATIONS}
+
+
+@pytest.fixture
+def prepare_station() -> Callable[[str, Path], None]:
+    """What is done to a station's data folder before it starts (a test module overrides it)."""
+    return lambda _sid, _data: None
+
+
+def _peer_files(tmp_path: Path, keys: dict[str, Ed25519PrivateKey]) -> dict[str, Path]:
+    """Each station's public key as its admin hands it to the others: its station-audit.pub."""
+    folder = tmp_path / "peers"
+    folder.mkdir(exist_ok=True)
+    files = {}
+    for sid, key in keys.items():
+        files[sid] = folder / f"{sid}.pub"
+        files[sid].write_bytes(public_pem(key.public_key()))
+    return files
 
 
 @pytest.fixture
@@ -302,15 +338,21 @@ def listener(mosquitto: Mosquitto) -> Iterator[WardListener]:
 
 @pytest.fixture
 def stations(
-    mosquitto: Mosquitto, listener: WardListener, tmp_path: Path
+    mosquitto: Mosquitto,
+    listener: WardListener,
+    tmp_path: Path,
+    ward_keys: dict[str, Ed25519PrivateKey],
+    prepare_station: Callable[[str, Path], None],
 ) -> Iterator[dict[str, StationProcess]]:
-    """Stations ``ward-a`` and ``ward-b`` up, their nurse logged in, both subscribed (their
-    retained "online"); stopped by pid afterwards, and each must exit 0."""
+    """Stations ``ward-a`` and ``ward-b``, each the other's peer, up, their nurse logged in,
+    both subscribed (their retained "online"); stopped by pid afterwards, and each must exit 0."""
+    peers = _peer_files(tmp_path, ward_keys)
+    configs = {sid: _config(mosquitto, tmp_path / sid, sid, peers) for sid in STATIONS}
+    for sid in STATIONS:
+        prepare_station(sid, tmp_path / sid)
     started = {
-        sid: StationProcess(
-            sid, _config(mosquitto, tmp_path / sid, sid), tmp_path / f"{sid}.log", mosquitto
-        )
-        for sid in ("ward-a", "ward-b")
+        sid: StationProcess(sid, configs[sid], tmp_path / f"{sid}.log", mosquitto, ward_keys[sid])
+        for sid in STATIONS
     }
     codes: dict[str, int] = {}
     try:
@@ -363,11 +405,11 @@ def test_an_alarm_and_a_limit_change_made_at_one_station_show_and_are_audited_at
         5,
     )
 
-    # Acknowledged at A: B shows it acknowledged in the nurse's name.
+    # Acknowledged at A: B shows it acknowledged in the nurse's name, at A.
     a.ask("ack", alarm_id=expected)
     b.screen_until(
         lambda s: (
-            {"alarm_id": expected, "state": "acknowledged", "by": NURSE}.items()
+            {"alarm_id": expected, "state": "acknowledged", "by": f"{NURSE}@ward-a"}.items()
             <= next((x for x in s["alarms"] if x["alarm_id"] == expected), {}).items()
         ),
         "the acknowledgement made at A",
@@ -412,12 +454,18 @@ def test_an_alarm_and_a_limit_change_made_at_one_station_show_and_are_audited_at
         assert len(found) == 1, (action, details, [r for r in records if r["action"] == action])
         return found[0]
 
+    for records in (at_a, at_b):  # mutual peers, each signing with its own key: all taken
+        assert [r for r in records if r["action"].endswith(".peer_refused")] == []
     raised_b = one(at_b, "alarm.raise", alarm_id=expected)
     assert raised_b["details"]["parameter"] == "no_data"
     ack_a = one(at_a, "alarm.acknowledge", alarm_id=expected)
     ack_b = one(at_b, "alarm.acknowledge", alarm_id=expected)
     assert (ack_a["actor"], ack_a["details"]["via"]) == (NURSE, None)
-    assert (ack_b["actor"], ack_b["details"]["via"]) == (NURSE, "ward-a")
+    assert (ack_b["actor"], ack_b["role"], ack_b["details"]["via"]) == (
+        f"{NURSE}@ward-a",
+        "peer",
+        "ward-a",
+    )
     change_a = one(at_a, "alarm.limits_change", profile=None)
     change_b = one(at_b, "alarm.limits_change", via="ward-a")
     assert change_a["actor"] == change_b["actor"] == NURSE

@@ -269,6 +269,78 @@ def test_client_cert_with_key_accepted(tmp_path: Path) -> None:
     assert (settings.mqtt.client_cert, settings.mqtt.client_key) == (str(cert), str(key))
 
 
+# -- historian safety -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://historian.hospital.example:8086", "historian.hospital.example"),
+        ("http://10.0.0.5:8086", "10.0.0.5"),
+        ("http://192.168.1.2/influx", "192.168.1.2"),
+        ("http://[2001:db8::1]:8086/", "2001:db8::1"),
+        ("http://", "http://"),
+    ],
+)
+def test_plain_http_to_remote_historian_refused(url: str, host: str) -> None:
+    """The token and the vitals would cross the network in clear text: refused like plain MQTT
+    once the historian is on. Off, it sends nothing, and an older config that keeps such a URL
+    switched off still starts after an upgrade (the dialog judges it when it is switched on)."""
+    message = _error({"influx": {"enabled": True, "url": url}})
+    assert message.startswith("config: influx: url: plain HTTP"), message
+    assert repr(host) in message
+    assert "allow_plain_remote" in message
+    assert from_mapping({"influx": {"enabled": False, "url": url}}).influx.url == url
+
+
+@pytest.mark.parametrize("url", ["http://historian.hospital.example:8086", "http://10.0.0.5"])
+def test_plain_http_to_remote_historian_allowed_by_override(url: str) -> None:
+    settings = from_mapping({"influx": {"enabled": True, "url": url, "allow_plain_remote": True}})
+    assert (settings.influx.url, settings.influx.allow_plain_remote) == (url, True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8086",
+        "http://127.0.0.2:8086",
+        "http://localhost:8086",
+        "http://LOCALHOST",
+        "http://[::1]:8086",
+        "https://historian.hospital.example:8086",
+        "https://10.0.0.5",
+    ],
+)
+def test_loopback_or_https_historian_accepted(url: str) -> None:
+    assert from_mapping({"influx": {"enabled": True, "url": url}}).influx.url == url
+
+
+def test_historian_override_must_be_a_boolean() -> None:
+    message = _error({"influx": {"url": "http://10.0.0.5", "allow_plain_remote": 1}})
+    assert message.startswith("config: influx.allow_plain_remote: "), message
+
+
+def test_missing_historian_ca_file_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pem"
+    message = _error({"influx": {"url": "https://historian.example", "ca_file": str(missing)}})
+    assert message == f"config: influx: ca_file: file not found: {missing}"
+
+
+def test_existing_historian_ca_file_accepted(tmp_path: Path) -> None:
+    ca = _write(tmp_path, "-----BEGIN CERTIFICATE-----\n", "ca.pem")
+    settings = from_mapping({"influx": {"url": "https://historian.example", "ca_file": str(ca)}})
+    assert settings.influx.ca_file == str(ca)
+
+
+def test_plain_remote_historian_on_the_command_line_exits_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, '[influx]\nenabled = true\nurl = "http://10.0.0.5:8086"\n')
+    assert main(["--config", str(path)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "influx: url: plain HTTP to non-loopback historian '10.0.0.5'" in line
+
+
 # -- alarm limits ---------------------------------------------------------------------------------
 
 

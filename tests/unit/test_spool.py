@@ -63,7 +63,7 @@ def test_open_uses_wal_and_full_sync(spool: Spool) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        assert meta["schema_version"] == "2"
+        assert meta["schema_version"] == "3"
     finally:
         conn.close()
 
@@ -276,7 +276,7 @@ def test_a_schema_1_spool_is_migrated_keeping_ids_order_and_marks(tmp_path: Path
         assert spool.append(points(3, 4)) == 1  # 3..5 were there before the migration
         assert spool._conn is not None
         meta = dict(spool._conn.execute("SELECT key, value FROM meta"))
-        assert meta == {"schema_version": "2", "created_at": "1.0"}
+        assert meta == {"schema_version": "3", "created_at": "1.0"}
         assert spool._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         keys = list(spool._conn.execute("SELECT time_ms, seq FROM points ORDER BY id"))
         assert keys == [(s, s) for s in range(7)]  # the lines of points() end in their seq
@@ -285,7 +285,7 @@ def test_a_schema_1_spool_is_migrated_keeping_ids_order_and_marks(tmp_path: Path
     finally:
         spool.close()
     reopened = Spool(db)
-    reopened.open()  # already schema 2: nothing to do
+    reopened.open()  # already schema 3: nothing to do
     reopened.close()
 
 

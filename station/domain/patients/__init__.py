@@ -21,11 +21,16 @@ given and withdrawn; the latest event for a purpose decides, and no event means 
 The modules, each importing only those before it:
 
 - :mod:`.records`: the immutable records (:class:`Patient`, :class:`Stay`,
-  :class:`ConsentEvent`), the consent purposes and the error;
+  :class:`ConsentEvent`, :class:`WithheldStay`), the consent purposes and the error;
 - :mod:`.rules`: the rule for every field, shared by the table's methods and by the document;
 - :mod:`.document`: the JSON document the encrypted store keeps, record by record;
 - :mod:`.table`: :class:`PatientTable`, the rules that span records (one bed, one MRN, one
-  device each) and the changes.
+  device each) and the changes;
+- :mod:`.policies`: :class:`BedPolicies`, the bed policy table the core enforces with the stays
+  whose storage consent is withheld.
+
+A purged patient who had refused export leaves an export exclusion (bed and times, no identity),
+so that exports keep leaving that stay out for as long as the station holds its data.
 
 Pure Python: no Qt, no I/O. The clock is the caller's (``at``, seconds since the epoch).
 """

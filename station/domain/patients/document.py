@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from datetime import date
 from itertools import pairwise
 
-from station.domain.patients.records import ConsentEvent, Patient, PatientError, Stay
+from station.domain.patients.records import (
+    ConsentEvent,
+    Patient,
+    PatientError,
+    Stay,
+    WithheldStay,
+)
 from station.domain.patients.rules import (
     check_bed,
     check_birth_date,
@@ -26,7 +32,11 @@ from station.domain.patients.rules import (
 )
 
 FORMAT_VERSION = 1
-"""Version of the :meth:`PatientTable.to_dict` document; ``from_dict`` refuses any other."""
+"""Version of the :meth:`PatientTable.to_dict` document; ``from_dict`` refuses any other.
+
+``exclusions`` (the export exclusions kept after a purge, see :meth:`PatientTable.purge_discharged`)
+was added within version 1: a document without it has none, and it is written only when there
+is one, so the document of a table without any is the same as before."""
 
 
 def patient_to_dict(p: Patient) -> dict[str, object]:
@@ -157,5 +167,22 @@ def consent_from_dict(item: object, where: str) -> ConsentEvent:
             at=d.get("at"),
             note=d.get("note", ""),
         )
+    except PatientError as exc:
+        raise PatientError(f"{where}: {exc}") from None
+
+
+def exclusion_to_dict(e: WithheldStay) -> dict[str, object]:
+    return {"bed": e.bed, "since": e.since, "until": e.until}
+
+
+def exclusion_from_dict(item: object, where: str) -> WithheldStay:
+    """An export exclusion kept after a purge: a closed stay, no patient (nobody is named)."""
+    d = as_mapping(item, where)
+    try:
+        since = check_time(d.get("since"), "exclusion's start")
+        until = check_time(d.get("until"), "exclusion's end")
+        if until < since:
+            raise PatientError("an exclusion ends before it begins")
+        return WithheldStay(check_bed(d.get("bed")), since, until)
     except PatientError as exc:
         raise PatientError(f"{where}: {exc}") from None

@@ -1,4 +1,5 @@
-"""The patient records: an admission with its stays and devices, a consent event, and the error.
+"""The patient records: an admission with its stays and devices, a consent event, the stays a
+missing consent keeps back, and the error.
 
 Why a module of their own: every layer that shows or stores a patient needs these types (the
 dialogs, the presenters, the store), and none of them needs the table's rules to do so.
@@ -99,3 +100,21 @@ class ConsentEvent:
     policy_version: str
     at: float
     note: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WithheldStay:
+    """A stay whose data a missing consent keeps back: the bed, and from when until when (None:
+    the patient is still there).
+
+    Why bed and times: the station's records (the spool, the trend and alarm stores) are kept by
+    bed and time, not by patient, so this is what finds a patient's data in them. ``patient`` is
+    the pseudonym while the record exists, and "" for an export exclusion kept after the
+    patient's identity was purged: bed and times identify nobody, yet keep that stay out of every
+    export.
+    """
+
+    bed: str
+    since: float
+    until: float | None
+    patient: str = ""

@@ -19,10 +19,19 @@ from station.domain.patients.document import (
     as_mapping,
     consent_from_dict,
     consent_to_dict,
+    exclusion_from_dict,
+    exclusion_to_dict,
     patient_from_dict,
     patient_to_dict,
 )
-from station.domain.patients.records import ConsentEvent, Patient, PatientError, Purpose, Stay
+from station.domain.patients.records import (
+    ConsentEvent,
+    Patient,
+    PatientError,
+    Purpose,
+    Stay,
+    WithheldStay,
+)
 from station.domain.patients.rules import (
     check_bed,
     check_birth_date,
@@ -44,11 +53,16 @@ class PatientTable:
     def __init__(self) -> None:
         self._patients: dict[str, Patient] = {}
         self._consents: list[ConsentEvent] = []
+        self._exclusions: list[WithheldStay] = []  # export refused, identity purged since
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PatientTable):
             return NotImplemented
-        return self._patients == other._patients and self._consents == other._consents
+        return (
+            self._patients == other._patients
+            and self._consents == other._consents
+            and self._exclusions == other._exclusions
+        )
 
     __hash__ = None  # type: ignore[assignment]  # mutable, compared by content
 
@@ -68,16 +82,45 @@ class PatientTable:
 
     def purge_discharged(self, before: float) -> tuple[str, ...]:
         """Forget patients discharged before ``before`` (the retention setting), with their
-        consent history; returns their ids for the audit trail."""
+        consent history; returns their ids for the audit trail.
+
+        A patient who had not consented to export leaves an export exclusion per stay (bed and
+        times, no identity): the history that said "no" goes, but the trend and alarm stores
+        still hold that stay's data under the bed, and an export must keep leaving it out.
+        """
         gone = tuple(
             pid
             for pid, p in self._patients.items()
             if p.discharged_at is not None and p.discharged_at < before
         )
         for pid in gone:
+            if not self.allows(pid, Purpose.EXPORT):
+                self._exclusions.extend(
+                    WithheldStay(s.bed, s.since, s.until) for s in self._patients[pid].stays
+                )
+        for pid in gone:
             del self._patients[pid]
         self._consents = [e for e in self._consents if e.patient_id not in gone]
         return gone
+
+    def withheld(self, purpose: Purpose) -> tuple[WithheldStay, ...]:
+        """The stays whose data ``purpose`` may not take: every stay of each patient on record
+        whose latest consent for it is not given (open stays with ``until`` None), and for
+        :attr:`Purpose.EXPORT` the exclusions kept from purged patients too."""
+        out = [
+            WithheldStay(stay.bed, stay.since, stay.until, pid)
+            for pid, p in self._patients.items()
+            if not self.allows(pid, purpose)
+            for stay in p.stays
+        ]
+        if purpose is Purpose.EXPORT:
+            out.extend(self._exclusions)
+        return tuple(out)
+
+    @property
+    def export_exclusions(self) -> tuple[WithheldStay, ...]:
+        """The export exclusions kept from purged patients (no identity), oldest first."""
+        return tuple(self._exclusions)
 
     def all_patients(self) -> tuple[Patient, ...]:
         """Every record kept, discharged ones included, in order of admission."""
@@ -284,11 +327,14 @@ class PatientTable:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-able document of the whole table (identity included: encrypt it at rest)."""
-        return {
+        doc: dict[str, object] = {
             "version": FORMAT_VERSION,
             "patients": [patient_to_dict(p) for p in self._patients.values()],
             "consents": [consent_to_dict(e) for e in self._consents],
         }
+        if self._exclusions:
+            doc["exclusions"] = [exclusion_to_dict(e) for e in self._exclusions]
+        return doc
 
     @classmethod
     def from_dict(cls, d: object) -> PatientTable:
@@ -315,6 +361,8 @@ class PatientTable:
             if event.patient_id not in table._patients:
                 raise PatientError(f"consents[{i}]: consent for an unknown patient")
             table._consents.append(event)
+        for i, item in enumerate(as_list(doc.get("exclusions", []), "exclusions")):
+            table._exclusions.append(exclusion_from_dict(item, f"exclusions[{i}]"))
         return table
 
     # -- internals -------------------------------------------------------------------------------

@@ -31,11 +31,13 @@ _CHATTY_LOGGERS = ("amqtt", "transitions")
 
 class DemoCredentials:
     """Device credentials the demo's admin onboarded (thread-safe: the GUI adds, the broker's
-    loop checks). Only salted hashes are kept, like a Mosquitto password file."""
+    loop checks). Only salted hashes are kept, like a Mosquitto password file. A revoked
+    device's user is kept too, as refused: this broker lets a user it does not know in (loopback
+    only), so forgetting the credential would let the revoked device in without a password."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._table: dict[str, tuple[bytes, bytes]] = {}
+        self._table: dict[str, tuple[bytes, bytes] | None] = {}  # None: revoked
 
     def add(self, username: str, password: str) -> None:
         """Require ``password`` from ``username`` from now on."""
@@ -44,12 +46,21 @@ class DemoCredentials:
         with self._lock:
             self._table[username] = (salt, digest)
 
-    def check(self, username: str, password: str | None) -> bool | None:
-        """Whether the password is the user's; None for a user without a credential."""
+    def remove(self, username: str) -> None:
+        """Refuse ``username`` from now on, whatever the password (its device was revoked): what
+        ``mosquitto_passwd -D`` and a reload do on the ward's broker. A session it already has
+        goes on until it reconnects; the station refuses its messages meanwhile."""
         with self._lock:
+            self._table[username] = None
+
+    def check(self, username: str, password: str | None) -> bool | None:
+        """Whether the password is the user's; None for a user without a credential, False
+        for a revoked one."""
+        with self._lock:
+            known = username in self._table
             entry = self._table.get(username)
         if entry is None:
-            return None
+            return False if known else None
         salt, digest = entry
         given = hashlib.pbkdf2_hmac("sha512", (password or "").encode(), salt, 10_000)
         return hmac.compare_digest(given, digest)

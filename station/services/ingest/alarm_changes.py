@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from station.domain.alarms import Alarm, AlarmState, Priority, event_payload
+from station.domain.alarms import Alarm, AlarmKind, AlarmState, Priority, event_payload
 from station.domain.lineprotocol import alarm_line
 from station.domain.ports import AlarmSink
 from station.domain.roles import EMERGENCY_USER
@@ -32,6 +32,8 @@ ACTIONS = {
     AlarmState.CLEARED: "alarm.clear",
 }
 """The audit action of each state an alarm changes to."""
+MAX_BY_PEER = 1024
+"""Open alarms acknowledged by a peer remembered at once (more are never open together)."""
 
 
 def _role_of(actor: str | None) -> str:
@@ -68,6 +70,8 @@ class AlarmChanges:
         self._publisher = publisher
         self._store = store
         self._changed = changed
+        # Open alarms a peer acknowledged (their clear is recorded as "peer" too), oldest first.
+        self._by_peer: dict[str, None] = {}
 
     def emit(
         self, changes: list[Alarm], via: str | None = None, acknowledged: bool = False
@@ -80,10 +84,15 @@ class AlarmChanges:
                 action = "alarm.reactivate"  # a latched alarm whose condition came back
             if acknowledged:
                 action = "alarm.acknowledge"  # also when it cleared a latched alarm
+            role = _role_of(alarm.by)
+            if via is not None or alarm.alarm_id in self._by_peer:
+                role = "peer"  # ``by`` is the peer's word (``<user>@<station>``), not a login
+                if alarm.state == AlarmState.CLEARED:
+                    self._by_peer.pop(alarm.alarm_id, None)
             self._audit.record(
                 action,
                 actor=alarm.by or "station",
-                role=_role_of(alarm.by),
+                role=role,
                 target=alarm.bed or alarm.device_id or self._station,
                 details={
                     "via": via,
@@ -141,14 +150,27 @@ class AlarmChanges:
             return
         self.emit([alarm], acknowledged=True)
 
-    def peer_event(self, station: str, event: dict[str, object]) -> None:
-        """Apply an acknowledgement another station of the ward published (same alarm id)."""
-        # A latched alarm acknowledged there is published as 'cleared' with its user.
-        if event.get("state") not in ("acknowledged", "cleared"):
-            return
-        alarm_id, by = event.get("alarm_id"), event.get("by")
-        if not isinstance(alarm_id, str) or not isinstance(by, str) or not 0 < len(by) <= 64:
-            return  # a user's name goes into the audit trail: no empty or unbounded text
-        alarm = self._engine.acknowledge(alarm_id, by)
-        if alarm is not None:
-            self.emit([alarm], via=station, acknowledged=True)
+    def peer_acknowledge(self, station: str, alarm_id: str, by: str) -> bool:
+        """Apply an acknowledgement that ``station`` (a trusted peer: its signature is checked
+        by :class:`~station.services.ingest.peer_alarms.PeerAlarms`) made of the same alarm,
+        recorded as ``<by>@<station>`` in role ``peer`` with ``via`` = the station: here, it is
+        that station's word, not a login. Nothing open here under that id: nothing to do.
+
+        False (refused) for this station's own technical alarms: its sound, broker link,
+        stores, clock, audit trail ("audit trail rolled back"), and a device's condition named
+        by this station alone (not heard since the start). No other station sees them, so no
+        other station may silence them, however trusted. A device's technical alarm named from
+        its data (no data, battery low, ...) is seen alike by every station and is shared.
+        """
+        alarm = next((a for a in self._engine.open_alarms() if a.alarm_id == alarm_id), None)
+        if alarm is None:
+            return True
+        if alarm.kind == AlarmKind.TECHNICAL and not self._names.shared(alarm_id):
+            return False
+        acked = self._engine.acknowledge(alarm_id, f"{by}@{station}")
+        if acked is not None:
+            if len(self._by_peer) >= MAX_BY_PEER:
+                del self._by_peer[next(iter(self._by_peer))]
+            self._by_peer[alarm_id] = None
+            self.emit([acked], via=station, acknowledged=True)
+        return True

@@ -13,7 +13,7 @@ persistent session, in order), ``group_commit`` (spool, acknowledgements, trends
 ``bed_changes`` (devices and patients changing beds), ``bed_limits`` (each bed's limits, kept
 across restarts), ``station_watch`` (what time passing must
 alarm), ``alarm_changes`` (every alarm change handed on, and the requests that change them) and
-``peer_events`` (limit changes told to the ward's other stations, and theirs applied here).
+``peer_events``, ``peer_inbox`` (the ward told of changes here; others' taken if a peer signed).
 
 Two paths (issue 13): the **record path** takes every message of the persistent session in order
 (:meth:`CoreWorker.drain_record`) and the **live path** takes each device's newest messages from
@@ -70,6 +70,7 @@ from station.services.ingest.live_inbox import Flooding, LiveItem
 from station.services.ingest.live_path import LivePath
 from station.services.ingest.pacing import Throttle
 from station.services.ingest.peer_events import PeerEvents
+from station.services.ingest.peer_inbox import PeerInbox
 from station.services.ingest.record_inbox import Delivery
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
@@ -183,6 +184,7 @@ class CoreWorker(QObject):
         )
         self._peers.paused = self.bed_pause_shared.emit
         self._limits.share = self._peers.publish_limits
+        self._peer_inbox = PeerInbox(state, alarms, self._peers, throttle)  # signed, listed
         batch = COMMIT_BATCH_V5 if settings.mqtt.protocol == "5" else COMMIT_BATCH
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
         self._commits = commits
@@ -228,8 +230,8 @@ class CoreWorker(QObject):
 
     @property
     def peer_refused(self) -> dict[str, int]:
-        """Ward events of other stations refused, by reason (tests, diagnostics)."""
-        return dict(self._peers.refused)
+        """Events of other stations refused, by reason (``alarm:<reason>`` for an alarm event)."""
+        return self._peer_inbox.refused()
 
     @property
     def accepted(self) -> int:
@@ -399,6 +401,7 @@ class CoreWorker(QObject):
         self._policy.update(policy)
         for bed in old.keys() - policy.keys():
             del self._policy[bed]
+        self._commits.policy_changed(policy)  # a withdrawn consent's spooled points held back
         self._beds.policy_changed(old)
         self._limits.policy_changed(old)
 
@@ -427,11 +430,8 @@ class CoreWorker(QObject):
         """An alarm event of another station of the ward: its acknowledgements apply here too
         (alarm ids derive from the condition), so both screens show the same state. A ward
         event (a bed's limits changed there) is read, checked and applied, or refused and
-        counted."""
-        if isinstance(event, WardMessage):
-            self._peers.receive(event)
-            return
-        self._alarms.peer_event(station, event)
+        counted. Either only when signed by a station of ``[peers]`` (:class:`PeerInbox`)."""
+        self._peer_inbox.receive(station, event)
 
     @Slot(str, object, object, str)
     def change_limits(
@@ -459,6 +459,11 @@ class CoreWorker(QObject):
             "sound", bool(problem), Priority.MEDIUM, f"Alarm sound unavailable: {problem}"
         )
 
+    @Slot(str, bool, str, str)
+    def station_condition(self, parameter: str, present: bool, priority: str, message: str) -> None:
+        """A condition seen on the GUI thread (an account locked out): a technical alarm."""
+        self._alarms.station(parameter, present, Priority(priority), message)
+
     def startup_fault(self, parameter: str, message: str) -> None:
         """A part that could not start (a local store): a high-priority technical alarm and an
         audit record. Called by the app before the core thread runs."""
@@ -475,15 +480,11 @@ class CoreWorker(QObject):
         self._record_path.flush_quarantine()  # before the tick: its stats then match the store
         self._watch_turn = (self._watch_turn + 1) % 4
         if self._watch_turn:
-            self._watch_silence()
+            self._watches.silence()  # devices gone quiet (monotonic: no clock step)
         else:
             self.tick()
             self._alarm_log.flush()
             self._capture.due()
-
-    def _watch_silence(self) -> None:
-        """Devices gone quiet (monotonic: a clock step neither delays nor hastens it)."""
-        self._watches.silence()
 
     @Slot()
     def tick(self) -> None:
@@ -494,4 +495,5 @@ class CoreWorker(QObject):
             self.reload_devices()
         self._watches.tick(mono)
         self._commits.compact(now)
+        self._commits.purge_withheld()  # a long backlog's held-back points, a window a tick
         self.stats_changed.emit(self._record_path.stats(self._live_path.late))

@@ -9,17 +9,32 @@ refuses (budget, full disk) the policy of :mod:`station.services.storage.spool` 
 acknowledge anyway, hand the points to the historian's memory queue, raise and audit a technical
 alarm.
 
-The trend store is the screen's history, not the durable record: its samples are written apart
-from the commit, in larger batches, and compacted once a minute.
+Where the spool holds a message's point, the trend store is the screen's history, not the durable
+record: its samples are written apart from the commit, in larger batches (every watch period of
+the core, 250 ms), and compacted once a minute. But a message whose sample is the only record
+the station keeps of it (no historian, hence no spool; a patient without storage consent; a
+spool refusing) would be acknowledged up to 250 ms before anything of it is on disk, and a crash
+in between loses what the broker was told had arrived. Such a commit writes the trend samples
+first, then acknowledges: the acknowledgement follows the durable write whichever store it is.
+Only the PUBACK waits for it (the alarms and the screen never do: they are the live path's),
+and without a spool the commit has no fsync to pay, so it stays cheaper than with one.
+
+Consent (:meth:`GroupCommit.policy_changed`): when a patient's storage consent is withdrawn, or a
+patient is admitted without it, the bed's points already spooled from their stays are held back
+from the historian at once and purged, audited as ``spool.purge`` with the count.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from station.domain.alarms import Priority
+from station.domain.patients.policies import BedPolicies
+from station.domain.patients.records import WithheldStay
+from station.domain.timefmt import iso_ms
+from station.domain.ward import BedPolicy
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.core_state import CoreState
 from station.services.ingest.historian import Historian
@@ -69,6 +84,8 @@ class GroupCommit:
         """Points the spool refused, held in the historian's memory queue instead."""
         self._trend_fault: str | None = None
         self._compacted_at = state.time.wall()
+        self._samples_first = False  # a staged delivery has no record but its trend sample
+        self._withheld: frozenset[WithheldStay] = frozenset()  # consent missing: held back
 
     @property
     def keeps_trends(self) -> bool:
@@ -83,16 +100,21 @@ class GroupCommit:
             self._samples.append(sample)
         if delivery is not None:
             self._deliveries.append(delivery)
+            if sample is not None and (row is None or self._spool is None):
+                self._samples_first = True  # its sample is all the station keeps of it
         # No event loop yet (tests), or a burst: commit now.
         flush_soon(self.timer, self.commit, full=len(self._deliveries) >= self._batch)
 
     def commit(self) -> None:
-        """Group commit: the staged points to the spool (durable), then the acknowledgements,
-        then the trend store. Never raises: a refusal is the budget policy, not a crash."""
+        """Group commit: the staged points to the spool (durable), the trend samples too when
+        one of the messages has no other record, then the acknowledgements. Never raises: a
+        refusal is the budget policy, not a crash."""
         rows, self._rows = self._rows, []
         deliveries, self._deliveries = self._deliveries, []
-        if rows:
-            self._store(rows)
+        spooled = self._store(rows) if rows else True
+        samples_first, self._samples_first = self._samples_first or not spooled, False
+        if deliveries and samples_first:
+            self.flush_trends()  # on disk before the broker hears the message arrived
         if deliveries and self.ack is not None:
             self.ack(deliveries)
         # Without the timers (no event loop yet, or shut down) nothing else flushes the trends.
@@ -123,10 +145,60 @@ class GroupCommit:
             except sqlite3.Error as exc:
                 self._trend_failed(f"compaction: {exc}")
 
-    def _store(self, rows: list[Row]) -> None:
+    def policy_changed(self, policy: Mapping[str, BedPolicy]) -> None:
+        """The bed policy table changed (already in force): the stays whose storage consent is
+        newly withheld have their spooled points held back from the historian, then purged.
+
+        What was staged under the former policy is committed first, so that it is purged with
+        the rest; from now on the record path stages nothing of those beds (their policy says
+        so). Only the stays new since the last table are asked for (a consent given again and
+        withdrawn again is a new request); the first table after a start asks for them all, so
+        a withdrawal saved just before a crash is still honoured.
+        """
+        withheld = frozenset(policy.withheld if isinstance(policy, BedPolicies) else ())
+        new, self._withheld = withheld - self._withheld, withheld
+        if not new or self._spool is None:
+            return
+        self.commit()
+        for stay in sorted(new, key=lambda s: (s.since, s.bed)):
+            try:
+                self._spool.withhold(stay.bed, stay.since, stay.until, tag=stay)
+            except sqlite3.Error as exc:
+                self._withheld -= {stay}  # asked again with the next table
+                log.error("spool: points of %s not held back: %s", stay.bed, exc)
+        self.purge_withheld()
+
+    def purge_withheld(self) -> None:
+        """Delete held-back points a window at a time (the core's tick, and at once when asked):
+        a long backlog is purged over several ticks, never in one stall of the core thread.
+        Each stay purged to its end is audited with the count, when there was any."""
+        if self._spool is None or not self._spool.withholding:
+            return
+        try:
+            done = self._spool.purge_step()
+        except sqlite3.Error as exc:
+            log.error("spool: held-back points not purged yet (they stay held back): %s", exc)
+            return
+        for tag, purged in done:
+            if purged and isinstance(tag, WithheldStay):
+                log.info("spool: %d unsent points of %s purged (no consent)", purged, tag.bed)
+                self._audit.record(
+                    "spool.purge",
+                    target=tag.bed,
+                    details={
+                        "purged_unsent": purged,
+                        "patient": tag.patient,
+                        "since": iso_ms(tag.since),
+                        "until": None if tag.until is None else iso_ms(tag.until),
+                        "reason": "storage consent not given",
+                    },
+                )
+
+    def _store(self, rows: list[Row]) -> bool:
+        """Whether the rows are on disk (the spool took them)."""
         if self._spool is None:
             self._to_memory(rows)
-            return
+            return False
         try:
             added = self._spool.append(rows)
         except (SpoolFull, sqlite3.Error) as exc:
@@ -147,7 +219,7 @@ class GroupCommit:
                     Priority.HIGH,
                     "Local record full: new data not saved to disk (display and alarms go on)",
                 )
-            return
+            return False
         if self._historian is not None:
             self._historian.notify(added)
         if self.spool_fault is not None:
@@ -159,6 +231,7 @@ class GroupCommit:
             )
             self.spool_fault = None
             self._alarms.station("spool", False, Priority.HIGH, "")
+        return True
 
     def _to_memory(self, rows: list[Row]) -> None:
         """Points the spool cannot take (none, or refusing) go straight to the historian."""

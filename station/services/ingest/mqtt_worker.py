@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -68,6 +69,7 @@ from station.services.ingest.mqtt_topics import (
     ward_topic,
 )
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
+from station.services.ingest.peer_seal import PeerSeal, station_signing_key
 from station.services.ingest.record_inbox import Delivery, RecordInbox
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,9 @@ class MqttWorker(QObject):
         clock: UTC epoch seconds, injected for tests (the station passes
             :meth:`StationClock.now`, so a clock step back does not reject live data as
             "from the future").
+        signing_key: the station's audit signing key, which signs its alarm and ward events
+            for the ward's other stations (:mod:`~station.services.ingest.peer_seal`); None:
+            read from the keyring or ``STATION_AUDIT_KEY``, as the audit trail reads it.
     """
 
     messages_ready = Signal()
@@ -110,9 +115,12 @@ class MqttWorker(QObject):
         settings: Settings,
         password: str | None = None,
         clock: Callable[[], float] = time.time,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
+        key = signing_key or station_signing_key(settings.station.id)
+        self._seal = PeerSeal(settings.station.id, key)
         self._clock = clock
         self._started_at = clock()
         self._stopping = threading.Event()
@@ -236,8 +244,9 @@ class MqttWorker(QObject):
             self._client.publish(self._audit_topic, self._checkpoint, qos=1, retain=True)
 
     def publish_alarm(self, event: dict[str, object]) -> None:
-        """Send one alarm state change (QoS 1). Queued by paho while disconnected."""
-        payload = json.dumps(event, separators=(",", ":")).encode()
+        """Send one alarm state change (QoS 1), signed for the ward's other stations. Queued by
+        paho while disconnected."""
+        payload = json.dumps(self._seal(event), separators=(",", ":")).encode()
         self._client.publish(self._alarms_topic, payload, qos=1, retain=False)
 
     def publish_ward(self, event: dict[str, object]) -> None:
@@ -245,7 +254,7 @@ class MqttWorker(QObject):
         disconnected. Never raises: a change a nurse made here is in force here whatever the
         broker does, so a failure to tell the ward is logged, not passed to the core."""
         try:
-            payload = json.dumps(event, separators=(",", ":")).encode()
+            payload = json.dumps(self._seal(event), separators=(",", ":")).encode()
             self._client.publish(self._ward_topic, payload, qos=1, retain=False)
         except (TypeError, ValueError, OSError, RuntimeError) as exc:
             log.error("ward event not published: %s", exc)

@@ -14,6 +14,10 @@ rules that keep a ward of stations consistent live in one place:
   ward event's ``event_id``, there with the same ``event_id`` and ``via`` = this station.
 - **Later wins.** A change older than the limits the bed has (two nurses at two stations at
   once) is refused on the station that has the later one, so every station ends with it.
+- **Only listed, signing stations.** Every ward event this station publishes is signed by its
+  key (the MQTT worker's :class:`~station.services.ingest.peer_seal.PeerSeal`), and a peer's is
+  applied only once :class:`~station.services.ingest.peer_inbox.PeerInbox` has checked it came
+  from a station of ``[peers] stations``, signed by that station's key.
 
 A refusal is counted by reason (:attr:`PeerEvents.refused`) and audited as ``ward.peer_refused``
 at most once a minute per station and reason, with how many were left out in between.
@@ -125,12 +129,15 @@ class PeerEvents:
         self._sink.publish_ward(event)
 
     def receive(self, message: WardMessage) -> None:
-        """Read, check and apply a peer's ward event; refuse and count anything else."""
+        """Read, check and apply a peer's ward event; refuse and count anything else. The
+        event comes without its signature fields, from
+        :class:`~station.services.ingest.peer_inbox.PeerInbox`, which checked that a station
+        of ``[peers]`` signed it (the core never calls this directly)."""
         if message.station == self._station:
             return  # our own, should the broker hand it back: never applied twice
         result = parse_ward_event(message.payload)
         if isinstance(result, WardRefusal):
-            self._refuse(message.station, result)
+            self.refuse(message.station, result)
             return
         self._apply(message.station, result)
 
@@ -141,14 +148,14 @@ class PeerEvents:
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
         if not self._limits.has_bed(change.bed):
-            self._refuse(station, WardRefusal("unknown_bed", repr(change.bed)[:80]))
+            self.refuse(station, WardRefusal("unknown_bed", repr(change.bed)[:80]))
             return
         if isinstance(change, AudioPauseBed):
             self._pause(station, change)
             return
         if not self._limits.peer_change(change, station):
             detail = f"{change.bed}: this station's limits are newer"
-            self._refuse(station, WardRefusal("stale", detail))
+            self.refuse(station, WardRefusal("stale", detail))
             return
         self.applied += 1
         log.info("limits of %s changed by %s at station %s", change.bed, change.by, station)
@@ -176,7 +183,10 @@ class PeerEvents:
         self.applied += 1
         self.paused(pause.bed, left)
 
-    def _refuse(self, station: str, refusal: WardRefusal) -> None:
+    def refuse(self, station: str, refusal: WardRefusal) -> None:
+        """Count a peer's ward event not applied, by reason, and audit it as
+        ``ward.peer_refused`` at most once a minute per station and reason (the signature
+        check refuses through here too, so one counter and one record say it all)."""
         self.refused[refusal.reason] += 1
         left_out = self._throttle(f"ward:{station[:64]}:{refusal.reason}")
         if left_out is None:

@@ -25,102 +25,42 @@ when InfluxDB is up; they are lost if the station stops first or if that queue o
 (1 M points, each drop counted and logged). Every refusal is counted, audited and raised as a
 high-priority technical alarm until the spool takes points again: never silent. As the check
 runs before a transaction, the spool may exceed its budget by at most one batch.
+
+Consent: a point of a patient whose storage consent is withdrawn (or was never given) must not
+reach the historian even if it was spooled before the core learned of it, so :meth:`Spool.withhold`
+holds a bed's unwritten points of a stay back at once and :meth:`Spool.purge_step` deletes them,
+found by the ``bed`` column (schema 3, :mod:`~station.services.storage.spool_schema`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from station.domain.lineprotocol import escape_tag
+from station.services.storage.spool_schema import (
+    INSERT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    bed_key,
+    migrate,
+    time_key,
+)
 from station.services.storage.sqlite_wal import open_wal, transaction
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
 PRUNE_CHUNK = 5000  # rows deleted per transaction (a few ms), so a prune never stalls an append
-
-# Schema 2 keys a point by (time_ms, line) instead of line alone (schema 1: ``line TEXT UNIQUE``).
-# The same uniqueness (time_ms is read from the line itself), but the index now grows at its
-# end, in device-time order, instead of at a random place per row: an append of 16 points
-# rewrote ~16 index pages of a line-sorted index and now rewrites one or two. Measured with a
-# 16-point group commit (synchronous=FULL): ~50 µs per point (60+ as the spool grows) → ~25.
-# ``time_ms`` defaults to 0 so that an older station opening this file can still append.
-_POINTS = """
-CREATE TABLE {name} (
-    id INTEGER PRIMARY KEY,
-    received_at REAL NOT NULL,
-    device TEXT,
-    seq INTEGER,
-    line TEXT NOT NULL,
-    written INTEGER NOT NULL DEFAULT 0,
-    time_ms INTEGER NOT NULL DEFAULT 0
-)
-"""
-_SCHEMA = f"""
-{_POINTS.format(name="IF NOT EXISTS points").strip()};
-CREATE UNIQUE INDEX IF NOT EXISTS points_key ON points(time_ms, line);
-CREATE INDEX IF NOT EXISTS points_written ON points(written);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-_INSERT = (
-    "INSERT OR IGNORE INTO points(received_at, device, seq, line, time_ms) VALUES (?, ?, ?, ?, ?)"
-)
-_INT64_DIGITS = 18  # any number of this many digits fits SQLite's INTEGER
-
-
-def time_key(line: str) -> int:
-    """The line's timestamp (its last space-separated token) for the ``points_key`` index; 0
-    when that is not a plain integer of at most :data:`_INT64_DIGITS` digits. Any function of the
-    line would keep uniqueness exact, since the line itself is in the key: this one only makes
-    the index grow in time order."""
-    tail = line[line.rfind(" ") + 1 :]
-    digits = tail[1:] if tail[:1] == "-" else tail
-    if 0 < len(digits) <= _INT64_DIGITS and digits.isascii() and digits.isdigit():
-        return int(tail)
-    return 0
-
-
-def _path(conn: sqlite3.Connection) -> str:
-    return str(conn.execute("PRAGMA database_list").fetchone()[2])
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Rebuild a schema 1 ``points`` table as schema 2, in one transaction (all or nothing:
-    a crash midway leaves schema 1, migrated again at the next open). Rows keep their ids, so
-    the historian's order is unchanged. The indexes follow from :data:`_SCHEMA`."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(points)")}
-    if not columns or "time_ms" in columns:
-        return  # a new file, or schema 2 already
-    log.warning(
-        "spool %s has schema 1: migrating it to schema %s once", _path(conn), SCHEMA_VERSION
-    )
-    started = time.monotonic()
-    conn.create_function("time_key", 1, time_key, deterministic=True)
-    with transaction(conn):
-        conn.execute("DROP TABLE IF EXISTS points_v2")
-        conn.execute(_POINTS.format(name="points_v2"))
-        copied = conn.execute(
-            "INSERT INTO points_v2 (id, received_at, device, seq, line, written, time_ms)"
-            " SELECT id, received_at, device, seq, line, written, time_key(line) FROM points"
-        ).rowcount
-        conn.execute("DROP TABLE points")
-        conn.execute("ALTER TABLE points_v2 RENAME TO points")
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-            (SCHEMA_VERSION,),
-        )
-    log.warning(
-        "spool migrated to schema %s: %d points in %.1f s",
-        SCHEMA_VERSION,
-        copied,
-        time.monotonic() - started,
-    )
-
+PURGE_WINDOW = 16384
+"""Ids one :meth:`Spool.purge_step` looks through (one transaction of a few ms): a consent
+withdrawn during a long historian outage is purged over the core's watch ticks, not in one stall
+of the core thread; meanwhile :meth:`Spool.pending` already holds those points back."""
 
 Row = tuple[str, int | None, str]
 """One point to spool: ``(device, seq or None, line protocol)``."""
@@ -128,6 +68,21 @@ Row = tuple[str, int | None, str]
 
 class SpoolFull(Exception):  # noqa: N818 - a state callers name, like queue.Full
     """The spool refused an append: its budget or the disk is exhausted. Nothing was stored."""
+
+
+@dataclass(slots=True)
+class _Withheld:
+    """Unwritten points of one bed, appended from ``since`` until ``until`` and at most up to id
+    ``last_id`` (the newest when asked: a later point is a later decision's), that must never
+    reach the historian. ``next_id``: where the purge goes on; ``purged``: deleted so far."""
+
+    tag: object
+    bed: str  # escaped, as in the lines and the ``bed`` column
+    since: float
+    until: float
+    last_id: int
+    next_id: int
+    purged: int = 0
 
 
 class Spool:
@@ -158,6 +113,7 @@ class Spool:
         self._refused = 0
         self._unwritten = 0  # kept by append / mark_written: backlog() must not COUNT(*)
         self._page_size = 4096
+        self._withheld: list[_Withheld] = []  # consent withdrawn: held back, then purged
 
     @property
     def refused(self) -> int:
@@ -169,9 +125,9 @@ class Spool:
         conn = open_wal(
             self.path,
             synchronous="FULL",
-            schema=_SCHEMA,
+            schema=SCHEMA,
             meta={"schema_version": SCHEMA_VERSION, "created_at": repr(self._clock())},
-            migrate=_migrate,
+            migrate=migrate,
         )
         unwritten = conn.execute("SELECT COUNT(*) FROM points WHERE written = 0").fetchone()[0]
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -228,17 +184,24 @@ class Spool:
                         f" (refusal {self._refused})"
                     )
             now = self._clock()
-            rows = [(now, device, seq, text, time_key(text)) for device, seq, text in lines]
-            added = self._transaction(conn, _INSERT, rows, refuse=len(lines))
+            rows = [
+                (now, device, seq, text, time_key(text), bed_key(text))
+                for device, seq, text in lines
+            ]
+            added = self._transaction(conn, INSERT, rows, refuse=len(lines))
             self._unwritten += added
             return added
 
     def pending(self, limit: int) -> list[tuple[int, str]]:
-        """Up to ``limit`` unwritten ``(id, line)``, oldest first (``historian`` thread)."""
+        """Up to ``limit`` unwritten ``(id, line)``, oldest first (``historian`` thread),
+        leaving out the points held back by :meth:`withhold`."""
         with self._lock:
-            cur = self._connection().execute(
-                "SELECT id, line FROM points WHERE written = 0 ORDER BY id LIMIT ?", (limit,)
-            )
+            sql = "SELECT id, line FROM points WHERE written = 0"
+            params: tuple[object, ...] = ()
+            if self._withheld:  # points whose consent was withdrawn wait here for their purge
+                held, params = _any_of(self._withheld)
+                sql += f" AND NOT {held}"
+            cur = self._connection().execute(f"{sql} ORDER BY id LIMIT ?", (*params, limit))
             rows: list[tuple[int, str]] = cur.fetchall()  # INTEGER PRIMARY KEY, TEXT NOT NULL
             return rows
 
@@ -291,6 +254,77 @@ class Spool:
             if deleted < PRUNE_CHUNK:
                 return total
 
+    @property
+    def withholding(self) -> int:
+        """Requests of :meth:`withhold` not purged to the end yet."""
+        with self._lock:
+            return len(self._withheld)
+
+    def withhold(self, bed: str, since: float, until: float | None, tag: object = None) -> None:
+        """Never send the unwritten points of ``bed`` appended from ``since`` until ``until``
+        (None: until now): a patient's storage consent is withheld for that stay (``core``
+        thread, after it committed what it had staged under the former consent).
+
+        Takes effect at once: :meth:`pending` leaves these points out from now on; deleting them
+        is :meth:`purge_step`'s, a window at a time, which reports ``tag`` with the count when
+        done. By the ``bed`` column and the time of the append (``received_at``, the station's
+        clock, which admissions and stays are dated by): a point belongs to the patient whose
+        consent was in force when the core recorded it, and that is when it was appended. Points
+        appended after this call are not covered (a consent given again stores again), nor are
+        written ones (the historian has them). A batch the historian took before this call is not
+        recalled: at most one batch in flight may still reach the server.
+
+        Raises:
+            sqlite3.Error: the spool cannot be read.
+        """
+        high = math.inf if until is None else until
+        with self._lock:
+            conn = self._connection()
+            newest = conn.execute("SELECT max(id) FROM points").fetchone()[0]
+            first = conn.execute("SELECT min(id) FROM points WHERE written = 0").fetchone()[0]
+            last = int(newest or 0)
+            start = last + 1 if first is None else int(first)
+            self._withheld.append(_Withheld(tag, escape_tag(bed), since, high, last, start))
+
+    def purge_step(self, window: int = PURGE_WINDOW) -> list[tuple[object, int]]:
+        """Delete held-back points among the next ``window`` ids from where the purge is (one
+        transaction: the historian waits a few ms at most); return the ``(tag, deleted)`` of
+        each request purged to its end.
+        Every request still open is served by the same pass, so many of them (the withheld stays
+        a restart asks for again) cost one walk through the backlog, not one each.
+
+        Raises:
+            sqlite3.Error: the delete failed (the points stay held back; call again).
+        """
+        with self._lock:
+            open_ = self._withheld
+            if not open_:
+                return []
+            low = min(w.next_id for w in open_)
+            high = low + window - 1
+            taking = [w for w in open_ if w.next_id <= high and w.next_id <= w.last_id]
+            if taking:
+                held, params = _any_of(taking)
+                sql = (
+                    "DELETE FROM points WHERE id BETWEEN ? AND ? AND written = 0"
+                    f" AND {held} RETURNING bed, received_at, id"
+                )
+                conn = self._connection()
+                with transaction(conn):
+                    deleted = conn.execute(sql, (low, high, *params)).fetchall()
+                self._unwritten -= len(deleted)
+                for bed, at, row_id in deleted:  # counted once, for the first asker
+                    for w in taking:
+                        if w.bed == bed and w.since <= at < w.until and row_id <= w.last_id:
+                            w.purged += 1
+                            break
+            for w in open_:
+                if w.next_id <= high:
+                    w.next_id = high + 1
+            done = [w for w in open_ if w.next_id > w.last_id]
+            self._withheld = [w for w in open_ if w.next_id <= w.last_id]
+        return [(w.tag, w.purged) for w in done]
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise RuntimeError(f"spool {self.path} is not open")
@@ -331,6 +365,16 @@ class Spool:
                 ) from exc
             raise
         return int(changed)
+
+
+def _any_of(withheld: Sequence[_Withheld]) -> tuple[str, tuple[object, ...]]:
+    """The SQL condition "held back by any of ``withheld``", and its parameters."""
+    params: tuple[object, ...] = ()
+    for w in withheld:
+        params += (w.bed, w.since, w.until, w.last_id)
+    # ``IS``: a NULL ``bed`` (a row written before schema 3) is no match, never NULL.
+    one = "(bed IS ? AND received_at >= ? AND received_at < ? AND id <= ?)"
+    return "(" + " OR ".join([one] * len(withheld)) + ")", params
 
 
 def _runs(ids: Iterable[int]) -> list[tuple[int, int]]:
