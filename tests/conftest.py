@@ -59,6 +59,7 @@ OWNED_THREADS = frozenset(
         "history-load",
         "sd-notify",
         "log-writer",
+        "audit-seals",
     }
 )
 THREAD_GRACE_S = 5.0

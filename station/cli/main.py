@@ -44,6 +44,8 @@ environment:
   STATION_PATIENT_KEY         the patient table's key, base64 of 32 bytes (else the keyring)
   STATION_AUDIT_KEY           the audit trail's Ed25519 signing key, base64 (else the keyring)
   STATION_AUDIT_ANCHOR        the last audit checkpoint, kept by the service (else the keyring)
+  STATION_AUDIT_ANCHOR_LOG    an append-only file (chattr +a) outside the data folder where every
+                              audit checkpoint is kept (the package sets it)
   STATION_NEW_PASSWORD        the password for `station users add|passwd` (else asked twice)
   STATION_SIM_PASSWORD        the broker password of `station simulate --username`
   NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID

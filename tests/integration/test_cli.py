@@ -102,6 +102,12 @@ def test_signal_stops_in_order_within_ten_seconds(sig: signal.Signals, tmp_path:
     checked = station("audit", "verify", str(moved))
     assert checked.returncode == 0, checked.stdout
     assert checked.stdout.startswith("OK bundle of demo: ")
+    # The export is in the trail: who took it, where (a shell command, no station running).
+    after = [json.loads(line) for line in _audit_text(data_dir).splitlines()]
+    export = [r for r in after if r["action"] == "audit.export"]
+    assert [(r["role"], r["target"]) for r in export] == [("shell", str(out))]
+    assert export[0]["actor"].startswith("shell:")
+    assert station("audit", "verify", str(data_dir)).returncode == 0
 
 
 def test_demo_screenshot_is_a_png_of_the_ward(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ LIB = Path("/opt/station/lib")
 LAUNCHER = Path("/usr/bin/station")
 ETC = Path("/etc/station")
 DATA = Path("/var/lib/station")
+ANCHOR = Path("/var/lib/station-anchor/anchors.jsonl")
 CONFIG = ETC / "station.toml"
 UNITS = ("station.service", "station-kiosk.service")
 CHECKS = (
@@ -244,6 +245,10 @@ def test_install_makes_the_user_folders_and_config(installed: list[str]) -> None
     config = _ok(["cat", CONFIG], root=True)
     assert re.search(r'^data_dir = "/var/lib/station"$', config, re.M), config[:600]
     assert _run(["test", "-e", ETC / "credentials.env"], root=True).returncode != 0
+    # The audit anchor log, outside the data folder, the station's own (append-only where the
+    # file system can: chattr +a).
+    assert _stat(ANCHOR.parent) == (0o700, "station", "station")
+    assert _stat(ANCHOR) == (0o600, "station", "station")
 
     # Compiled in postinst, into the package's own folder only.
     compiled = _ok(["find", LIB, "-name", "*.pyc"]).split()
@@ -528,7 +533,7 @@ def test_purge_leaves_nothing_behind(installed: list[str]) -> None:
         elif not any(path.iterdir()) and _run(["dpkg-query", "-S", name]).returncode != 0:
             left.append(name)  # an empty folder nobody else owns: it was ours
     assert not left, f"left after purge: {left[:20]}"
-    for gone in (ETC, DATA, Path("/opt/station"), Path("/var/log/station")):
+    for gone in (ETC, DATA, ANCHOR.parent, Path("/opt/station"), Path("/var/log/station")):
         assert not os.path.lexists(gone), f"{gone} is left after purge"
     assert _run(["getent", "passwd", "station"]).stdout == ""
     assert _run(["getent", "group", "station"]).stdout == ""

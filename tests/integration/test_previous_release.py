@@ -181,7 +181,7 @@ def test_previous_release_data_and_config_start_this_release(
     # The trail goes on from where the old release left it, and verifies as one chain.
     trail = (data / "audit" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
     assert trail[: len(old_audit)] == old_audit
-    verified = _run(None, {}, "-m", "station", "audit", "verify", str(data))
+    verified = _run(None, env, "-m", "station", "audit", "verify", str(data))  # its key
     assert verified.returncode == 0, verified.stdout + verified.stderr
     added = [json.loads(line) for line in trail[len(old_audit) :]]
     raised = [r for r in added if r.get("action") == "alarm.raise"]

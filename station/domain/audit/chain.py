@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, NamedTuple
 
+from station.domain.audit import safe_json
 from station.domain.timefmt import iso_ms
 
 GENESIS = "0" * 64
@@ -50,7 +51,7 @@ class VerifyResult:
         seq: the ``seq`` of that record (or of the first missing one), when known.
         kind: ``edited``, ``deleted``, ``inserted``, ``reordered``, ``truncated`` (records cut
             off the end), ``malformed`` or ``torn_tail``; the keyed layer adds ``recomputed``,
-            ``unkeyed`` and ``rolled_back``.
+            ``unkeyed``, ``rolled_back`` and ``unsigned_head``.
         message: one sentence for a person, naming the line and seq.
     """
 
@@ -173,20 +174,12 @@ def make_record(
     return record
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two readers that keep different copies of a duplicated key would see different records.
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("duplicate key")
-    return dict(pairs)
-
-
 def load_object(line: str | bytes) -> dict[str, Any] | str:
-    """The JSON object on a line, or why there is none."""
+    """The JSON object on a line, or why there is none (:func:`safe_json.loads`: bounded in
+    length and depth, no duplicated keys, no number that is not finite)."""
     try:
-        text = line.decode("utf-8") if isinstance(line, bytes) else line
-        obj = json.loads(text, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
+        obj = safe_json.loads(line)
+    except ValueError as exc:
         return f"not a JSON object ({str(exc)[:80]})"
     if not isinstance(obj, dict):
         return "not a JSON object"
@@ -280,6 +273,7 @@ def verify_lines(
     *,
     head: tuple[int, str] | None = None,
     start: tuple[int, str] | None = None,
+    links: dict[int, tuple[int, str]] | None = None,
 ) -> VerifyResult:
     """Check a trail's lines in order and name the first bad record and what was done to it.
 
@@ -294,6 +288,8 @@ def verify_lines(
             found, and so is a change at the very end whose two readings the lines cannot tell.
         start: ``(seq, prev)`` of the first record when the lines are a slice of a trail (an
             export from a date on); by default the trail starts at seq 1 after :data:`GENESIS`.
+        links: filled with ``{seq: (line, hash)}`` of every record verified, for a caller that
+            needs them without parsing the lines again.
 
     Returns:
         The verdict; ``ok`` with 0 records for an empty trail.
@@ -316,6 +312,8 @@ def verify_lines(
             return _classify(number, checked, last, before, ahead=ahead, head=head)
         before, last = last, checked
         records += 1
+        if links is not None:
+            links[checked.seq] = (number, checked.hash)
         if head is not None and checked.seq == head[0]:
             head_seen = (number, checked.hash)
     if head is not None and head[0] > last.seq:

@@ -18,15 +18,16 @@ not hold are added (CONTRACT §6, "what the keyed protection adds"):
 Verification runs the chain check of :func:`station.domain.audit.chain.verify_lines` (edited,
 deleted, inserted, reordered, truncated, torn tail) and this keyed pass over the same lines; a
 chain that is intact but whose seals or signatures fail was ``recomputed`` without the key. A trail
-that is intact but older than a checkpoint published elsewhere was ``rolled_back``.
+that is intact but older than a checkpoint published elsewhere was ``rolled_back``. The records
+after the last checkpoint are vouched for by the head the writer signs
+(:mod:`station.domain.audit.head`); a head that does not vouch for them is ``unsigned_head``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from station.domain.audit import safe_json
 from station.domain.audit.chain import (
     VerifyResult,
+    canonical_json,
     encode_line,
     failure,
     load_object,
@@ -45,9 +48,12 @@ from station.domain.audit.chain import (
     record_hash,
     verify_lines,
 )
+from station.domain.audit.head import HEAD_KIND, Head, TrailEnd, head_problem
 from station.domain.vouchers.keys import key_id, public_b64
 
 CHECKPOINT_ACTION = "audit.checkpoint"
+PACE_LINES = 64
+"""Lines :func:`check_seals` checks between two calls of its ``pace``."""
 SEAL_CONTEXT = b"station-audit-seal/1\n"
 CHECKPOINT_CONTEXT = b"station-audit-checkpoint/1\n"
 _KEY_BYTES = 32
@@ -129,27 +135,35 @@ class Published:
 
     def to_json(self) -> str:
         """Compact JSON, as published."""
-        doc = {"station": self.station, "record": self.record}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json({"station": self.station, "record": self.record}).decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Published:
-        """Parse a published checkpoint (its signature is checked by :meth:`verifies`).
+        """Parse a published checkpoint (its signature is checked by :meth:`verifies`); bounded
+        like every verifier's read (:mod:`station.domain.audit.safe_json`).
 
         Raises:
             ValueError: not one (with what is wrong).
         """
         try:
-            doc = json.loads(text)
-            if not isinstance(doc, dict) or set(doc) != {"station", "record"}:
-                raise ValueError("not a published audit checkpoint")
-            record = doc["record"]
-            if not isinstance(doc["station"], str) or parse_record(encode_line(record)) is None:
-                raise ValueError("the published checkpoint holds no audit record")
-        except RecursionError:
-            raise ValueError("not a published audit checkpoint (nested too deep)") from None
+            doc = safe_json.loads(text, max_bytes=safe_json.MAX_SMALL_BYTES)
+        except ValueError as exc:
+            raise ValueError(f"not a published audit checkpoint: {exc}") from None
+        if not isinstance(doc, dict) or set(doc) != {"station", "record"}:
+            raise ValueError("not a published audit checkpoint")
+        record = doc["record"]
+        if not isinstance(doc["station"], str) or not isinstance(record, dict):
+            raise ValueError("the published checkpoint holds no audit record")
+        try:
+            parsed = parse_record(encode_line(record))
+        except ValueError:  # a lone surrogate cannot be encoded
+            parsed = None
+        if parsed is None:
+            raise ValueError("the published checkpoint holds no audit record")
         if record["action"] != CHECKPOINT_ACTION:
             raise ValueError("the published record is not a checkpoint")
+        if doc["station"] != record["target"]:  # the station is not signed; the target is
+            raise ValueError("the published checkpoint names another station than its record")
         return cls(doc["station"], record)
 
     def verifies(self, station_key: Ed25519PublicKey) -> bool:
@@ -173,18 +187,24 @@ def epoch_keys(lines: Iterable[str | bytes], station_key: Ed25519PublicKey) -> d
         obj = load_object(line)
         if isinstance(obj, str) or obj.get("action") != CHECKPOINT_ACTION:
             continue
-        try:
-            intact = record_hash(obj) == obj.get("hash")
-        except (ValueError, RecursionError):
-            continue
         details = obj.get("details")
-        if not intact or not _verifies(
-            station_key, CHECKPOINT_CONTEXT, obj["hash"], obj.get("sig")
-        ):
+        if not checkpoint_signed(obj, station_key):
             continue
         if isinstance(details, dict) and isinstance(details.get("opens"), int):
             found[details["opens"]] = str(details.get("epoch_key"))
     return found
+
+
+def checkpoint_signed(obj: Mapping[str, Any], station_key: Ed25519PublicKey) -> bool:
+    """Whether ``obj`` is intact (its hash holds) and ``station_key`` signed that hash as a
+    checkpoint's; never raises."""
+    try:
+        digest = record_hash(obj)
+    except (ValueError, RecursionError):
+        return False
+    return digest == obj.get("hash") and _verifies(
+        station_key, CHECKPOINT_CONTEXT, digest, obj.get("sig")
+    )
 
 
 def _public(text: object) -> Ed25519PublicKey | None:
@@ -211,23 +231,39 @@ class _KeyedState:
 
     checkpoints: int = 0
     last_checkpoint: tuple[int, str] | None = None  # (seq, ts)
+    last_final: bool = False  # the last checkpoint is a stop checkpoint (it opens no epoch)
     sealed_after: int = 0  # records after the last checkpoint
     hashes: dict[int, tuple[int, str]] = field(default_factory=dict)  # seq -> (line, hash)
+
+    def end(self) -> TrailEnd:
+        """The trail's end as these lines give it (see :class:`TrailEnd`)."""
+        last = max(self.hashes, default=0)
+        digest = self.hashes[last][1] if last else ""
+        checkpoint = self.last_checkpoint[0] if self.last_checkpoint else 0
+        final = self.last_final and not self.sealed_after and checkpoint == last
+        return TrailEnd(last, digest, final, checkpoint)
 
 
 class _KeyedPass:
     """Walks the lines once, checking every seal and checkpoint signature in order."""
 
-    def __init__(self, station_key: Ed25519PublicKey, epochs: Mapping[int, str]) -> None:
+    def __init__(
+        self, station_key: Ed25519PublicKey, epochs: Mapping[int, str], *, lenient: bool = False
+    ) -> None:
         self._station = station_key
+        self._lenient = lenient  # records before the first checkpoint: their epoch is unknown
         self._keys: dict[int, Ed25519PublicKey | None] = {e: _public(k) for e, k in epochs.items()}
         self._open: int | None = None
         self._highest = 0
         self._started = bool(epochs)  # a slice: its first epoch comes from the carried keys
         self.state = _KeyedState()
 
-    def run(self, lines: Sequence[str | bytes], stop: int) -> _Fault | None:
+    def run(
+        self, lines: Sequence[str | bytes], stop: int, pace: Callable[[], None] | None = None
+    ) -> _Fault | None:
         for number, line in enumerate(lines[:stop], start=1):
+            if pace is not None and number % PACE_LINES == 0:
+                pace()
             obj = load_object(line)
             if isinstance(obj, str):
                 return None  # the chain pass names it
@@ -256,7 +292,8 @@ class _KeyedPass:
                 "checkpoint signature does not verify: forged or recomputed without the station key"
             )
             return _Fault(number, seq, "recomputed", why)
-        details = obj.get("details", {})
+        found = obj.get("details")
+        details: dict[str, Any] = found if isinstance(found, dict) else {}
         opens = details.get("opens")
         if opens is not None:
             key = _public(details.get("epoch_key"))
@@ -268,6 +305,7 @@ class _KeyedPass:
         self._started = True
         self.state.checkpoints += 1
         self.state.last_checkpoint = (seq or 0, str(obj.get("ts")))
+        self.state.last_final = opens is None
         self.state.sealed_after = 0
         return None
 
@@ -281,6 +319,8 @@ class _KeyedPass:
         if self._open is None and not self.state.checkpoints and self._started:
             self._open = epoch if isinstance(epoch, int) and epoch in self._keys else None
         key = self._keys.get(epoch) if isinstance(epoch, int) and epoch == self._open else None
+        if key is None and self._lenient and not self.state.checkpoints:
+            return None
         if key is None:
             why = f"sealed for epoch {epoch}, which no signed checkpoint had opened at this point"
             return _Fault(number, seq, "recomputed", why)
@@ -300,6 +340,7 @@ class TrailReport:
     checkpoints: int = 0
     last_checkpoint: tuple[int, str] | None = None
     unsigned_tail: int = 0
+    head_signed: int | None = None  # the seq a head signed by the station key names
 
     def line(self) -> str:
         """One line for a person: ``OK ...`` or ``FAIL line N (seq S): kind: why``."""
@@ -313,6 +354,8 @@ class TrailReport:
             text += f"; signed checkpoint at seq {seq} ({ts})"
         if self.unsigned_tail:
             text += f"; {self.unsigned_tail} sealed records after it"
+        if self.head_signed is not None:
+            text += f"; head signed at seq {self.head_signed}"
         return text
 
 
@@ -320,17 +363,22 @@ def verify_trail(
     lines: Sequence[str | bytes],
     station_key: Ed25519PublicKey,
     *,
-    head: tuple[int, str] | None = None,
+    head: tuple[int, str] | Head | str | None = None,
     start: tuple[int, str] | None = None,
     epochs: Mapping[int, str] | None = None,
     published: Sequence[Published] = (),
+    head_required: bool = False,
 ) -> TrailReport:
-    """Verify a trail's chain, every seal and checkpoint, and the published checkpoints.
+    """Verify a trail's chain, every seal and checkpoint, the head and the published checkpoints.
 
     Args:
         lines: the trail's lines in order (all files of a rotated trail, oldest first).
         station_key: the station's public key, the only thing the verifier must trust.
-        head: the writer's head file ``(seq, hash)``, which finds a tail cut off.
+        head: the end the trail must reach: ``(seq, hash)`` vouched for elsewhere (a bundle's
+            signed manifest), or the writer's ``audit.head`` as read (:class:`Head`, or why it
+            could not be read), which must then be signed by ``station_key`` unless a stop
+            checkpoint ends the trail (:func:`station.domain.audit.head.head_problem`).
+        head_required: judge the head even when there is none (the station's own folder).
         start: ``(seq, prev)`` of the first line when the lines are a slice (an export).
         epochs: epoch public keys carried with a slice (see :func:`epoch_keys`).
         published: checkpoints kept outside the trail; one the trail does not hold means the
@@ -345,7 +393,8 @@ def verify_trail(
             raise ValueError(
                 f"the published checkpoint at seq {checkpoint.seq} is not signed by key {kid}"
             )
-    chain = verify_lines(lines, head=head, start=start)
+    point = head.point if isinstance(head, Head) else None if isinstance(head, str) else head
+    chain = verify_lines(lines, head=point, start=start)
     keyed = _KeyedPass(station_key, epochs or {})
     stop = len(lines) if chain.ok or chain.line is None else chain.line
     fault = keyed.run(lines, stop)
@@ -354,10 +403,45 @@ def verify_trail(
     if not chain.ok:
         return TrailReport(chain, kid)
     state = keyed.state
-    rolled = _rolled_back(chain.records, state.hashes, published, start)
+    rolled = rolled_back(chain.records, state.hashes, published, start)
     if rolled is not None:
         return TrailReport(rolled, kid)
-    return TrailReport(chain, kid, state.checkpoints, state.last_checkpoint, state.sealed_after)
+    signed: int | None = None
+    if isinstance(head, Head | str) or head_required:
+        written = head if isinstance(head, Head | str) else None
+        problem = head_problem(written, state.end(), station_key)
+        if problem is not None:
+            last = max(state.hashes, default=(start[0] - 1) if start else 0)
+            return TrailReport(failure(chain.records + 1, last + 1, HEAD_KIND, problem), kid)
+        signed = (
+            written.seq if isinstance(written, Head) and written.signed_by(station_key) else None
+        )
+    return TrailReport(
+        chain, kid, state.checkpoints, state.last_checkpoint, state.sealed_after, signed
+    )
+
+
+def check_seals(
+    lines: Sequence[str | bytes],
+    station_key: Ed25519PublicKey,
+    *,
+    epochs: Mapping[int, str] | None = None,
+    pace: Callable[[], None] | None = None,
+    lenient: bool = False,
+) -> VerifyResult | None:
+    """The first record whose seal (or checkpoint whose signature) fails, or None: the keyed
+    pass of :func:`verify_trail` alone, for lines whose chain was checked already.
+
+    Args:
+        epochs: epoch keys carried with a slice (see :func:`epoch_keys`).
+        pace: called every :data:`PACE_LINES` lines, so a caller on a background thread can
+            leave the interpreter to others (the check costs a signature per record).
+        lenient: the lines start mid-trail and the checkpoint that opened their first epoch
+            is not at hand (older files archived): records before the first checkpoint among
+            them are not judged, rather than called forged.
+    """
+    fault = _KeyedPass(station_key, epochs or {}, lenient=lenient).run(lines, len(lines), pace)
+    return None if fault is None else failure(fault.line, fault.seq, fault.kind, fault.why)
 
 
 def rollback_problem(checkpoint: Published, held: str | None, last_seq: int) -> str | None:
@@ -380,12 +464,14 @@ def rollback_problem(checkpoint: Published, held: str | None, last_seq: int) -> 
     )
 
 
-def _rolled_back(
+def rolled_back(
     records: int,
     hashes: Mapping[int, tuple[int, str]],
     published: Sequence[Published],
     start: tuple[int, str] | None,
 ) -> VerifyResult | None:
+    """The verdict on the first published checkpoint (by ``seq``) the trail does not hold, or
+    None; ``hashes`` maps each ``seq`` the lines hold to ``(line, hash)``."""
     last_seq = max(hashes, default=(start[0] - 1) if start else 0)
     for checkpoint in sorted(published, key=lambda c: c.seq):
         line, held = hashes.get(checkpoint.seq, (records + 1, None))

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,14 +35,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from station.config.private_file import write_private
+from station.domain.audit import safe_json
 from station.domain.audit.chain import canonical_json, parse_record
 from station.domain.audit.csv_export import records_csv
 from station.domain.audit.keyed import CHECKPOINT_ACTION, epoch_keys, verify_trail
 from station.domain.audit.query import record_time
+from station.domain.audit.safe_json import MAX_MANIFEST_BYTES, MAX_SMALL_BYTES
 from station.domain.timefmt import iso_ms
-from station.domain.vouchers.keys import key_id, load_public_key, public_pem
-from station.domain.vouchers.model import VoucherError
-from station.services.audit.trail import read_trail, verify
+from station.domain.vouchers.keys import key_id, public_pem
+from station.services.audit.trail import COMPARE, UNVERIFIED, public_key_from, read_trail, verify
 
 BUNDLE_FORMAT = "station-audit-bundle/1"
 MANIFEST = "manifest.json"
@@ -54,6 +56,8 @@ PDF = "summary.pdf"
 VERIFICATION = "verification.json"
 PUBLIC_KEY = "station-audit.pub"
 SUMMARY_LIST = 40  # failures and denials listed one by one in the PDF
+REQUIRED = (RECORDS, CHECKPOINTS, PUBLIC_KEY)
+"""Files every bundle's manifest lists: without them there is nothing to verify."""
 
 
 class BundleError(ValueError):
@@ -211,49 +215,121 @@ def _fail(text: str) -> tuple[int, str]:
     return 1, f"FAIL bundle: {text}"
 
 
+def _read(folder: Path, name: str, limit: int) -> bytes | str:
+    """A bundle file's bytes, or why it cannot be had (missing, not a file, too large)."""
+    path = folder / name
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode):
+            return f"{name} is missing" if not path.exists() else f"{name} is not a file"
+        if info.st_size > limit:
+            return f"{name} is larger than {limit} bytes"
+        return path.read_bytes()
+    except FileNotFoundError:
+        return f"{name} is missing"
+    except OSError as exc:
+        return f"{name} cannot be read ({exc.strerror or exc})"
+
+
+def bundle_key(folder: Path) -> Ed25519PublicKey | str:
+    """The public key a bundle carries, or why it has none usable."""
+    data = _read(folder, PUBLIC_KEY, MAX_SMALL_BYTES)
+    if isinstance(data, str):
+        return data
+    return public_key_from(data, PUBLIC_KEY)
+
+
+def bundle_station(folder: Path) -> str:
+    """The station a bundle's manifest names ("" when it cannot be read): whose key to trust."""
+    data = _read(folder, MANIFEST, MAX_MANIFEST_BYTES)
+    if isinstance(data, str):
+        return ""
+    try:
+        manifest = safe_json.loads(data, max_bytes=MAX_MANIFEST_BYTES)
+    except ValueError:
+        return ""
+    station = manifest.get("station") if isinstance(manifest, dict) else None
+    return station if isinstance(station, str) else ""
+
+
 def _load_manifest(folder: Path) -> tuple[dict[str, Any], Ed25519PublicKey] | str:
     """The manifest whose signature holds under the bundle's key, or why not."""
+    body = _read(folder, MANIFEST, MAX_MANIFEST_BYTES)
+    if isinstance(body, str):
+        return body
+    signature = _read(folder, MANIFEST_SIG, MAX_SMALL_BYTES)
+    if isinstance(signature, str):
+        return signature
+    key = bundle_key(folder)
+    if isinstance(key, str):
+        return key
     try:
-        body = (folder / MANIFEST).read_bytes()
-        sig = base64.b64decode((folder / MANIFEST_SIG).read_bytes().strip(), validate=True)
-        key = load_public_key(folder / PUBLIC_KEY)
-    except FileNotFoundError as exc:
-        return f"{Path(str(exc.filename)).name} is missing"
+        sig = base64.b64decode(signature.strip(), validate=True)
+        key.verify(sig, MANIFEST_CONTEXT + body)
     except (binascii.Error, ValueError):
         return f"{MANIFEST_SIG} is not a base64 signature"
-    except VoucherError as exc:
-        return f"{PUBLIC_KEY} is not an Ed25519 public key ({exc})"
-    try:
-        key.verify(sig, MANIFEST_CONTEXT + body)
     except InvalidSignature:
         return f"{MANIFEST} is not signed by the key in {PUBLIC_KEY}: altered"
     try:
-        manifest = json.loads(body)
-    except ValueError:
-        return f"{MANIFEST} is not JSON"
+        manifest = safe_json.loads(body, max_bytes=MAX_MANIFEST_BYTES)
+    except ValueError as exc:
+        return f"{MANIFEST} is not JSON a bundle holds ({str(exc)[:80]})"
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         return f"{MANIFEST} is not a {BUNDLE_FORMAT} manifest"
     return manifest, key
+
+
+def _plain_name(name: object) -> bool:
+    """A file name of the bundle folder itself: no path, nothing hidden."""
+    return isinstance(name, str) and bool(name) and Path(name).name == name and name[0] != "."
 
 
 def _files_match(folder: Path, manifest: dict[str, Any]) -> str | None:
     listed = manifest.get("files")
     if not isinstance(listed, dict):
         return f"{MANIFEST} lists no files"
+    if not all(_plain_name(name) for name in listed):
+        return f"{MANIFEST} names a file outside the bundle"
+    for name in REQUIRED:
+        if name not in listed:
+            return f"{name} is missing (the manifest does not list it)"
     present = {p.name for p in folder.iterdir() if p.is_file()} - {MANIFEST, MANIFEST_SIG}
     for name in sorted(present - listed.keys()):
         return f"{name} is not in the manifest: added"
     for name, entry in sorted(listed.items()):
-        if name not in present:
+        path = folder / name
+        if name not in present or path.is_symlink():
             return f"{name} is missing"
-        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        try:
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            return f"{name} cannot be read ({exc.strerror or exc})"
         if not isinstance(entry, dict) or digest != entry.get("sha256"):
             return f"{name} does not match its hash in the manifest: altered"
     return None
 
 
-def verify_bundle(folder: Path, trusted: Ed25519PublicKey | None = None) -> tuple[int, str]:
+def _point(manifest: dict[str, Any], which: str, field: str) -> tuple[int, str] | None:
+    """``(seq, text)`` of the manifest's ``first`` or ``last``, when they are of that shape."""
+    entry = manifest.get(which)
+    seq = entry.get("seq") if isinstance(entry, dict) else None
+    text = entry.get(field) if isinstance(entry, dict) else None
+    if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1 and isinstance(text, str):
+        return seq, text
+    return None
+
+
+def verify_bundle(
+    folder: Path, trusted: Ed25519PublicKey | None = None, trusted_by: str = ""
+) -> tuple[int, str]:
     """Check a bundle with nothing but itself (and, when given, the key the auditor trusts).
+    Total: whatever the folder holds, the answer is a line, never an exception.
+
+    Args:
+        trusted: the station key the auditor trusts (``--key``, ``--key-id``, this station's
+            own); without one the bundle's own key is used and the verdict says UNVERIFIED KEY.
+        trusted_by: where the trusted key came from, for the verdict.
 
     Returns:
         ``(exit code, one line)``: 0 and ``OK ...``; 1 and ``FAIL bundle: ...`` naming the file
@@ -267,28 +343,47 @@ def verify_bundle(folder: Path, trusted: Ed25519PublicKey | None = None) -> tupl
     if trusted is not None and key_id(trusted) != kid:
         return _fail(f"signed by key {kid}, not by the trusted key {key_id(trusted)}")
     if manifest.get("key_id") != kid:
-        return _fail(f"the manifest names key {manifest.get('key_id')}, the bundle holds {kid}")
-    problem = _files_match(folder, manifest)
+        return _fail(
+            f"the manifest names key {manifest.get('key_id')!s:.40}, the bundle holds {kid}"
+        )
+    try:
+        problem = _files_match(folder, manifest)
+    except OSError as exc:
+        problem = f"the bundle folder cannot be listed ({exc.strerror or exc})"
     if problem is not None:
         return _fail(problem)
-    try:
-        first, last = manifest["first"], manifest["last"]
-        start = (int(first["seq"]), str(first["prev"]))
-        head = (int(last["seq"]), str(last["hash"]))
-    except (KeyError, TypeError, ValueError):
+    start, head = _point(manifest, "first", "prev"), _point(manifest, "last", "hash")
+    if start is None or head is None:
         return _fail(f"{MANIFEST} does not say which records it holds")
-    lines = (folder / RECORDS).read_bytes().splitlines(keepends=True)
-    opening = (folder / CHECKPOINTS).read_bytes().splitlines(keepends=True)
+    try:
+        lines = (folder / RECORDS).read_bytes().splitlines(keepends=True)
+        opening = (folder / CHECKPOINTS).read_bytes().splitlines(keepends=True)
+    except OSError as exc:
+        return _fail(f"{RECORDS} or {CHECKPOINTS} cannot be read ({exc.strerror or exc})")
     report = verify_trail(lines, key, head=head, start=start, epochs=epoch_keys(opening, key))
     if not report.result.ok:
         return _fail(f"{RECORDS}: {report.line()}")
+    if trusted is not None:
+        trust = f"key trusted: {trusted_by or 'the key given'}"
+    else:
+        trust = f"{UNVERIFIED} {kid}: {COMPARE}"
     return 0, (
-        f"OK bundle of {manifest.get('station')}: {report.result.records} records"
+        f"OK bundle of {manifest.get('station')!s:.80}: {report.result.records} records"
         f" (seq {start[0]} to {head[0]}), chain intact, every record sealed, manifest signed"
-        f" by station key {kid}{'' if trusted else ' (compare this id with the one on record)'}"
+        f" by station key {kid} ({trust})"
     )
 
 
+TRAIL_MARKERS = ("audit.jsonl", "audit.head", "audit", "station.lock", "users.json")
+"""What a trail or a data folder holds and a bundle never does."""
+
+
 def is_bundle(path: Path) -> bool:
-    """Whether ``path`` is a bundle folder (it holds a manifest)."""
-    return path.is_dir() and (path / MANIFEST).is_file()
+    """Whether ``path`` is to be verified as a bundle: a folder with a manifest and nothing of a
+    trail or a data folder. A ``manifest.json`` planted in an audit or data folder does not turn
+    it into a bundle (its own, signed by its own key, would vouch for a tampered trail)."""
+    if not path.is_dir() or not (path / MANIFEST).exists():
+        return False
+    if any((path / marker).exists() for marker in TRAIL_MARKERS):
+        return False
+    return not any(path.glob("audit-*.jsonl")) and not any(path.glob("*.sqlite"))

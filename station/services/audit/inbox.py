@@ -55,10 +55,11 @@ SHELL_ACTIONS = frozenset(
         "user.create",
         "user.password_reset",
         "user.unlock",
+        "audit.export",
     }
 )
 """What the inbox may carry. Never ``station.restore`` (it runs only with no station up, and the
-chain signs it with the station key) nor ``audit.*`` (the trail's own findings)."""
+chain signs it with the station key) nor ``audit.*`` but the export (the trail's own findings)."""
 REJECTED_ACTION = "audit.inbox_rejected"
 RESERVED_DETAILS = frozenset({"via", "pid", "uid", "requested_at"})
 """Detail keys the recording adds; a command's own details may not use them."""

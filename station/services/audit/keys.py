@@ -7,7 +7,9 @@ every export; an auditor compares its key id with the one the hospital recorded.
 
 The last checkpoint is also kept in the keyring (kind ``audit_anchor``): a folder put back to an
 older copy no longer holds it, so the station finds the rollback at its next start even with the
-broker away.
+broker away. A service without a keyring keeps it in the append-only anchor log instead
+(:mod:`station.services.audit.anchor_log`, ``STATION_AUDIT_ANCHOR_LOG``); :func:`read_anchor`
+answers with the newer of the two.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station.config import credentials
 from station.domain.audit.keyed import Published
+from station.domain.audit.query import record_time
+from station.services.audit import anchor_log
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,19 @@ def existing_key(station_id: str) -> Ed25519PrivateKey | None:
 
 
 def read_anchor(station_id: str) -> Published | None:
-    """The last checkpoint this station published, from the keyring; None if none or unreadable."""
+    """The last checkpoint this station published: the keyring's (or ``STATION_AUDIT_ANCHOR``),
+    or the anchor log's newest line signed by the station key, whichever was made later; None
+    if there is none or none can be read."""
+    kept = _kept_anchor(station_id)
+    logged = _logged_anchor(station_id)
+    if kept is None or logged is None:
+        return kept or logged
+    return (
+        logged if (record_time(logged.record) or 0.0) > (record_time(kept.record) or 0.0) else kept
+    )
+
+
+def _kept_anchor(station_id: str) -> Published | None:
     text = credentials.secret(ANCHOR_KIND, station_id)
     if not text:
         return None
@@ -116,9 +132,30 @@ def read_anchor(station_id: str) -> Published | None:
         return None
 
 
+def _logged_anchor(station_id: str) -> Published | None:
+    """The anchor log's newest checkpoint signed by the station key (without the key, whose
+    signature would tell a genuine line from one appended by someone else, none)."""
+    path = anchor_log.log_path()
+    if path is None:
+        return None
+    try:
+        key = existing_key(station_id)
+    except AuditKeyError as exc:
+        log.warning("the audit anchor log is not read: %s", exc)
+        return None
+    return anchor_log.newest(path, station_id, key.public_key()) if key is not None else None
+
+
 def write_anchor(checkpoint: Published) -> None:
-    """Keep ``checkpoint`` as the last published one; a keyring error is logged, not raised
-    (the checkpoint is also on the broker, and the trail itself is intact)."""
+    """Keep ``checkpoint`` as the last published one, in the anchor log (when one is set) and the
+    keyring; an error is logged, not raised (the checkpoint is also on the broker, and the trail
+    itself is intact)."""
+    path = anchor_log.log_path()
+    if path is not None:
+        try:
+            anchor_log.append(path, checkpoint)
+        except OSError as exc:
+            log.warning("could not append the audit checkpoint to %s: %s", path, exc)
     if credentials.from_environment(ANCHOR_KIND):
         return  # set by the service: the keyring is not where it lives
     try:

@@ -227,16 +227,28 @@ class TrailChain:
         pending, self._to_publish = self._to_publish, []
         return pending
 
-    def published_problem(self, checkpoint: Published) -> str | None:
-        """Why the trail does not hold ``checkpoint`` (published earlier), None if it does, it
-        lies in a rotated file this check does not read, or a signed restore in the trail
-        accounts for it (it replaced that checkpoint, or was made after it); from any thread."""
+    def published_problem(
+        self, checkpoint: Published, older: Callable[[int], str | None] | None = None
+    ) -> str | None:
+        """Why the trail does not hold ``checkpoint`` (published earlier), None if it does or a
+        signed restore in the trail accounts for it (it replaced that checkpoint, or was made
+        after it); from any thread.
+
+        Args:
+            older: the hash the trail holds at a ``seq`` before the lines resumed from (read
+                from the rotated files); without it such a checkpoint is not judged.
+        """
         with self._lock:
             held = self._checkpoints.get(checkpoint.seq)
             seq = self._seq
             restores = list(self._restores)
         if held is None and checkpoint.seq < self._checked_from:
-            return None  # in a rotated file this check does not read
+            if older is None:
+                return None
+            try:
+                held = older(checkpoint.seq)
+            except OSError as exc:
+                return f"the rotated file that holds seq {checkpoint.seq} cannot be read: {exc}"
         problem = rollback_problem(checkpoint, held, seq)
         if problem is None:
             return None

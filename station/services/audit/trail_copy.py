@@ -20,7 +20,6 @@ renames what is already being read.
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from station.domain.audit.chain import parse_record
+from station.domain.audit.head import parse_head
 from station.services.audit.trail_files import AUDIT_FILE, HEAD_FILE, PUBLIC_KEY_FILE
 
 ATTEMPTS = 5
@@ -134,13 +134,9 @@ def _attempt_copy(directory: Path, stack: ExitStack) -> TrailCopy | None:
 
 
 def _head_within(head: bytes, last: tuple[int, str] | None) -> bool:
-    """Whether the copy reaches the record the head names (a malformed head: yes, as the
-    verifiers read it too)."""
-    try:
-        doc = json.loads(head)
-    except ValueError:
+    """Whether the copy reaches the record the head names (a malformed head, nested or huge
+    as it may be: yes, it is copied as it is and the verifiers judge it)."""
+    parsed = parse_head(head)
+    if isinstance(parsed, str):
         return True
-    seq = doc.get("seq") if isinstance(doc, dict) else None
-    if not isinstance(seq, int) or isinstance(seq, bool):
-        return True
-    return last is not None and last[0] >= seq
+    return last is not None and last[0] >= parsed.seq

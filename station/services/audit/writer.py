@@ -5,9 +5,10 @@ queues them, so an alarm acknowledgement never waits on a disk. The ``audit`` th
 record its ``seq``, ``prev`` and ``hash`` in queue order
 (:class:`~station.services.audit.trail_chain.TrailChain`), appends the batch and fsyncs it
 (:class:`~station.services.audit.live_file.LiveFile`), and then updates the head file
-(``audit.head``: the last ``seq`` and ``hash`` made durable, named in
-:mod:`station.services.audit.trail_files`), against which verification finds records cut off
-the end of the trail.
+(``audit.head``: the last ``seq`` and ``hash`` made durable, signed with the station key, named
+in :mod:`station.services.audit.trail_files`), against which verification finds records cut off
+the end of the trail. Before it appends, it checks the trail it resumes
+(:mod:`station.services.audit.start_check`) and records what it finds.
 
 With the station key (:mod:`station.domain.audit.keyed`) every record is also sealed by the
 current epoch's key, and a signed checkpoint opens a new epoch at start, every
@@ -27,25 +28,28 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from station.config.key_files import save_public_key
-from station.domain.audit.chain import OUTCOMES, encode_line, parse_record, verify_lines
+from station.domain.audit.chain import OUTCOMES, VerifyResult, encode_line
 from station.domain.audit.keyed import Published
 from station.domain.vouchers.keys import key_id, load_public_key
 from station.services.audit.inbox import AuditInbox
 from station.services.audit.live_file import Line, LiveFile
+from station.services.audit.start_check import SealCheck, open_window, verify_window, where
 from station.services.audit.trail_chain import Pending, TrailChain
 from station.services.audit.trail_files import (
     AUDIT_FILE,
     HEAD_FILE,
     PUBLIC_KEY_FILE,
+    Window,
+    hash_at,
     head_epoch,
-    newest_rotated,
-    read_head,
+    load_head,
     write_head,
 )
 
@@ -96,6 +100,8 @@ class AuditWriter:
         self._written = 0
         self._write_fault: str | None = None
         self._integrity_fault: str | None = None
+        self._fault_lock = threading.Lock()
+        self._seals: SealCheck | None = None
         self._station_key = station_key
         self._on_checkpoint = on_checkpoint
         self._inbox = AuditInbox(inbox, clock) if inbox is not None else None
@@ -138,7 +144,8 @@ class AuditWriter:
 
         Args:
             published: checkpoints kept outside the trail (the keyring's last one); a trail
-                that no longer holds one was rolled back, which is a fault like tampering.
+                that no longer holds one was rolled back, which is a fault like tampering. The
+                check reads back to the rotated file that holds the oldest of them.
 
         Raises:
             OSError: the directory or file cannot be created or opened; the caller decides
@@ -152,45 +159,74 @@ class AuditWriter:
         if repaired is not None:
             self.record("audit.repair_tail", target=AUDIT_FILE, details=repaired)
         # Just after a rotation (or a crash between the rename and the first write) the live
-        # file is empty: the chain, its epochs and the head are those of the newest rotated one.
-        source = lines or newest_rotated(self._dir)
-        self._chain.resume(source, head_epoch(self._dir))
-        self._check_start(source, published)
+        # file is empty: the window then holds the newest rotated file, whose end is the chain's.
+        back_to = min((checkpoint.seq for checkpoint in published), default=None)
+        window, unreadable = open_window(self._dir, lines, back_to)
+        self._chain.resume(window.lines, head_epoch(self._dir))
+        if unreadable is not None:
+            self._finding(unreadable, {"kind": "unreadable", "why": unreadable})
+        self._check_start(window, published)
         if self._station_key is not None:
             self._keep_public_key(self._station_key)
         self._thread = threading.Thread(target=self._run, name="audit", daemon=False)
         self._thread.start()
         log.info("audit trail %s open at seq %s", self._file.path, self._chain.seq)
 
-    def _check_start(self, lines: list[bytes], published: Sequence[Published]) -> None:
-        first = parse_record(lines[0]) if lines else None
-        start = (first["seq"], first["prev"]) if first and first["seq"] > 1 else None
-        result = verify_lines(lines, head=read_head(self._dir), start=start)
+    def _check_start(self, window: Window, published: Sequence[Published]) -> None:
+        """Verify the window (chain, checkpoints, signed head), compare the checkpoints kept
+        outside, and with the key check every seal on the ``audit-seals`` thread. Each finding
+        is recorded and kept in :attr:`fault`; the trail goes on after its last record."""
+        public = self._station_key.public_key() if self._station_key is not None else None
+        result = verify_window(window, public, load_head(self._dir))
         if not result.ok:
-            self._integrity_fault = f"audit trail failed verification: {result.message}"
-            log.error("%s (%s); appending after its last record", self._integrity_fault, self.path)
-            details = {"kind": result.kind, "line": result.line, "seq": result.seq}
-            self.record("audit.verify", target=AUDIT_FILE, outcome="failure", details=details)
-            return
+            self._verification_failed(window, result)
+        rolled = False
         for checkpoint in published:
             problem = self.check_published(checkpoint)
             if problem is not None:
+                rolled = True
                 self.record(
                     "audit.verify",
                     target=AUDIT_FILE,
                     outcome="failure",
                     details={"kind": "rolled_back", "seq": checkpoint.seq, "why": problem},
                 )
+        if public is not None and result.ok and not rolled and window.lines:
+            self._seals = SealCheck(window, public, partial(self._verification_failed, window))
+            self._seals.start()
+
+    def _verification_failed(self, window: Window, result: VerifyResult) -> None:
+        """Record a failed verification of the trail and keep it in :attr:`fault` (from the
+        starting thread, or from ``audit-seals``)."""
+        details: dict[str, Any] = {"kind": result.kind, "line": result.line, "seq": result.seq}
+        if len(window.files) > 1 and result.line is not None:
+            details["file"] = window.locate(result.line)
+        self._finding(f"audit trail failed verification: {where(window, result)}", details)
+
+    def _finding(self, problem: str, details: Mapping[str, Any]) -> None:
+        self._add_fault(problem)
+        log.error("%s (%s); appending after its last record", problem, self.path)
+        self.record("audit.verify", target=AUDIT_FILE, outcome="failure", details=details)
+
+    def _add_fault(self, problem: str) -> None:
+        """Keep ``problem`` in :attr:`fault` beside what was found before (from any thread)."""
+        with self._fault_lock:
+            known = self._integrity_fault
+            if known is None:
+                self._integrity_fault = problem
+            elif problem not in known:
+                self._integrity_fault = f"{known}; {problem}"
 
     def check_published(self, checkpoint: Published) -> str | None:
         """Compare a checkpoint published earlier (keyring, broker) with the trail; from any
-        thread. Returns what is wrong (also kept in :attr:`fault`), None if the trail holds it."""
-        why = self._chain.published_problem(checkpoint)
+        thread. A checkpoint older than what the start check read is looked up in the rotated
+        file that should hold it. Returns what is wrong (also kept in :attr:`fault`), None if
+        the trail holds it."""
+        why = self._chain.published_problem(checkpoint, older=partial(hash_at, self._dir))
         if why is None:
             return None
         problem = f"audit trail rolled back: {why}"
-        if self._integrity_fault is None:
-            self._integrity_fault = problem
+        self._add_fault(problem)
         log.error("%s", problem)
         return problem
 
@@ -262,6 +298,8 @@ class AuditWriter:
         Returns:
             Whether the thread stopped within ``timeout`` seconds.
         """
+        if self._seals is not None and not self._seals.join(timeout):  # its finding is recorded
+            log.warning("the audit trail's seals were still being checked at close")
         self._closed = True
         thread = self._thread
         if thread is None:
@@ -369,7 +407,7 @@ class AuditWriter:
     def _write_head(self) -> None:
         chain = self._chain
         try:  # atomic: a crash leaves the old head or the new, never half of one
-            write_head(self._dir, chain.seq, chain.hash, chain.epoch)
+            write_head(self._dir, chain.seq, chain.hash, chain.epoch, self._station_key)
         except OSError as exc:
             self._set_write_fault(f"cannot write {self._dir / HEAD_FILE}: {exc}")
             return
