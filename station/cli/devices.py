@@ -2,8 +2,11 @@
 for an admin who scripts a whole ward.
 
 They work on the same registry file as the onboarding dialog (under a file lock), so they may run
-while the station is up: it picks the change up within a second and audits it (the station alone
-writes the audit trail; the registry records who made each change). ``onboard`` prints the
+while the station is up: it picks the change up within a second and audits it (the registry
+records who made each change). With no station running, the command records the change itself
+as a shell command (:mod:`station.services.audit.shell_record`), so a change made while the
+station is down is in the trail too; a trusted key (``trust``), which the station does not watch,
+is always recorded that way. ``onboard`` prints the
 device's broker credential once — the password is not kept anywhere — for the admin to deploy;
 ``revoke`` prints what to undo on the broker (the ``mosquitto_passwd -D`` command and the ACL
 lines), since the station only refuses the device's messages: its login stays valid at the
@@ -34,7 +37,9 @@ from station.domain.vouchers.checking import check_voucher
 from station.domain.vouchers.keys import key_id, load_public_key, load_trust
 from station.domain.vouchers.model import TrustError
 from station.domain.ward import bed_labels
+from station.services.audit.shell_record import ShellAuditError, record_from_shell
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
+from station.services.storage.instance_lock import holder
 
 WARD_COMMANDS = ("list", "trust", "onboard", "reassign", "revoke")
 
@@ -73,24 +78,42 @@ def run_devices(args: argparse.Namespace) -> int:
         return run_voucher_command(args)
     settings = load(args.config)
     registry = DeviceRegistry(settings.station.data_path / REGISTRY_FILE)
+    data = settings.station.data_path
+    running = holder(data) is not None  # it audits registry changes itself, within a second
     try:
         if args.devices_command == "list":
             _list(registry)
-        elif args.devices_command == "trust":
-            _trust(settings, args.key, owner=args.owner)
+            return 0
+        if args.devices_command == "trust":
+            trusted = _trust(settings, args.key, owner=args.owner)
+            done = ("device.trust", trusted, {"owner": args.owner}, True)
         elif args.devices_command == "onboard":
-            _onboard(settings, registry, args)
+            device, bed = _onboard(settings, registry, args)
+            done = ("device.onboard", device, {"bed": bed, "signing": not args.unsigned}, False)
         elif args.devices_command == "reassign":
             bed = "" if args.bed.lower() == "none" else _bed(settings, args.bed)
             registry.reassign(args.device, bed, by=_who(), at=time.time())
             print(f"{args.device} → {bed or 'no bed'}")
+            done = ("device.reassign", args.device, {"bed": bed}, False)
         else:
             registry.revoke(args.device, by=_who(), at=time.time())
             print(f"{args.device} decommissioned")
             _removal(args.device, args.password_file, args.acl_file)
+            done = ("device.revoke", args.device, {}, False)
     except (RegistryError, TrustError, OSError, ValueError) as exc:
         print(f"station devices {args.devices_command}: {exc}", file=sys.stderr)
         return 2
+    action, target, details, always = done
+    if running and not always:
+        return 0  # the running station records it from the registry, naming this shell user
+    try:
+        recorded = record_from_shell(
+            data, settings.station.id, action, target=target, details=details
+        )
+    except ShellAuditError as exc:
+        print(f"station devices: done, but not audited: {exc}", file=sys.stderr)
+        return 1
+    print(f"audit: {recorded.note}")
     return 0
 
 
@@ -121,7 +144,7 @@ def _list(registry: DeviceRegistry) -> None:
         print("\t".join([rec.device_id, rec.bed or "-", signing, state, rec.model, rec.serial]))
 
 
-def _trust(settings: Settings, key: Path, *, owner: bool) -> None:
+def _trust(settings: Settings, key: Path, *, owner: bool) -> str:
     public = load_public_key(key)
     folder = _trust_dir(settings) / ("owners" if owner else "manufacturers")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -129,9 +152,13 @@ def _trust(settings: Settings, key: Path, *, owner: bool) -> None:
     shutil.copyfile(key, target)
     load_trust(_trust_dir(settings))  # the folder must still load: fail here, not at the ward
     print(f"trusted {'owner' if owner else 'manufacturer'} key {key_id(public)}: {target}")
+    return key_id(public)
 
 
-def _onboard(settings: Settings, registry: DeviceRegistry, args: argparse.Namespace) -> None:
+def _onboard(
+    settings: Settings, registry: DeviceRegistry, args: argparse.Namespace
+) -> tuple[str, str]:
+    """Onboard the voucher's device; its id and bed."""
     bed = _bed(settings, args.bed) if args.bed else ""
     book = registry.load()
     check = check_voucher(
@@ -154,6 +181,7 @@ def _onboard(settings: Settings, registry: DeviceRegistry, args: argparse.Namesp
     print("# acl_file lines")
     for line in cred.acl:
         print(line)
+    return rec.device_id, bed
 
 
 def _removal(device: str, password_file: str, acl_file: str) -> None:

@@ -15,7 +15,9 @@ from station.domain.devices import DeviceBook, RegistryError
 from station.domain.vouchers.checking import check_voucher
 from station.domain.vouchers.keys import load_trust
 from station.domain.vouchers.model import VoucherCheck
+from station.services.audit.inbox import INBOX_FILE
 from station.services.storage.device_registry import DeviceRegistry
+from station.services.storage.instance_lock import InstanceLock
 from tests.device_kit import trusted_maker, voucher_for
 
 
@@ -101,6 +103,36 @@ def test_station_devices_scripts_a_ward(tmp_path: Path, capsys: pytest.CaptureFi
     doc = json.loads((data / "devices.json").read_text())
     assert doc["devices"][0]["revoked_by"].endswith("(shell)")
     assert main(["--config", str(config), "devices", "revoke", "mon-7"]) == 2
+    # No station ran: each change waits in the audit inbox for its first start (no trail yet).
+    waiting = [json.loads(line) for line in (data / INBOX_FILE).read_text().splitlines()]
+    assert [(w["action"], w["role"]) for w in waiting] == [
+        ("device.trust", "shell"),
+        ("device.onboard", "shell"),
+        ("device.reassign", "shell"),
+        ("device.revoke", "shell"),
+    ]
+    assert waiting[1]["target"] == "mon-7"
+    assert waiting[1]["details"] == {"bed": "Bed 3", "signing": True}
+    assert password not in (data / INBOX_FILE).read_text()
+
+
+def test_beside_a_running_station_a_trusted_key_goes_through_its_inbox(tmp_path: Path) -> None:
+    """The running station audits registry changes itself (from the registry, within a second);
+    the trust folder it does not watch, so the shell records that change."""
+    data = tmp_path / "data"
+    config = tmp_path / "station.toml"
+    config.write_text(f'[station]\ndata_dir = "{data}"\n[ward]\nbeds = 4\n')
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    assert main(["--config", str(config), "devices", "keygen", "--out", str(keys / "maker")]) == 0
+    lock = InstanceLock(data)
+    lock.acquire()  # a station runs on the folder
+    try:
+        assert main(["--config", str(config), "devices", "trust", str(keys / "maker.pub")]) == 0
+    finally:
+        lock.release()
+    waiting = [json.loads(line) for line in (data / INBOX_FILE).read_text().splitlines()]
+    assert [w["action"] for w in waiting] == ["device.trust"]
 
 
 def test_a_forged_trust_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,6 +56,10 @@ SHELL_ACTIONS = frozenset(
         "user.password_reset",
         "user.unlock",
         "audit.export",
+        "device.trust",
+        "device.onboard",
+        "device.reassign",
+        "device.revoke",
     }
 )
 """What the inbox may carry. Never ``station.restore`` (it runs only with no station up, and the
