@@ -18,6 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pytestqt.qtbot import QtBot
 
+from station.domain.vouchers.keys import public_pem
+from station.services.audit.keys import decode_station_key
 from tests.integration.servers.mosquitto import Mosquitto
 from tests.integration.station_harness import publish, running_station, station_settings
 from tests.payloads import vitals
@@ -132,7 +134,17 @@ def test_a_device_that_stops_raises_no_data_within_11_s(
         )
 
 
+def _ward_peers(tmp_path: Path) -> Path:
+    """Both stations of this test sign with the test session's key (``STATION_AUDIT_KEY``):
+    its public key, as each station's admin hands it to the other, in ``[peers]``."""
+    key = decode_station_key(os.environ["STATION_AUDIT_KEY"])
+    pub = tmp_path / "ward.pub"
+    pub.write_bytes(public_pem(key.public_key()))
+    return pub
+
+
 def _second_station(broker: Mosquitto, tmp_path: Path) -> subprocess.Popen[str]:
+    pub = _ward_peers(tmp_path)
     config = tmp_path / "station-b.toml"
     config.write_text(
         "\n".join(
@@ -149,6 +161,8 @@ def _second_station(broker: Mosquitto, tmp_path: Path) -> subprocess.Popen[str]:
                 "[ward]",
                 "beds = 4",
                 'devices = { "monitor-a" = 1, "monitor-b" = 2 }',
+                "[peers]",
+                f'stations = {{ "ward-test" = "{pub}" }}',
             ]
         )
         + "\n"
@@ -173,7 +187,8 @@ def test_two_stations_on_one_broker_share_an_acknowledgement(
 ) -> None:
     other = _second_station(mosquitto, tmp_path)
     try:
-        settings = station_settings(mosquitto, tmp_path / "a")
+        peers = {"stations": {"ward-test-b": str(_ward_peers(tmp_path))}}
+        settings = station_settings(mosquitto, tmp_path / "a", peers=peers)
         with running_station(qtbot, mosquitto, settings, monkeypatch, "nurse-ann") as station:
             # Both stations must be subscribed before the condition starts, as on a ward
             # where both run all along: B says so with its retained status.
@@ -195,7 +210,7 @@ def test_two_stations_on_one_broker_share_an_acknowledgement(
                 lambda e: e[0] == "ward-test-b" and e[1].get("state") == "acknowledged"
             )
             assert event["alarm_id"] == raised["ward-test"]
-            assert event["by"] == "nurse-ann"
+            assert event["by"] == "nurse-ann@ward-test"  # B names who, at which station
     finally:
         other.send_signal(signal.SIGTERM)
         _, err = other.communicate(timeout=15)
@@ -206,5 +221,6 @@ def test_two_stations_on_one_broker_share_an_acknowledgement(
     ]
     acks = [r for r in audit if r["action"] == "alarm.acknowledge"]
     assert acks
-    assert acks[0]["actor"] == "nurse-ann"
+    assert acks[0]["actor"] == "nurse-ann@ward-test"  # a signed peer's, named as such
+    assert acks[0]["role"] == "peer"
     assert acks[0]["details"]["via"] == "ward-test"

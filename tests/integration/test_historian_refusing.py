@@ -34,7 +34,7 @@ LINES = [
     f"{T0_MS + (i // 10) * 1000}"
     for i in range(POINTS)
 ]
-REFUSE_S = 4.0
+REFUSE_S = 30.0
 REFUSING = (
     f"historian refuses every write (HTTP 400: {REFUSED_BODY.decode().strip()}): points kept; "
     "check a proxy or the URL"
@@ -75,10 +75,10 @@ def test_a_proxy_refusing_every_write_quarantines_nothing_and_every_point_arrive
 ) -> None:
     """1,000 good points behind a proxy that answers 400 to everything for ``REFUSE_S`` s.
 
-    The issue's proxy refused for 30 s; 4 s keeps this short. Only the number of backoff rounds
-    depends on it (tries at 0, 1, 3, 7, 15, 31 s: a 30 s refusal is over at the sixth), each
-    round two requests (the batch and the canary) after the first round's four (the batch, its
-    two halves refused alike, the canary): never a bisection down to single points.
+    30 s, as the issue's proxy refused. Only the number of backoff rounds depends on it (tries
+    at 0, 1, 3, 7, 15, 31 s: a 30 s refusal is over at the sixth), each round two requests (the
+    batch and the canary) after the first round's four (the batch, its two halves refused
+    alike, the canary): never a bisection down to single points.
     """
     rejected: list[tuple[str, int, str]] = []
     proxy = WriteProxy(victoria.url, refuse_all_for_s=REFUSE_S)
@@ -117,7 +117,7 @@ def test_a_proxy_refusing_every_write_quarantines_nothing_and_every_point_arrive
     sizes = sorted({len(r.lines) for r in refused})
     assert sizes == [1, POINTS // 2, POINTS], sizes  # batch, halves once, canary: no bisection
     assert all(r.lines[0].startswith(PROBE_MEASUREMENT) for r in refused if len(r.lines) == 1)
-    assert len(requests) <= 12, [(len(r.lines), r.status) for r in requests]
+    assert len(requests) <= 14, [(len(r.lines), r.status) for r in requests]  # 13 measured
     taken = [line for r in requests if r.forwarded and r.status == 204 for line in r.lines]
     assert sorted(line for line in taken if line.startswith("vitals")) == sorted(LINES)
     assert heartrates(victoria, POINTS) == expected(LINES)  # each point once in the server

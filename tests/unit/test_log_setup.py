@@ -29,6 +29,12 @@ from station.cli.logs import (
 from station.config.settings import from_mapping
 
 
+def _me() -> str:
+    """This thread's name as the log shows it (a test that ran a core on this thread may have
+    named it ``core``)."""
+    return threading.current_thread().name
+
+
 def _record(level: int, msg: str, *args: object) -> logging.LogRecord:
     return logging.LogRecord("station.test", level, __file__, 1, msg, args, None)
 
@@ -67,7 +73,7 @@ def test_syslog_priorities(level: int, priority: int) -> None:
 def test_the_journal_form_prefixes_every_line_and_has_no_time() -> None:
     formatter = JournalFormatter()
     assert formatter.format(_record(logging.WARNING, "broker lost: %s", "timeout")) == (
-        "<4>MainThread station.test: broker lost: timeout"
+        f"<4>{_me()} station.test: broker lost: timeout"
     )
     try:
         raise ValueError("boom")
@@ -77,7 +83,7 @@ def test_the_journal_form_prefixes_every_line_and_has_no_time() -> None:
     lines = formatter.format(record).splitlines()
     assert len(lines) > 2  # the traceback's lines too
     assert all(line.startswith("<3>") for line in lines)
-    assert lines[0] == "<3>MainThread station.test: failed"  # no time: journald stamps it
+    assert lines[0] == f"<3>{_me()} station.test: failed"  # no time: journald stamps it
 
 
 def test_journal_stream_must_name_this_very_stream(
@@ -112,7 +118,7 @@ def test_the_log_file_is_owner_only_in_an_owner_only_folder(tmp_path: Path) -> N
     path = data / "logs" / "station.log"
     assert (data / "logs").stat().st_mode & 0o777 == 0o700
     assert path.stat().st_mode & 0o777 == 0o600
-    assert "INFO station.test: hello" in path.read_text().replace("MainThread ", "")
+    assert "INFO station.test: hello" in path.read_text().replace(f"{_me()} ", "")
 
 
 def test_rotation_keeps_five_owner_only_files(tmp_path: Path) -> None:
@@ -144,7 +150,7 @@ def test_station_log_writes_on_its_own_thread_and_stops(tmp_path: Path) -> None:
     station_log.stop()  # idempotent
     assert LOG_THREAD not in {t.name for t in threading.enumerate()}
     text = (tmp_path / "logs" / "station.log").read_text()
-    assert "MainThread station.test: written by the writer" in text  # the caller's thread
+    assert f"{_me()} station.test: written by the writer" in text  # the caller's thread
     assert "below the level" not in text
 
 
@@ -162,7 +168,7 @@ def test_under_the_journal_there_is_no_file(
     finally:
         station_log.stop()
     assert not (tmp_path / "logs").exists()
-    assert "<4>MainThread station.test: to the journal" in capfd.readouterr().err
+    assert f"<4>{_me()} station.test: to the journal" in capfd.readouterr().err
 
 
 def test_first_lines_name_what_runs_and_where_keys_come_from_never_a_key(

@@ -33,6 +33,9 @@ from station.services.ingest.connection_check import https_handler
 TIMEOUT_S = 5.0
 MEASUREMENT = "station_doctor"
 POLL_S = 0.2
+READ_BACK_S = 8.0
+"""How long a written point may take to become readable (victoria-metrics flushes, a busy
+machine): longer than one request's timeout, or a loaded server reads as a broken one."""
 NOT_READABLE = "not read back"
 
 
@@ -49,7 +52,7 @@ def check_historian(ctx: Context) -> Finding:
     if problem is not None:
         return fail(problem)
     wrote = f"wrote a test point ({MEASUREMENT},station={s.station.id} ok=1) to {i.url}"
-    read = read_back(i, token, s.station.id, at_ms, deadline=time.monotonic() + TIMEOUT_S)
+    read = read_back(i, token, s.station.id, at_ms, deadline=time.monotonic() + READ_BACK_S)
     if read is None:
         return ok(f"{wrote} and read it back")
     if read.startswith(NOT_READABLE):
@@ -195,7 +198,7 @@ def read_back(
             return f"{NOT_READABLE}: the server offers no read API the doctor knows ({status})"
         if time.monotonic() >= deadline:
             return (
-                f"it was not readable within {TIMEOUT_S:g} s: the server took it but does not "
+                f"it was not readable within {READ_BACK_S:g} s: the server took it but does not "
                 "show it; check the historian's storage (disk, retention) and its logs"
             )
         time.sleep(POLL_S)
