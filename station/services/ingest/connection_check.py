@@ -81,14 +81,7 @@ def check_broker(settings: Settings, password: str | None, timeout: float = TEST
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         return f"Cannot connect to {where} ({how}): {exc}"
     finally:
-        try:
-            client.disconnect()
-            client.loop(timeout=0.1)
-        except (OSError, ValueError):
-            pass
-        sock = client.socket()
-        if sock is not None:
-            sock.close()
+        _close(client)
     if not answers:
         return f"No answer from {where} ({how}) within {timeout:g} s"
     failed, reason = answers[0]
