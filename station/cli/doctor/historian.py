@@ -143,15 +143,17 @@ def _export(i: InfluxSection, token: str | None, station: str, at_ms: int) -> tu
         }
     )
     base = i.url.rstrip("/")
+    # Written points become readable only after victoria-metrics' next flush (a few seconds);
+    # its documented /internal/force_flush makes them readable now, and changes nothing else.
+    # Flushed before the first look too: a search for a series not yet flushed can be answered
+    # from a cache of "no such series" for longer than the doctor waits.
+    _get(f"{base}/internal/force_flush", token, i.ca_file)
     status, body = _get(f"{base}/api/v1/export?{query}", token, i.ca_file)
     if status != 200:
         return status, False
     for line in body.splitlines():
         if line.strip() and at_ms in json.loads(line).get("timestamps", []):
             return status, True
-    # Written points become readable only after victoria-metrics' next flush (a few seconds);
-    # its documented /internal/force_flush makes them readable now, and changes nothing else.
-    _get(f"{base}/internal/force_flush", token, i.ca_file)
     return status, False
 
 
