@@ -1,7 +1,8 @@
 """A data folder and config written by the previous release start this one without an error.
 
-The previous release is the git tag ``v0.1.0``, taken from this repository's own history with
-``git archive`` (no worktree, nothing of the repository changed) and run as it was: its demo
+The previous release is the git tag ``v0.1.0``: its ``station`` package as ``git archive`` gave it,
+kept in ``tests/data/releases`` (a clone need not carry the tag: CI's does not) and run as it
+was: its demo
 writes the stores and the audit trail, its settings code writes the config its own settings
 dialog would, its ``users add`` the accounts, its limits file a bed's limits. Then this release
 starts on that folder with that file, against a real Mosquitto.
@@ -10,6 +11,7 @@ starts on that folder with that file, against a real Mosquitto.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -32,6 +34,9 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PREVIOUS = "v0.1.0"
+# Made with `git archive --format=tar v0.1.0 station | xz -9e` (commit 5ed5c88).
+PREVIOUS_ARCHIVE = REPO / "tests" / "data" / "releases" / f"station-{PREVIOUS}.tar.xz"
+PREVIOUS_SHA256 = "8adad4b7c6e53aca00e51a4c715ea5825132276ab824667a2d62d80aeaa32a2e"
 
 WRITE_CONFIG = """
 import sys
@@ -59,17 +64,10 @@ BedLimitsFile(Path(sys.argv[1])).save({"bed:Bed 8": saved})
 
 
 def _previous_release(into: Path) -> Path:
-    """The previous release's ``station`` package, extracted from the tag."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", PREVIOUS, "station"],
-        capture_output=True,
-        check=False,
-    )
-    assert archive.returncode == 0, (
-        f"the previous release {PREVIOUS} is not in this clone's history: "
-        f"{archive.stderr.decode(errors='replace')}"
-    )
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+    """The previous release's ``station`` package, extracted from its kept archive."""
+    packed = PREVIOUS_ARCHIVE.read_bytes()
+    assert hashlib.sha256(packed).hexdigest() == PREVIOUS_SHA256, f"{PREVIOUS_ARCHIVE} changed"
+    with tarfile.open(fileobj=BytesIO(packed), mode="r:xz") as tar:
         tar.extractall(into, filter="data")
     return into
 
