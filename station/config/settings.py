@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from station.config.adt_settings import AdtSection
+from station.config.hl7_settings import Hl7Section
 from station.config.peer_settings import PeersSection
 from station.config.renamed_keys import upgrade_mapping
 from station.domain.alarms import AlarmLimits, Priority
@@ -403,6 +405,8 @@ class Settings(BaseModel):
     patients: PatientsSection = PatientsSection()
     ui: UiSection = UiSection()
     peers: PeersSection = PeersSection()
+    hl7: Hl7Section = Hl7Section()
+    adt: AdtSection = AdtSection()
 
     @property
     def client_id(self) -> str:
