@@ -19,6 +19,7 @@ Threads and owners (ARCHITECTURE.md):
     ``sd-notify``— systemd's readiness and watchdog messages, decided by :class:`Supervision`
                    on the GUI thread from the core thread's heartbeat (under systemd only).
     demo only: ``demo-broker`` (:class:`EmbeddedBroker`) and ``simulator``.
+    The hospital's interfaces (:class:`HospitalLinks`, when configured) run threads of their own.
 
 Local stores under the data folder: ``spool.sqlite`` (with the historian: every point before its
 PUBACK), ``trends.sqlite`` (72 h per bed for the trend view) and ``quarantine.sqlite`` (the newest
@@ -58,6 +59,7 @@ from station.domain.alarm_history import AlarmEpisode
 from station.domain.clock import StationClock
 from station.domain.roles import Role
 from station.domain.vouchers.keys import key_id
+from station.links import HospitalLinks, LinkParts, StationConditions
 from station.presenters.actions import ActionLayer
 from station.presenters.ward_admin import WardAdmin
 from station.services.audit.checkpoints import BrokerCheckpointCheck, CheckpointPublisher
@@ -75,6 +77,7 @@ from station.services.ingest.historian import Historian, HistorianStatus
 from station.services.ingest.live_feed import LiveFeed
 from station.services.ingest.mqtt_worker import MqttWorker
 from station.services.jobs import Jobs
+from station.services.runtime import SWITCH_INTERVAL_S, freeze_startup_heap
 from station.services.storage.accounts import Accounts
 from station.services.storage.alarm_store import ALARM_STORE_FILE, AlarmStore
 from station.services.storage.bed_limits_file import BED_LIMITS_FILE, BedLimitsFile
@@ -91,38 +94,6 @@ from station.ui.screen_wiring import QUEUED, connect_core, connect_screen, conne
 log = logging.getLogger(__name__)
 
 LIVE_PASSWORD_ENV = "STATION_MQTT_LIVE_PASSWORD"
-SWITCH_INTERVAL_S = 0.001
-"""How long a busy thread keeps the interpreter lock while another waits (CPython: 5 ms). PySide
-releases the lock around every Qt call, so a frame of a few hundred Qt calls waited up to 5 ms
-for each while the MQTT and core threads were busy under a flood (measured with ``station
-bench --flood``: frames of 60 ms mean for 8 ms of work). A shorter slice costs the busy threads
-a little switching and gives the screen its turn sooner."""
-
-YOUNG_COLLECTION_AFTER = 2000
-"""Net new container objects before a young-generation collection (CPython: 700)."""
-
-
-def _freeze_startup_heap() -> None:
-    """Keep the objects of start-up (modules, Qt wrappers, the window) out of every later
-    cycle collection, and collect the young generation less often.
-
-    CPython's full collection walks every tracked object with the interpreter lock held, so
-    it stops every thread at once. Under ``station bench --beds 64 --flood --duration 20
-    --historian`` each of about 13 full collections took 150-220 ms of CPU, which was the
-    GUI timer lag p99 (160 ms) and held ingest back; with the start-up heap frozen they took
-    2-40 ms. No collection first: it would cost a test process 0.2 s a station, and what is
-    garbage now is a fixed amount, kept until ``stop`` unfreezes it.
-
-    Messages in flight are young objects that die by reference count; with CPython's default
-    (700 allocations) a flood collected them about 45 times a second and promoted many. At
-    ``YOUNG_COLLECTION_AFTER`` the same bench (medians of 3) ingested 0.60 x ``mosquitto_sub``
-    instead of 0.56 and 3.8 x the naive subscriber instead of 2.9, GUI lag p99 48 ms instead
-    of 52. The older generations keep CPython's ratios.
-    """
-    gc.set_threshold(YOUNG_COLLECTION_AFTER, 10, 10)
-    gc.freeze()
-
-
 HISTORY_LOAD_S = 30 * 86_400.0
 """How much of the alarm store the window's history holds from the start (older: the history
 dialog reads the store for the period chosen)."""
@@ -307,6 +278,9 @@ class Station(QObject):
         )
         self.window.close_guard = self.close_guard.may_close
         self.supervision = Supervision(self.core_thread, self.window.isVisible, settings.ward.beds)
+        self.conditions = StationConditions(self)
+        parts = (settings, data_dir, self.audit, self.conditions, self.ward, self.alarm_store)
+        self.links = HospitalLinks(LinkParts(*parts, self.trends, self.clock))
         self._check_keyring()
         self.simulator: Simulator | None = None
         self._history_jobs = Jobs("history-load", self)
@@ -362,6 +336,7 @@ class Station(QObject):
         self.live.connection_changed.connect(c.on_live_connection, QUEUED)
         m.connection_changed.connect(c.on_connection, QUEUED)
         c.connection_changed.connect(self.supervision.on_connection, QUEUED)
+        self.conditions.changed.connect(c.station_condition, QUEUED)
         m.peer_event.connect(c.on_peer_event, QUEUED)
         # Every user action goes through the action layer (role check, denials audited).
         connect_screen(w, self.actions, self.dialogs)
@@ -398,6 +373,7 @@ class Station(QObject):
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
+        self.links.start()
         self.window.show()
         self._load_history()
         if self._demo is None and not self.accounts.has_users():
@@ -409,7 +385,7 @@ class Station(QObject):
             self.simulator = self._demo.simulator(s.mqtt)
             self.simulator.start()
         self.supervision.start()  # READY=1 once the window shows and the core thread beats
-        _freeze_startup_heap()
+        freeze_startup_heap()
 
     def set_stop_reason(self, reason: str, actor: str = "station", role: str = "system") -> None:
         """Who stops the station and why (``closed from the window`` by an admin, ``signal
@@ -453,6 +429,7 @@ class Station(QObject):
         # is audited on its worker before the trail closes.
         ok &= self.ward.stop(2.0)
         ok &= self.dialogs.shutdown(1.0)
+        ok &= self.links.stop(2.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.live.stop(1.0)
