@@ -19,6 +19,7 @@ def test_codes_are_distinct_and_well_formed() -> None:
     assert len(set(mdc)) == len(mdc)
     for code in VITAL_CODES.values():
         assert re.fullmatch(r"\d{1,5}-\d", code.loinc), code
-        assert code.mdc >> 16 == 2 and code.unit_mdc >> 16 == 4, code  # SCADA, DIM partitions
+        assert code.mdc >> 16 == 2, code  # the SCADA partition
+        assert code.unit_mdc >> 16 == 4, code  # the DIM (units) partition
         assert code.mdc_refid.startswith("MDC_")
         assert code.unit_refid.startswith("MDC_DIM_")
