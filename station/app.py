@@ -3,8 +3,9 @@
 Only this module builds: every dependency is passed in a constructor, in an order where each
 part exists before whoever needs it (the MQTT worker before the audit writer, which publishes its
 checkpoints there; the ward admin before the window; the window before the admin-dialog
-controller, whose dialogs it parents). One exception: the MQTT worker has no constructor argument
-for the hook that checks the broker's checkpoint, so it is set right after the audit writer. The
+controller, whose dialogs it parents). Two exceptions: the MQTT worker has no constructor argument
+for the hook that checks the broker's checkpoint, so it is set right after the audit writer; the
+ward admin's registry gets the key that seals it right after the ward admin. The
 screen's connections are those of :mod:`station.ui.screen_wiring`, which the Qt tests use too.
 
 Threads and owners (ARCHITECTURE.md):
@@ -217,7 +218,7 @@ class Station(QObject):
             spool=self.spool,
             trends=self.trends,
             acknowledge=self.mqtt.ack,
-            registry=DeviceRegistry(data_dir / REGISTRY_FILE),
+            registry=DeviceRegistry(data_dir / REGISTRY_FILE, key),
             monotonic=self.clock.monotonic,
             limits_store=BedLimitsFile(data_dir / BED_LIMITS_FILE),
             quarantine=self.quarantine,
@@ -242,6 +243,7 @@ class Station(QObject):
             role=self._session_role,
             parent=self,
         )
+        self.ward.registry.key = key  # its writes are sealed, like the core's checks
         self.core.set_bed_policy(self.ward.policy())  # before the core thread runs
         if self.ward.fault is not None:
             self._faults.append(

@@ -1,5 +1,5 @@
-"""``station devices list | trust | onboard | reassign | revoke``: the ward's side of onboarding,
-for an admin who scripts a whole ward.
+"""``station devices list | trust | onboard | reassign | revoke | accept``: the ward's side of
+onboarding, for an admin who scripts a whole ward.
 
 They work on the same registry file as the onboarding dialog (under a file lock), so they may run
 while the station is up: it picks the change up within a second and audits it (the registry
@@ -10,7 +10,9 @@ is always recorded that way. ``onboard`` prints the
 device's broker credential once — the password is not kept anywhere — for the admin to deploy;
 ``revoke`` prints what to undo on the broker (the ``mosquitto_passwd -D`` command and the ACL
 lines), since the station only refuses the device's messages: its login stays valid at the
-broker until the admin removes it.
+broker until the admin removes it. Each write is sealed with the station's audit key, like the
+station's own; ``accept`` seals a registry changed some other way (after the admin reviewed what
+it lists), which ends the station's "changed outside the station" alarm.
 Every refusal is one line on stderr and exit code 2. The manufacturer's side (``keygen``,
 ``voucher``, ``endorse``) is in :mod:`station.cli.vouchers`.
 """
@@ -24,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from station.cli.vouchers import add_voucher_commands, run_voucher_command
 from station.config.settings import Settings, load
 from station.domain.broker_credentials import (
@@ -32,16 +36,19 @@ from station.domain.broker_credentials import (
     credential_removal,
     make_credential,
 )
-from station.domain.devices import RegistryError
+from station.domain.devices import DeviceBook, RegistryError, differences
 from station.domain.vouchers.checking import check_voucher
 from station.domain.vouchers.keys import key_id, load_public_key, load_trust
 from station.domain.vouchers.model import TrustError
 from station.domain.ward import bed_labels
+from station.services.audit.keys import AuditKeyError, existing_key
 from station.services.audit.shell_record import ShellAuditError, record_from_shell
 from station.services.storage.device_registry import REGISTRY_FILE, DeviceRegistry
 from station.services.storage.instance_lock import holder
 
-WARD_COMMANDS = ("list", "trust", "onboard", "reassign", "revoke")
+WARD_COMMANDS = ("list", "trust", "onboard", "reassign", "revoke", "accept")
+ACCEPT_LISTED = 10
+"""Changes listed in the ``devices.accept`` record (the shell record's details are bounded)."""
 
 
 def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,6 +76,9 @@ def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--password-file", default=PASSWORD_FILE, help=f"the broker's (default {PASSWORD_FILE})"
     )
     revoke.add_argument("--acl-file", default=ACL_FILE, help=f"the broker's (default {ACL_FILE})")
+    dsub.add_parser(
+        "accept", help="seal the registry as it is, after reviewing a change made outside"
+    )
     add_voucher_commands(dsub)
 
 
@@ -77,14 +87,19 @@ def run_devices(args: argparse.Namespace) -> int:
     if args.devices_command not in WARD_COMMANDS:
         return run_voucher_command(args)
     settings = load(args.config)
-    registry = DeviceRegistry(settings.station.data_path / REGISTRY_FILE)
+    registry = DeviceRegistry(settings.station.data_path / REGISTRY_FILE, _key(settings))
     data = settings.station.data_path
     running = holder(data) is not None  # it audits registry changes itself, within a second
+    done: tuple[str, str, dict[str, object], bool]
     try:
         if args.devices_command == "list":
             _list(registry)
             return 0
-        if args.devices_command == "trust":
+        if args.devices_command == "accept":
+            changes = _accept(registry)
+            listed = {"changes": changes[:ACCEPT_LISTED], "more": len(changes[ACCEPT_LISTED:])}
+            done = ("devices.accept", REGISTRY_FILE, listed, True)
+        elif args.devices_command == "trust":
             trusted = _trust(settings, args.key, owner=args.owner)
             done = ("device.trust", trusted, {"owner": args.owner}, True)
         elif args.devices_command == "onboard":
@@ -115,6 +130,35 @@ def run_devices(args: argparse.Namespace) -> int:
         return 1
     print(f"audit: {recorded.note}")
     return 0
+
+
+def _key(settings: Settings) -> Ed25519PrivateKey | None:
+    """The station's audit key, to seal what is written (never a new one: that would fork the
+    trail); without it the write goes unsealed, and the station will say so."""
+    try:
+        key = existing_key(settings.station.id)
+    except AuditKeyError as exc:
+        print(f"station devices: {exc}", file=sys.stderr)
+        key = None
+    if key is None:
+        print("station devices: no audit key here: the registry is written unsealed, and the "
+              "station will raise an alarm until it is accepted", file=sys.stderr)  # fmt: skip
+    return key
+
+
+def _accept(registry: DeviceRegistry) -> list[dict[str, object]]:
+    """Seal the registry as it is; print and return what changed since the sealed copy."""
+    check = registry.check()
+    if check.ok:
+        print("the registry is sealed already: nothing to accept")
+        return []
+    changes = differences(check.sealed or DeviceBook(), registry.load())
+    print(f"accepting a registry that {check.problem}; changes since the sealed copy:")
+    for change in changes:
+        print(f"  {change['device']}: {change['change']} {change.get('fields', '')}".rstrip())
+    registry.accept()
+    print("sealed")
+    return changes
 
 
 def _who() -> str:

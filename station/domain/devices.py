@@ -201,3 +201,22 @@ class DeviceBook:
         if len(book) != len(records):
             raise RegistryError("device registry lists a device twice")
         return cls(book)
+
+
+def differences(old: DeviceBook, new: DeviceBook) -> list[dict[str, object]]:
+    """Each device added, removed or changed from ``old`` to ``new``, with the fields that
+    changed (old and new values; public keys as they are, never secret): what an audit record of
+    a registry changed outside the station lists, since any field may matter (a key swapped, a
+    device's signing switched off)."""
+    out: list[dict[str, object]] = []
+    for device_id in sorted(set(old.records) | set(new.records)):
+        was, now = old.get(device_id), new.get(device_id)
+        if was == now:
+            continue
+        if was is None or now is None:
+            out.append({"device": device_id, "change": "added" if was is None else "removed"})
+            continue
+        before, after = asdict(was), asdict(now)
+        fields = {k: [before[k], after[k]] for k in sorted(after) if before[k] != after[k]}
+        out.append({"device": device_id, "change": "changed", "fields": fields})
+    return out

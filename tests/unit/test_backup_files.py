@@ -81,6 +81,7 @@ def make_station_folder(data: Path) -> None:
     PatientStore(data / "patients.enc", STATION).save(table())
     Accounts(data / "users.json", scrypt_n=2**10).create("admin", Role.ADMIN, "admin password 1")
     (data / "devices.json").write_text('{"devices": {}}\n')
+    (data / "devices.json.seal").write_text('{"sha256": "its seal"}\n')  # kept beside it
     (data / "trust" / "manufacturers").mkdir(parents=True)
     (data / "trust" / "manufacturers" / "acme.pem").write_text("public key\n")
     (data / "link-elsewhere").symlink_to("/etc/hostname")
@@ -135,6 +136,7 @@ def test_backup_and_restore_into_a_new_folder(
     assert [p.name for p in patients.all_patients()] == ["Zoë Ñúñez"]
     assert Accounts(new / "users.json").role_of("admin") is Role.ADMIN
     assert (new / "devices.json").read_bytes() == (data / "devices.json").read_bytes()
+    assert (new / "devices.json.seal").read_bytes() == (data / "devices.json.seal").read_bytes()
     assert stat.S_IMODE((new / "patients.enc").stat().st_mode) == 0o600
     code, verdict = verify_path(new, use_anchor=True)
     assert code == 0, verdict

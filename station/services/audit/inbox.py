@@ -60,6 +60,7 @@ SHELL_ACTIONS = frozenset(
         "device.onboard",
         "device.reassign",
         "device.revoke",
+        "devices.accept",
     }
 )
 """What the inbox may carry. Never ``station.restore`` (it runs only with no station up, and the

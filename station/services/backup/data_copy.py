@@ -8,8 +8,8 @@ Each kind of file is written its own way by the station, so each is read its own
   while the station's connection goes on committing (WAL: the reader never blocks the writer).
   The ``-wal`` and ``-shm`` files are the live state of that snapshot, never copied themselves.
 * the audit folder: :mod:`station.services.audit.trail_copy` (whole lines, head first).
-* the device registry ``devices.json``: read under its file lock, as ``station devices`` and
-  the station change it under that lock.
+* the device registry ``devices.json`` and its seal ``devices.json.seal``: read together under
+  the registry's file lock, as ``station devices`` and the station change them under that lock.
 * everything else (``patients.enc``, still encrypted; ``users.json``, ``bed_limits.json``, the
   trust folder's public keys): replaced whole by a rename when written, so one read of an open
   file is one version of it.
@@ -37,6 +37,7 @@ from station.services.audit.inbox import INBOX_FILE
 from station.services.audit.trail_copy import trail_copy
 from station.services.storage.device_registry import REGISTRY_FILE
 from station.services.storage.instance_lock import LOCK_FILE
+from station.services.storage.registry_seal import SEAL_SUFFIX, seal_path
 
 AUDIT_DIR = "audit"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -122,11 +123,19 @@ def _copy_file(path: Path, relative: str, staging: Path, add: Add) -> None:
             add(relative, "sqlite", mode, copy, snapshot.stat().st_size)
             return
         handle.seek(0)
+        if relative == REGISTRY_FILE + SEAL_SUFFIX:
+            return  # copied with the registry, below
         if relative == REGISTRY_FILE:
             handle.close()
-            with locked(path):  # as the station and `station devices` write it
+            with locked(path):  # as the station and `station devices` write them
                 data = path.read_bytes()
+                try:
+                    seal: bytes | None = seal_path(path).read_bytes()
+                except FileNotFoundError:
+                    seal = None
             add(relative, "registry", mode, io.BytesIO(data), len(data))
+            if seal is not None:
+                add(relative + SEAL_SUFFIX, "registry", mode, io.BytesIO(seal), len(seal))
             return
         add(relative, "file", mode, handle, st.st_size)
 

@@ -209,7 +209,7 @@ class CoreWorker(QObject):
         self._vitals_timer: QTimer | None = None
         self._commit_timer: QTimer | None = None
         self._watch_turn = 0
-        self._ward.set_book(self._devices.load())
+        self._ward.set_book(self._devices.load(seal=False))  # checked in start
         for rec in self._ward.book:
             if rec.active and rec.bed:
                 self._watch.expect(rec.device_id, started)  # onboarded: expected, like pins
@@ -282,6 +282,7 @@ class CoreWorker(QObject):
         commit.setSingleShot(True)
         commit.setInterval(self._settings.spool.commit_interval_ms)
         commit.timeout.connect(self.commit)
+        self._devices.check_seal()
 
     @Slot()
     def shutdown(self) -> None:

@@ -2,7 +2,10 @@
 
 The registry on disk (:mod:`station.services.storage.device_registry`, written by the onboarding
 dialog and ``station devices``) is loaded at start and whenever its stamp changes; a damaged file
-keeps the last good book in force and raises a technical alarm. Every change of the book is
+keeps the last good book in force and raises a technical alarm. A registry that does not match
+its seal (changed outside the station, e.g. by hand while it was down) is taken as it is (the
+beds it feeds stay monitored) but audited, with what changed since the sealed copy, and a
+technical alarm stays until an admin accepts it. Every change of the book is
 audited (onboard, revoke, reassign). Against the book in force a message is refused when its
 device was revoked, when a signing device's signature is bad or missing, or when it could have
 been sent by anyone allowed to publish on a shared topic; refusals are audited without letting a
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from station.domain.alarms import Priority
-from station.domain.devices import DeviceBook, RegistryError
+from station.domain.devices import DeviceBook, RegistryError, differences
 from station.domain.ingest import topic_device_cached
 from station.domain.messages import Accepted, Rejection
 from station.services.ingest.alarm_changes import AlarmChanges
@@ -24,6 +27,10 @@ from station.services.storage.device_registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 
+SEAL_PARAMETER = "device_registry"
+"""The technical alarm of a registry changed outside the station."""
+MAX_LISTED = 50
+"""Devices listed in one ``devices.unsealed`` record (more: counted)."""
 REFUSAL_ACTIONS = {"spoofed": "device.spoofed", "revoked": "device.revoked_message"}
 """The audit action of a refusal reason; any other (a flag) is ``device.suspect``."""
 
@@ -49,16 +56,19 @@ class DeviceGate:
         self._audit = state.audit
         self._alarms = alarms
         self._throttle = throttle
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self._fault: str | None = None
+        self._unsealed: str | None = None
 
     def changed(self) -> bool:
         """Whether the registry on disk changed since it was last loaded."""
         return self._registry is not None and self._registry.stamp() != self._stamp
 
-    def load(self) -> DeviceBook:
+    def load(self, seal: bool = True) -> DeviceBook:
         """The registry on disk; a damaged file keeps the last good book in force and raises a
-        technical alarm (never an empty registry, which would park every onboarded device)."""
+        technical alarm (never an empty registry, which would park every onboarded device).
+        ``seal``: check its seal now (at construction, :meth:`check_seal` follows once the
+        core runs and its alarms reach the screen)."""
         registry = self._registry
         if registry is None:
             return DeviceBook()
@@ -79,7 +89,46 @@ class DeviceGate:
         if self._fault is not None:
             self._fault = None
             self._alarms.station("devices", False, Priority.HIGH, "")
+        if seal:
+            self.check_seal(book)
         return book
+
+    def check_seal(self, book: DeviceBook | None = None) -> None:
+        """Audit and alarm a registry its seal does not vouch for (``book``: as just loaded;
+        None: the book in force); clear once it does again."""
+        registry = self._registry
+        if registry is None:
+            return
+        book = self._ward.book if book is None else book
+        check = registry.check()
+        if check.ok:
+            if self._unsealed is not None:
+                self._unsealed = None
+                self._alarms.station(SEAL_PARAMETER, False, Priority.MEDIUM, "")
+            return
+        self._unsealed = check.problem
+        changes = differences(check.sealed or self._ward.book, book)
+        log.error("device registry changed outside the station: %s", check.problem)
+        self._audit.record(
+            "devices.unsealed",
+            actor="unknown",
+            role="none",
+            target=str(registry.path.name),
+            outcome="failure",
+            details={
+                "problem": check.problem,
+                "against": "the sealed copy" if check.sealed is not None else "the book in force",
+                "changes": changes[:MAX_LISTED],
+                "more_changes": max(0, len(changes) - MAX_LISTED),
+            },
+        )
+        self._alarms.station(
+            SEAL_PARAMETER,
+            True,
+            Priority.MEDIUM,
+            f"Device registry changed outside the station ({check.problem}): an admin reviews "
+            "it in Devices, then runs `station devices accept`",
+        )
 
     def audit_changes(self, old: DeviceBook, new: DeviceBook) -> None:
         """One audit record per device onboarded, revoked or moved to another bed."""
