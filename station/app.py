@@ -375,6 +375,7 @@ class Station(QObject):
         if self.historian is not None:
             self.historian.start()
         self.core_thread.start()
+        self.actions.raise_standing_lockouts()  # queued to the core, which runs now
         self.links.start()
         self.window.show()
         self._load_history()

@@ -20,7 +20,7 @@ What a failed login names as its actor is an existing account or ``(not a user n
 typed text: a password typed into the user field must not land in the trail. A failed login that
 locks an account is audited (``account.lockout``) and raises a technical alarm of the station
 (``station_alarm``), so the nurse in charge learns that someone is guessing; the alarm ends when
-that user logs in or an admin clears the account.
+that user logs in or an admin clears the account, and a restart raises it again until then.
 
 Signals:
     acknowledge(str alarm_id, str user): to the core.
@@ -350,6 +350,19 @@ class ActionLayer(QObject):
         self.station_alarm.emit(parameter, False, priority.value, "")  # the last one's, if any
         self.station_alarm.emit(parameter, True, priority.value, message)
         self._lockout_alarms.add(name)
+
+    def raise_standing_lockouts(self) -> None:
+        """At start: the lockout alarm of every account still locked out (or not yet cleared
+        by a login or an admin) from before the restart, as it was raised then (not audited
+        again: the lockout was)."""
+        for name, lockout in self.accounts.standing_lockouts():
+            admin = lockout.until is None
+            priority = Priority.MEDIUM if admin else Priority.LOW
+            message = f"Account {name} locked after {lockout.failures} failed logins" + (
+                ": an admin must unlock it" if admin else " (before the restart)"
+            )
+            self.station_alarm.emit(LOCKOUT_ALARM + name, True, priority.value, message)
+            self._lockout_alarms.add(name)
 
     @Slot(str)
     def _end_lockout_alarm(self, name: str) -> None:

@@ -159,3 +159,49 @@ def test_a_login_after_the_lockout_ends_the_alarm(
     with qtbot.waitSignal(actions.session_changed, timeout=WAIT_MS):
         actions.login("ann", "4321", pin=True)
     assert alarms == [(LOCKOUT_ALARM + "ann", False, "low", "")]
+
+
+def test_after_a_restart_a_standing_lockout_raises_its_alarm_again_until_cleared(
+    qtbot: QtBot,
+    tmp_path: Path,
+    actions: ActionLayer,
+    audit: AuditWriter,
+    clock: FakeClock,
+) -> None:
+    for wait in (900, 3600, 0):  # three lockouts, each waited out: the last needs an admin
+        fail(qtbot, actions, clock, 5)
+        clock.now += wait
+    actions.shutdown()
+    # The station restarts: a new action layer on the same accounts file.
+    again = Accounts(tmp_path / "users.json", lockout_s=900, clock=clock, scrypt_n=2**10)
+    layer = ActionLayer(again, audit, "ward-test", lock_after_s=300, clock=clock)
+    try:
+        got: list[Emitted] = []
+        layer.station_alarm.connect(lambda *args: got.append(args))
+        layer.raise_standing_lockouts()
+        parameter = LOCKOUT_ALARM + "ann"
+        message = "Account ann locked after 15 failed logins: an admin must unlock it"
+        assert got == [(parameter, True, "medium", message)]
+        got.clear()
+        again.unlock("ann")
+        qtbot.waitUntil(lambda: bool(got), timeout=WAIT_MS)
+        assert got == [(parameter, False, "low", "")]
+    finally:
+        layer.shutdown()
+
+
+def test_a_timed_lockout_from_before_a_restart_is_raised_low(
+    qtbot: QtBot, tmp_path: Path, actions: ActionLayer, audit: AuditWriter, clock: FakeClock
+) -> None:
+    fail(qtbot, actions, clock, 5)
+    again = Accounts(tmp_path / "users.json", lockout_s=900, clock=clock, scrypt_n=2**10)
+    layer = ActionLayer(again, audit, "ward-test", lock_after_s=300, clock=clock)
+    try:
+        got: list[Emitted] = []
+        layer.station_alarm.connect(lambda *args: got.append(args))
+        layer.raise_standing_lockouts()
+        message = "Account ann locked after 5 failed logins (before the restart)"
+        assert got == [(LOCKOUT_ALARM + "ann", True, "low", message)]
+        assert Accounts(tmp_path / "users.json").standing_lockouts()[0][1].until is not None
+    finally:
+        layer.shutdown()

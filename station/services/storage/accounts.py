@@ -189,6 +189,20 @@ class Accounts:
                 (name, Role(u["role"]), _locked(u, now)) for name, u in sorted(self._users.items())
             ]
 
+    def standing_lockouts(self) -> list[tuple[str, Lockout]]:
+        """Each account with a lockout since its last successful login or admin unlock, with
+        that lockout: after a restart the station raises their alarms again (they end as a new
+        one would: at that user's login or an admin's unlock)."""
+        with self._lock:
+            out = []
+            for name, u in sorted(self._users.items()):
+                number = int(u.get("lockouts", 0))
+                if number < 1:
+                    continue
+                until = None if u.get("admin_lock") else float(u.get("locked_until", 0.0))
+                out.append((name, Lockout(int(u.get("failures", 0)), number, until)))
+            return out
+
     def role_of(self, name: str) -> Role | None:
         """The role of ``name``, or None if there is no such user."""
         with self._lock:
