@@ -21,7 +21,9 @@ and without a spool the commit has no fsync to pay, so it stays cheaper than wit
 
 Consent (:meth:`GroupCommit.policy_changed`): when a patient's storage consent is withdrawn, or a
 patient is admitted without it, the bed's points already spooled from their stays are held back
-from the historian at once and purged, audited as ``spool.purge`` with the count.
+from the historian at once and purged, audited as ``spool.purge`` with the count; the historian
+is told too, so a batch already taken from the spool or its memory queue sends none of them
+(:mod:`station.services.ingest.historian_withheld`).
 """
 
 from __future__ import annotations
@@ -157,6 +159,9 @@ class GroupCommit:
         """
         withheld = frozenset(policy.withheld if isinstance(policy, BedPolicies) else ())
         new, self._withheld = withheld - self._withheld, withheld
+        if new and self._historian is not None:  # past the spool: in flight, or in memory
+            for stay in new:
+                self._historian.withheld.add(stay.bed, stay.since, stay.until)
         if not new or self._spool is None:
             return
         self.commit()

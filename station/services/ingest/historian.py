@@ -58,6 +58,7 @@ from station.services.ingest.historian_probe import (
     refusing_error,
     suspect,
 )
+from station.services.ingest.historian_withheld import WithheldStays
 from station.services.storage.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class Historian:
         self._thread = threading.Thread(target=self._run, name="historian", daemon=True)
         self._written = self._dropped = self._rejected = self._dropped_in_flight = 0
         self._error: str | None = None
+        self.withheld = WithheldStays()  # storage consent withdrawn: never sent from now on
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -317,7 +319,15 @@ class Historian:
         raises :class:`_RetryLaterError` when the batch must wait (see the module's list)."""
         # One body, joined here: influxdb-client would send the same bytes for a list of lines,
         # but walks it item by item (~1.2 µs per point); a bytes record is sent as it is.
-        body = "\n".join([text for _, text in items]).encode("utf-8")
+        lines = [text for _, text in items]
+        keep, held = self.withheld.split(lines)
+        if held:  # a stay whose consent was withdrawn while this batch was on its way
+            self.withheld.dropped += held
+            log.info("historian: %d points not sent (storage consent withdrawn)", held)
+            if not keep:
+                return None  # answered for: nothing of it may leave
+            lines = [lines[i] for i in keep]
+        body = "\n".join(lines).encode("utf-8")
         try:
             self._write.write(
                 bucket=self._bucket,
