@@ -253,6 +253,10 @@ def test_a_connection_closed_before_connack() -> None:
     assert describe_closed_early(True, None, "broker.ward").detail == (
         "broker closed the connection before answering MQTT"
     )
+    # With a client certificate, the likely cause is named (TLS 1.3's alert lost the race).
+    with_cert = describe_closed_early(True, None, "broker.ward", client_cert=True)
+    assert "refused this station's client certificate (mqtt.client_cert)" in with_cert.detail
+    assert with_cert.persistent
 
 
 def test_a_lost_connection_says_why() -> None:

@@ -197,6 +197,15 @@ def describe_closed_early(
             "(a TLS port? then set mqtt.tls = true)",
             persistent=True,
         )
+    if client_cert:
+        # TLS 1.3: a broker refusing the client certificate says so only after the handshake,
+        # and its alert may lose the race with the close; the certificate is the likely cause.
+        return Failure(
+            "broker closed the connection before answering MQTT: it may have refused this "
+            "station's client certificate (mqtt.client_cert): check that the broker trusts "
+            "the CA that signed it and that it has not expired",
+            persistent=True,
+        )
     return Failure("broker closed the connection before answering MQTT", persistent=True)
 
 
