@@ -89,6 +89,7 @@ from station.services.storage.trends import TrendStore
 from station.services.supervision.watchdog import Supervision
 from station.ui.admin_dialogs import AdminDialogs
 from station.ui.close_guard import CloseGuard
+from station.ui.links_status import LinksStatus
 from station.ui.main_window import MainWindow
 from station.ui.screen_wiring import QUEUED, connect_core, connect_screen, connect_ward
 
@@ -283,6 +284,8 @@ class Station(QObject):
         self.conditions = StationConditions(self)
         parts = (settings, data_dir, self.audit, self.conditions, self.ward, self.alarm_store)
         self.links = HospitalLinks(LinkParts(*parts, self.trends, self.clock))
+        if self.links.links:
+            self.window.statusBar().addPermanentWidget(LinksStatus(self.links.status, self.window))
         self._check_keyring()
         self.simulator: Simulator | None = None
         self._history_jobs = Jobs("history-load", self)
