@@ -340,7 +340,7 @@ def test_rejections_are_audited_once_a_minute_per_reason_with_the_count(
         ("schema", 0),
         ("json", 0),
         ("schema", 49),
-    ]
+    ], records  # what was recorded, should it differ
     assert {r["outcome"] for r in records} == {"failure"}
     assert records[0]["details"]["claimed_device"] == "mon-1"
     assert "999" not in json.dumps(records)  # the payload's values stay in the quarantine
