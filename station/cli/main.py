@@ -19,6 +19,7 @@ from station.cli.audit import add_audit_parser, run_audit
 from station.cli.backup import add_backup_parsers, run_backup, run_restore
 from station.cli.devices import add_devices_parser, run_devices
 from station.cli.doctor import add_doctor_parser, run_doctor
+from station.cli.fhir import add_export_parser, run_export
 from station.cli.keys import add_keys_parser, run_keys
 from station.cli.logs import configure_console
 from station.cli.run_station import demo_settings, run_station
@@ -136,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     add_doctor_parser(sub)
     add_keys_parser(sub)
     add_backup_parsers(sub)
+    add_export_parser(sub)
     _add_bench_parser(sub)
     return p
 
@@ -244,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_backup(args)
         if args.command == "restore":
             return run_restore(args)
+        if args.command == "export":
+            return run_export(args)
         return run_station(args, console)
     except ConfigError as exc:
         print(f"station: {exc}", file=sys.stderr)

@@ -29,6 +29,7 @@ from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.trends import TrendStore
 from station.ui.alarm_strip import AlarmStrips
 from station.ui.beddata import BedData
+from station.ui.fhir_export_action import attach_fhir_export
 from station.ui.history_dialog import AlarmHistoryDialog
 from station.ui.limits_dialog import LimitsDialog
 from station.ui.patient_view import PatientView
@@ -209,6 +210,10 @@ class BedWindows:
                     b, path, rows, v.export_user or self._user()
                 )
             )
+            attach_fhir_export(
+                view, bed, self._settings, self._clock, actions=layer, trends=self._trends,
+                alarms=self._alarm_store,
+            )  # fmt: skip
             self.trend_views[bed] = view
             self._strip(view)
         record_read(self._actions, "trends", bed)

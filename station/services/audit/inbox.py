@@ -61,6 +61,7 @@ SHELL_ACTIONS = frozenset(
         "device.reassign",
         "device.revoke",
         "devices.accept",
+        "fhir.export",
     }
 )
 """What the inbox may carry. Never ``station.restore`` (it runs only with no station up, and the
