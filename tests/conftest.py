@@ -50,6 +50,7 @@ OWNED_THREADS = frozenset(
         "trend-query",
         "settings-test",
         "ward-admin",
+        "adt-listener",
         "accounts",
         "settings-save",
         "audit-load",

@@ -11,6 +11,7 @@ acknowledge an alarm of a patient in an emergency, with a reason that is audited
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from enum import Enum
 
@@ -18,6 +19,12 @@ from station.domain.alarms import AlarmKind
 
 EMERGENCY_USER = "emergency (no login)"
 """The actor of an emergency acknowledge (no login, a reason given)."""
+INTERFACE_ROLE = "interface"
+"""The role recorded for a change one of the hospital's interfaces made (the ADT feed's
+admissions). Not a :class:`Role`: nobody logs in as an interface and :data:`PERMISSIONS` gives
+it nothing; its changes take the dialogs' own path, under an actor that names the interface
+(:func:`interface_actor`), so the trail tells a feed's admission from a nurse's."""
+INTERFACE_NAME_MAX = 40
 EMERGENCY_LIMIT = 3
 EMERGENCY_WINDOW_S = 600.0
 """At most :data:`EMERGENCY_LIMIT` emergency acknowledges per :data:`EMERGENCY_WINDOW_S` at one
@@ -84,6 +91,15 @@ LABELS = {
     Role.ADMIN: "admin",
     Role.AUDITOR: "auditor",
 }
+
+
+def interface_actor(kind: str, name: str) -> str:
+    """``adt:HOSP``: the actor of an interface's change. ``name`` comes from the network (a
+    sending facility) or the configuration; only letters, digits and ``. _ -`` of it are kept,
+    so no sender can make its actor read as a user's or hide a control character in the
+    trail."""
+    kept = re.sub(r"[^A-Za-z0-9._-]", "", name)[:INTERFACE_NAME_MAX]
+    return f"{kind}:{kept or 'unnamed'}"
 
 
 def allowed(role: Role | None, action: Action) -> bool:

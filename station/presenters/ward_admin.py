@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, Signal
 
 from station.config.settings import Settings
+from station.domain.adt.feed import AdtFeed
 from station.domain.broker_credentials import CredentialRemoval, DeviceCredential
 from station.domain.devices import DeviceBook
 from station.domain.patients.policies import BedPolicies
@@ -102,6 +103,9 @@ class WardAdmin(QObject):
         # The GUI thread's snapshot of the saved table: replaced after each change, never
         # changed in place (the worker changes a copy).
         self.table: PatientTable = self._changes.saved
+        # What the hospital's ADT feed sent, when [adt] is on (station.links.adt_in sets it):
+        # the census the admit dialog looks patients up in, and the admin's message journal.
+        self.adt_feed: AdtFeed | None = None
 
     def stop(self, timeout: float) -> bool:
         """Finish the changes asked for (at most ``timeout`` s) and take no more: the station is
@@ -336,6 +340,20 @@ class WardAdmin(QObject):
     ) -> None:
         """:meth:`revoke_now` on the worker."""
         self._submit(lambda: self._changes.revoke(device_id, user), done, failed, context)
+
+    def apply(
+        self,
+        change: Callable[[WardChanges], Outcome[_T]],
+        *,
+        done: Callable[[_T], None] | None = None,
+        failed: Failed | None = None,
+        context: QObject | None = None,
+    ) -> None:
+        """Run ``change`` on the worker, given the worker's own operations, and put its outcome
+        in force as the dialogs' changes are. For an interface (the ADT feed) that decides
+        against the saved table, which a change still on its way may have made differ from
+        this thread's snapshot, and names its own actor and role."""
+        self._submit(lambda: change(self._changes), done, failed, context)
 
     # -- changes: blocking (start-up before the event loop, scripts) -------------------------
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from station.config.settings import Settings
+from station.domain.adt.table_edits import corrected_identity, discharge_cancelled
 from station.domain.broker_credentials import (
     CredentialRemoval,
     DeviceCredential,
@@ -144,11 +145,14 @@ class WardChanges:
 
         return self._patients(change, record)
 
-    def discharge(self, bed: str, user: str, role: str) -> Outcome[Patient]:
-        """Discharge the bed's patient: the bed goes to standby and its alarms end."""
+    def discharge(
+        self, bed: str, user: str, role: str, action: str = "patient.discharge"
+    ) -> Outcome[Patient]:
+        """Discharge the bed's patient: the bed goes to standby and its alarms end. ``action``
+        names it in the trail (the ADT feed's cancelled admission is ``patient.admit_cancel``)."""
 
         def record(p: Patient) -> None:
-            self._record("patient.discharge", user, role, bed, {"patient": p.patient_id})
+            self._record(action, user, role, bed, {"patient": p.patient_id})
 
         return self._patients(lambda table: table.discharge(bed, by=user, at=self._clock()), record)
 
@@ -190,9 +194,11 @@ class WardChanges:
 
         return self._patients(change, record)
 
-    def transfer(self, from_bed: str, to_bed: str, user: str, role: str) -> Outcome[Patient]:
+    def transfer(
+        self, from_bed: str, to_bed: str, user: str, role: str, action: str = "patient.transfer"
+    ) -> Outcome[Patient]:
         """Move a patient and their onboarded devices to a free bed (the devices go back if
-        the table cannot be saved)."""
+        the table cannot be saved); ``action`` as for :meth:`discharge`."""
         with self._lock:
             moved: list[str] = []
             try:
@@ -219,7 +225,7 @@ class WardChanges:
                     "from": from_bed,
                     "devices": moved,
                 }
-                self._record("patient.transfer", user, role, to_bed, details)
+                self._record(action, user, role, to_bed, details)
             return outcome
 
     def _transfer_locked(
@@ -238,6 +244,45 @@ class WardChanges:
                 self.registry.reassign(device, from_bed, by=user, at=self._clock())
             return Outcome(error=exc, devices=bool(moved))
         return Outcome(patient, table=table, policy=True, devices=bool(moved))
+
+    def correct_identity(
+        self, patient_id: str, name: str, birth_date: date | None, user: str, role: str
+    ) -> Outcome[Patient]:
+        """Correct an admitted patient's name and birth date (the ADT feed's A08; an empty
+        name or None keeps the field); the MRN is the key. Audited with the fields changed,
+        never their values."""
+        fields: list[str] = []
+
+        def rewrite(saved: PatientTable) -> tuple[PatientTable, Patient]:
+            table, changed = corrected_identity(saved, patient_id, name=name, birth_date=birth_date)
+            fields.extend(changed)
+            return table, _found(table, patient_id)
+
+        def record(p: Patient) -> None:
+            if fields:  # the saved table was already right: nothing to record
+                details: dict[str, object] = {"patient": p.patient_id, "fields": fields}
+                self._record("patient.identity_update", user, role, p.bed or "", details)
+
+        return self._rewritten(rewrite, record)
+
+    def cancel_discharge(self, patient_id: str, user: str, role: str) -> Outcome[Patient]:
+        """Take a discharge back (the ADT feed's A13): the stay goes on in its bed, and the
+        bed's onboarded device goes with the patient again, as at an admission."""
+        now = self._clock()
+
+        def rewrite(saved: PatientTable) -> tuple[PatientTable, Patient]:
+            table = discharge_cancelled(saved, patient_id)
+            patient = _found(table, patient_id)
+            rec = self.book().on_bed(patient.bed or "")
+            if rec is not None and patient.bed and table.bed_of_device(rec.device_id) is None:
+                patient = table.associate_device(patient.bed, rec.device_id, at=now)
+            return table, patient
+
+        def record(p: Patient) -> None:
+            details: dict[str, object] = {"patient": p.patient_id}
+            self._record("patient.discharge_cancel", user, role, p.bed or "", details)
+
+        return self._rewritten(rewrite, record)
 
     def onboard(
         self, voucher: str | bytes, bed: str, signing: bool, user: str
@@ -327,6 +372,28 @@ class WardChanges:
             record(value)
             return Outcome(value, table=table, policy=True)
 
+    def _rewritten(
+        self,
+        rewrite: Callable[[PatientTable], tuple[PatientTable, _T]],
+        record: Callable[[_T], None],
+    ) -> Outcome[_T]:
+        """A change that makes a new table from the saved one (the ADT feed's corrections,
+        :mod:`station.domain.adt.table_edits`), saved and audited as :meth:`_patients` does."""
+        with self._lock:
+            try:
+                self._available()
+                table, value = rewrite(self.saved)
+            except REFUSALS as exc:
+                return Outcome(error=exc)
+            try:
+                if table is not self.saved:
+                    self._store.save(table)
+            except (PatientStoreError, OSError) as exc:
+                return Outcome(error=self._not_saved(exc))
+            self.saved = table
+            record(value)
+            return Outcome(value, table=table, policy=True)
+
     def _available(self) -> None:
         if self.fault is not None:
             raise PatientStoreError(self.fault)
@@ -343,13 +410,14 @@ class WardChanges:
             result = change(table)
             self._store.save(table)
         except (PatientStoreError, OSError) as exc:
-            log.error("patient table not saved: %s", exc)
-            self._audit.record(
-                "patients.fault", outcome="failure", details={"error": str(exc)[:300]}
-            )
-            raise PatientStoreError(f"not saved, nothing changed: {exc}") from exc
+            raise self._not_saved(exc) from exc
         self.saved = table
         return table, result
+
+    def _not_saved(self, exc: Exception) -> PatientStoreError:
+        log.error("patient table not saved: %s", exc)
+        self._audit.record("patients.fault", outcome="failure", details={"error": str(exc)[:300]})
+        return PatientStoreError(f"not saved, nothing changed: {exc}")
 
     def _record(
         self, action: str, user: str, role: str, bed: str, details: dict[str, object]
@@ -379,3 +447,10 @@ class WardChanges:
             "export_exclusions_kept": len(table.export_exclusions) - kept,
         }
         self._audit.record("patient.purge", target="patients", details=details)
+
+
+def _found(table: PatientTable, patient_id: str) -> Patient:
+    patient = table.patient(patient_id)
+    if patient is None:
+        raise PatientError("unknown patient")
+    return patient

@@ -20,6 +20,7 @@ controller builds and serves as its :class:`~station.ui.ward_controls.DialogHost
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from station.presenters.data_reads import record_read
 from station.presenters.ward_admin import WardAdmin
 from station.services.jobs import Jobs
 from station.services.storage.quarantine_store import QuarantineStore
+from station.ui.adt_view import AdtMessagesDialog, patient_shown
 from station.ui.alarm_strip import AlarmStrips
 from station.ui.audit.source import AuditSource
 from station.ui.audit.view import AuditView
@@ -55,6 +57,9 @@ QUARANTINE = "quarantine"
 Quarantine…). Reading what ingest refused is device administration: the admin who onboards
 and revokes devices is who must find the misconfigured or forged one, so the view takes the
 devices role (admin) rather than a new action."""
+ADT_MESSAGES = "adt"
+"""The request, with :attr:`Action.SETTINGS`, that asks for the ADT messages view (Manage ▾ ADT
+messages…): the feed is an interface the admin configures, so it takes the settings role."""
 
 
 class AdminDialogs(QObject):
@@ -101,6 +106,7 @@ class AdminDialogs(QObject):
         self._quarantine = quarantine
         self._quarantine_jobs = Jobs(QUARANTINE_THREAD, self)
         self.quarantine_dialog: QuarantineDialog | None = None
+        self.adt_dialog: AdtMessagesDialog | None = None
         self._rejected = -1  # the core's count when the quarantine view last refreshed
         self.ward: WardControls | None = None
         if admin is not None and tiles is not None:
@@ -151,6 +157,8 @@ class AdminDialogs(QObject):
             return self.open_users()
         if wanted is Action.DEVICES:
             return self.open_devices()
+        if wanted is Action.SETTINGS and request == ADT_MESSAGES:
+            return self.open_adt()
         if wanted is Action.SETTINGS:
             return self.open_settings()
         if wanted is Action.AUDIT_EXPORT:
@@ -200,6 +208,27 @@ class AdminDialogs(QObject):
             old.deleteLater()
         dialog = QuarantineDialog(self._quarantine, self._quarantine_jobs, self._window)
         self.quarantine_dialog = dialog
+        return self.keep_and_show(dialog)
+
+    def open_adt(self) -> QDialog | None:
+        """The ADT messages received (admin); one at a time. It names patients as the tiles
+        do, so opening it is audited as a read."""
+        user = self._actions.request(Action.SETTINGS, ADT_MESSAGES, ADT_MESSAGES)
+        if user is None:
+            return None
+        ward = self.ward
+        feed = ward.admin.adt_feed if ward is not None else None
+        if ward is None or feed is None:
+            self.notify("The ADT feed is off ([adt] enabled = false).")
+            return None
+        old = self.adt_dialog
+        if old is not None and Shiboken.isValid(old) and old.isVisible():
+            old.raise_()
+            return None
+        record_read(self._actions, "adt messages", ADT_MESSAGES)
+        dialog = AdtMessagesDialog(feed, patient_shown(ward.admin), time.time, self._window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.adt_dialog = dialog
         return self.keep_and_show(dialog)
 
     def open_settings(self) -> QDialog | None:

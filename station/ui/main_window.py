@@ -203,6 +203,7 @@ class MainWindow(QMainWindow):
                 ("Devices…", partial(self.ask_admin, Action.DEVICES)),
                 # The rejected messages, under the devices role (AdminDialogs.QUARANTINE).
                 ("Quarantine…", partial(self.ask_admin, Action.DEVICES, "quarantine")),
+                ("ADT messages…", partial(self.ask_admin, Action.SETTINGS, "adt")),
                 ("Settings…", self.open_settings),
                 ("Audit trail…", partial(self.ask_admin, Action.AUDIT_EXPORT)),
             ],

@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from station.domain.adt.feed import Announced
 from station.domain.patients.records import Patient
 from station.domain.timefmt import local_text
 from station.presenters.ward_admin import WardAdmin
 from station.ui import theme
+from station.ui.adt_view import CensusLookup
 
 
 class PatientDialog(QDialog):
@@ -77,6 +79,12 @@ class PatientDialog(QDialog):
         self.message.setWordWrap(True)
         self._admit_form = QWidget()
         form = QFormLayout(self._admit_form)
+        self.lookup: CensusLookup | None = None
+        feed = admin.adt_feed
+        if feed is not None:  # pick the patient the hospital's ADT feed announced
+            self.lookup = CensusLookup(feed.census, bed, self._admitted, lambda: feed.version)
+            self.lookup.picked.connect(self._fill)
+            form.addRow("From ADT", self.lookup)
         form.addRow("Name", self.name)
         form.addRow("MRN", self.mrn)
         form.addRow("Date of birth", self.birth)
@@ -141,6 +149,17 @@ class PatientDialog(QDialog):
 
     def _refused(self, exc: Exception) -> None:
         self._answer(str(exc), ok=False)
+
+    def _admitted(self, mrn: str) -> bool:
+        return any(p.mrn.upper() == mrn.strip().upper() for p in self._admin.table.active())
+
+    def _fill(self, who: Announced) -> None:
+        """The admit form filled from the ADT census; the nurse checks it and presses Admit."""
+        self.name.setText(who.name)
+        self.mrn.setText(who.mrn)
+        if who.birth_date is not None:
+            self.birth.setDate(QDate(who.birth_date.year, who.birth_date.month, who.birth_date.day))
+        self._say(f"From the ADT feed ({who.event}): check it against the wristband.", ok=True)
 
     def admit(self) -> None:
         """Admit the typed patient to this bed (saved on the worker; :attr:`answered` follows)."""
