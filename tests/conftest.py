@@ -51,6 +51,7 @@ OWNED_THREADS = frozenset(
         "settings-test",
         "ward-admin",
         "adt-listener",
+        "hl7-out",
         "accounts",
         "settings-save",
         "audit-load",

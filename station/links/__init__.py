@@ -103,4 +103,7 @@ class HospitalLinks:
 def _builders() -> tuple[Build, ...]:
     """Every interface's ``build``, in start order (imported here: each pulls in its library
     only when the station runs)."""
-    return ()
+    from station.links.adt_in import build as adt_in  # noqa: PLC0415
+    from station.links.hl7_out import build as hl7_out  # noqa: PLC0415
+
+    return (adt_in, hl7_out)

@@ -57,4 +57,3 @@ def test_the_status_bar_shows_their_words_as_plain_text(qtbot: QtBot) -> None:
     link.words = None
     label.refresh()
     assert not label.isVisible()
-

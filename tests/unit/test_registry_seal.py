@@ -131,4 +131,3 @@ def test_station_devices_accept_seals_a_reviewed_registry_and_audits_it(
     assert waiting[0]["details"]["changes"][0]["fields"] == {"bed": ["Bed 1", "Bed 4"]}
     assert main(["--config", str(config), "devices", "accept"]) == 0
     assert "nothing to accept" in capsys.readouterr().out
-
