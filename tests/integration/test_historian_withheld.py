@@ -38,7 +38,7 @@ def test_a_batch_in_flight_sends_nothing_of_a_stay_withdrawn_meanwhile(
                 time.sleep(0.05)
             assert proxy.requests, "the historian never tried to write"
             assert not proxy.requests[0].forwarded  # refused: the batch stays in flight
-            historian.withheld.add("Bed 1", T0, None)  # the patient withdraws consent
+            historian.withheld.replace([("Bed 1", T0, None)])  # the patient withdraws consent
             series = victoria.wait_for(
                 '{__name__="vitals_heartrate"}',
                 lambda s: {x["metric"].get("bed") for x in s} == {"Bed 1", "Bed 2"},
@@ -56,7 +56,8 @@ def test_a_batch_in_flight_sends_nothing_of_a_stay_withdrawn_meanwhile(
 
 def test_a_withheld_stay_matches_its_bed_and_period_only() -> None:
     stays = WithheldStays()
-    stays.add("Bed 1", T0, T0 + 10)
+    stays.replace([("Bed 1", T0, None)])  # consent withdrawn while she is in the bed
+    stays.replace([("Bed 1", T0, T0 + 10)])  # discharged: the next patient is written again
     lines = [
         _line("Bed 1", T0 + 5, 1),  # in the stay
         _line("Bed 1", T0 + 11, 2),  # after it

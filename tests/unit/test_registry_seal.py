@@ -18,7 +18,7 @@ from station.domain.vouchers.keys import load_trust
 from station.services.audit.inbox import INBOX_FILE
 from station.services.audit.keys import existing_key
 from station.services.storage.device_registry import DeviceRegistry
-from station.services.storage.registry_seal import seal_path
+from station.services.storage.registry_seal import seal_path, write_seal
 from tests.device_kit import trusted_maker, voucher_for
 
 
@@ -91,9 +91,22 @@ def test_a_crash_between_the_seal_and_the_file_is_not_an_alarm(tmp_path: Path) -
     key = Ed25519PrivateKey.generate()
     registry = _onboarded(tmp_path, key)
     before = registry.path.read_bytes()
-    registry.reassign("mon-1", "Bed 4", by="admin", at=2.0)
-    registry.path.write_bytes(before)  # as if the process died after the seal, before the file
+    book = registry.load().reassign("mon-1", "Bed 4", "admin", 2.0)
+    after = json.dumps(book.to_dict()).encode()
+    # The process dies after the pending seal, before the file: the old registry still holds.
+    write_seal(registry.path, after, book, key, pending=True)
+    assert registry.path.read_bytes() == before
     assert registry.check().ok
+
+
+def test_the_previous_registry_copied_back_later_is_found(tmp_path: Path) -> None:
+    registry = _onboarded(tmp_path, Ed25519PrivateKey.generate())
+    before = registry.path.read_bytes()
+    registry.revoke("mon-1", by="admin", at=2.0)
+    registry.path.write_bytes(before)  # the revoked device brought back from a copy
+    check = registry.check()
+    assert not check.ok
+    assert check.problem == "it differs from what the station last wrote"
 
 
 def test_without_a_key_nothing_is_sealed_or_checked(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from station.domain.ward import BedPolicy
 from station.services.ingest.alarm_changes import AlarmChanges
 from station.services.ingest.core_state import CoreState
 from station.services.ingest.group_commit import GroupCommit
+from station.services.ingest.historian import Historian
 from station.services.storage.spool import Row, Spool
 from station.services.storage.spool_schema import SCHEMA_VERSION, bed_key
 from tests.fakes import FakeClock
@@ -298,3 +299,31 @@ def test_a_long_backlog_goes_on_purging_on_the_cores_ticks(
     [record] = audit.of("spool.purge")
     assert record["details"]["purged_unsent"] == 40_000
     assert spool.backlog() == (0, None)
+
+
+def test_the_historian_follows_the_whole_withheld_list_so_the_next_patient_is_written(
+    tmp_path: Path, spool: Spool, clock: FakeClock
+) -> None:
+    """Past the spool (a batch in flight, the memory queue) the historian leaves out what the
+    bed policy withholds now: a stay open at the withdrawal ends at the discharge, and the
+    bed's next patient is written again; a consent given again lets the stay through."""
+    audit = Audit()
+    state = CoreState.build(
+        from_mapping({"station": {"data_dir": str(tmp_path / "data")}}),
+        StationClock.single(clock),
+        {},
+        audit,
+    )
+    historian = Historian("http://127.0.0.1:9", "ward", "vitals", None)  # never started
+    alarms = AlarmChanges(state, None, None, lambda _alarm: None)
+    commits = GroupCommit(state, alarms, spool, None, historian, None, batch=16)
+    commits.timer = Timer()
+    during = line("vitals", {"bed": "Bed 1"}, {"heartrate": 80.0}, round((T0 + 5) * 1000))
+    after = line("vitals", {"bed": "Bed 1"}, {"heartrate": 90.0}, round((T0 + 20) * 1000))
+
+    commits.policy_changed(policies(WithheldStay("Bed 1", T0, None, PATIENT)))  # withdrawn
+    assert historian.withheld.split([during, after]) == ([], 2)
+    commits.policy_changed(policies(WithheldStay("Bed 1", T0, T0 + 10, PATIENT)))  # discharged
+    assert historian.withheld.split([during, after]) == ([1], 1)
+    commits.policy_changed(policies())  # consent given again
+    assert historian.withheld.split([during, after]) == ([0, 1], 0)

@@ -159,9 +159,8 @@ class GroupCommit:
         """
         withheld = frozenset(policy.withheld if isinstance(policy, BedPolicies) else ())
         new, self._withheld = withheld - self._withheld, withheld
-        if new and self._historian is not None:  # past the spool: in flight, or in memory
-            for stay in new:
-                self._historian.withheld.add(stay.bed, stay.since, stay.until)
+        if self._historian is not None:  # past the spool: in flight, or in memory
+            self._historian.withheld.replace((s.bed, s.since, s.until) for s in withheld)
         if not new or self._spool is None:
             return
         self.commit()

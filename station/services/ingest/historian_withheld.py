@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 
 from station.domain.lineprotocol import escape_tag
 
@@ -25,12 +26,17 @@ class WithheldStays:
         self._stays: tuple[tuple[str, int, float], ...] = ()
         self.dropped = 0  # points left out of writes (a retried one counts again); its thread
 
-    def add(self, bed: str, since: float, until: float | None) -> None:
-        """Never write a point of ``bed`` stamped in [since, until] from now on."""
-        tag = f",bed={escape_tag(bed)}"
-        stay = (tag, math.floor(since * 1000), math.inf if until is None else until * 1000)
+    def replace(self, stays: Iterable[tuple[str, float, float | None]]) -> None:
+        """The stays (bed, since, until) never to be written from now on: all of them, as the
+        bed policy now says. Replaced, never added to: a stay that was open when its consent
+        was withdrawn ends at the discharge, and the bed's next patient is written again."""
+        new = tuple(
+            (f",bed={escape_tag(bed)}", math.floor(since * 1000),
+             math.inf if until is None else until * 1000)
+            for bed, since, until in stays
+        )  # fmt: skip
         with self._lock:
-            self._stays = (*self._stays, stay)
+            self._stays = new
 
     def split(self, lines: list[str]) -> tuple[list[int], int]:
         """The indexes of ``lines`` that may be written, and how many may not."""

@@ -72,7 +72,7 @@ class DeviceRegistry:
             raise RegistryError("no audit key: the registry cannot be sealed")
         with locked(self.path):
             book = self.load()
-            write_seal(self.path, self.path.read_bytes(), book, self.key)
+            write_seal(self.path, self.path.read_bytes(), book, self.key, pending=False)
         return book
 
     def load(self) -> DeviceBook:
@@ -99,8 +99,10 @@ class DeviceRegistry:
         text = json.dumps(book.to_dict(), indent=1, sort_keys=True, ensure_ascii=False)
         data = text.encode("utf-8") + b"\n"
         if self.key is not None:
-            write_seal(self.path, data, book, self.key)  # first: a crash between is still sealed
+            write_seal(self.path, data, book, self.key, pending=True)  # a crash between: sealed
         write_private(self.path, data)
+        if self.key is not None:
+            write_seal(self.path, data, book, self.key, pending=False)  # the previous: no more
 
     def onboard(
         self, check: VoucherCheck, *, bed: str, signing: bool, by: str, at: float

@@ -10,8 +10,10 @@ a registry that does not match its seal was changed by someone else, and the sta
 what changed (against the sealed copy the seal carries) and raises a technical alarm until an
 admin accepts it (``station devices accept``) or changes it through the station.
 
-The seal is written before the registry, and keeps the digest of the registry it replaces, so a
-crash between the two writes leaves a registry the seal still vouches for (the previous one).
+A change is sealed twice: before the registry is written, a pending seal that also vouches for
+the registry it replaces (a crash between the two writes leaves a registry the seal still vouches
+for); once it is written, a seal of it alone, so the previous registry copied back later (a
+revoked device brought back) is found like any other change.
 """
 
 from __future__ import annotations
@@ -57,17 +59,22 @@ def _signed(current: str, previous: str) -> bytes:
     return _CONTEXT + f"{current}\n{previous}\n".encode("ascii")
 
 
-def write_seal(registry: Path, data: bytes, book: DeviceBook, key: Ed25519PrivateKey) -> None:
-    """Seal ``data`` (what is about to become the registry) before it is written.
+def write_seal(
+    registry: Path, data: bytes, book: DeviceBook, key: Ed25519PrivateKey, *, pending: bool
+) -> None:
+    """Seal ``data``: ``pending``, before it is written (the registry it replaces is still
+    vouched for, in case the write never happens); else once it is on disk (only it is).
 
     Raises:
-        OSError: the seal cannot be written (the registry is then not written either).
+        OSError: the seal cannot be written (a pending one: the registry is not written).
     """
-    try:
-        previous = digest(registry.read_bytes())
-    except FileNotFoundError:
-        previous = ""
     current = digest(data)
+    previous = current
+    if pending:
+        try:
+            previous = digest(registry.read_bytes())
+        except FileNotFoundError:
+            previous = ""
     seal = {
         "format": 1,
         "key_id": key_id(key.public_key()),
