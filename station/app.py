@@ -431,11 +431,12 @@ class Station(QObject):
         self.window.close_guard = None  # the window closes freely, and holds no guard
         self.window.stop_timers()
         self.actions.shutdown(1.0)
+        # The links first, so no ADT message reaches the ward admin while it stops.
+        ok &= self.links.stop(2.0)
         # A change asked for just before the stop (an admission, a settings save) finishes and
         # is audited on its worker before the trail closes.
         ok &= self.ward.stop(2.0)
         ok &= self.dialogs.shutdown(1.0)
-        ok &= self.links.stop(2.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
         ok &= self.live.stop(1.0)

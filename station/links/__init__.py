@@ -7,11 +7,14 @@ app builds one :class:`HospitalLinks`, starts it after the core and stops it bef
 
 Each interface is a :class:`Link`: built by its own module's ``build`` from :class:`LinkParts`
 (None when its section is off), started once, stopped with a timeout, and asked for a short
-status line for the status bar (None: nothing to show).
+status line for the status bar (None: nothing to show). One may also have ``request_stop()``
+(tell its threads to stop, without waiting), so that every interface is told before any is
+waited for; it is looked up, not part of :class:`Link`, so an interface without it still is one.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +91,25 @@ class HospitalLinks:
             link.start()
 
     def stop(self, timeout: float) -> bool:
-        """Stop each interface, sharing ``timeout``; False when one did not stop in time."""
-        share = timeout / max(1, len(self.links))
+        """Stop every interface within ``timeout`` in all; False when one did not stop in time.
+
+        Each is told first (its ``request_stop()``, for those that have one), then waited for
+        within what is left of ``timeout``: they stop side by side, and one slow to end does not
+        leave the next running, untold, until its own turn. Those without ``request_stop`` are
+        stopped first, while the others wind down, since only their ``stop`` tells them."""
+        deadline = time.monotonic() + timeout
+        told: list[Link] = []
+        untold: list[Link] = []
+        for link in self.links:
+            request_stop = getattr(link, "request_stop", None)
+            if callable(request_stop):
+                request_stop()
+                told.append(link)
+            else:
+                untold.append(link)
         ok = True
-        for link in self.links:  # every one, even after one did not stop in time
-            ok &= link.stop(share)
+        for link in untold + told:  # every one, even after one did not stop in time
+            ok &= link.stop(max(0.0, deadline - time.monotonic()))
         return ok
 
     def status(self) -> str:

@@ -111,6 +111,11 @@ class AdtLink:
             return
         self.listener.start()
 
+    def request_stop(self) -> None:
+        """Tell the listener to stop without waiting (:meth:`HospitalLinks.stop` tells every
+        interface before it waits for any)."""
+        self.listener.request_stop()
+
     def stop(self, timeout: float) -> bool:
         """Close the port and connections; a message waiting for the ward admin gets no ACK
         (the engine resends it to the next start)."""

@@ -49,7 +49,7 @@ from station.domain.adt.requests import (
 from station.domain.patients.records import Patient
 from station.domain.roles import INTERFACE_ROLE
 from station.presenters.ward_admin import WardAdmin
-from station.services.hospital.adt_handling import Answer, Applied, NotNow, Pending
+from station.services.hospital.adt_handling import FAULT, Answer, Applied, NotNow, Pending
 from station.services.jobs import JobsStoppedError
 from station.services.storage.patient_store import PatientStoreError
 from station.services.ward_changes import REFUSALS, Outcome, WardChanges
@@ -127,7 +127,8 @@ class AdtAdmissions(QObject):
     @Slot(object)
     def _on_heard(self, entry: Received) -> None:
         self.feed.record(entry)
-        if entry.ack in {"AE", "AR"}:
+        # A fault is alarmed even unanswered: the engine's resends would otherwise stall unseen.
+        if entry.ack in {"AE", "AR"} or entry.outcome == FAULT:
             where = f" ({entry.bed})" if entry.bed else ""
             event = entry.event or "message"
             self._alarm(

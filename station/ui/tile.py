@@ -424,7 +424,7 @@ class BedTile(QFrame):
             self.device.setText(device)
         age = data.age(now)
         if age is None:
-            text = "waiting for data"
+            text = "no data yet"  # short: the tile's header shares one line
         elif stale:
             text = f"last data {age:.0f} s ago"
         else:

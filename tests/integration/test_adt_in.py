@@ -188,3 +188,31 @@ def test_a01_a02_a03_move_the_beds_as_the_dialog_would(
     trail = json.dumps(records)
     for identity in ("Vandersloot", "Ottilie", MRN, "1950-01-02", "19500102"):
         assert identity not in trail
+
+
+def test_the_links_stop_before_the_ward_admin(
+    qtbot: QtBot, mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after it, the ADT listener could still hand the ward admin a message while it
+    stops (or once it has)."""
+    settings = station_settings(
+        mosquitto, tmp_path / "data", ward={"beds": 2, "devices": {}},
+        adt={"enabled": True, "port": 0, "receiving_facility": "ICU"},
+    )  # fmt: skip
+    order: list[str] = []
+    with running_station(qtbot, mosquitto, settings, monkeypatch) as st:
+        link = adt_link(st)
+        qtbot.waitUntil(lambda: link.listener.port > 0, timeout=10_000)
+        links_stop, ward_stop = st.links.stop, st.ward.stop
+
+        def stop_links(timeout: float) -> bool:
+            order.append("links")
+            return links_stop(timeout)
+
+        def stop_ward(timeout: float) -> bool:
+            order.append("ward")
+            return ward_stop(timeout)
+
+        monkeypatch.setattr(st.links, "stop", stop_links)
+        monkeypatch.setattr(st.ward, "stop", stop_ward)
+    assert order == ["links", "ward"]

@@ -205,6 +205,17 @@ def test_a_refusal_raises_the_alarm_until_an_admin_has_seen_it(rig: Bridge) -> N
     assert len(rig.alarms) == 2  # ended once
 
 
+def test_a_fault_raises_the_alarm_even_without_an_ack(rig: Bridge) -> None:
+    """A message the station failed on and could not answer would otherwise be resent by the
+    engine forever with nobody told."""
+    entry = Received(1.0, "", "", "", "", "fault", "internal error at the station (KeyError)")
+    with rig.qtbot.waitSignal(rig.bridge.changed, timeout=5000):
+        threading.Thread(target=rig.bridge.report, args=(entry,)).start()
+    [(present, message)] = rig.alarms
+    assert present
+    assert "internal error at the station" in message
+
+
 def test_the_listeners_state_reaches_the_feed(rig: Bridge) -> None:
     with rig.qtbot.waitSignal(rig.bridge.changed, timeout=5000):
         rig.bridge.listening("not listening", "port 2576 in use")

@@ -74,6 +74,21 @@ def test_a_listening_link_says_so_and_offers_its_census(qtbot: QtBot, parts: Any
         assert link.stop(5.0)
 
 
+def test_a_link_told_to_stop_ends_its_thread_without_being_waited_for(
+    qtbot: QtBot, parts: Any
+) -> None:
+    """HospitalLinks tells every link to stop before it waits for any."""
+    link = build(parts(enabled=True, port=0))
+    assert isinstance(link, AdtLink)
+    link.start()
+    qtbot.waitUntil(lambda: link.listener.port > 0, timeout=5000)
+    link.request_stop()
+    qtbot.waitUntil(
+        lambda: THREAD_NAME not in {t.name for t in threading.enumerate()}, timeout=5000
+    )
+    assert link.stop(0.0)
+
+
 def test_a_bed_table_the_ward_does_not_fit_is_a_technical_alarm(qtbot: QtBot, parts: Any) -> None:
     given = parts(enabled=True, port=0, beds={"ICU^1^A": 9})
     link = build(given)

@@ -117,7 +117,7 @@ def test_a_bed_without_a_device_says_so(window: MainWindow) -> None:
     window.paint_frame()
     tile = window.tiles["Bed 4"]
     assert tile.device.text() == "no device"
-    assert tile.age.text() == "waiting for data"
+    assert tile.age.text() == "no data yet"
     assert tile.hr.value.text() == "--"
 
 

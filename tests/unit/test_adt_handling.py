@@ -28,6 +28,7 @@ from station.domain.adt.requests import ErrorCode, PlacedRequest, Refusal, conte
 from station.domain.patients.table import PatientTable
 from station.domain.roles import INTERFACE_ROLE
 from station.domain.ward import bed_labels
+from station.services.hospital import adt_handling
 from station.services.hospital.adt_handling import AdtHandler, Applied, NotNow, Pending
 from tests.unit.test_adt_messages import STATION_APP, adt, loose
 
@@ -260,15 +261,75 @@ def test_a_message_for_another_receiver_is_refused() -> None:
     assert ack.err.err_2.to_er7() == "MSH^1^5"
 
 
-def test_a_fault_in_the_handler_sends_no_ack_and_logs_no_value(
+def test_a_fault_in_the_handler_is_answered_ae_207_audited_and_journalled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A bug must not stall the feed unseen (no ACK: the engine resends forever): the engine
+    gets AE 207, the trail and the admin's journal (hence the alarm) say ``fault``."""
     r = rig()
 
     def broken(placed: PlacedRequest) -> Pending:
         raise RuntimeError(f"bug quoting {placed.request.person.mrn}")
 
     r.path.apply = broken  # type: ignore[method-assign]
-    assert r.send(adt("A01")) is None
+    ack = r.send(adt("A01", control_id="C-F"))
+    assert (ack.msa.msa_1.to_er7(), ack.msa.msa_2.to_er7()) == ("AE", "C-F")
+    assert ack.err.err_3.cwe_1.to_er7() == str(int(ErrorCode.INTERNAL_ERROR)) == "207"
+    [record] = r.received()
+    assert record["outcome"] == "failure"
+    assert (record["details"]["ack"], record["details"]["outcome"]) == ("AE", "fault")
+    assert "RuntimeError" in record["details"]["reason"]
+    [entry] = r.path.journal
+    assert (entry.event, entry.control_id) == ("A01", "C-F")
+    assert (entry.ack, entry.outcome) == ("AE", "fault")
     assert "RuntimeError" in caplog.text
     no_identity(r, caplog)
+
+
+def test_a_fault_before_the_header_is_read_is_journalled_without_an_ack(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(frame: bytes) -> str:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(adt_handling, "decode", broken)
+    r = rig()
+    assert r.send(adt("A01")) is None  # an ACK without MSA-2 would match nothing
+    [record] = r.received()
+    assert (record["details"]["ack"], record["details"]["outcome"]) == ("none", "fault")
+    [entry] = r.path.journal
+    assert (entry.ack, entry.outcome) == ("", "fault")
+    assert "RuntimeError" in caplog.text
+
+
+def test_a_fault_that_cannot_even_be_recorded_does_not_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = rig()
+
+    def failing(action: str, **fields: Any) -> None:
+        raise OSError("trail gone")
+
+    r.audit.record = failing  # type: ignore[method-assign]
+    assert r.send(adt("A01")) is None
+    assert "OSError" in caplog.text
+
+
+@pytest.mark.parametrize("field", [9, 11, 12])
+def test_header_values_quoted_in_a_refusal_cannot_forge_log_lines(
+    field: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MSH-9, 11 and 12 are quoted in the refusal's reason; what breaks a line in one (NEL,
+    LINE SEPARATOR, VT; hl7apy cuts a field at LF itself) or drives a terminal (ESC) must not
+    reach the log line."""
+    text = adt("A01", control_id="C-L")
+    msh, rest = text.split("\r", 1)
+    fields = msh.split("|")
+    fields[field - 1] = "X9\x85FORGED\u2028line\x1b[2K\x0bend"
+    r = rig()
+    ack = r.send("|".join(fields) + "\r" + rest)
+    assert ack.msa.msa_1.to_er7() == "AR"
+    [refused] = [rec for rec in caplog.records if "C-L" in rec.getMessage()]
+    said = refused.getMessage()
+    assert "X9FORGEDline[2Kend" in said  # quoted, on the same line
+    assert len(said.splitlines()) == 1

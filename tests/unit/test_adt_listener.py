@@ -22,8 +22,10 @@ from station.domain.adt.framing import END, Frame, Oversized, wrap
 from station.services.hospital import adt_listener
 from station.services.hospital.adt_listener import THREAD_NAME, AdtListener
 from tests.integration.servers.pki import Pki, make_pki
+from tests.waiting import wait_until
 
 WAIT_S = 5.0
+FLOOD = 64 << 20
 
 
 @dataclass
@@ -53,6 +55,8 @@ def answer(frame: Frame, _peer: str) -> bytes | None:
         return b"TOO BIG"
     if frame == b"quiet":
         return None
+    if frame == b"flood":  # more than the sockets between the two ends hold
+        return b"x" * FLOOD
     return b"ACK " + frame
 
 
@@ -261,3 +265,28 @@ def test_a_peer_that_dies_mid_message_costs_nothing(start: Any) -> None:
     with run.connect() as sock:
         assert ask(sock, b"next") == b"ACK next"
     assert run.frames == [b"next"]
+
+
+def test_a_stop_ends_an_ack_the_engine_does_not_read(start: Any) -> None:
+    """Sending may wait up to SEND_TIMEOUT_S for the engine; a stop, with about a second, must
+    not wait that long."""
+    run = start()
+    assert run.listening.wait(WAIT_S)
+    with run.connect() as sock:
+        sock.sendall(wrap(b"flood"))  # and never read the answer
+        wait_until(lambda: run.frames == [b"flood"], WAIT_S, "the message handled")
+        started = time.monotonic()
+        assert run.listener.stop(1.0)
+        assert time.monotonic() - started < adt_listener.SEND_TIMEOUT_S / 2
+
+
+def test_an_ack_the_engine_does_not_read_is_given_up(
+    start: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(adt_listener, "SEND_TIMEOUT_S", 0.3)
+    run = start()
+    assert run.listening.wait(WAIT_S)
+    with run.connect() as stuck, run.connect() as other:
+        stuck.sendall(wrap(b"flood"))  # and never read the answer
+        wait_until(lambda: run.frames == [b"flood"], WAIT_S, "the message handled")
+        assert ask(other, b"one") == b"ACK one"  # the thread is free again

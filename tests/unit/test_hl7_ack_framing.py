@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from station.domain.hl7.ack import AckError, build_ack, parse_ack
+from station.domain.hl7.ack import ACCEPTED, REFUSED, RETRY, AckError, build_ack, parse_ack
 from station.domain.hl7.mllp import END, START, FrameError, FrameReader, frame
 
 
@@ -23,12 +23,21 @@ def test_an_ack_built_here_reads_back(code: str) -> None:
     assert "why" not in repr(ack)  # the engine's text may quote a patient: never in a repr
 
 
-@pytest.mark.parametrize(("sent", "meaning"), [("CA", "AA"), ("CE", "AE"), ("CR", "AR")])
-def test_accept_acknowledgements_mean_what_their_original_codes_mean(
-    sent: str, meaning: str
-) -> None:
+@pytest.mark.parametrize(
+    ("sent", "verdict"),
+    [
+        ("AA", ACCEPTED),
+        ("CA", ACCEPTED),
+        ("AE", REFUSED),  # an error in the message: it would fail again
+        ("CR", REFUSED),  # its type, version or processing id refused
+        ("AR", RETRY),  # original mode: also "receiving application unavailable"
+        ("CE", RETRY),  # the engine could not commit it: a passing trouble
+    ],
+)
+def test_each_answer_code_says_whether_to_keep_quarantine_or_retry(sent: str, verdict: str) -> None:
     text = f"MSH|^~\\&|EHR||||20260101||ACK^R01^ACK|k|P|2.6\rMSA|{sent}|c9\r"
-    assert parse_ack(text).code == meaning
+    ack = parse_ack(text)
+    assert (ack.code, ack.verdict) == (sent, verdict)
 
 
 @pytest.mark.parametrize(

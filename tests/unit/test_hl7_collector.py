@@ -2,7 +2,8 @@
 to the HL7 outbox: history before the first start stays unsent, each alarm change is queued
 once, across restarts and a failed write too; periods are summarised once after they settle;
 a full outbox holds observations back while alarms use their reserve; what the raw samples no
-longer hold is skipped and audited."""
+longer hold is skipped and audited; samples that come after their period was summarised are
+counted and audited; a pass stops between periods when the owner stops."""
 
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ class Ward:
         self.audit = Audit()
         self.outbox: Outbox | None = None
 
-    def collector(self, mode: str = "summary", budget: int = 1000) -> Collector:
+    def collector(
+        self, mode: str = "summary", budget: int = 1000, stopping: Any = lambda: False
+    ) -> Collector:
         """A collector as a (re)started station builds it: fresh connections, same files."""
         if self.outbox is not None:
             self.outbox.close()
@@ -70,7 +73,7 @@ class Ward:
         sources = Sources(self.alarms.path, self.trends.path)
         collector = Collector(self.outbox, sources, station_id=STATION, mode=mode,
                               period_s=PERIOD, budget=budget, wall=self.wall,
-                              audit=self.audit)  # fmt: skip
+                              audit=self.audit, stopping=stopping)  # fmt: skip
         stay = Stay("Bed 1", T0 - 3600, None)
         collector.subjects = Subjects((Subject("p1", (stay,), True, False),))
         return collector
@@ -239,3 +242,40 @@ def test_each_sample_mode_reads_every_sample_once_in_batches(
     counts = [collector.collect().observations for _ in range(4)]
     assert counts == [2, 2, 2, 0]
     assert len(ward.queued()) == 6
+
+
+def test_catching_up_stops_between_periods_when_the_owner_stops(ward: Ward) -> None:
+    asked = iter([False, False])  # two periods, then the owner stops
+    collector = ward.collector(stopping=lambda: next(asked, True))
+    collector.collect()
+    start = float(ward.outbox.cursor("observations") or 0) if ward.outbox else 0.0
+    ward.wall.advance(20 * PERIOD)  # twenty periods to catch up
+    collector.collect()
+    assert ward.outbox is not None
+    assert float(ward.outbox.cursor("observations") or 0) == start + 2 * PERIOD
+
+
+def test_samples_that_come_after_their_summary_are_counted_and_audited_once(ward: Ward) -> None:
+    period = T0 - 40
+    collector = ward.collector()
+    collector.collect()
+    _samples(ward, period + 1, 70, 72)
+    ward.wall.set(period + PERIOD + hl7_collector.SETTLE_S)
+    assert collector.collect().observations == 1
+    # A monitor whose clock runs 30 s slow: its samples of the period arrive after the summary.
+    _samples(ward, period + 50, 90, 91, 92)
+    _samples(ward, period + 50, 60, bed="Bed 4")  # nobody in Bed 4: nothing missed there
+    assert collector.collect().observations == 0  # counted once a period, not every pass
+    assert ward.audit.records == []
+    ward.wall.advance(PERIOD)
+    collector.collect()
+    ((action, fields),) = ward.audit.records
+    assert (action, fields["target"], fields["outcome"]) == (
+        "hl7.observations_late",
+        "Bed 1",
+        "failure",
+    )
+    assert fields["details"]["late"] == 3
+    ward.wall.advance(PERIOD)
+    collector.collect()
+    assert len(ward.audit.records) == 1  # each late sample is said once

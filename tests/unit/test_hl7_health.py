@@ -1,7 +1,7 @@
 """How the HL7 interface's state reaches people: connection changes audited once per change (not
 per retry), the ``hl7`` technical alarm after ``down_alarm_s`` of trouble on the monotonic clock
-and cleared by the next accepted message, ``hl7_outbox`` for a full or unusable outbox, and the
-status bar's words."""
+and cleared by the next accepted message (refusals only when they persist, ``AR``/``CE`` like no
+answer), ``hl7_outbox`` for a full or unusable outbox, and the status bar's words."""
 
 from __future__ import annotations
 
@@ -69,14 +69,59 @@ def test_a_down_engine_is_audited_once_and_alarmed_after_the_down_time() -> None
 def test_an_engine_refusing_everything_is_trouble_too_and_counted() -> None:
     health, audit, conditions, clock = _health()
     health.accepted()
+    for _ in range(3):  # three in a row, nothing accepted between: the engine's trouble
+        health.refused("AE")
+        clock.advance(DOWN_S / 2)
+        health.tick()
+    assert conditions.changes[0][0] == "hl7"  # dated from the first refusal
+    assert "refusing messages" in conditions.changes[0][3]
+    assert health.status() == "HL7: refused 1 min, 3 rejected"
+    health.unsendable()  # a station fault: counted, not the engine's trouble
+    assert health.rejected == 4
+    health.queue(0, False)
+    health.connected()  # a connection says nothing of what the engine takes
+    assert [c[1] for c in conditions.changes] == [True]
+    health.accepted()
+    assert [c[1] for c in conditions.changes] == [True, False]
+    assert [f["details"]["state"] for a, f in audit.records if a == "hl7.connection"] == ["up"]
+
+
+def test_one_refused_message_is_not_the_engines_trouble() -> None:
+    health, _audit, conditions, clock = _health()
+    health.accepted()
+    health.refused("AE")  # observations off: nothing else is sent for a long while
+    for _ in range(10):
+        clock.advance(DOWN_S)
+        health.tick()
+    health.refused("CR")  # two in a row, hours apart: still not three
+    clock.advance(DOWN_S)
+    health.tick()
+    assert conditions.changes == []
+    assert health.status() == "HL7: up, 2 rejected"
+    health.accepted()  # the streak starts again
+    health.refused("AE")
     health.refused("AE")
     clock.advance(DOWN_S)
-    health.refused("AR")
-    assert conditions.changes[0][0] == "hl7"
-    assert "refusing messages" in conditions.changes[0][3]
-    assert health.status() == "HL7: refused 1 min, 2 rejected"
-    health.unsendable()  # a station fault: counted, not the engine's trouble
-    assert health.rejected == 3
+    health.tick()
+    assert conditions.changes == []
+
+
+def test_an_engine_not_accepting_for_the_down_time_is_alarmed_like_a_down_one() -> None:
+    health, audit, conditions, clock = _health()
+    health.queue(1, False)
+    for _ in range(7):  # AR/CE: the message is tried again, and again
+        health.deferred("AR")
+        clock.advance(10)
+        health.tick()
+    ((parameter, present, _priority, message),) = conditions.changes
+    assert (parameter, present) == ("hl7", True)
+    assert "not accepting messages for 1 min (answered AR): 1 messages waiting" in message
+    assert health.status() == "HL7: not accepting 1 min, 1 queued"
+    health.gave_up("AR")  # quarantined after too many: counted, still in trouble
+    assert health.rejected == 1
+    assert health.status().startswith("HL7: not accepting")
+    health.accepted()
+    assert [c[1] for c in conditions.changes] == [True, False]
     assert [f["details"]["state"] for a, f in audit.records if a == "hl7.connection"] == ["up"]
 
 

@@ -126,14 +126,15 @@ def test_each_alarm_event_carries_its_pcd04_facets(
     assert obx[0][8] == "L~PH~SP"
     assert obx[0][16] == by
     assert (obx[1][2], obx[1][3].split("^")[0], obx[1][5]) == ("NM", "150456", "85")
-    facets = {o[3].split("^")[1]: o[5] for o in obx[2:]}
-    assert facets == {
-        "MDC_ATTR_EVENT_PHASE": phase,
-        "MDC_ATTR_ALARM_STATE": state,
-        "MDC_ATTR_ALARM_INACTIVATION_STATE": inactivation,
-        "MDC_ATTR_ALARM_PRIORITY": "PH",
-        "MDC_ATTR_ALERT_TYPE": "SP",
+    facets = {o[3]: o[5] for o in obx[2:]}
+    assert facets == {  # the codes of the IHE PCD TF-2 PCD-04 examples
+        "68481^MDC_ATTR_EVENT_PHASE^MDC": phase,
+        "68482^MDC_ATTR_ALARM_STATE^MDC": state,
+        "68483^MDC_ATTR_ALARM_INACTIVATION_STATE^MDC": inactivation,
+        "68484^MDC_ATTR_ALARM_PRIORITY^MDC": "PH",
+        "68485^MDC_ATTR_ALERT_TYPE^MDC": "SP",
     }
+    assert [o[4].rsplit(".", 1)[1] for o in obx] == ["1", "2", "3", "4", "5", "6", "7"]
     assert all(o[14] == dtm(T0) and o[18] == "mon-2" for o in obx)
 
 

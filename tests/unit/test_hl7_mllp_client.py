@@ -20,7 +20,13 @@ from hl7apy.parser import parse_message
 
 from station.domain.hl7.ack import build_ack, parse_ack
 from station.domain.hl7.mllp import FrameReader, frame
-from station.services.hospital.hl7_mllp_client import MllpClient, MllpError, Stopped
+from station.services.hospital.hl7_mllp_client import (
+    RESOLVER_THREAD,
+    Address,
+    MllpClient,
+    MllpError,
+    Stopped,
+)
 from tests.integration.servers.pki import make_pki
 from tests.waiting import wait_until
 
@@ -28,7 +34,8 @@ MESSAGE = "MSH|^~\\&|STATION||||20260101000000||ORU^R01^ORU_R01|c{n}|P|2.6\r"
 
 
 class Peer:
-    """A scripted engine on a free loopback port. ``mode``: ``AA``, ``AE``, ``AR`` (answer),
+    """A scripted engine on a free loopback port. ``mode``: ``AA``, ``AE``, ``AR``, ``CA``,
+    ``CE``, ``CR`` (answer),
     ``silent``, ``garbage`` (bytes that are no frame), ``hangup`` (close without a word),
     ``once`` (answer ``AA``, then close, as hl7apy's server does), ``other`` (``AA`` for another
     message), ``echo`` (the message itself sent back: not an ACK). ``received`` holds each
@@ -110,7 +117,10 @@ class Peer:
             return True
         code = "AA" if mode in {"once", "other"} else mode
         answered = "someone-else" if mode == "other" else control
-        ack = build_ack(answered, code, trigger="R01", at=time.time(), ack_control_id="k")
+        if code.startswith("C"):  # accept mode: build_ack writes original-mode codes only
+            ack = f"MSH|^~\\&|ENGINE||||20260101||ACK^R01^ACK|k|P|2.6\rMSA|{code}|{answered}\r"
+        else:
+            ack = build_ack(answered, code, trigger="R01", at=time.time(), ack_control_id="k")
         conn.sendall(frame(ack))
         return mode != "once"
 
@@ -237,3 +247,58 @@ def test_tls_with_the_engines_certificate_checked(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             tls_peer.close()
+
+
+class HangingDns:
+    """A resolver that answers only when released (a DNS server that does not answer)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.calls = 0
+        self.asked = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, host: str, port: int) -> Address:
+        self.calls += 1
+        self.asked.set()
+        self.release.wait(10)
+        return socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, ("127.0.0.1", self.port)
+
+    def done(self) -> None:
+        self.release.set()
+        for thread in threading.enumerate():
+            if thread.name == RESOLVER_THREAD:
+                thread.join(5)
+
+
+def test_a_hanging_name_lookup_neither_blocks_a_connect_nor_a_stop(peer: Peer) -> None:
+    dns = HangingDns(peer.port)
+    stop = threading.Event()
+    client = MllpClient("engine.example", peer.port, None, stop, resolve=dns)
+    try:
+        started = time.monotonic()
+        with pytest.raises(MllpError, match=r"cannot resolve engine\.example: no answer"):
+            client.exchange(MESSAGE.format(n=0), 2.0, 0.3)
+        assert time.monotonic() - started < 1.0
+        timer = threading.Timer(0.2, stop.set)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(Stopped):
+            client.exchange(MESSAGE.format(n=0), 2.0, 30.0)
+        assert time.monotonic() - started < 1.0
+        timer.join()
+        stop.clear()
+        dns.release.set()  # the DNS answers at last: the lookup still running is taken
+        assert parse_ack(client.exchange(MESSAGE.format(n=1), 2.0, 2.0)).code == "AA"
+        assert dns.calls == 1  # one lookup thread for all those tries, never one per retry
+    finally:
+        client.close()
+        dns.done()
+
+
+def test_an_address_is_used_as_it_is_without_a_lookup(peer: Peer) -> None:
+    dns = HangingDns(peer.port)
+    client = MllpClient("127.0.0.1", peer.port, None, threading.Event(), resolve=dns)
+    assert parse_ack(client.exchange(MESSAGE.format(n=0), 2.0, 2.0)).code == "AA"
+    client.close()
+    assert dns.calls == 0

@@ -1,9 +1,10 @@
 """The ``hl7-out`` thread end to end: the station's real stores, the outbox, a scripted engine on
 loopback. Alarm changes arrive with identity only under export consent; a refused message is
-quarantined and audited without identity, never sent again; a silent engine gets the same
+quarantined and audited without identity, never sent again; ``AR``/``CE`` are tried again and
+quarantined only after too many; a silent engine gets the same
 message again and the ``hl7`` alarm after the down time, cleared when it answers; observations of
 a patient who withdrew storage consent are withheld, and none leave while the patient table is
-not known; a stop is prompt whatever the engine does."""
+not known; a stop is prompt whatever the engine (or its DNS) does."""
 
 from __future__ import annotations
 
@@ -25,13 +26,13 @@ from station.domain.clock import StationClock
 from station.domain.hl7.content import DeviceValues, Metric, ObservationReport
 from station.domain.hl7.subjects import Identity, Subject, Subjects
 from station.domain.patients.records import Stay
-from station.services.hospital import hl7_sender
+from station.services.hospital import hl7_mllp_client, hl7_sender
 from station.services.hospital.hl7_outbox import OUTBOX_FILE, REJECTED, Outbox
 from station.services.hospital.hl7_sender import THREAD, Hl7Sender
 from station.services.hospital.hl7_sources import Sources
 from station.services.storage.alarm_store import AlarmStore
 from station.services.storage.trends import TrendStore
-from tests.unit.test_hl7_mllp_client import Peer
+from tests.unit.test_hl7_mllp_client import HangingDns, Peer
 from tests.waiting import wait_until
 
 ADA = Identity("Ada Example", "MRN-7", date(1961, 2, 3))
@@ -232,6 +233,64 @@ def test_a_stop_is_prompt_while_waiting_on_a_silent_engine(
     started = time.monotonic()
     assert r.sender.stop(2.0)
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("code", ["AR", "CE"])
+def test_an_engine_not_accepting_for_a_moment_gets_the_message_again_not_quarantined(
+    rig: Callable[..., Rig], peer: Peer, code: str
+) -> None:
+    peer.mode = code  # its application unavailable, or unable to commit: a short outage
+    r = _started(rig(), _subjects())
+    r.raise_alarm("a1")
+    wait_until(lambda: len(peer.received) >= 2, 10, "a second try")
+    assert r.sender.status().startswith("HL7: not accepting")
+    peer.mode = "AA"
+    wait_until(lambda: r.sender.status() == "HL7: up", 10, "accepted at last")
+    assert len(set(peer.received)) == 1  # the same message, the same control id
+    assert r.audit.of("hl7.rejected") == []
+    assert [f["details"]["state"] for f in r.audit.of("hl7.connection")] == ["up"]
+
+
+def test_a_message_not_accepted_too_often_is_quarantined_and_the_engine_alarmed(
+    rig: Callable[..., Rig], peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hl7_sender, "MAX_DEFERRALS", 3)
+    peer.mode = "CE"
+    r = _started(rig(), _subjects())
+    r.raise_alarm("a1")
+    wait_until(lambda: bool(r.audit.of("hl7.rejected")), 15, "quarantined after 3 answers")
+    (rejected,) = r.audit.of("hl7.rejected")
+    details = rejected["details"]
+    assert (details["code"], details["reason"], details["attempts"]) == (
+        "CE",
+        "CE 3 times in a row",
+        3,
+    )
+    assert len(peer.received) == 3
+    assert ("hl7", True) in r.conditions.changes  # down_alarm_s (1 s) of not accepting
+    peer.mode = "AA"
+    r.raise_alarm("a2")
+    wait_until(lambda: r.sender.status() == "HL7: up, 1 rejected", 10, "the next one accepted")
+    assert ("hl7", False) in r.conditions.changes
+
+
+def test_a_stop_is_prompt_while_the_engines_name_does_not_resolve(
+    rig: Callable[..., Rig], peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dns = HangingDns(peer.port)
+    monkeypatch.setattr(hl7_mllp_client, "lookup", dns)
+    r = rig(host="engine.example", allow_plain_remote=True)
+    try:
+        r.sender.set_subjects(_subjects())
+        r.sender.start()
+        r.raise_alarm("a1")
+        assert dns.asked.wait(10), "the name looked up"
+        started = time.monotonic()
+        assert r.sender.stop(2.0)
+        assert time.monotonic() - started < 1.0
+        assert not [t for t in threading.enumerate() if t.name == THREAD]
+    finally:
+        dns.done()
 
 
 @pytest.mark.parametrize("mode", ["other", "echo", "garbage"])

@@ -81,7 +81,8 @@ class Census:
 class Received:
     """One message as the admin's view lists it. ``ack`` is AA, AE, AR or "" (none was sent);
     ``outcome`` says what the station did (``applied``, ``no change``, ``refused``,
-    ``rejected``, ``duplicate``, ``no reply``); ``patient`` is the pseudonymous id, if known."""
+    ``rejected``, ``duplicate``, ``no reply``, ``fault``: the station failed on it, a bug);
+    ``patient`` is the pseudonymous id, if known."""
 
     at: float
     event: str

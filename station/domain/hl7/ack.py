@@ -1,14 +1,17 @@
 """HL7 acknowledgements: reading the engine's answer to a message, and writing one.
 
 Why both ways in one module: the outbound interface reads ACKs, the inbound ADT interface (and
-the test peer) writes them, and each must agree on what an answer means:
+the test peer) writes them, and each must agree on what an answer means (its :attr:`Ack.verdict`):
 
 - ``AA`` (and the accept acknowledgement ``CA``, which an engine answers to IHE PCD's
   ``MSH-15 = AL``): accepted, the message may leave the queue;
-- ``AE`` / ``CE``: an error in the message: sending it again would fail again, so it is
-  quarantined;
-- ``AR`` / ``CR``: rejected (type, version or processing id refused, or the application
-  unavailable): quarantined too, and the admin is told.
+- ``AE`` (an error in the message) and ``CR`` (commit reject: its type, version or processing id
+  refused): sending it again would fail again, so it is quarantined at once;
+- ``AR`` and ``CE``: tried again. In original mode ``AR`` also means "receiving application
+  unavailable", and ``CE`` means the engine could not commit (safe-keep) the message: both are
+  what a short engine outage answers, and quarantining them would empty the queue into the
+  quarantine during one. The sender retries them with its back-off and quarantines a message
+  only after :data:`~station.services.hospital.hl7_sender.MAX_DEFERRALS` of them in a row.
 
 Parsed tolerantly: an engine's ACK with a field this library does not expect still says what it
 says; what it must say (MSA-1, MSA-2) is checked here.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from hl7apy.consts import VALIDATION_LEVEL  # type: ignore[import-untyped]
 from hl7apy.core import Message  # type: ignore[import-untyped]
@@ -27,22 +31,30 @@ from hl7apy.parser import parse_message  # type: ignore[import-untyped]
 from station.domain.hl7.codes import VERSION
 from station.domain.hl7.text import clean, dtm
 
-ACCEPTED = "AA"
-CODES = {"AA": "AA", "CA": "AA", "AE": "AE", "CE": "AE", "AR": "AR", "CR": "AR"}
-"""Every MSA-1 code → its original-mode meaning."""
+ACCEPTED, REFUSED, RETRY = "accepted", "refused", "retry"
+VERDICTS = MappingProxyType(
+    {"AA": ACCEPTED, "CA": ACCEPTED, "AE": REFUSED, "CR": REFUSED, "AR": RETRY, "CE": RETRY}
+)
+"""Every MSA-1 code → what the sender does with the message (see the module docstring)."""
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9._-]{1,16}$")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Ack:
-    """An answer: ``code`` (``AA``, ``AE`` or ``AR``), the control id it answers, the engine's
-    text and error code. The text may quote what the engine saw (a patient's name): it is kept
-    with the message, never logged nor audited; ``error_code`` is a bare code and may be."""
+    """An answer: ``code`` (MSA-1 as sent: ``AA``, ``AE``, ``AR``, ``CA``, ``CE``, ``CR``), the
+    control id it answers, the engine's text and error code. The text may quote what the engine
+    saw (a patient's name): it is kept with the message, never logged nor audited;
+    ``error_code`` is a bare code and may be."""
 
     code: str
     control_id: str
     text: str
     error_code: str
+
+    @property
+    def verdict(self) -> str:
+        """:data:`ACCEPTED`, :data:`REFUSED` (quarantine) or :data:`RETRY` (try again)."""
+        return VERDICTS[self.code]
 
     def __repr__(self) -> str:
         return f"Ack(code={self.code!r}, control_id={self.control_id!r})"
@@ -72,10 +84,10 @@ def parse_ack(text: str) -> Ack:
         raise AckError(f"not an HL7 acknowledgement ({type(exc).__name__})") from exc
     if kind != "ACK":
         raise AckError(f"an answer of type {clean(str(kind), 10)!r}, not ACK")
-    if raw_code not in CODES or not answered:
+    if raw_code not in VERDICTS or not answered:
         raise AckError("an ACK without a valid MSA-1 code and MSA-2 control id")
     return Ack(
-        code=CODES[raw_code],
+        code=raw_code,
         control_id=answered,
         text=clean(note, 200),
         error_code=error if _ERROR_CODE.match(error) else "",
@@ -121,7 +133,7 @@ def build_ack(
     msa.msa_2 = clean(control_id, 199)
     if text:
         msa.msa_3 = clean(text, 80)
-    if code != ACCEPTED:
+    if code != "AA":
         err = message.add_segment("ERR")
         err.err_3.cwe_1 = "207"  # HL7 table 0357: application internal error
         err.err_3.cwe_2 = "Application internal error"

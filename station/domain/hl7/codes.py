@@ -2,9 +2,10 @@
 (:mod:`station.domain.vital_codes`).
 
 Why a table: an interface engine maps codes, not words, and each one here is looked up by a
-receiving system that has never seen this station. The alarm attribute codes follow the IHE PCD
-Alarm Communication Management profile (PCD-04) as the Dräger reference implementation sends them;
-a site whose engine expects another revision's codes changes them here, in one place.
+receiving system that has never seen this station. The alarm attribute codes (one table,
+:data:`ALARM_ATTRIBUTES`) are those of the IHE PCD Technical Framework's PCD-04 examples
+(MDC_ATTR_EVENT_PHASE 68481 … MDC_ATTR_ALERT_TYPE 68485); a site whose engine was mapped to
+another revision's codes changes them here, in one place, and nowhere else.
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ EVT_ALARM = Code("196616", "MDC_EVT_ALARM", "MDC")
 EVT_HI = Code("196648", "MDC_EVT_HI", "MDC")
 EVT_LO = Code("196670", "MDC_EVT_LO", "MDC")
 ALERT_SOURCE = Code("68480", "MDC_ATTR_ALERT_SOURCE", "MDC")
-EVENT_PHASE = Code("68165", "MDC_ATTR_EVENT_PHASE", "MDC")
-ALARM_STATE = Code("68166", "MDC_ATTR_ALARM_STATE", "MDC")
-INACTIVATION_STATE = Code("68167", "MDC_ATTR_ALARM_INACTIVATION_STATE", "MDC")
-ALARM_PRIORITY = Code("68168", "MDC_ATTR_ALARM_PRIORITY", "MDC")
+EVENT_PHASE = Code("68481", "MDC_ATTR_EVENT_PHASE", "MDC")
+ALARM_STATE = Code("68482", "MDC_ATTR_ALARM_STATE", "MDC")
+INACTIVATION_STATE = Code("68483", "MDC_ATTR_ALARM_INACTIVATION_STATE", "MDC")
+ALARM_PRIORITY = Code("68484", "MDC_ATTR_ALARM_PRIORITY", "MDC")
 ALERT_TYPE = Code("68485", "MDC_ATTR_ALERT_TYPE", "MDC")
+ALARM_ATTRIBUTES = (EVENT_PHASE, ALARM_STATE, INACTIVATION_STATE, ALARM_PRIORITY, ALERT_TYPE)
+"""The alarm facets after the event and its source (OBX 3 to 7 of an alarm), in that order:
+the one table to change for an engine mapped to other codes (IHE PCD TF-2, PCD-04 examples)."""
 
 PRIORITY_FLAGS = MappingProxyType({"high": "PH", "medium": "PM", "low": "PL"})
 """Station priority → the PCD-04 priority flag (OBX-8 and the priority facet)."""

@@ -242,13 +242,14 @@ def _alarm(result: Any, report: AlarmReport, header: Header) -> None:
     _facet_common(obx, report)
 
     cleared = report.event is AlarmEvent.CLEAR
-    facets = (
-        (codes.EVENT_PHASE, report.event.phase),
-        (codes.ALARM_STATE, "inactive" if cleared else "active"),
-        (codes.INACTIVATION_STATE, "alert-acknowledged" if report.acknowledged else "enabled"),
-        (codes.ALARM_PRIORITY, priority),
-        (codes.ALERT_TYPE, kind),
-    )
+    values = (
+        report.event.phase,
+        "inactive" if cleared else "active",
+        "alert-acknowledged" if report.acknowledged else "enabled",
+        priority,
+        kind,
+    )  # in the order of codes.ALARM_ATTRIBUTES: phase, state, inactivation, priority, type
+    facets = zip(codes.ALARM_ATTRIBUTES, values, strict=True)
     for n, (code, value) in enumerate(facets, start=3):
         obx = _obx(order, n, f"{prefix}.{n}", "ST", code)
         obx.obx_5 = value

@@ -38,6 +38,7 @@ from station.domain.adt.requests import (
     Header,
     PlacedRequest,
     Refusal,
+    content_error,
     header_error,
 )
 from station.domain.ports import AuditSink
@@ -49,6 +50,8 @@ SEEN_MAX = 1000
 """Control ids remembered for resends (the newest)."""
 WAIT_SLICE_S = 0.1
 """How often a wait for the admission path looks whether the station is stopping."""
+FAULT = "fault"
+"""The outcome of a message the station failed on (a bug): audited, journalled, alarmed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,17 +152,18 @@ class AdtHandler:
 
     def handle(self, frame: Frame, peer: str) -> bytes | None:
         """The ACK for ``frame`` (ER7, UTF-8, not yet framed), or None: no answer in time,
-        close the connection without one. Never raises: a fault here (a bug) sends no ACK, so
-        the engine resends rather than taking an answer nobody decided."""
+        close the connection without one. Never raises.
+
+        A fault here (a bug) must not stall the feed unseen, as leaving it unanswered would:
+        the engine would resend the same message forever while the status bar says
+        "listening". So it is audited and journalled (outcome ``fault``, which raises the "ADT
+        message refused" alarm) and answered AE with code 207 (application internal error),
+        which the engine's operator sees; a message whose header cannot be read even so is left
+        unanswered (an ACK without MSA-2 matches nothing)."""
         try:
             return self._handle(frame, peer)
         except Exception as exc:  # its message may quote the message's values: not logged
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error(
-                "ADT: a message from %s was not handled (%s at %s:%s); no ACK sent",
-                peer, type(exc).__name__, where.filename, where.lineno,
-            )  # fmt: skip
-            return None
+            return self._fault(frame, peer, exc)
 
     def _handle(self, frame: Frame, peer: str) -> bytes | None:
         if isinstance(frame, Oversized):
@@ -227,7 +231,9 @@ class AdtHandler:
             else:
                 reason = f"not applied within {self._timeout:g} s"
             self._record(header, "", "no reply", reason, peer, actor, bed=bed)
-            log.warning("ADT %s %s: no ACK sent (%s)", header.trigger, _id(header), reason)
+            log.warning(
+                "ADT %s %s: no ACK sent (%s)", _clean(header.trigger, 8), _id(header), reason
+            )
             return None
         if isinstance(answer, Refusal):
             outcome = "duplicate" if duplicate else "refused"
@@ -259,8 +265,8 @@ class AdtHandler:
             _clean(header.trigger, 8) if header else "?",
             _id(header),
             refusal.ack,
-            refusal.reason,
-            refusal.where or "-",
+            _clean(refusal.reason, 200),
+            _clean(refusal.where, 40) or "-",
         )
         return self._ack(header, refusal)
 
@@ -274,6 +280,27 @@ class AdtHandler:
             f"message of {frame.size // 1024} KiB is larger than this station takes",
         )
         return self._refuse(header, refusal, peer, "rejected", self._actor(header))
+
+    def _fault(self, frame: Frame, peer: str, exc: Exception) -> bytes | None:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        kind = type(exc).__name__
+        try:
+            header = _header_of(frame)
+            answered = "AE sent" if header is not None else "no ACK sent"
+            log.error(
+                "ADT %s %s from %s: not handled (%s at %s:%s); %s",
+                _clean(header.trigger, 8) if header else "?", _id(header), peer, kind,
+                where.filename, where.lineno, answered,
+            )  # fmt: skip
+            refusal = content_error(
+                ErrorCode.INTERNAL_ERROR, f"internal error at the station ({kind}, see its log)"
+            )
+            ack = refusal.ack if header is not None else ""
+            self._record(header, ack, FAULT, refusal.reason, peer, self._actor(header))
+            return self._ack(header, refusal) if header is not None else None
+        except Exception as again:  # the trail or the ACK failing too: still never raise
+            log.error("ADT: a fault (%s) not answered: %s as well", kind, type(again).__name__)
+            return None
 
     def _actor(self, header: Header | None) -> str:
         """``adt:<name>``: the configured name, else the sending facility (MSH-4)."""
@@ -325,9 +352,18 @@ class AdtHandler:
 
 
 def _clean(text: str, limit: int) -> str:
-    """Text from the network fit for the trail and the log: no control characters, bounded."""
-    kept = "".join(c for c in text if unicodedata.category(c)[0] != "C")
+    """Text from the network fit for the trail and the log: no control characters nor line or
+    paragraph separators (a peer could otherwise forge lines), bounded."""
+    kept = "".join(c for c in text if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029")
     return kept[:limit]
+
+
+def _header_of(frame: Frame) -> Header | None:
+    """The MSH of ``frame`` for the answer to a fault, or None when it cannot be read."""
+    try:
+        return read_header(decode(frame.head if isinstance(frame, Oversized) else frame))
+    except Exception:  # a Refusal, or the fault itself again: no header to answer with
+        return None
 
 
 def _id(header: Header | None) -> str:

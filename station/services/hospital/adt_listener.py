@@ -13,7 +13,8 @@ before the next is read, on whichever connection.
 A port that cannot be opened (in use, not allowed, a certificate that does not load) is said
 through ``on_state`` (the link raises a technical alarm) and tried again every
 :data:`RETRY_S`, so an admin who frees the port or fixes the file needs no restart. Stopping
-wakes the selector through a socket pair and joins the thread with a timeout.
+(:meth:`AdtListener.request_stop`) wakes the selector, and an ACK being sent, through a socket
+pair; :meth:`AdtListener.stop` then joins the thread with a timeout.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ THREAD_NAME = "adt-listener"
 RETRY_S = 5.0
 """Between attempts to open the port."""
 TICK_S = 0.5
-"""The selector's timeout: how often idle connections are looked at."""
+"""The selector's timeout: how often idle connections (and a send's deadline) are looked at."""
 HANDSHAKE_S = 10.0
 SEND_TIMEOUT_S = 5.0
+"""Longest wait for an engine to take an ACK (a stop ends the wait at once)."""
 READS_PER_TURN = 16
 """Reads of one connection per wake-up of the selector, before the others are looked at."""
 REFUSAL_QUIET_S = 60.0
@@ -109,12 +111,17 @@ class AdtListener:
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float) -> bool:
-        """Close the port and every connection; True if the thread ended within ``timeout``."""
+    def request_stop(self) -> None:
+        """Tell the thread to stop, without waiting for it (any thread): the interfaces are all
+        told before any is waited for, so each has the whole stop budget."""
         self._stopping.set()
         if self._wake is not None:
             with contextlib.suppress(OSError):  # closed: the thread has ended already
                 self._wake[1].send(b"x")
+
+    def stop(self, timeout: float) -> bool:
+        """Close the port and every connection; True if the thread ended within ``timeout``."""
+        self.request_stop()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -264,13 +271,40 @@ class AdtListener:
         return True
 
     def _send(self, conn: _Connection, data: bytes) -> bool:
-        try:
-            conn.sock.settimeout(SEND_TIMEOUT_S)
-            conn.sock.sendall(data)
-            conn.sock.setblocking(False)
-        except OSError as exc:
-            log.warning("ADT: ACK to %s not sent: %s", conn.peer, exc)
-            return False
+        """Send ``data``; False when it did not all go (the connection is then dropped).
+
+        Non-blocking, waiting on the socket and on the stop's wake-up: an engine that does not
+        read holds the thread at most :data:`SEND_TIMEOUT_S`, and a stop not at all (a blocking
+        ``sendall`` would hold a stop that has about a second for up to that long)."""
+        assert self._wake is not None  # made by start(), before this thread
+        rest = memoryview(data)
+        deadline = self._monotonic() + SEND_TIMEOUT_S
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(self._wake[0], selectors.EVENT_READ)
+            while rest:
+                if self._stopping.is_set():
+                    log.info("ADT: ACK to %s not sent: the station is stopping", conn.peer)
+                    return False
+                try:
+                    rest = rest[conn.sock.send(rest) :]
+                    continue
+                except ssl.SSLWantReadError:  # TLS must read first (a renegotiation)
+                    wanted = selectors.EVENT_READ
+                except (BlockingIOError, ssl.SSLWantWriteError):
+                    wanted = selectors.EVENT_WRITE
+                except OSError as exc:
+                    log.warning("ADT: ACK to %s not sent: %s", conn.peer, exc)
+                    return False
+                left = deadline - self._monotonic()
+                if left <= 0:
+                    log.warning("ADT: ACK to %s not sent: not read within %g s",
+                                conn.peer, SEND_TIMEOUT_S)  # fmt: skip
+                    return False
+                if conn.sock in waiting.get_map():
+                    waiting.modify(conn.sock, wanted)
+                else:
+                    waiting.register(conn.sock, wanted)
+                waiting.select(min(left, TICK_S))
         return True
 
     def _sweep(self, selector: selectors.BaseSelector) -> None:

@@ -5,7 +5,13 @@ so a crash at any point leaves either both or neither on disk. Alarms are found 
 the alarm store updates an episode in place: new episodes by row (the cursor), and the changes of
 the alarms whose clear is not yet queued by id (``open_alarms``). Observations are read by period
 (``summary``: device time, a period at a time, :data:`SETTLE_S` after its end so late samples
-still count) or sample by sample (``each``).
+still count) or sample by sample (``each``). A sample that reaches the trend store after its
+period was summarised (a device whose clock runs more than :data:`SETTLE_S` slow, a replay after
+an outage) is not sent; the last :data:`LATE_PERIODS` periods are counted again once a period,
+and what came late is audited (``hl7.observations_late``, per bed, at most once a period).
+
+A pass stops between periods when the owner stops (``stopping``): catching up after a restart
+never holds up a stop.
 
 The budget: past ``budget`` queued reports, observations wait in the trend store (their cursor
 does not move); alarms keep queuing up to a reserve beyond it (patient safety), then wait in the
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +49,8 @@ SETTLE_S = 10.0
 sample that arrives later than this (replayed after an outage) goes to the historian only."""
 MAX_PERIODS = 30
 """Periods summarised per pass at most (catching up after a restart, a pass stays short)."""
+LATE_PERIODS = 10
+"""Summarised periods counted again for late samples (in memory: a restart starts afresh)."""
 RAW_HORIZON_S = 3.5 * 3600
 """Older periods are no longer in the trend store's raw samples (4 h): skipped, and audited."""
 ALARMS, SUMMARY, EACH = "alarms", "observations", "samples"
@@ -70,6 +79,7 @@ class Collector:
         budget: int,
         wall: Callable[[], float],
         audit: AuditSink,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.outbox = outbox
         self.sources = sources
@@ -81,6 +91,8 @@ class Collector:
         self.reserve = max(100, budget // 10)
         self._wall = wall
         self._audit = audit
+        self._stopping = stopping
+        self._counted: dict[float, Counter[str]] = {}  # period start → samples per bed, summarised
 
     def collect(self) -> Collected:
         """Queue what the stores hold beyond the cursors (alarms first)."""
@@ -139,7 +151,10 @@ class Collector:
             return 0, False
         start = float(stored)
         added = 0
+        summarised = False
         for _ in range(MAX_PERIODS):
+            if self._stopping():
+                break
             end = start + period
             if end + SETTLE_S > now:
                 break
@@ -151,8 +166,44 @@ class Collector:
             samples = self.sources.samples(round(start * 1000), round(end * 1000))
             batch = summaries(samples, start, end, self.subjects, self._station, now)
             added += self.outbox.add(batch.reports, {SUMMARY: repr(end)})
+            self._counted[start] = Counter(sample.bed for sample in samples)
+            summarised = True
             start = end
+        if summarised:
+            self._count_late(start)
         return added, False
+
+    def _count_late(self, until: float) -> None:
+        """Count again the samples of the periods summarised lately (up to ``until``): those
+        that came after their summary are audited per bed, once, and not sent (the historian
+        has them)."""
+        for old in [s for s in self._counted if s < until - LATE_PERIODS * self._period]:
+            del self._counted[old]
+        late: dict[str, tuple[int, float, float]] = {}  # bed → count, first and last period
+        for start, counted in sorted(self._counted.items()):
+            end = start + self._period
+            for bed, now in self.sources.bed_counts(round(start * 1000), round(end * 1000)).items():
+                extra, counted[bed] = now - counted[bed], now
+                subject = self.subjects.at(bed, start)
+                if extra <= 0 or subject is None or not subject.storage:
+                    continue  # only what would have been sent is missed
+                n, first, _last = late.get(bed, (0, start, end))
+                late[bed] = (n + extra, first, end)
+        for bed, (n, first, last) in sorted(late.items()):
+            log.warning("HL7: %d samples of %s came after their period was summarised: not sent",
+                        n, bed)  # fmt: skip
+            self._audit.record(
+                "hl7.observations_late",
+                target=bed,
+                outcome="failure",
+                details={
+                    "bed": bed,
+                    "late": n,
+                    "from": iso_ms(first),
+                    "until": iso_ms(last),
+                    "reason": "arrived after their period was summarised",
+                },
+            )
 
     def _singles(self, now: float) -> tuple[int, bool]:
         stored = self.outbox.cursor(EACH)

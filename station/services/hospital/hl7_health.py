@@ -2,11 +2,20 @@
 alarms and the status bar's words.
 
 Why one place: the sender sees every try, but people must see changes, not tries. A connection
-that goes down is audited once (``hl7.connection``), not once per retry; an engine down, silent
-or refusing every message for ``down_alarm_s`` becomes the technical alarm ``hl7`` (medium: the
-ward's own screen still alarms, but a pager or the record fed by the engine does not), cleared by
-the next accepted message; an outbox that is full or cannot be used becomes ``hl7_outbox``. All
-times are monotonic: a clock step neither raises nor hides the alarm.
+that goes down is audited once (``hl7.connection``), not once per retry. Trouble that lasts
+``down_alarm_s`` becomes the technical alarm ``hl7`` (medium: the ward's own screen still alarms,
+but a pager or the record fed by the engine does not), cleared by the next accepted message:
+
+- *down*: no connection, no answer, an answer that is not this message's ACK; from the first
+  failed try (the sender retries, so a lasting outage keeps failing);
+- *not accepting*: ``AR``/``CE`` answers, retried like no answer;
+- *refusing*: ``AE``/``CR`` (quarantined at once) only once :data:`REFUSALS` messages in a row
+  were refused, counted from the first of them. One refused message is that message's fault, not
+  the engine's: with little traffic (observations off) it would otherwise raise the alarm after
+  ``down_alarm_s`` of an engine that works.
+
+An outbox that is full or cannot be used becomes ``hl7_outbox``. All times are monotonic: a clock
+step neither raises nor hides the alarm.
 
 Thread-safe: the ``hl7-out`` thread reports, the GUI thread reads :meth:`Health.status`, which
 does no I/O.
@@ -25,6 +34,15 @@ log = logging.getLogger(__name__)
 DOWN = "hl7"
 OUTBOX = "hl7_outbox"
 PRIORITY = "medium"
+REFUSALS = 3
+"""Refused messages in a row (nothing accepted between) before refusals are the engine's trouble."""
+_UNREACHABLE, _DEFERRING, _REFUSING = "down", "deferring", "refusing"
+_WORDS = {
+    _UNREACHABLE: ("down", "down"),
+    _DEFERRING: ("not accepting messages", "not accepting"),
+    _REFUSING: ("refusing messages", "refused"),
+}
+"""Trouble kind → (the alarm's words, the status bar's)."""
 
 Condition = Callable[[str, bool, str, str], None]
 """Raise (True) or clear (False) a station technical alarm: parameter, present, priority,
@@ -60,7 +78,9 @@ class Health:
         self._link: str | None = None  # None until the first try, then "up" or "down"
         self._trouble_since: float | None = None
         self._trouble = ""
-        self._refusing = False
+        self._kind = _UNREACHABLE
+        self._refusals = 0  # refused in a row, nothing accepted since the first
+        self._refused_since = 0.0
         self._alarm = False
         self._queued = 0
         self._full = False
@@ -73,20 +93,37 @@ class Health:
     # -- reports from the sender (hl7-out thread) ----------------------------------------------
 
     def connected(self) -> None:
-        """A connection opened. With nothing waiting, that is enough to call the engine back."""
+        """A connection opened. With nothing waiting, that is enough to call the engine back,
+        unless it was refusing messages: only an accepted one says it takes them again."""
         self._set_link("up", "")
         with self._lock:
-            idle = self._queued == 0
+            refusing = self._trouble_since is not None and self._kind == _REFUSING
+            idle = self._queued == 0 and not refusing
         if idle:
             self._recovered()
 
     def failed(self, reason: str) -> None:
         """A try failed: no connection, no ACK in time, an answer that is not one."""
         self._set_link("down", reason)
-        self._troubled(reason, refusing=False)
+        self._troubled(reason, _UNREACHABLE)
+
+    def deferred(self, code: str) -> None:
+        """The engine answered ``AR``/``CE``: the message stays queued and is tried again; trouble
+        as much as no answer."""
+        self._set_link("up", "")  # it answered
+        self._troubled(f"answered {code}", _DEFERRING)
+
+    def gave_up(self, code: str) -> None:
+        """A message answered ``AR``/``CE`` too often was quarantined: counted; the trouble goes
+        on until a message is accepted."""
+        with self._lock:
+            self.rejected += 1
+        self.deferred(code)
 
     def accepted(self) -> None:
         """The engine accepted a message (``AA``)."""
+        with self._lock:
+            self._refusals = 0
         self._set_link("up", "")
         self._recovered()
 
@@ -97,11 +134,17 @@ class Health:
             self.rejected += 1
 
     def refused(self, code: str) -> None:
-        """The engine refused a message (``AE``/``AR``)."""
+        """The engine refused a message (``AE``/``CR``): trouble only from the
+        :data:`REFUSALS`-th in a row, dated from the first of them."""
         with self._lock:
             self.rejected += 1
+            self._refusals += 1
+            if self._refusals == 1:
+                self._refused_since = self._clock()
+            streak, since = self._refusals, self._refused_since
         self._set_link("up", "")  # it answered
-        self._troubled(f"messages refused ({code})", refusing=True)
+        if streak >= REFUSALS:
+            self._troubled(f"{streak} messages refused in a row ({code})", _REFUSING, since)
 
     def queue(self, queued: int, full: bool, held: bool = False) -> None:
         """The outbox's size, whether its budget holds reports back, and whether observations
@@ -148,7 +191,7 @@ class Health:
             due = due and self._clock() - since >= self._down_alarm_s  # type: ignore[operator]
             if due:
                 self._alarm = True
-                what = "refusing messages" if self._refusing else "down"
+                what = _WORDS[self._kind][0]
                 message = (
                     f"HL7 interface {what} for {_age(self._clock() - since)}"  # type: ignore[operator]
                     f" ({self._trouble}): {self._queued} messages waiting"
@@ -166,7 +209,7 @@ class Health:
             if self._faults:
                 words = "HL7: fault"
             elif self._trouble_since is not None:
-                what = "refused" if self._refusing else "down"
+                what = _WORDS[self._kind][1]
                 words = f"HL7: {what} {_age(now - self._trouble_since)}"
             elif self._link is None:
                 words = "HL7: connecting"
@@ -202,12 +245,13 @@ class Health:
                 details=details,
             )
 
-    def _troubled(self, reason: str, *, refusing: bool) -> None:
+    def _troubled(self, reason: str, kind: str, since: float | None = None) -> None:
         with self._lock:
-            if self._trouble_since is None:
-                self._trouble_since = self._clock()
+            start = self._clock() if since is None else since
+            if self._trouble_since is None or start < self._trouble_since:
+                self._trouble_since = start
             self._trouble = reason
-            self._refusing = refusing
+            self._kind = kind
         self.tick()
 
     def _recovered(self) -> None:
@@ -215,7 +259,7 @@ class Health:
             raised = self._alarm
             self._trouble_since = None
             self._trouble = ""
-            self._refusing = False
+            self._kind = _UNREACHABLE
             self._alarm = False
         if raised:
             self._condition(DOWN, False, PRIORITY, "HL7 interface working again")

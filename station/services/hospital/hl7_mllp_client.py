@@ -5,11 +5,17 @@ with one (python-hl7's ``MLLPClient``) would be a second HL7 library for forty l
 code; framing itself is :mod:`station.domain.hl7.mllp` on ``hl7apy``'s characters.
 
 Every wait is bounded by a monotonic deadline and sliced (:data:`SLICE_S`), so the thread that
-uses this notices its stop event within a slice, whatever the peer does. The connection is kept
-open between messages (what interface engines expect); a peer that closes it after each answer
-(``hl7apy``'s own server does) is reconnected before the next message without counting as a
-failure. A reused connection that turns out closed before any answer is retried once at once on
-a fresh one: the message carries the same control id, so the engine can tell a repeat.
+uses this notices its stop event within a slice, whatever the peer does, or the DNS: an address
+is used as it is (never a lookup), a host name is resolved on a short-lived daemon thread
+(``hl7-resolve``: ``getaddrinfo`` cannot be interrupted) that the connecting thread waits for
+within the connect time and its stop event. A lookup that outlives its wait is left to end on its
+own and taken by the next connect, so a hanging DNS costs one thread, never one per retry.
+
+The connection is kept open between messages (what interface engines expect); a peer that closes
+it after each answer (``hl7apy``'s own server does) is reconnected before the next message
+without counting as a failure. A reused connection that turns out closed before any answer is
+retried once at once on a fresh one: the message carries the same control id, so the engine can
+tell a repeat.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from station.domain.hl7.mllp import FrameError, FrameReader, frame
 
 SLICE_S = 0.1
 CHUNK = 65_536
+RESOLVER_THREAD = "hl7-resolve"
+Address = tuple[int, int, int, Any]
+"""What a connection needs of ``getaddrinfo``: family, socket type, protocol, address."""
+Resolve = Callable[[str, int], Address]
 
 
 class MllpError(Exception):
@@ -45,6 +56,7 @@ class MllpClient:
         tls: a client context (certificate and host name checked), or None for plain TCP.
         stop: set when the owner stops: every wait ends within :data:`SLICE_S`.
         monotonic: the clock of every deadline.
+        resolve: looks a host name up (blocking; run on ``hl7-resolve``): :func:`lookup`.
     """
 
     def __init__(
@@ -54,8 +66,11 @@ class MllpClient:
         tls: ssl.SSLContext | None,
         stop: threading.Event,
         monotonic: Callable[[], float] = time.monotonic,
+        resolve: Resolve | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self._resolve = resolve or lookup
+        self._lookup: _Lookup | None = None
         self._tls = tls
         self._stop = stop
         self._clock = monotonic
@@ -88,15 +103,11 @@ class MllpClient:
         """
         self.close()
         deadline = self._clock() + timeout
+        family, kind, proto, address = self._address(deadline)
         try:
-            # Blocking, like every resolver call: give the engine an address, not a name whose
-            # DNS may hang, where the stop must be quick (docs/hl7-outbound.md).
-            family, kind, proto, _name, address = socket.getaddrinfo(
-                self.host, self.port, type=socket.SOCK_STREAM
-            )[0]
             sock = socket.socket(family, kind, proto)
         except OSError as exc:
-            raise MllpError(f"cannot resolve or open a socket: {exc.strerror or exc}") from exc
+            raise MllpError(f"cannot open a socket: {exc.strerror or exc}") from exc
         try:
             sock.setblocking(False)
             code = sock.connect_ex(address)
@@ -117,6 +128,26 @@ class MllpClient:
             sock.close()
             raise MllpError(f"cannot connect: {exc}") from exc
         self._sock = sock
+
+    def _address(self, deadline: float) -> Address:
+        """The engine's address: at once for an address, else from a lookup on its own thread,
+        waited for until ``deadline`` or the stop (:class:`Stopped`)."""
+        numeric = _numeric(self.host, self.port)
+        if numeric is not None:
+            return numeric
+        if self._lookup is None:
+            self._lookup = _Lookup(self._resolve, self.host, self.port)
+        pending = self._lookup
+        while not pending.done.wait(max(0.0, min(SLICE_S, deadline - self._clock()))):
+            if self._stop.is_set():
+                raise Stopped("stopping")
+            if self._clock() >= deadline:  # still running: the next connect takes it
+                raise MllpError(f"cannot resolve {self.host}: no answer within the time allowed")
+        self._lookup = None
+        if pending.error is not None:
+            raise MllpError(f"cannot resolve {self.host}: {pending.error}")
+        assert pending.result is not None
+        return pending.result
 
     def _handshake(self, raw: socket.socket, deadline: float) -> socket.socket:
         assert self._tls is not None
@@ -241,6 +272,48 @@ class MllpClient:
             raise MllpError(f"connection lost: {exc}") from exc
         self.close()
         raise MllpError("the peer closed the connection in the middle of its answer")
+
+
+def lookup(host: str, port: int) -> Address:
+    """The first TCP address of ``host`` (blocking, as long as the system's resolver takes)."""
+    family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return family, kind, proto, address
+
+
+def _numeric(host: str, port: int) -> Address | None:
+    """``host`` as an IP address (never a DNS query), None for a name."""
+    try:
+        found = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )[0]
+    except (OSError, UnicodeError):
+        return None
+    family, kind, proto, _name, address = found
+    return family, kind, proto, address
+
+
+class _Lookup:
+    """One name lookup on a daemon thread of its own (:data:`RESOLVER_THREAD`); ``done`` is set
+    with ``result`` or ``error`` (in words). Nobody joins it: it ends when the resolver answers."""
+
+    def __init__(self, resolve: Resolve, host: str, port: int) -> None:
+        self.done = threading.Event()
+        self.result: Address | None = None
+        self.error: str | None = None
+        thread = threading.Thread(
+            target=self._run, args=(resolve, host, port), name=RESOLVER_THREAD, daemon=True
+        )
+        thread.start()
+
+    def _run(self, resolve: Resolve, host: str, port: int) -> None:
+        try:
+            self.result = resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            self.error = str(getattr(exc, "strerror", None) or exc)
+        except Exception as exc:  # a thread of its own: said, never raised into nowhere
+            self.error = f"{type(exc).__name__}"
+        finally:
+            self.done.set()
 
 
 def _keepalive(sock: socket.socket) -> None:

@@ -8,8 +8,9 @@ derived from what it reports, so queuing it again is a no-op.
 
 Rows (``messages``): ``queued`` until answered; ``acked`` (body dropped, the row kept
 :data:`KEEP_ACKED_S` so a re-derived report is recognised as sent); ``rejected`` (the engine
-answered ``AE``/``AR``, or the report could not be rendered: kept :data:`KEEP_REJECTED_S` for the
-admin); ``withheld`` (a storage consent withdrawn while the report waited: never sent).
+answered ``AE``/``CR``, or ``AR``/``CE`` too often, or the report could not be rendered: kept
+:data:`KEEP_REJECTED_S` for the admin); ``withheld`` (a storage consent withdrawn while the
+report waited: never sent).
 Reports name patients by pseudonym only; the file is still owner-only (0600 in the 0700 data
 folder): beds, times and values are personal data too.
 
@@ -210,8 +211,9 @@ class Outbox:
         self._answer(row, ACKED, at, "AA", "", keep_body=False)
 
     def rejected(self, row: int, at: float, code: str, detail: str) -> None:
-        """``row`` is quarantined: the engine refused it (``AE``/``AR``) or it cannot be
-        rendered (``invalid``). ``detail`` may hold the engine's text: it stays in this file."""
+        """``row`` is quarantined: the engine refused it (``AE``/``CR``, or ``AR``/``CE`` too
+        often) or it cannot be rendered (``invalid``). ``detail`` may hold the engine's text: it
+        stays in this file."""
         self._answer(row, REJECTED, at, code, detail, keep_body=True)
 
     def withhold_row(self, row: int, at: float) -> None:

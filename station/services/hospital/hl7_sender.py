@@ -5,11 +5,14 @@ Why one thread for both: the outbox is one SQLite file with one writer, and neit
 up the core or the screen; reading the stores waits at most for one exchange with the engine
 (``ack_timeout_s``), which delays queuing, never loses anything (the stores are on disk).
 
-Sending: alarms before observations, each in queue order. ``AA`` takes a message off the queue;
-``AE``/``AR`` quarantines it (``hl7.rejected`` in the audit trail: control id, type, code, bed,
-pseudonym; never the engine's text, which may quote a patient); no answer, a broken connection or
-an answer that is not an ACK for this message leaves it queued, and it is sent again, with the
-same control id, after a back-off that doubles from 1 s to ``retry_max_s`` (monotonic clock).
+Sending: alarms before observations, each in queue order. ``AA``/``CA`` takes a message off the
+queue; ``AE``/``CR`` quarantines it (``hl7.rejected`` in the audit trail: control id, type, code,
+bed, pseudonym; never the engine's text, which may quote a patient); no answer, a broken
+connection, an answer that is not an ACK for this message, and ``AR``/``CE`` (the engine's
+application unavailable, or unable to commit: what a short outage answers) leave it queued, and it
+is sent again, with the same control id, after a back-off that doubles from 1 s to
+``retry_max_s`` (monotonic clock). A message answered ``AR``/``CE`` :data:`MAX_DEFERRALS` times in
+a row is quarantined too (the engine means it), and the back-off goes on for the next one.
 A message is rendered when it is sent: identity only if the patient's export consent allows it
 then; an observation whose patient withdrew storage consent meanwhile is withheld instead.
 
@@ -26,7 +29,7 @@ import threading
 
 from station.config.hl7_settings import Hl7Section
 from station.domain.clock import StationClock
-from station.domain.hl7.ack import ACCEPTED, AckError, parse_ack
+from station.domain.hl7.ack import ACCEPTED, RETRY, Ack, AckError, parse_ack
 from station.domain.hl7.content import AlarmReport, ObservationReport, ReportError, from_json
 from station.domain.hl7.render import Header, RenderError, render
 from station.domain.hl7.subjects import Subjects
@@ -50,6 +53,9 @@ IDLE_PROBE_S = 30.0
 found without traffic)."""
 CONNECT_TIMEOUT_S = 5.0
 PRUNE_S = 600.0
+MAX_DEFERRALS = 5
+"""``AR``/``CE`` answers to one message, in a row, before it is quarantined. Counted in memory: a
+restart gives a message at most this many tries more, never fewer."""
 FAULT_RETRY_S = 5.0
 
 
@@ -87,6 +93,8 @@ class Hl7Sender:
         clock: StationClock,
     ) -> None:
         self._settings = settings
+        self._stop = threading.Event()
+        self._wake = threading.Event()
         self._audit = audit
         self._clock = clock
         self._header = Header(
@@ -107,6 +115,7 @@ class Hl7Sender:
             budget=settings.outbox_budget,
             wall=clock.now,
             audit=audit,
+            stopping=self._stop.is_set,
         )
         peer = f"{settings.host}:{settings.port}"
         self.health = Health(
@@ -116,8 +125,6 @@ class Hl7Sender:
             down_alarm_s=settings.down_alarm_s,
             peer=peer,
         )
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._client: MllpClient | None = None  # made on the thread: its TLS context reads files
         self._lock = threading.Lock()
         self._pending: Subjects | None = None
@@ -126,6 +133,7 @@ class Hl7Sender:
         self._open = False
         self._full = False
         self._failures = 0
+        self._deferrals: dict[int, int] = {}  # outbox row → AR/CE answers in a row
         self._next_try = 0.0
         self._next_probe = 0.0
         self._thread: threading.Thread | None = None
@@ -273,8 +281,8 @@ class Hl7Sender:
             outcome = self._send(item)
             if outcome == "stopped":
                 return False
-            if outcome == "failed":
-                self._back_off()
+            if outcome in {"failed", "given up"}:  # given up: quarantined, the engine still not
+                self._back_off()  # accepting, so the next message waits its turn too
                 return False
             self._failures = 0
             self.health.fault(None)  # the answer is on disk: the outbox is writable
@@ -314,11 +322,12 @@ class Hl7Sender:
 
     def _send(self, item: Queued) -> str:
         """One message: ``ok`` (accepted, withheld), ``refused`` (quarantined), ``failed``
-        (still queued: back off) or ``stopped``."""
+        (still queued: back off), ``given up`` (quarantined after :data:`MAX_DEFERRALS`: back
+        off) or ``stopped``."""
         try:
             report = from_json(item.body)
         except ReportError as exc:
-            return self._quarantine(item, None, "invalid", "", str(exc))
+            return self._unsendable(item, None, str(exc))
         subject = self._subjects.get(report.patient_id) if report.patient_id else None
         if isinstance(report, ObservationReport) and (subject is None or not subject.storage):
             self._outbox.withhold_row(item.row, self._clock.now())
@@ -328,7 +337,7 @@ class Hl7Sender:
         try:
             message = render(report, self._header, identity)
         except RenderError as exc:
-            return self._quarantine(item, report, "invalid", "", str(exc))
+            return self._unsendable(item, report, str(exc))
         self._outbox.attempted(item.row)
         try:
             answer = self._mllp.exchange(message, self._settings.ack_timeout_s, CONNECT_TIMEOUT_S)
@@ -347,11 +356,40 @@ class Hl7Sender:
             self._mllp.close()
             self.health.failed("an ACK for another message")
             return "failed"
-        if ack.code == ACCEPTED:
+        if ack.verdict == RETRY:
+            return self._deferred(item, report, ack)
+        self._deferrals.pop(item.row, None)
+        if ack.verdict == ACCEPTED:
             self._outbox.acked(item.row, self._clock.now())
             self.health.accepted()
             return "ok"
-        return self._quarantine(item, report, ack.code, ack.error_code, ack.text)
+        self._quarantine(item, report, ack.code, ack.error_code, ack.text)
+        self.health.refused(ack.code)
+        return "refused"
+
+    def _deferred(self, item: Queued, report: AlarmReport | ObservationReport, ack: Ack) -> str:
+        """``AR``/``CE``: tried again after the back-off, like no answer, up to
+        :data:`MAX_DEFERRALS` answers in a row; then quarantined."""
+        count = self._deferrals.get(item.row, 0) + 1
+        if count < MAX_DEFERRALS:
+            self._deferrals[item.row] = count
+            log.info("HL7 message %s answered %s (%d of %d): tried again",
+                     item.control_id, ack.code, count, MAX_DEFERRALS)  # fmt: skip
+            self.health.deferred(ack.code)
+            return "failed"
+        self._deferrals.pop(item.row, None)
+        reason = f"{ack.code} {count} times in a row"
+        self._quarantine(item, report, ack.code, ack.error_code, ack.text, reason)
+        self.health.gave_up(ack.code)
+        return "given up"
+
+    def _unsendable(
+        self, item: Queued, report: AlarmReport | ObservationReport | None, problem: str
+    ) -> str:
+        """A report that cannot be rendered: quarantined, a fault of ours, not the engine's."""
+        self._quarantine(item, report, "invalid", "", problem, problem)
+        self.health.unsendable()
+        return "refused"
 
     def _quarantine(
         self,
@@ -360,9 +398,10 @@ class Hl7Sender:
         code: str,
         error_code: str,
         text: str,
-    ) -> str:
+        reason: str = "",
+    ) -> None:
         """Keep ``item`` out of the queue for the admin, audited (the engine's ``text`` stays in
-        the outbox: it may quote a patient)."""
+        the outbox: it may quote a patient; ``reason`` is ours and never quotes one)."""
         self._outbox.rejected(item.row, self._clock.now(), code, text)
         details: dict[str, object] = {
             "control_id": item.control_id,
@@ -374,8 +413,8 @@ class Hl7Sender:
         }
         if error_code:
             details["error_code"] = error_code
-        if code == "invalid":
-            details["reason"] = text  # ours: a validation failure, never identity
+        if reason:
+            details["reason"] = reason  # ours: a validation failure or a count, never identity
         if isinstance(report, AlarmReport):
             details.update(alarm_id=report.alarm_id, event=report.event.value)
         elif isinstance(report, ObservationReport):
@@ -384,8 +423,3 @@ class Hl7Sender:
         self._audit.record(
             "hl7.rejected", target=item.control_id, outcome="failure", details=details
         )
-        if code == "invalid":
-            self.health.unsendable()
-        else:
-            self.health.refused(code)
-        return "refused"

@@ -131,6 +131,15 @@ class Sources:
         return [_sample(r) for r in rows]
 
     @_reading
+    def bed_counts(self, start_ms: int, end_ms: int) -> dict[str, int]:
+        """How many raw samples each bed has with device time in ``[start_ms, end_ms)``."""
+        rows = self._trend_db().execute(
+            "SELECT bed, COUNT(*) FROM raw WHERE time_ms >= ? AND time_ms < ? GROUP BY bed",
+            (start_ms, end_ms),
+        )
+        return {str(bed): int(n) for bed, n in rows}
+
+    @_reading
     def samples_after(self, after: tuple[int, str, str], until_ms: int, limit: int) -> list[Sample]:
         """Raw samples after ``after`` (time, bed, device: exact, so a batch may end anywhere)
         and at or before ``until_ms``, in that order."""

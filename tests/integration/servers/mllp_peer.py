@@ -9,7 +9,7 @@ its id and facets, for observations each OBX's code, value and unit). Patient da
 is the test's own fake data.
 
 How it answers is read from ``--mode`` (a file holding one word) for every message, so a test
-switches it without a restart: ``AA`` (accept), ``AE`` / ``AR`` (refuse), ``silent`` (read,
+switches it without a restart: ``AA`` (accept), ``AE`` (refuse), ``AR`` (not now), ``silent`` (read,
 log, never answer). An invalid message is answered ``AE`` whatever the mode (unless silent).
 
 Unlike ``hl7apy``'s own handler (one message per connection), this one keeps the connection
@@ -82,10 +82,10 @@ def _fields(message: Any) -> dict[str, Any]:
         first = orders[0].obr
         out["alarm_id"] = _er7(first.obr_3.ei_1)
         facets = {o["code"]: o["value"] for o in observations}
-        out["phase"] = facets.get("68165", "")
-        out["state"] = facets.get("68166", "")
-        out["inactivation"] = facets.get("68167", "")
-        out["priority"] = facets.get("68168", "")
+        out["phase"] = facets.get("68481", "")
+        out["state"] = facets.get("68482", "")
+        out["inactivation"] = facets.get("68483", "")
+        out["priority"] = facets.get("68484", "")
         out["by"] = observations[0]["by"] if observations else ""
         out["text"] = observations[0]["value"] if observations else ""
     return out
