@@ -12,29 +12,19 @@ still starts.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from station.config.hosts import is_loopback
+
 HL7_NAME = re.compile(r"^[^|^~\\&\x00-\x1f\x7f]*$")
 """An HL7 name field (HD-1, an IS of at most 20 characters): none of the message's delimiters
 (``| ^ ~ \\ &``) nor control characters, which would change the message's structure."""
 
 _Name = Annotated[str, Field(max_length=20, pattern=HL7_NAME.pattern)]
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine: the rule of ``settings.is_loopback`` (not imported:
-    :mod:`station.config.settings` imports this module)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Hl7Section(BaseModel):
@@ -93,7 +83,7 @@ class Hl7Section(BaseModel):
     def _safe(self) -> Hl7Section:
         if not self.enabled:
             return self
-        if not self.tls and not _is_loopback(self.host) and not self.allow_plain_remote:
+        if not self.tls and not is_loopback(self.host) and not self.allow_plain_remote:
             raise ValueError(
                 f"tls: plain MLLP to non-loopback host {self.host!r} is refused (patients' "
                 "values would cross the network in clear text); set tls = true (or "

@@ -7,7 +7,6 @@ they come from the keyring or the environment (see CONTRACT §4).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import tomllib
@@ -27,6 +26,7 @@ from pydantic import (
 
 from station.config.adt_settings import AdtSection
 from station.config.hl7_settings import Hl7Section
+from station.config.hosts import is_loopback
 from station.config.peer_settings import PeersSection
 from station.config.renamed_keys import upgrade_mapping
 from station.domain.alarms import AlarmLimits, Priority
@@ -41,16 +41,6 @@ DEFAULT_TOPICS = ("healthcare/sensor_data", "healthcare/devices/+/vitals")
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the key and says why."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine (plain MQTT is acceptable only there)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class StationSection(BaseModel):

@@ -23,7 +23,8 @@ from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QCursor, QKeyEvent, QKeySequence, QMouseEvent, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
-from station.config.settings import Settings, is_loopback
+from station.config.hosts import is_loopback
+from station.config.settings import Settings
 from station.domain.alarm_history import AlarmComment, AlarmHistory
 from station.domain.alarms import UNACKNOWLEDGED, Alarm, AlarmState, most_urgent
 from station.domain.bed_limits import BedLimits

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from station.cli.doctor.context import Context, Found, Need
 from station.cli.doctor.report import Finding, fail, ok, warn
-from station.config.settings import is_loopback
+from station.config.hosts import is_loopback
 from station.services.ingest.connection_check import BrokerAnswer, probe_broker, probe_transport
 from station.services.storage.instance_lock import holder
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from station.domain.alarm_history import AlarmEpisode
-from station.domain.alarms import AlarmKind, Priority
 from station.domain.hl7.observations import Sample
+from station.services.storage.alarm_store import episode_of
 from station.services.storage.trends import TREND_PARAMS
 
 _T = TypeVar("_T")
@@ -102,7 +102,7 @@ class Sources:
             f"SELECT {_EPISODE_COLUMNS} FROM episodes WHERE rowid > ? ORDER BY rowid LIMIT ?",
             (row, limit),
         )
-        return [(int(r[0]), _episode(r[1:])) for r in rows]
+        return [(int(r[0]), episode_of(r[1:])) for r in rows]
 
     @_reading
     def alarms_by_id(self, alarm_ids: Iterable[str]) -> list[AlarmEpisode]:
@@ -115,7 +115,7 @@ class Sources:
             rows = self._alarm_db().execute(
                 f"SELECT {_EPISODE_COLUMNS} FROM episodes WHERE alarm_id IN ({marks})", chunk
             )
-            out.extend(_episode(r[1:]) for r in rows)
+            out.extend(episode_of(r[1:]) for r in rows)
         return out
 
     # -- trends ------------------------------------------------------------------------------
@@ -149,26 +149,6 @@ class Sources:
             (after[0], until_ms, *after, limit),
         )
         return [_sample(r) for r in rows]
-
-
-def _episode(row: tuple[object, ...]) -> AlarmEpisode:
-    (alarm_id, bed, device, kind, parameter, priority, message, raised, acked, by, esc, cleared) = (
-        row
-    )
-    return AlarmEpisode(
-        alarm_id=str(alarm_id),
-        bed=str(bed),
-        device_id=str(device),
-        kind=AlarmKind(str(kind)),
-        parameter=str(parameter),
-        priority=Priority(str(priority)),
-        message=str(message),
-        raised_at=float(raised),  # type: ignore[arg-type]
-        acknowledged_at=None if acked is None else float(acked),  # type: ignore[arg-type]
-        acknowledged_by=None if by is None else str(by),
-        escalated_at=None if esc is None else float(esc),  # type: ignore[arg-type]
-        cleared_at=None if cleared is None else float(cleared),  # type: ignore[arg-type]
-    )
 
 
 def _sample(row: tuple[object, ...]) -> Sample:

@@ -191,7 +191,7 @@ class AlarmStore:
                     comments.setdefault(alarm_id, []).append(AlarmComment(at, by, mark, text))
         finally:
             conn.close()
-        return [_episode(row, tuple(comments.get(row[0], ()))) for row in rows]
+        return [episode_of(row, tuple(comments.get(row[0], ()))) for row in rows]
 
     def _writer(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -199,7 +199,10 @@ class AlarmStore:
         return self._conn
 
 
-def _episode(row: tuple[object, ...], comments: tuple[AlarmComment, ...]) -> AlarmEpisode:
+def episode_of(row: tuple[object, ...], comments: tuple[AlarmComment, ...] = ()) -> AlarmEpisode:
+    """The episode of one ``episodes`` row (its columns in the table's order, ``rowid`` left out),
+    with its comments: also for the HL7 interface, which reads the store on its own
+    connection."""
     (alarm_id, bed, device, kind, parameter, priority, message, raised, acked, by, esc, cleared) = (
         row
     )
