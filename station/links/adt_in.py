@@ -14,18 +14,14 @@ reach the beds (audited once per problem, ``adt.fault``; ``adt.listening`` once 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
 
-from station.config.settings import Settings
 from station.domain.adt.ack import Sender
 from station.domain.adt.beds import BedMap
 from station.domain.adt.feed import AdtFeed
 from station.domain.adt.framing import Frame
 from station.domain.adt.parsing import Receiver
-from station.domain.clock import StationClock
-from station.domain.ports import AuditSink
+from station.links.parts import LinkParts
 from station.presenters.adt_admissions import REFUSED_ALARM, AdtAdmissions
-from station.presenters.ward_admin import WardAdmin
 from station.services.hospital.adt_handling import AdtHandler
 from station.services.hospital.adt_listener import AdtListener
 
@@ -34,29 +30,7 @@ log = logging.getLogger(__name__)
 LISTENER_ALARM = "adt"
 
 
-class Conditions(Protocol):
-    """The station's technical alarms, from any thread (``StationConditions``)."""
-
-    def set(self, parameter: str, present: bool, priority: str, message: str) -> None: ...
-
-
-class Parts(Protocol):
-    """What the link takes of :class:`station.links.LinkParts` (named structurally: this module
-    is imported by ``station.links``, which it must not import back)."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def audit(self) -> AuditSink: ...
-    @property
-    def conditions(self) -> Conditions: ...
-    @property
-    def ward(self) -> WardAdmin: ...
-    @property
-    def clock(self) -> StationClock: ...
-
-
-def build(parts: Parts) -> AdtLink | None:
+def build(parts: LinkParts) -> AdtLink | None:
     """The ADT link, or None when ``[adt]`` is off."""
     if not parts.settings.adt.enabled:
         return None
@@ -66,7 +40,7 @@ def build(parts: Parts) -> AdtLink | None:
 class AdtLink:
     """See the module docstring. Built and asked for its status on the GUI thread."""
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: LinkParts) -> None:
         section = parts.settings.adt
         self._conditions, self._clock = parts.conditions, parts.clock
         self.feed = AdtFeed.empty()

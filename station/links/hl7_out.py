@@ -12,56 +12,21 @@ Lives on the GUI thread; connects to ``WardAdmin.changed`` while started.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
-
-from station.config.settings import Settings
-from station.domain.clock import StationClock
 from station.domain.hl7.subjects import subjects_of
-from station.domain.ports import AuditSink
-from station.presenters.ward_admin import WardAdmin
+from station.links.parts import LinkParts
 from station.services.hospital.hl7_outbox import OUTBOX_FILE, Outbox
 from station.services.hospital.hl7_sender import Hl7Sender
 from station.services.hospital.hl7_sources import Sources
-from station.services.storage.alarm_store import ALARM_STORE_FILE, AlarmStore
-from station.services.storage.trends import TrendStore
+from station.services.storage.alarm_store import ALARM_STORE_FILE
 
 TRENDS_FILE = "trends.sqlite"
 """The trend store's file, where the app puts it (used when the station could not open it)."""
 
 
-class Conditions(Protocol):
-    """The station's technical alarms, from any thread (``StationConditions``)."""
-
-    def set(self, parameter: str, present: bool, priority: str, message: str) -> None: ...
-
-
-class Parts(Protocol):
-    """What the interface takes of :class:`station.links.LinkParts` (named structurally: this
-    module is imported by ``station.links``, which it must not import back)."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def data_dir(self) -> Path: ...
-    @property
-    def audit(self) -> AuditSink: ...
-    @property
-    def conditions(self) -> Conditions: ...
-    @property
-    def ward(self) -> WardAdmin: ...
-    @property
-    def alarm_store(self) -> AlarmStore | None: ...
-    @property
-    def trends(self) -> TrendStore | None: ...
-    @property
-    def clock(self) -> StationClock: ...
-
-
 class Hl7Out:
     """The running interface, a :class:`station.links.Link`; see the module docstring."""
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: LinkParts) -> None:
         settings = parts.settings
         alarms = parts.alarm_store.path if parts.alarm_store else parts.data_dir / ALARM_STORE_FILE
         trends = parts.trends.path if parts.trends else parts.data_dir / TRENDS_FILE
@@ -100,7 +65,7 @@ class Hl7Out:
         self._sender.set_subjects(subjects_of(self._ward.table, self._ward.fault is None))
 
 
-def build(parts: Parts) -> Hl7Out | None:
+def build(parts: LinkParts) -> Hl7Out | None:
     """The interface when ``[hl7] enabled``, else None."""
     if not parts.settings.hl7.enabled:
         return None
