@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 
 class FakeClock:
@@ -43,3 +44,32 @@ class FakeClock:
         """Jump to ``now`` (epoch seconds), forward or back."""
         with self._lock:
             self.now = now
+
+
+class RecordingAudit:
+    """The audit sink as the station's parts see it (``record``, ``fault``), keeping every
+    record as a dict (``action`` and the record's fields) for the test to read. Thread-safe:
+    listeners and senders record from their own threads."""
+
+    def __init__(self) -> None:
+        self.fault: str | None = None
+        self._lock = threading.Lock()
+        self._records: list[dict[str, Any]] = []
+
+    def record(self, action: str, **fields: Any) -> None:
+        with self._lock:
+            self._records.append({"action": action, **fields})
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every record so far, in order (a copy)."""
+        with self._lock:
+            return list(self._records)
+
+    def of(self, action: str) -> list[dict[str, Any]]:
+        """The records of ``action``, in order."""
+        return [r for r in self.records if r["action"] == action]
+
+    def actions(self) -> list[str]:
+        """Each record's action, in order."""
+        return [r["action"] for r in self.records]

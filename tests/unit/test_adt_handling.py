@@ -30,19 +30,11 @@ from station.domain.roles import INTERFACE_ROLE
 from station.domain.ward import bed_labels
 from station.services.hospital import adt_handling
 from station.services.hospital.adt_handling import AdtHandler, Applied, NotNow, Pending
+from tests.fakes import RecordingAudit
 from tests.unit.test_adt_messages import STATION_APP, adt, loose
 
 T0 = 1_700_000_000.0
 IDENTITY = ("Vandersloot", "Ottilie", "MRN-4711", "1950")
-
-
-@dataclass
-class Audit:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    fault: str | None = None
-
-    def record(self, action: str, **fields: Any) -> None:
-        self.records.append({"action": action, **fields})
 
 
 @dataclass
@@ -90,7 +82,7 @@ class Path:
 class Rig:
     handler: AdtHandler
     path: Path
-    audit: Audit
+    audit: RecordingAudit
     stopping: list[bool]
 
     def send(self, text: str, peer: str = "127.0.0.1") -> Any:
@@ -104,7 +96,7 @@ class Rig:
 
 
 def rig(name: str = "", timeout: float = 0.3) -> Rig:
-    path, audit, stopping = Path(), Audit(), [False]
+    path, audit, stopping = Path(), RecordingAudit(), [False]
     handler = AdtHandler(
         receiver=Receiver(STATION_APP, "ICU", "P"),
         sender=Sender(STATION_APP, "ICU"),

@@ -11,7 +11,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from station.config.adt_settings import AdtSection
 from station.domain.adt.framing import END, Frame, Oversized, wrap
 from station.services.hospital import adt_listener
 from station.services.hospital.adt_listener import THREAD_NAME, AdtListener
+from tests.fakes import RecordingAudit
 from tests.integration.servers.pki import Pki, make_pki
 from tests.waiting import wait_until
 
@@ -29,18 +30,9 @@ FLOOD = 64 << 20
 
 
 @dataclass
-class Audit:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    fault: str | None = None
-
-    def record(self, action: str, **fields: Any) -> None:
-        self.records.append({"action": action, **fields})
-
-
-@dataclass
 class Running:
     listener: AdtListener
-    audit: Audit
+    audit: RecordingAudit
     frames: list[Frame]
     states: list[tuple[str, str]]
     listening: threading.Event
@@ -89,7 +81,7 @@ def start() -> Iterator[Any]:
         frames: list[Frame] = []
         states: list[tuple[str, str]] = []
         listening = threading.Event()
-        audit = Audit()
+        audit = RecordingAudit()
 
         def handle(frame: Frame, peer: str) -> bytes | None:
             frames.append(frame)

@@ -6,10 +6,9 @@ interface's actor and role, naming the patient by pseudonym only; a refusal save
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,23 +20,12 @@ from station.domain.roles import INTERFACE_ROLE, interface_actor
 from station.services.storage.device_registry import DeviceRegistry
 from station.services.storage.patient_store import PatientStore, PatientStoreError
 from station.services.ward_changes import WardChanges
+from tests.fakes import RecordingAudit
 
 T0 = 1_700_000_000.0
 BEDS = ("Bed 1", "Bed 2", "Bed 3", "Bed 4")
 NAME, MRN, BORN = "Ottilie Vandersloot", "MRN-4711", date(1950, 1, 2)
 ACTOR = interface_actor("adt", "HOSP")
-
-
-@dataclass
-class Audit:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    fault: str | None = None
-
-    def record(self, action: str, **fields: Any) -> None:
-        self.records.append({"action": action, **fields})
-
-    def actions(self) -> list[str]:
-        return [r["action"] for r in self.records]
 
 
 class FailingStore(PatientStore):
@@ -50,7 +38,7 @@ class FailingStore(PatientStore):
 @dataclass
 class Ward:
     changes: WardChanges
-    audit: Audit
+    audit: RecordingAudit
     store: PatientStore
     clock: list[float]
 
@@ -58,7 +46,7 @@ class Ward:
 def make_ward(tmp_path: Path, store_class: type[PatientStore] = PatientStore) -> Ward:
     settings = from_mapping({"station": {"id": "ward-x", "data_dir": str(tmp_path)}})
     store = store_class(tmp_path / "patients.enc", "ward-x")
-    audit, clock = Audit(), [T0]
+    audit, clock = RecordingAudit(), [T0]
     changes = WardChanges(
         settings, audit, lambda: clock[0], None, store, DeviceRegistry(tmp_path / "devices.json"),
         tmp_path / "trust", BEDS,

@@ -33,24 +33,12 @@ from station.services.ingest.pacing import Throttle
 from station.services.ingest.peer_events import PeerEvents
 from station.services.ingest.peer_inbox import PeerInbox, load_peer_keys
 from station.services.ingest.peer_seal import PeerSeal
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, RecordingAudit
 
 T0 = 1_738_411_200.0
 DEV, BED = "monitor-a", "Bed 1"
 KEYS = {"ward-a": Ed25519PrivateKey.generate(), "ward-b": Ed25519PrivateKey.generate()}
 STRANGER = Ed25519PrivateKey.generate()
-
-
-@dataclass
-class Audit:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    fault: str | None = None
-
-    def record(self, action: str, **fields: Any) -> None:
-        self.records.append({"action": action, **fields})
-
-    def of(self, action: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["action"] == action]
 
 
 @dataclass
@@ -72,7 +60,7 @@ class Publisher:
 class Station:
     station_id: str
     clock: FakeClock
-    audit: Audit
+    audit: RecordingAudit
     alarms: AlarmChanges
     state: CoreState
     inbox: PeerInbox
@@ -98,7 +86,7 @@ def make_station(station_id: str, tmp_path: Path, peers: dict[str, Ed25519Privat
         {"station": {"id": station_id, "data_dir": str(data)}, "ward": {"beds": 2}}
     )
     clock = FakeClock(T0)
-    audit = Audit()
+    audit = RecordingAudit()
     policy: dict[str, BedPolicy] = {}
     state = CoreState.build(settings, StationClock.single(clock), policy, audit)
     out = Publisher(PeerSeal(station_id, KEYS[station_id]))

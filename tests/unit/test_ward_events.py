@@ -36,24 +36,10 @@ from station.services.ingest.core_state import CoreState
 from station.services.ingest.pacing import Throttle
 from station.services.ingest.peer_events import PeerEvents
 from station.services.storage.bed_limits_file import BED_LIMITS_FILE, BedLimitsFile
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, RecordingAudit
 
 T0 = 1_738_411_200.0
 HR_140 = AlarmLimits(low=50, high=140, priority=Priority.HIGH)
-
-
-@dataclass
-class Audit:
-    """The audit sink's two members, keeping the records."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    fault: str | None = None
-
-    def record(self, action: str, **fields: Any) -> None:
-        self.records.append({"action": action, **fields})
-
-    def of(self, action: str) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["action"] == action]
 
 
 @dataclass
@@ -78,7 +64,7 @@ class Sink:
 class Station:
     station_id: str
     clock: FakeClock
-    audit: Audit
+    audit: RecordingAudit
     keeper: BedLimitsKeeper
     peers: PeerEvents
     shown: dict[str, BedLimits]
@@ -97,7 +83,7 @@ def make_station(station_id: str, tmp_path: Path, broker: Broker, start: float =
         {"station": {"id": station_id, "data_dir": str(data)}, "ward": {"beds": 4}}
     )
     clock = FakeClock(start)
-    audit = Audit()
+    audit = RecordingAudit()
     policy: dict[str, BedPolicy] = {}
     state = CoreState.build(settings, StationClock.single(clock), policy, audit)
     alarms = AlarmChanges(state, None, None, lambda _alarm: None)
