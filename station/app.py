@@ -227,7 +227,10 @@ class Station(QObject):
         )
         if self.core.limits_fault is not None:
             self._faults.append(("bed_limits", self.core.limits_fault))
-        self.core.attach(self.mqtt.take, self.live.inbox.take, self.live.flooding, self.live.route)
+        live = self.live
+        self.core.attach(
+            self.mqtt.take, live.inbox.take, live.flooding, live.route, live.inbox.waiting
+        )
         self.core_thread = QThread()
         self.core_thread.setObjectName("core")
         self.core.moveToThread(self.core_thread)

@@ -2,7 +2,7 @@
 render time, CPU. Imported only once ``QT_QPA_PLATFORM`` is set (see :mod:`station.bench.command`).
 
 Only the station's public surface is read: ``core.accepted``, ``core.vitals_batch``,
-``window.frame_ms``, ``window.alarm_paint_ms`` and ``historian.status()``.
+``window.paint_times`` (frame durations, alarm → painted) and ``historian.status()``.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ class Window:
     def begin(self) -> None:
         """The warm-up is over: forget it and start counting."""
         w = self._station.window
-        w.frame_ms.clear()
-        w.alarm_paint_ms.clear()
+        w.paint_times.frame_ms.clear()
+        w.paint_times.alarm_paint_ms.clear()
         self.lag_ms.clear()
         self._last = time.monotonic()  # a lag before the window is not the window's
         self._accepted0 = self._station.core.accepted
@@ -139,7 +139,7 @@ class Window:
     def figures(self) -> dict[str, object]:
         """The window's figures, named as the JSON reports them."""
         w = self._station.window
-        frames, paints = list(w.frame_ms), list(w.alarm_paint_ms)
+        frames, paints = list(w.paint_times.frame_ms), list(w.paint_times.alarm_paint_ms)
         wall = self.wall or 1e-9
         out: dict[str, object] = {
             "duration_s": round(self.wall, 2),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 
@@ -45,6 +44,7 @@ from station.ui.audio_bar import AudioBar
 from station.ui.bed_windows import BedWindows
 from station.ui.beddata import BedData
 from station.ui.login_prompt import LoginPrompt
+from station.ui.paint_times import PaintTimes
 from station.ui.sound import AlarmSound
 from station.ui.theme import ScreenLook
 from station.ui.tile_grid import TileGrid
@@ -243,20 +243,16 @@ class MainWindow(QMainWindow):
             self.statusBar().addPermanentWidget(self.plain_warning)
         self.stats: IngestStats | None = None
         self.broker_connected = False
-        # Duration of recent frames (ms), for `station bench` and diagnostics; bounded.
-        self.frame_ms: deque[float] = deque(maxlen=10_000)
-        # Device time → painted, per newly raised alarm (ms), for `station bench`; bounded.
-        self.alarm_paint_ms: deque[float] = deque(maxlen=10_000)
-        self._raised_unpainted: list[float] = []
+        self.paint_times = PaintTimes()  # for `station bench` and diagnostics
 
         self.render_timer = QTimer(self)
         self.render_timer.setInterval(max(1, round(1000 / settings.ui.render_hz)))
         self.render_timer.timeout.connect(self.paint_frame)
         self.render_timer.start()
-        self._urgent_frame = QTimer(self)
-        self._urgent_frame.setSingleShot(True)
-        self._urgent_frame.setInterval(0)
-        self._urgent_frame.timeout.connect(self.paint_frame)
+        self._alarm_frame = QTimer(self)
+        self._alarm_frame.setSingleShot(True)
+        self._alarm_frame.setInterval(0)
+        self._alarm_frame.timeout.connect(self.paint_alarms)
         self.paint_frame()
 
     def _follow_session(self, actions: ActionLayer) -> None:
@@ -338,9 +334,9 @@ class MainWindow(QMainWindow):
         self.audio.set_alarms(self.alarm_list.alarms())
         if alarm.state == AlarmState.ACTIVE:
             # A new alarm is painted at once, not at the next render tick (coalesced).
-            self._urgent_frame.start()
+            self._alarm_frame.start()
             if alarm.source_time is not None:
-                self._raised_unpainted.append(alarm.source_time)
+                self.paint_times.raised(alarm.source_time)
         self.history.add(alarm)
         data = self.beds.get(alarm.bed)
         if data is not None:
@@ -387,19 +383,25 @@ class MainWindow(QMainWindow):
         if second:  # before the tiles: the countdowns they show are this second's
             self.audio.tick()
             self._paint_bed_pauses()
-        self.alarm_list.render_if_dirty()
+        self.paint_alarms(now)
         self.grid.paint(now)
         self.bed_windows.refresh(now)
-        self.strips.paint(now)
-        self.audio.paint(now)
         if second:
             self.header.clock_label.setText(time.strftime("%H:%M:%S", time.localtime(now)))
             self._paint_historian()
-        self.frame_ms.append((time.perf_counter() - started) * 1000)
-        if self._raised_unpainted:
-            painted = time.time()
-            self.alarm_paint_ms.extend((painted - t) * 1000 for t in self._raised_unpainted)
-            self._raised_unpainted.clear()
+        self.paint_times.frame_ms.append((time.perf_counter() - started) * 1000)
+
+    @Slot()
+    def paint_alarms(self, now: float | None = None) -> None:
+        """The list, the tiles whose alarms changed, the strips and the lamp: a new alarm's
+        frame, at once; curves and other tiles wait for the tick (a whole frame at 64 beds,
+        10-25 ms, was time a new alarm waited: ``station bench --scenario alarms``)."""
+        now = self._clock() if now is None else now
+        self.alarm_list.render_if_dirty()
+        self.grid.paint_alarms(now)
+        self.strips.paint(now)
+        self.audio.paint(now)
+        self.paint_times.painted()
 
     def _paint_bed_pauses(self) -> None:
         """Each second: the beds' audio pause countdowns on their tiles and in the list."""

@@ -127,11 +127,9 @@ class TileGrid(QScrollArea):
         started = time.perf_counter()
         tiles = self._order
         count = len(tiles)
-        done: set[int] = set()
+        done = self.paint_alarms(now)
         for i, tile in enumerate(tiles):
-            data = tile.data
-            if data.urgent or data.alarms:
-                data.urgent = False
+            if tile.data.alarms and i not in done:  # flashing
                 tile.refresh(now, curves=False)
                 done.add(i)
         budget = CURVES_PER_FRAME
@@ -155,3 +153,14 @@ class TileGrid(QScrollArea):
             tiles[i].refresh(now, curves=False)
             if time.perf_counter() - started > FRAME_BUDGET_S:
                 break
+
+    def paint_alarms(self, now: float) -> set[int]:
+        """The tiles whose alarms changed since they were last painted (a new alarm's frame,
+        painted at once); returns their places in the grid's order."""
+        done: set[int] = set()
+        for i, tile in enumerate(self._order):
+            if tile.data.urgent:
+                tile.data.urgent = False
+                tile.refresh(now, curves=False)
+                done.add(i)
+        return done

@@ -78,10 +78,11 @@ def test_a_flooding_device_delays_no_other_bed(
     newest: dict[str, float] = {}
     with running_station(qtbot, mosquitto, settings, monkeypatch) as station:
 
-        def on_vitals(bed: str, msg: Accepted) -> None:
-            newest[bed] = msg.device_time
+        def on_vitals(batch: tuple[tuple[str, Accepted], ...]) -> None:
+            for bed, msg in batch:  # as the core hands them to the window
+                newest[bed] = msg.device_time
 
-        station.core.vitals_received.connect(on_vitals, Qt.ConnectionType.DirectConnection)
+        station.core.vitals_batch.connect(on_vitals, Qt.ConnectionType.DirectConnection)
         ward = Ward1Hz(devices, DEVICES[1:])
         flooders = c_publishers(
             mosquitto,

@@ -70,6 +70,20 @@ def _period(onsets: list[float]) -> float:
     return sum(gaps) / len(gaps)
 
 
+def test_a_new_alarm_is_painted_at_once_not_at_the_render_tick(
+    ward, clock: FakeClock, qtbot: QtBot
+) -> None:  # type: ignore[no-untyped-def]
+    window, core = ward
+    window.render_timer.stop()  # no tick will come: only the alarm's own frame can paint it
+    frames = len(window.paint_times.frame_ms)
+    core.on_accepted(accepted("mon-1", clock.now, heartrate=134))
+    qtbot.waitUntil(lambda: len(window.paint_times.alarm_paint_ms) == 1, timeout=2000)
+    assert window.tiles["Bed 1"].banner.text().startswith("*** HR 134 > 120")
+    assert window.alarm_list.table.item(0, 2).text() == "HR 134 > 120"
+    # Not a whole frame: the curves and the other tiles wait for the tick.
+    assert len(window.paint_times.frame_ms) == frames
+
+
 @pytest.mark.parametrize(
     ("values", "priority", "mark", "message"),
     [

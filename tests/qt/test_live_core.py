@@ -77,7 +77,7 @@ class Live:
         self.alarms: list[Alarm] = []
         self.shown: list[tuple[str, Accepted]] = []
         self.core.alarm_changed.connect(self.alarms.append)
-        self.core.vitals_received.connect(lambda bed, msg: self.shown.append((bed, msg)))
+        self.core.vitals_batch.connect(self.shown.extend)  # no event loop: one batch a message
 
     def message(self, device: str, at: float | None = None, **values: Any) -> Accepted:
         """A message of ``device`` stamped ``at`` (default: the true time), received now."""
@@ -188,6 +188,22 @@ def test_a_message_both_sessions_bring_is_shown_once(live: Live) -> None:
     live.core.on_accepted(msg)  # the persistent session's copy, recorded only
     assert len(live.shown) == 1
     assert live.core.accepted == 1
+
+
+def test_live_messages_go_first_also_between_the_record_chunk_s_messages(live: Live) -> None:
+    from station.services.ingest.record_inbox import Delivery
+
+    record = [(live.message("mon-1", seq=n, heartrate=80), Delivery(1, n, 1)) for n in (1, 2)]
+    alarm = live.message("mon-2", seq=1, heartrate=170)
+    raw = vitals("mon-2", at=alarm.device_time, seq=1, heartrate=170)
+    live.inbox.put(source_key("mon-2", True), LiveItem(alarm.topic, raw, alarm.received_at), 0)
+    inbox = live.inbox
+    live.core.attach(lambda n: (record[:n], False), inbox.take, live_waiting=inbox.waiting)
+    live.core.drain_record()
+    # The bed in alarm first, though its live message came after the record's were taken.
+    assert next((bed, msg.payload.seq) for bed, msg in live.shown) == ("Bed 2", 1)
+    assert [a.bed for a in live.open_alarms("heartrate")] == ["Bed 2"]
+    assert live.core.accepted == 2  # the record's both kept
 
 
 def test_a_message_the_record_path_fails_on_costs_that_message_only(

@@ -11,19 +11,18 @@ Its parts are plain objects it owns and calls on this thread, sharing one
 persistent session, in order), ``group_commit`` (spool, acknowledgements, trends), ``live_path``
 (live order, age, alarms, screen), ``device_gate`` (the registry in force, and its refusals),
 ``bed_changes`` (devices and patients changing beds), ``bed_limits`` (each bed's limits, kept
-across restarts), ``station_watch`` (what time passing must
-alarm), ``alarm_changes`` (every alarm change handed on, and the requests that change them) and
-``peer_events``, ``peer_inbox`` (the ward told of changes here; others' taken if a peer signed).
+across restarts), ``station_watch`` (what time passing must alarm), ``alarm_changes`` (every
+alarm change handed on, and the requests that change them) and ``peer_events``, ``peer_inbox``
+(the ward told of changes here; others' taken if a peer signed).
 
 Two paths (issue 13): the **record path** takes every message of the persistent session in order
 (:meth:`CoreWorker.drain_record`) and the **live path** takes each device's newest messages from
-the live feed within its budget (:meth:`CoreWorker.drain_live`). Neither waits behind the other:
-each producer has at most one wake-up queued here, and the record path is taken in chunks of
-:data:`RECORD_CHUNK`. A device the live feed has not delivered lately goes live from the record
-path (:meth:`CoreWorker.on_accepted`), so the ward is never blind while either session works.
+the live feed within its budget (:meth:`CoreWorker.drain_live`). Live messages go first, also
+between the record's (:data:`RECORD_CHUNK` at a time). A device the live feed has not delivered
+lately goes live from the record path (:meth:`CoreWorker.on_accepted`), so the ward is never
+blind while either session works.
 
 Signals:
-    vitals_received(str bed, Accepted): a live message for a bed's tile (for direct watchers).
     vitals_batch(tuple[tuple[str, Accepted], ...]): what the window takes: the live messages of
         :data:`VITALS_BATCH_MS` in one queued event (each costs the GUI a lock hand-over).
     devices_changed(DeviceBook): the device registry in force changed.
@@ -91,8 +90,7 @@ COMMIT_BATCH_V5 = 128
 """The same over MQTT 5, where the station sets its own window (``RECEIVE_MAXIMUM`` = 256):
 half of it, so the broker keeps sending while a commit is on disk."""
 RECORD_CHUNK = 64
-"""Record-path messages handled per turn of the core's event loop: a live wake-up waits at most
-one chunk (a few ms), however long the persistent session's backlog."""
+"""Record-path messages handled per turn of the core's event loop (other events between)."""
 VITALS_BATCH_MS = 50
 """Live messages reach the window in batches this far apart (alarms do not wait for them)."""
 WATCH_MS = 250
@@ -118,7 +116,6 @@ def _alarm_lines(worker: weakref.ref[CoreWorker]) -> Callable[[Row], None]:
 class CoreWorker(QObject):
     """See the module docstring. Construct on the GUI thread, then ``moveToThread``."""
 
-    vitals_received = Signal(str, object)
     vitals_batch = Signal(object)
     devices_changed = Signal(object)
     data_gap = Signal(str, int, float)
@@ -189,8 +186,7 @@ class CoreWorker(QObject):
         commits = GroupCommit(state, alarms, spool, trends, historian, acknowledge, batch)
         self._commits = commits
         self._devices = devices = DeviceGate(state, alarms, registry, throttle)
-        shown, batched = self.vitals_received.emit, self.vitals_batch.emit
-        self._live_path = live = LivePath(state, alarms, devices, watch, shown, batched)
+        self._live_path = live = LivePath(state, alarms, devices, watch, self.vitals_batch.emit)
         self._record_path = RecordPath(
             state,
             alarms,
@@ -306,11 +302,12 @@ class CoreWorker(QObject):
         take_live: Callable[[], list[LiveItem]] | None = None,
         flooding: Callable[[float], list[Flooding]] | None = None,
         routed: Callable[[frozenset[str] | None], None] | None = None,
+        live_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
-        """Where :meth:`drain_record` and :meth:`drain_live` take their messages, and whom to
-        tell which devices reach a bed (the live feed); set by the app before the thread runs."""
+        """Where :meth:`drain_record` and :meth:`drain_live` take their messages (and if live
+        ones wait), whom to tell which devices reach a bed; set before the thread runs."""
         self._take_records = take_records
-        self._live_path.take = take_live
+        self._live_path.take, self._live_waiting = take_live, live_waiting
         self._watches.flooding = flooding
         self._routed = routed
         if routed is not None:
@@ -321,13 +318,16 @@ class CoreWorker(QObject):
 
     @Slot()
     def drain_record(self) -> None:
-        """Take one chunk of the persistent session's messages; if more wait, come back after
-        whatever else is queued here (a live wake-up goes first)."""
+        """Take one chunk of the persistent session's messages, live ones first as they come
+        (64 beds publishing at once bring 64 to each session: an alarm waited for a record
+        chunk, ``station bench --scenario alarms``); if more wait, come back later."""
         if self._take_records is None:
             return
         items, more = self._take_records(RECORD_CHUNK)
         try:
             for result, delivery in items:
+                if self._live_waiting():
+                    self.drain_live()
                 try:
                     if isinstance(result, Accepted):
                         self.on_accepted(result, delivery)

@@ -100,6 +100,10 @@ class LiveInbox:
             self._scheduled = True
             return wake
 
+    def waiting(self) -> bool:
+        """Whether messages wait to be taken (any thread; a hint, read without the lock)."""
+        return self._scheduled
+
     def take(self) -> list[LiveItem]:
         """Everything queued, one source after another (each source's messages in order)."""
         with self._lock:

@@ -46,8 +46,10 @@ class LivePath:
 
     Owned by the core worker and run on the core thread. ``take`` is the live feed's queue (set
     by the worker's ``attach``); ``timer`` is the worker's single-shot batch timer (None before
-    the thread runs: each message is handed on at once). ``shown`` and ``batch`` are the worker's
-    ``vitals_received`` and ``vitals_batch`` signals.
+    the thread runs: each message is handed on at once). ``batch`` is the worker's
+    ``vitals_batch`` signal: the one hand-over of what went live. (A signal per message as well,
+    connected to nothing on the station, was measured a third of the live path's time while 64
+    beds published at once: ``py-spy`` during ``station bench --scenario alarms``.)
     """
 
     def __init__(
@@ -56,7 +58,6 @@ class LivePath:
         alarms: AlarmChanges,
         devices: DeviceGate,
         watch: DeviceWatch,
-        shown: Callable[[str, Accepted], None],
         batch: Callable[[tuple[Shown, ...]], None],
     ) -> None:
         self._settings = state.settings
@@ -67,7 +68,6 @@ class LivePath:
         self._alarms = alarms
         self._devices = devices
         self._watch = watch
-        self._on_shown = shown
         self._on_batch = batch
         self.take: Callable[[], list[LiveItem]] | None = None
         self.timer: OneShot | None = None
@@ -165,7 +165,6 @@ class LivePath:
             self._engine.evaluate(device, bed, values, msg.payload.device_alert, at=msg.device_time)
         )
         self._check_battery(device, bed, msg.payload.battery)
-        self._on_shown(bed, msg)
         self._shown.append((bed, msg))
         flush_soon(self.timer, self.flush)  # no event loop yet (tests): at once
 

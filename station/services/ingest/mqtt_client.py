@@ -16,6 +16,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -38,20 +39,61 @@ def no_delay(client: mqtt.Client) -> None:
         log.debug("TCP_NODELAY not set: %s", exc)
 
 
+READ_CHUNK = 65536
+"""Bytes asked of the socket at once; what one read brings is handed to paho from memory."""
+
+
 class _Client(mqtt.Client):
-    """paho's client that keeps the exception that ended its last connection attempt.
+    """paho's client that keeps the exception that ended its last connection attempt, and
+    reads the socket in large chunks.
 
     paho's network loop calls ``reconnect()`` (public API) for every attempt, catches the
     ``OSError`` it raises and calls ``on_connect_fail`` without it; ``connect_error`` keeps it for
     that callback. Any other exception would end paho's loop thread (it catches only
     ``OSError``), so it is kept and raised again as an ``OSError``: the attempt counts as failed,
     is retried with the backoff and its reason is shown.
+
+    Reading: paho reads every packet in three or more ``recv`` calls (its type byte, each byte
+    of its length, its body) and one more that finds the socket empty. Each call lets go of the
+    interpreter lock and must win it back, which under load waits for the other threads' turn:
+    with 64 beds publishing at once, the two sessions' reads were the largest share of the
+    alarm's time before the core (``py-spy`` during ``station bench --scenario alarms``). Here
+    one ``recv`` of :data:`READ_CHUNK` serves every packet it brought from memory
+    (:meth:`_sock_recv`), and :meth:`loop_read` goes on while bytes are left in memory, which
+    ``select`` cannot see. The buffer belongs to one connection: :meth:`reconnect` empties it.
     """
 
     connect_error: BaseException | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_buffer = bytearray()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        """Up to ``bufsize`` bytes: from memory while it has some, else one large read (its
+        exceptions, such as "nothing to read now", are paho's to handle as before)."""
+        buffer = self._read_buffer
+        if not buffer:
+            chunk = super()._sock_recv(READ_CHUNK)
+            if len(chunk) <= bufsize:  # all of it wanted (or b"": the broker closed)
+                return chunk
+            buffer += chunk
+        data = bytes(buffer[:bufsize])
+        del buffer[:bufsize]
+        return data
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """paho's read of the packets waiting, on until no byte read is left in memory (paho's
+        loop would otherwise wait in ``select`` for the socket, which has handed them on
+        already). Each turn takes at least one packet or empties the memory, so it ends."""
+        rc = super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._read_buffer and self._sock:
+            rc = super().loop_read(max_packets)
+        return rc
+
     def reconnect(self) -> MQTTErrorCode:
         self.connect_error = None
+        self._read_buffer.clear()  # bytes of the last connection are not this one's
         try:
             return super().reconnect()
         except OSError as exc:
