@@ -29,6 +29,7 @@ from pytestqt.qtbot import QtBot
 
 from station.app import Station
 from station.config.settings import Settings
+from station.domain import ingest
 from station.domain.messages import Accepted, Rejection
 from station.domain.status import ConnectionState
 from station.services.ingest.mqtt_reasons import REFUSED_MIN_S
@@ -77,7 +78,8 @@ def running_worker(settings: Settings, password: str) -> Iterator[Observed]:
 
     def on_ready() -> None:
         items, _more = worker.take(1000)
-        for result, delivery in items:
+        for (topic, payload, at), delivery in items:  # parsed as the core parses them
+            result = ingest.parse(topic, payload, at, settings.mqtt.topics)
             (seen.accepted if isinstance(result, Accepted) else seen.rejected).append(result)
             worker.ack([delivery])
 

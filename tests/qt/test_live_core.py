@@ -88,6 +88,12 @@ class Live:
         assert isinstance(result, Accepted), result
         return result
 
+    def received(self, device: str, **values: Any) -> tuple[str, bytes, float]:
+        """A message of ``device`` as the record session hands it over (parsed by the core):
+        topic, payload stamped with the true time, the station's time of arrival."""
+        raw = vitals(device, at=T0 + (self.clocks.mono - 1000.0), **values)
+        return f"healthcare/devices/{device}/vitals", raw, self.core._time.now()
+
     def open_alarms(self, parameter: str) -> list[Alarm]:
         latest: dict[str, Alarm] = {}
         for alarm in self.alarms:
@@ -193,7 +199,7 @@ def test_a_message_both_sessions_bring_is_shown_once(live: Live) -> None:
 def test_live_messages_go_first_also_between_the_record_chunk_s_messages(live: Live) -> None:
     from station.services.ingest.record_inbox import Delivery
 
-    record = [(live.message("mon-1", seq=n, heartrate=80), Delivery(1, n, 1)) for n in (1, 2)]
+    record = [(live.received("mon-1", seq=n, heartrate=80), Delivery(1, n, 1)) for n in (1, 2)]
     alarm = live.message("mon-2", seq=1, heartrate=170)
     raw = vitals("mon-2", at=alarm.device_time, seq=1, heartrate=170)
     live.inbox.put(source_key("mon-2", True), LiveItem(alarm.topic, raw, alarm.received_at), 0)
@@ -206,6 +212,26 @@ def test_live_messages_go_first_also_between_the_record_chunk_s_messages(live: L
     assert live.core.accepted == 2  # the record's both kept
 
 
+def test_an_old_batch_goes_to_the_window_though_the_busy_core_fires_no_timer(live: Live) -> None:
+    class Busy:
+        """The batch timer of a core too busy to fire it (a flood's record path)."""
+
+        def isActive(self) -> bool:
+            return True
+
+        def start(self) -> None:
+            raise AssertionError("running already")
+
+    live.core._live_path.timer = Busy()
+    live.core.on_accepted(live.message("mon-1", seq=1, heartrate=80))
+    live.clocks.advance(0.03)
+    live.core.on_accepted(live.message("mon-2", seq=1, heartrate=80))
+    assert live.shown == []  # younger than the batch period: the timer's to send
+    live.clocks.advance(0.03)
+    live.core.on_accepted(live.message("mon-1", seq=2, heartrate=81))
+    assert [msg.device_id for _, msg in live.shown] == ["mon-1", "mon-2", "mon-1"]
+
+
 def test_a_message_the_record_path_fails_on_costs_that_message_only(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -213,7 +239,7 @@ def test_a_message_the_record_path_fails_on_costs_that_message_only(
 
     acked: list[list[Delivery]] = []
     live.core._ack = acked.append
-    queue = [(live.message(d, seq=1), Delivery(1, n, 1)) for n, d in enumerate(["mon-1", "mon-2"])]
+    queue = [(live.received(d, seq=1), Delivery(1, n, 1)) for n, d in enumerate(["mon-1", "mon-2"])]
     record = live.core._record
 
     def failing(msg: Accepted, delivery: Delivery | None) -> bool:

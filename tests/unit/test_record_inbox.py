@@ -11,15 +11,12 @@ import time
 
 import pytest
 
-from station.domain.messages import Rejection
 from station.services.ingest import record_inbox
-from station.services.ingest.record_inbox import MAX_RECEIVED, Delivery, RecordInbox
+from station.services.ingest.record_inbox import MAX_RECEIVED, Delivery, Raw, RecordInbox
 
 
-def _item(mid: int, qos: int = 1) -> tuple[Rejection, Delivery]:
-    return Rejection(topic="t", reason="test", detail=str(mid), received_at=0.0), Delivery(
-        1, mid, qos
-    )
+def _item(mid: int, qos: int = 1) -> tuple[Raw, Delivery]:
+    return ("t", str(mid).encode(), 0.0), Delivery(1, mid, qos)
 
 
 def test_a_qos1_receiver_waits_at_the_bound_until_the_core_takes(

@@ -24,7 +24,7 @@ blind while either session works.
 
 Signals:
     vitals_batch(tuple[tuple[str, Accepted], ...]): what the window takes: the live messages of
-        :data:`VITALS_BATCH_MS` in one queued event (each costs the GUI a lock hand-over).
+        :data:`~station.services.ingest.live_path.BATCH_MS` in one queued event.
     devices_changed(DeviceBook): the device registry in force changed.
     data_gap(str bed, int missing, float at): messages of the bed's device never arrived.
     limits_changed(str bed, BedLimits): a bed's alarm limits changed.
@@ -50,6 +50,7 @@ from station.domain.alarms import AlarmLimits, Priority
 from station.domain.bed_limits import BedLimits
 from station.domain.clock import StationClock
 from station.domain.devices import DeviceBook
+from station.domain.ingest import parse
 from station.domain.messages import Accepted, Rejection
 from station.domain.ports import AlarmSink, AuditSink
 from station.domain.status import ConnectionState
@@ -66,11 +67,11 @@ from station.services.ingest.event_capture import EventCapture
 from station.services.ingest.group_commit import GroupCommit
 from station.services.ingest.historian import Historian
 from station.services.ingest.live_inbox import Flooding, LiveItem
-from station.services.ingest.live_path import LivePath
+from station.services.ingest.live_path import BATCH_MS, LivePath
 from station.services.ingest.pacing import Throttle
 from station.services.ingest.peer_events import PeerEvents
 from station.services.ingest.peer_inbox import PeerInbox
-from station.services.ingest.record_inbox import Delivery
+from station.services.ingest.record_inbox import Delivery, Raw
 from station.services.ingest.record_path import RecordPath
 from station.services.ingest.station_watch import StationWatch
 from station.services.storage.alarm_store import AlarmStore
@@ -91,13 +92,11 @@ COMMIT_BATCH_V5 = 128
 half of it, so the broker keeps sending while a commit is on disk."""
 RECORD_CHUNK = 64
 """Record-path messages handled per turn of the core's event loop (other events between)."""
-VITALS_BATCH_MS = 50
-"""Live messages reach the window in batches this far apart (alarms do not wait for them)."""
 WATCH_MS = 250
 """The no-data watch runs this often: a silence is reported within a quarter second of its
 threshold (1 s on ``main``). The trend store is written as often."""
 
-Record = tuple[Accepted | Rejection, Delivery]
+Record = tuple[Raw, Delivery]
 
 
 def _alarm_lines(worker: weakref.ref[CoreWorker]) -> Callable[[Row], None]:
@@ -272,7 +271,7 @@ class CoreWorker(QObject):
         self._records_waiting.connect(self.drain_record, Qt.ConnectionType.QueuedConnection)
         self._vitals_timer = self._live_path.timer = vitals = QTimer(self)
         vitals.setSingleShot(True)
-        vitals.setInterval(VITALS_BATCH_MS)
+        vitals.setInterval(BATCH_MS)
         vitals.timeout.connect(self.flush_vitals)
         self._commit_timer = self._commits.timer = commit = QTimer(self)
         commit.setSingleShot(True)
@@ -325,10 +324,11 @@ class CoreWorker(QObject):
             return
         items, more = self._take_records(RECORD_CHUNK)
         try:
-            for result, delivery in items:
+            for (topic, payload, at), delivery in items:
                 if self._live_waiting():
                     self.drain_live()
                 try:
+                    result = parse(topic, payload, at, self._settings.mqtt.topics)
                     if isinstance(result, Accepted):
                         self.on_accepted(result, delivery)
                     else:

@@ -4,11 +4,12 @@ Thread model: paho's own network thread (``loop_start``, renamed ``mqtt``) does 
 It must be paho's thread, not one of ours running ``loop_forever``: without it paho believes no
 network thread exists and ``publish()`` writes to the TLS socket from the *calling* thread, so the
 core thread would share the socket with the loop and could block mid-reconnect (seen here: alarms
-delayed by seconds). All paho callbacks run in ``mqtt``; they parse with
-:func:`station.domain.ingest.parse` and emit Qt signals, which reach the core thread through
-queued connections. Callbacks never raise (a raising paho callback silently ends the network
-thread while ``is_connected()`` still says True — PLATFORM-NOTES); :meth:`watch` lets the core
-check the thread and restarts it if it died. ``publish_alarm`` only queues and is thread-safe.
+delayed by seconds). All paho callbacks run in ``mqtt``; vitals wait as they came for the core,
+which parses them (:mod:`~station.services.ingest.record_inbox`), and Qt signals reach the core
+thread through queued connections. Callbacks never raise (a raising paho callback silently ends
+the network thread while ``is_connected()`` still says True — PLATFORM-NOTES); :meth:`watch`
+lets the core check the thread and restarts it if it died. ``publish_alarm`` only queues and is
+thread-safe.
 
 Acknowledgement (issue 4): the client runs with paho's ``manual_ack``. A vitals message is
 acknowledged (PUBACK) only when the core has its point in the spool: each message travels with
@@ -51,8 +52,6 @@ from PySide6.QtCore import QObject, Signal
 
 from station import __version__
 from station.config.settings import Settings
-from station.domain import ingest
-from station.domain.messages import Accepted, Rejection
 from station.domain.timefmt import iso_ms
 from station.domain.ward_events import MAX_WARD_EVENT_BYTES, WardMessage
 from station.services.ingest.connection_report import ConnectionReport
@@ -70,7 +69,7 @@ from station.services.ingest.mqtt_topics import (
 )
 from station.services.ingest.paho_loop import guard, join_loop, loop_alive, start_loop
 from station.services.ingest.peer_seal import PeerSeal, station_signing_key
-from station.services.ingest.record_inbox import Delivery, RecordInbox
+from station.services.ingest.record_inbox import Delivery, Raw, RecordInbox
 
 log = logging.getLogger(__name__)
 
@@ -279,12 +278,12 @@ class MqttWorker(QObject):
         :data:`~station.services.ingest.record_inbox.MAX_RECEIVED` behind."""
         return self._inbox.dropped_qos0
 
-    def take(self, limit: int) -> tuple[list[tuple[Accepted | Rejection, Delivery]], bool]:
+    def take(self, limit: int) -> tuple[list[tuple[Raw, Delivery]], bool]:
         """Up to ``limit`` received messages in arrival order (any thread; the core's), and
         whether more are waiting. When none are left, the next message wakes the core again."""
         return self._inbox.take(limit)
 
-    def _hand_over(self, item: tuple[Accepted | Rejection, Delivery]) -> None:
+    def _hand_over(self, item: tuple[Raw, Delivery]) -> None:
         if self._inbox.put(item):
             self.messages_ready.emit()
 
@@ -414,9 +413,4 @@ class MqttWorker(QObject):
                 raw = bytes(msg.payload[: MAX_WARD_EVENT_BYTES + 1])
                 self.peer_event.emit(ward_peer, WardMessage(ward_peer, raw))
             return
-        try:
-            result = ingest.parse(msg.topic, bytes(msg.payload), self._clock(), self._topics)
-        except Exception:
-            self.ack([delivery])  # parse never raises; if it did, redelivery would loop for ever
-            raise
-        self._hand_over((result, delivery))
+        self._hand_over(((msg.topic, bytes(msg.payload), self._clock()), delivery))

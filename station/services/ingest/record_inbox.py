@@ -29,7 +29,12 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from station.domain.messages import Accepted, Rejection
+Raw = tuple[str, bytes, float]
+"""A received message as it came: topic, payload, and the station's wall time at its arrival.
+Parsed on the core thread, not here: a parsed message is about ten objects the cycle collector
+must walk for as long as it waits here (up to :data:`MAX_WAITING`), and under a flood those
+walks stopped every thread for 20-50 ms at a time (the GUI timer's lag, ``station bench
+--flood``); a tuple of a string, bytes and a float is dropped from the collector's lists."""
 
 MAX_RECEIVED = 20_000
 """Received QoS 0 messages waiting for the core at most; past it they are dropped."""
@@ -57,14 +62,14 @@ class RecordInbox:
     """Received messages waiting for the core; see the module docstring."""
 
     def __init__(self) -> None:
-        self._received: deque[tuple[Accepted | Rejection, Delivery]] = deque()
+        self._received: deque[tuple[Raw, Delivery]] = deque()
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)  # the core took some: a receiver may go on
         self._closed = False
         self._scheduled = False  # the consumer has been woken and has not emptied the queue
         self.dropped_qos0 = 0
 
-    def put(self, item: tuple[Accepted | Rejection, Delivery]) -> bool:
+    def put(self, item: tuple[Raw, Delivery]) -> bool:
         """Queue one message (the ``mqtt`` thread). Returns True when the consumer must be woken
         (nothing was waiting for it before). A QoS 1 message waits while :data:`MAX_WAITING`
         are queued (the consumer is awake then: the queue is not empty); after :meth:`close` it
@@ -85,7 +90,7 @@ class RecordInbox:
             self._scheduled = True
         return wake
 
-    def take(self, limit: int) -> tuple[list[tuple[Accepted | Rejection, Delivery]], bool]:
+    def take(self, limit: int) -> tuple[list[tuple[Raw, Delivery]], bool]:
         """Up to ``limit`` received messages in arrival order (any thread; the core's), and
         whether more are waiting. When none are left, the next message wakes the core again."""
         with self._lock:
