@@ -56,11 +56,14 @@ class _Client(mqtt.Client):
     Reading: paho reads every packet in three or more ``recv`` calls (its type byte, each byte
     of its length, its body) and one more that finds the socket empty. Each call lets go of the
     interpreter lock and must win it back, which under load waits for the other threads' turn:
-    with 64 beds publishing at once, the two sessions' reads were the largest share of the
-    alarm's time before the core (``py-spy`` during ``station bench --scenario alarms``). Here
+    with 64 beds publishing at once, ``recv`` was the largest share of the ``mqtt`` thread's
+    time (``py-spy`` during ``station bench --scenario alarms``). Here
     one ``recv`` of :data:`READ_CHUNK` serves every packet it brought from memory
     (:meth:`_sock_recv`), and :meth:`loop_read` goes on while bytes are left in memory, which
-    ``select`` cannot see. The buffer belongs to one connection: :meth:`reconnect` empties it.
+    ``select`` cannot see; from memory only, so that paho's loop writes (PUBACKs, alarm events)
+    between reads as before. (Refilling there too never ended while a backlog kept the socket
+    full: alarm events waited 25 s behind a restart's backlog, ``station bench --scenario
+    restart-backlog``.) The buffer belongs to one connection: :meth:`reconnect` empties it.
     """
 
     connect_error: BaseException | None = None
@@ -68,12 +71,15 @@ class _Client(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_buffer = bytearray()
+        self._memory_only = False  # loop_read's own turns: no new bytes from the socket
 
     def _sock_recv(self, bufsize: int) -> bytes:
         """Up to ``bufsize`` bytes: from memory while it has some, else one large read (its
         exceptions, such as "nothing to read now", are paho's to handle as before)."""
         buffer = self._read_buffer
         if not buffer:
+            if self._memory_only:
+                raise BlockingIOError  # paho keeps the part read; the socket waits its turn
             chunk = super()._sock_recv(READ_CHUNK)
             if len(chunk) <= bufsize:  # all of it wanted (or b"": the broker closed)
                 return chunk
@@ -83,12 +89,17 @@ class _Client(mqtt.Client):
         return data
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """paho's read of the packets waiting, on until no byte read is left in memory (paho's
-        loop would otherwise wait in ``select`` for the socket, which has handed them on
-        already). Each turn takes at least one packet or empties the memory, so it ends."""
+        """paho's read of the packets waiting, then on from memory until no byte read is left
+        there (paho's loop would otherwise wait in ``select`` for the socket, which has handed
+        them on already). Each turn takes at least one packet or empties the memory, and none
+        reads the socket, so it ends."""
         rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._read_buffer and self._sock:
-            rc = super().loop_read(max_packets)
+        self._memory_only = True
+        try:
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._read_buffer and self._sock:
+                rc = super().loop_read(max_packets)
+        finally:
+            self._memory_only = False
         return rc
 
     def reconnect(self) -> MQTTErrorCode:
