@@ -80,13 +80,17 @@ class _Client(mqtt.Client):
         if not buffer:
             if self._memory_only:
                 raise BlockingIOError  # paho keeps the part read; the socket waits its turn
-            chunk = super()._sock_recv(READ_CHUNK)
+            chunk = self._read_socket()
             if len(chunk) <= bufsize:  # all of it wanted (or b"": the broker closed)
                 return chunk
             buffer += chunk
         data = bytes(buffer[:bufsize])
         del buffer[:bufsize]
         return data
+
+    def _read_socket(self) -> bytes:
+        """One read of up to :data:`READ_CHUNK` bytes from the socket, through paho's own."""
+        return super()._sock_recv(READ_CHUNK)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         """paho's read of the packets waiting, then on from memory until no byte read is left
