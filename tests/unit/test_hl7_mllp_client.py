@@ -220,14 +220,21 @@ def test_a_stop_ends_a_long_wait_within_a_slice(peer: Peer) -> None:
     peer.mode = "silent"
     stop = threading.Event()
     client = _client(peer.port, stop)
+    _stopped_within_a_second(client, stop, ack_timeout_s=30.0, connect_timeout_s=1.0)
+    client.close()
+
+
+def _stopped_within_a_second(
+    client: MllpClient, stop: threading.Event, ack_timeout_s: float, connect_timeout_s: float
+) -> None:
+    """A stop set 0.2 s into an exchange that would wait far longer ends it within a second."""
     timer = threading.Timer(0.2, stop.set)
     timer.start()
     started = time.monotonic()
     with pytest.raises(Stopped):
-        client.exchange(MESSAGE.format(n=0), 30.0, 1.0)
+        client.exchange(MESSAGE.format(n=0), ack_timeout_s, connect_timeout_s)
     assert time.monotonic() - started < 1.0
     timer.join()
-    client.close()
 
 
 def test_tls_with_the_engines_certificate_checked(tmp_path: Path) -> None:
@@ -280,13 +287,7 @@ def test_a_hanging_name_lookup_neither_blocks_a_connect_nor_a_stop(peer: Peer) -
         with pytest.raises(MllpError, match=r"cannot resolve engine\.example: no answer"):
             client.exchange(MESSAGE.format(n=0), 2.0, 0.3)
         assert time.monotonic() - started < 1.0
-        timer = threading.Timer(0.2, stop.set)
-        timer.start()
-        started = time.monotonic()
-        with pytest.raises(Stopped):
-            client.exchange(MESSAGE.format(n=0), 2.0, 30.0)
-        assert time.monotonic() - started < 1.0
-        timer.join()
+        _stopped_within_a_second(client, stop, ack_timeout_s=2.0, connect_timeout_s=30.0)
         stop.clear()
         dns.release.set()  # the DNS answers at last: the lookup still running is taken
         assert parse_ack(client.exchange(MESSAGE.format(n=1), 2.0, 2.0)).code == "AA"
