@@ -442,8 +442,9 @@ class Station(QObject):
         ok &= self.dialogs.shutdown(1.0)
         if self.simulator is not None:
             ok &= self.simulator.stop(2.0)
-        ok &= self.live.stop(1.0)
-        ok &= self.mqtt.stop(1.5)
+        # 2 s each: paho's wait between connection attempts looks at the stop once a second.
+        ok &= self.live.stop(2.0)
+        ok &= self.mqtt.stop(2.0)
         self.mqtt.checkpoint_seen.disconnect(self._checkpoint_check.check)
         # No blocking call into the core: it ends its event loop after the chunk it is on (each
         # producer has at most one wake-up queued there), which stops its timers with it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,16 +40,33 @@ def loop_alive(client: mqtt.Client) -> bool:
     return thread is not None and thread.is_alive()
 
 
+JOIN_SLICE_S = 0.05
+"""How often :func:`join_loop` looks whether a connection attempt undid the disconnect."""
+
+
 def join_loop(client: mqtt.Client, timeout: float) -> bool:
     """After ``disconnect()``: join the network thread within ``timeout``, then let paho tidy
-    up. Returns whether it stopped in time."""
+    up. Returns whether it stopped in time.
+
+    A disconnect asked while paho's thread is inside a connection attempt is lost: paho's
+    ``reconnect()`` sets the state to "connecting" and drops the packets queued, the DISCONNECT
+    among them, so the session comes up and its thread runs on (a station stopped right after
+    start: "MQTT thread live-mqtt did not stop", CI). So while joining, a session found
+    connected is told to disconnect again (``is_connected()`` is False from the first
+    ``disconnect()`` on, unless an attempt overwrote it)."""
     thread = loop_thread(client)
     if thread is None:
         return True
-    thread.join(timeout)
-    if thread.is_alive():
-        log.error("MQTT thread %s did not stop within %.1f s", thread.name, timeout)
-        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        thread.join(max(0.0, min(JOIN_SLICE_S, deadline - time.monotonic())))
+        if not thread.is_alive():
+            break
+        if time.monotonic() >= deadline:
+            log.error("MQTT thread %s did not stop within %.1f s", thread.name, timeout)
+            return False
+        if client.is_connected():
+            client.disconnect()
     client.loop_stop()
     return True
 
