@@ -175,7 +175,7 @@ def _add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     bench.add_argument(
         "--historian",
         action="store_true",
-        help="also run victoria-metrics and write through the spool (issue 4 throughput)",
+        help="also run victoria-metrics and write through the spool (durable ingest throughput)",
     )
     bench.add_argument(
         "--repeat", type=int, default=1, help="runs; the JSON gives each and medians"

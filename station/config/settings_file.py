@@ -29,7 +29,8 @@ HEADER = """\
 # Central monitoring station — written by the settings dialog; every key is shown.
 # Secrets are never written here: the MQTT password and the InfluxDB token live in the OS
 # keyring, or for an unattended service in STATION_MQTT_PASSWORD / STATION_INFLUX_TOKEN.
-# config/station.example.toml explains each key; the station reads this file only at start.
+# station.example.toml (/usr/share/station/examples/, or config/ in a source tree) explains
+# each key; the station reads this file only at start.
 """
 
 # Words that never name a settings key: their values belong in the keyring.

@@ -25,7 +25,10 @@ from station.config.settings import ConfigError, load, user_config_path
 
 SLACK_S = 3.0
 """Beyond a network check's own timeout, before the runner gives up on it."""
-EXAMPLE = "config/station.example.toml documents every key"
+EXAMPLE = (
+    "station.example.toml documents every key: /usr/share/station/examples/ when installed,"
+    " config/ in a source tree"
+)
 
 
 @dataclass(frozen=True, slots=True)
