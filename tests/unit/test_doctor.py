@@ -223,7 +223,8 @@ def test_a_bad_config_fails_its_line_and_skips_what_needs_it(
     assert "mqtt.port" in detail
     assert detail.startswith(f"{config}: mqtt.port: ")
     assert detail.endswith(
-        ": correct the file and run again (config/station.example.toml documents every key)"
+        ": correct the file and run again (station.example.toml documents every key:"
+        " /usr/share/station/examples/ when installed, config/ in a source tree)"
     )
     for name in ("secrets", "audit key", "keyring", "broker", "historian", "disk", "instance"):
         assert found[name] == (
