@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QSizePolicy,
     QVBoxLayout,
 )
 
@@ -124,13 +125,20 @@ class BedTile(QFrame):
             colour=theme.MUTED,
             align=Qt.AlignmentFlag.AlignRight,
         )
+        # The device line and the patient line never ask for more room than they had: a longer
+        # text (a battery going low, a patient's name) widened every tile of the grid past its
+        # viewport, and a scroll bar coming and going laid out all of them again (the ward
+        # stalled for up to a second, `station bench --scenario restart-backlog`). The device
+        # line keeps room for its first part, the battery (apply_look); the rest may be cut
+        # on a narrow tile. The patient line is cut there (the detail view has it whole).
         head = QHBoxLayout()
         head.addWidget(self.bed)
-        head.addWidget(self.device, 1)
+        head.addWidget(self.device)
         head.addWidget(self.age, 1)
         self.patient = QLabel("")
         self.patient.setStyleSheet("font-size:12px;")
         self.patient.setVisible(False)
+        self.patient.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.banner = FlashingBanner(font="font-size:13px; font-weight:700;", height=22)
 
@@ -196,6 +204,9 @@ class BedTile(QFrame):
         self.look = look
         self.bed.setStyleSheet(self._bed_style(self.hasFocus()))
         self.device.setStyleSheet(f"color:{theme.MUTED}; font-size:{look.px(11, 1.2)}px;")
+        self.device.ensurePolished()
+        battery = self.device.fontMetrics().horizontalAdvance("BATTERY LOW 19%")
+        self.device.setMinimumWidth(battery + 4)
         self.age.set_font(f"font-size:{look.px(11, 1.2)}px;")
         self.patient.setStyleSheet(f"font-size:{look.px(12, 1.2)}px;")
         self.banner.set_font(
@@ -413,9 +424,12 @@ class BedTile(QFrame):
         low = battery is not None and battery < LOW_BATTERY
         # Wall mode: the bed, its patient and its numbers (and a low battery); the rest is in
         # the detail view rather than cut off at the tile's edge.
-        parts = [] if self.look.wall else [data.device_id or "no device"]
+        # The battery first: the part of the line that is never cut (see __init__).
+        parts = []
         if battery is not None and (low or not self.look.wall):
             parts.append(f"{'BATTERY LOW ' if low else 'batt '}{battery:.0f}%")
+        if not self.look.wall:
+            parts.append(data.device_id or "no device")
         if data.limits.own and not self.look.wall:
             parts.append(f"limits: {data.limits.source}")
         device = " · ".join(parts)

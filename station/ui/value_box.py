@@ -9,7 +9,7 @@ GUI thread only.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from station.ui import theme
 from station.ui.steady_label import SteadyLabel
@@ -54,6 +54,14 @@ class ValueBox(QWidget):
         # Never a clipped number (129 cut to "29" reads as a different patient): the box
         # is at least as wide as the widest value it can show, whatever the look.
         self.value.setMinimumWidth(self.value.fontMetrics().horizontalAdvance(self._widest) + 10)
+        # The name line is as wide as the widest it can say in this look, whatever it says
+        # now: its limits changing ("50–120" to "100–180") then never widen the tile, which
+        # widened every tile of the grid and laid all of them out again (the ward stalled,
+        # `station bench --scenario restart-backlog`).
+        self.head.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.head.ensurePolished()
+        widest = f"{self._name} {self._unit} " + ("" if self._wall else "888–888")
+        self.head.setMinimumWidth(self.head.fontMetrics().horizontalAdvance(widest) + 4)
         self.show_limits(*self._limits)
 
     def show_limits(self, text: str, own: bool, full: str = "") -> None:
