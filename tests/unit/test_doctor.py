@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from station.cli.doctor import historian, system
+from station.cli.doctor import historian, secrets_checks, system
 from station.cli.doctor.context import Context
 from station.cli.doctor.report import (
     Finding,
@@ -651,3 +651,22 @@ def test_each_check_catches_its_own(tmp_path: Path) -> None:
         ("disk", Status.FAIL),
         ("instance", Status.OK),
     ]
+
+
+@pytest.mark.parametrize(("mode", "status"), [(0o600, Status.OK), (0o644, Status.FAIL)])
+def test_a_secrets_file_others_can_read_fails_the_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, status: Status
+) -> None:
+    env_file = tmp_path / "credentials.env"
+    env_file.write_text("STATION_MQTT_PASSWORD=not-printed\n")
+    env_file.chmod(mode)
+    monkeypatch.setattr(secrets_checks, "CREDENTIALS_FILE", env_file)
+    monkeypatch.setenv("STATION_PATIENT_KEY", base64.b64encode(bytes(32)).decode())
+    monkeypatch.setenv("STATION_AUDIT_KEY", base64.b64encode(bytes(32)).decode())
+    finding = check_secrets(context(tmp_path, mqtt={"username": ""}))
+    assert finding.status is status, finding.detail
+    assert "not-printed" not in finding.detail
+    if status is Status.FAIL:
+        assert finding.detail.startswith(
+            f"{env_file} can be read by others (mode 644): chmod 600 {env_file}"
+        )

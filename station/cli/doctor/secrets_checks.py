@@ -20,6 +20,10 @@ from station.services.audit.keys import AuditKeyError, existing_key
 from station.services.audit.trail_files import PUBLIC_KEY_FILE
 from station.services.storage.patient_store import KEY_BYTES, PatientStore, PatientStoreError
 
+CREDENTIALS_FILE = Path("/etc/station/credentials.env")
+"""The units' ``EnvironmentFile=`` (``packaging/systemd``): the service's secrets, root's alone.
+systemd reads it before the station starts, so only its mode can be judged here."""
+
 PATIENT_FILE = "patients.enc"
 AUDIT_FOLDER = "audit"
 GENERATE = "station keys generate"
@@ -91,10 +95,28 @@ def _missing(found: Found, ctx: Context) -> tuple[str | None, str]:
     return f"{need.label} MISSING ({found.problem}): {_fix(need)}", ""
 
 
+def _credentials_file() -> str | None:
+    """What is wrong with the service's secrets file, or None (also when there is none)."""
+    try:
+        mode = CREDENTIALS_FILE.stat().st_mode & 0o777
+    except OSError:  # none (a desktop install, the keyring), or a folder it may not look in
+        return None
+    if mode & 0o077:
+        return (
+            f"{CREDENTIALS_FILE} can be read by others (mode {mode:o}): "
+            f"chmod 600 {CREDENTIALS_FILE}, then change the secrets in it"
+        )
+    return None
+
+
 def check_secrets(ctx: Context) -> Finding:
-    """Each secret the config needs: present, and where from; a missing one names its variable."""
+    """Each secret the config needs: present, and where from; a missing one names its variable;
+    and the service's secrets file readable by root alone."""
     problems: list[str] = []
     fine: list[str] = []
+    exposed = _credentials_file()
+    if exposed is not None:
+        problems.append(exposed)
     for need in ctx.needs():
         problem, said = _line(ctx.vault.find(need), ctx)
         if problem is not None:
