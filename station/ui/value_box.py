@@ -60,7 +60,8 @@ class ValueBox(QWidget):
         # `station bench --scenario restart-backlog`).
         self.head.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.head.ensurePolished()
-        widest = f"{self._name} {self._unit} " + ("" if self._wall else "888–888")
+        bound = self._widest.split("/")[0]  # a range shows one value's limits ("88.8–88.8")
+        widest = f"{self._name} {self._unit} " + ("" if self._wall else f"{bound}–{bound}")
         self.head.setMinimumWidth(self.head.fontMetrics().horizontalAdvance(widest) + 4)
         self.show_limits(*self._limits)
 

@@ -125,3 +125,18 @@ def test_longer_tile_texts_never_resize_the_grid(
     qtbot.wait(20)
     assert {tile.minimumSizeHint().width() for tile in window.tiles.values()} == widths
     assert resizes.sizes == [], f"the grid was resized: {resizes.sizes}"
+
+
+def test_a_tile_at_its_narrowest_still_shows_each_name_line_whole(screen: Screen) -> None:
+    """Fixed from the start, the name lines are still wide enough for what they say: the
+    temperature's "35.5–38.5" is the widest of the ward defaults."""
+    tile = screen.window.tiles["Bed 1"]
+    for box, (name, unit, limits) in {
+        tile.hr: ("HR", "bpm", "100–180"),
+        tile.spo2: ("SpO2", "%", "90–100"),
+        tile.nibp: ("NIBP", "mmHg", "100–180"),
+        tile.temp: ("Temp", "°C", "35.5–38.5"),
+    }.items():
+        box.show_limits(limits, True)
+        need = box.head.fontMetrics().horizontalAdvance(f"{name} {unit} {limits}")
+        assert box.head.minimumWidth() >= need, (name, box.head.minimumWidth(), need)
