@@ -64,7 +64,7 @@ def run_bench(options: BenchOptions) -> int:
     A process a run: a run's station was never wholly freed in the process that made it (Qt
     and paho objects kept alive from threads), so a later run shared the interpreter lock and
     the cycle collector with every earlier station (``max_rss_mb`` 424, 596, 770 over three
-    runs) and measured less than the first. Now each run starts as the first did."""
+    runs). Now each run starts as the first did."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # inherited by each run's process
     level = logging.getLogger().getEffectiveLevel()
     runs: list[dict[str, object]] = []

@@ -6,7 +6,6 @@ stopped right after start failed to stop in CI (``live-mqtt`` did not stop)."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -15,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from station.services.ingest.mqtt_client import _Client
 from station.services.ingest.paho_loop import join_loop, loop_alive, start_loop
 from tests.integration.servers.mosquitto import Mosquitto
+from tests.waiting import wait_until
 
 
 class _HeldConnect(_Client):
@@ -43,15 +43,11 @@ def test_a_stop_asked_during_the_connection_attempt_ends_the_session(
     client.connect_async("localhost", mosquitto.port)
     start_loop(client, "stop-test-mqtt")
     try:
-        deadline = time.monotonic() + 10
-        while client.attempts == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert client.attempts == 1, "the connection attempt never started"
+        wait_until(lambda: client.attempts > 0, 10, "the connection attempt")
+        assert client.attempts == 1
         client.disconnect()  # no socket yet: paho marks it disconnected...
         client.stop_asked.set()  # ...and the attempt goes on regardless
-        started = time.monotonic()
         assert join_loop(client, 3.0), "the session's thread ran on after the stop"
-        assert time.monotonic() - started < 3.0
         assert connected.is_set(), "the attempt did connect: the race was there to lose"
         assert not loop_alive(client)
     finally:
